@@ -1,0 +1,82 @@
+"""Policy files: validated once at load, every error names the key and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from verifier.catalog import CHECK_IDS
+from verifier.errors import ConfigError
+from verifier.model import Severity
+from verifier.policy import KEYS, default_policy, load_policy, parse_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_default_policy_loads_with_strict_production_defaults() -> None:
+    p = default_policy()
+    assert p.id == "default"
+    assert p.tdx.allowed_tcb_statuses == frozenset({"UpToDate"})
+    assert p.tdx.allow_debug is False
+    assert p.gpu.nras_required is True
+    assert p.max_attestation_age == 0
+    assert set(p.severities) == CHECK_IDS
+    assert p.severity("tdx.quote") is Severity.REQUIRED
+
+
+def test_every_policy_file_in_the_repo_is_valid() -> None:
+    files = sorted((ROOT / "policies").glob("*.toml"))
+    assert files
+    for f in files:
+        load_policy(f)
+
+
+def test_policy_hash_is_sha256_of_the_exact_bytes() -> None:
+    a = parse_policy(b'[policy]\nid = "x"\n', source="a.toml")
+    b = parse_policy(b'[policy]\nid = "x"\n\n', source="b.toml")
+    assert a.id == b.id and a.sha256 != b.sha256
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[tdx]\nallowed_tcb_statuse = ["UpToDate"]\n', "unknown key 'tdx.allowed_tcb_statuse'"),
+        ('[tdx]\nallowed_tcb_statuses = ["Revoked"]\n', "'Revoked' is not an allowable"),
+        ('[tdx]\nallowed_tcb_statuses = ["SWHardeningNeeded"]\n', "needs tdx.advisory_allowlist"),
+        ('[tdx]\nallowed_tcb_statuses = []\n', "must not be empty"),
+        ('[tdx]\nallowed_mrtd = ["zz"]\n', "tdx.allowed_mrtd: 'zz' is not hex"),
+        ('[tdx]\nallowed_mrtd = ["00"]\n', "tdx.allowed_mrtd: got 1 bytes, expected 48"),
+        ('[tdx.app_ids]\n"m" = ["0011"]\n', "tdx.app_ids.m: got 2 bytes, expected 20"),
+        ('[gpu]\nnras = "maybe"\n', "gpu.nras: got 'maybe'"),
+        ('[checks]\n"tdx.quote" = "sometimes"\n', "checks.tdx.quote: got 'sometimes'"),
+        ('[attestation]\nmax_attestation_age = -1\n', "expected a number >= 0"),
+        ('[attestation]\nmax_attestation_age = "1"\n', "attestation.max_attestation_age: got '1', expected int"),
+        ("x = 1\n", "top-level key 'x' must be a [section]"),
+        ("[tdx\n", "not valid TOML"),
+    ],
+)
+def test_bad_policy_is_a_config_error_naming_key_and_file(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_policy(text.encode(), source="bad.toml")
+    assert needle in err.value.message
+    assert "bad.toml" in err.value.message
+
+
+def test_sw_hardening_allowed_only_with_an_advisory_allowlist() -> None:
+    p = parse_policy(b'[tdx]\nallowed_tcb_statuses = ["UpToDate", "SWHardeningNeeded"]\nadvisory_allowlist = ["INTEL-SA-00615"]\n', source="t")
+    assert p.tdx.advisory_allowlist == frozenset({"INTEL-SA-00615"})
+
+
+def test_local_gpu_mode_turns_the_nras_check_off() -> None:
+    p = parse_policy(b'[gpu]\nnras = "local"\n', source="t")
+    assert p.severity("gpu.nras") is Severity.OFF
+
+
+def test_missing_policy_file_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="cannot read policy file"):
+        load_policy("/nonexistent/policy.toml")
+
+
+def test_every_key_has_documentation_text() -> None:
+    assert all(k.doc for k in KEYS.values())
