@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from verifier import __version__
 from verifier.bundle import Bundle
 from verifier.checklist import Checklist, Passed, Skip, merge_failures
-from verifier.errors import CheckFailed, EvidenceError, Indeterminate
+from verifier.errors import CheckFailed, EvidenceError, Indeterminate, VerifierError
 from verifier.evidence import event_log as evlog
 from verifier.evidence import exchange, report_data
 from verifier.evidence.gpu_payload import GpuPayload, chutes_gpu_nonce, parse_chutes_gpu_evidence, parse_nvidia_payload
@@ -89,12 +89,23 @@ class _State:
     extra_nras: dict[str, bytes] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)
     notes: list[dict[str, str]] = field(default_factory=list)
+    fetch_errors: dict[str, VerifierError] = field(default_factory=dict)
+
+    def missing(self, checks: Checklist, part: str, check_ids: tuple[str, ...], message: str) -> None:
+        """A part is absent: skipped (not_in_bundle), or indeterminate with the fetch error that caused it."""
+        err = self.fetch_errors.get(part)
+        for cid in check_ids:
+            if err is None:
+                checks.skip(cid, "not_in_bundle", message)
+            else:
+                checks.record(cid, Status.INDETERMINATE, err.reason, err.message, err.details)
 
 
-async def evaluate(bundle: Bundle, ctx: Context) -> Evaluation:
+async def evaluate(bundle: Bundle, ctx: Context, *, fetch_errors: dict[str, VerifierError] | None = None) -> Evaluation:
+    """``fetch_errors`` names why a part is missing when the pipeline could not fetch it ("signature", "report")."""
     started = time.perf_counter()
     checks = Checklist(ctx.policy)
-    st = _State(bundle=bundle)
+    st = _State(bundle=bundle, fetch_errors=dict(fetch_errors or {}))
     await _signature_steps(checks, st)
     await _report_steps(checks, st, ctx)
     await _tdx_steps(checks, st, ctx)
@@ -153,8 +164,7 @@ async def evaluate(bundle: Bundle, ctx: Context) -> Evaluation:
 async def _signature_steps(checks: Checklist, st: _State) -> None:
     b = st.bundle
     if b.signature is None:
-        for cid in ("request.hash", "response.hash", "signature.valid"):
-            checks.skip(cid, "not_in_bundle", "no signature.json in the bundle")
+        st.missing(checks, "signature", ("request.hash", "response.hash", "signature.valid"), "no signature.json in the bundle")
         return
 
     try:
@@ -219,7 +229,7 @@ async def _report_steps(checks: Checklist, st: _State, ctx: Context) -> None:
     await checks.run("nonce.fresh", fresh)
 
     if b.report is None:
-        checks.skip("report.signer", "not_in_bundle", "no report.json in the bundle")
+        st.missing(checks, "report", ("report.signer",), "no report.json in the bundle")
         return
     try:
         st.report = parse_report(b.report)

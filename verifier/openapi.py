@@ -1,0 +1,176 @@
+"""The OpenAPI 3.1 document of the HTTP API (kept true by tests/test_web.py: routes and response bodies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from verifier import __version__
+from verifier.catalog import CHECK_IDS, REASONS
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "request_id"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}},
+            },
+            "request_id": {"type": "string"},
+        },
+    },
+    "VerificationRequest": {
+        "type": "object",
+        "description": "Give request or request_b64, and response or response_b64 (base64 for exact bytes).",
+        "required": ["model"],
+        "additionalProperties": False,
+        "properties": {
+            "request": {"type": "string", "description": "exact request body sent to the gateway (UTF-8 text)"},
+            "request_b64": {"type": "string", "contentEncoding": "base64"},
+            "response": {"type": "string", "description": "exact response body received (an SSE stream as received)"},
+            "response_b64": {"type": "string", "contentEncoding": "base64"},
+            "model": {"type": "string"},
+            "chat_id": {"type": "string", "description": "default: the response's id (first SSE chunk for streams)"},
+            "gateway": {"type": "string", "description": "base URL; must be in the server's allow-list"},
+            "signing_algo": {"type": "string", "enum": ["ecdsa", "ed25519"], "default": "ecdsa"},
+        },
+    },
+    "Check": {
+        "type": "object",
+        "required": ["id", "status", "severity", "reason", "message", "details"],
+        "properties": {
+            "id": {"type": "string", "enum": sorted(CHECK_IDS)},
+            "status": {"type": "string", "enum": ["pass", "fail", "indeterminate", "skipped"]},
+            "severity": {"type": "string", "enum": ["required", "advisory", "off"]},
+            "reason": {"type": ["string", "null"], "enum": [*sorted(REASONS), None]},
+            "message": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    },
+    "Verdict": {
+        "type": "object",
+        "required": ["id", "status", "trust_profile", "simulator", "subject", "nonce", "times", "policy", "versions", "checks", "notes"],
+        "properties": {
+            "id": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["pass", "fail", "indeterminate"]},
+            "trust_profile": {"type": "string"},
+            "simulator": {"type": "boolean", "description": "true when the verdict was made against the simulator's test anchors"},
+            "subject": {
+                "type": "object",
+                "properties": {
+                    k: _NULLABLE_STR
+                    for k in ("model", "chat_id", "gateway", "signing_algo", "signer", "request_sha256", "response_sha256", "signed_text")
+                },
+            },
+            "nonce": {"type": "object", "properties": {"value": _NULLABLE_STR, "origin": _NULLABLE_STR}},
+            "times": {
+                "type": "object",
+                "required": ["verified_at"],
+                "properties": {
+                    "verified_at": {"type": "integer"},
+                    "captured_at": _NULLABLE_INT,
+                    "evaluated_at": {"type": "number"},
+                    "duration_ms": {"type": "number"},
+                },
+            },
+            "policy": {"type": "object", "required": ["id", "sha256"], "properties": {"id": {"type": "string"}, "sha256": {"type": "string"}}},
+            "versions": {"type": "object"},
+            "checks": {"type": "array", "items": _ref("Check")},
+            "claims": {"type": "object"},
+            "notes": {"type": "array", "items": {"type": "object", "required": ["code", "message"]}},
+            "collateral": {"type": "array"},
+            "attestation": {"type": "object"},
+            "anchors": {"type": "object"},
+            "supersedes": _NULLABLE_STR,
+        },
+    },
+    "VerificationSummary": {
+        "type": "object",
+        "required": ["id", "status"],
+        "properties": {"id": {"type": "string"}, "status": {"type": "string"}, "model": _NULLABLE_STR, "signer": _NULLABLE_STR},
+    },
+    "VerificationList": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {"items": {"type": "array", "items": _ref("VerificationSummary")}, "next_cursor": _NULLABLE_STR},
+    },
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "Ready": {
+        "type": "object",
+        "required": ["status", "database", "dcap_workers"],
+        "properties": {"status": {"type": "string"}, "database": {"type": "boolean"}, "dcap_workers": {"type": "boolean"}},
+    },
+}
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def openapi_document() -> dict[str, Any]:
+    list_params = [
+        {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pass", "fail", "indeterminate"]}},
+        {"name": "model", "in": "query", "schema": {"type": "string"}},
+        {"name": "signer", "in": "query", "schema": {"type": "string"}},
+        {"name": "since", "in": "query", "schema": {"type": "integer"}, "description": "created at or after (unix seconds)"},
+        {"name": "until", "in": "query", "schema": {"type": "integer"}, "description": "created before (unix seconds)"},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Attestation verifier", "version": __version__,
+                 "description": "Verifies that confidential-AI chat completions came from genuine TEE hardware."},
+        "paths": {
+            "/v1/verifications": {
+                "post": {
+                    "summary": "Verify one completion with a freshly minted nonce and record the verdict",
+                    "parameters": [{"name": "X-Upstream-Authorization", "in": "header", "schema": {"type": "string"},
+                                    "description": "the gateway API key; used for the upstream calls, never stored or logged"}],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("VerificationRequest")}}},
+                    "responses": {"201": _json(_ref("Verdict"), "the recorded verdict (its status describes the evidence)"),
+                                  "400": _error("bad input, naming the field"), "413": _error("body too large")},
+                },
+                "get": {
+                    "summary": "List verdicts, newest first",
+                    "parameters": list_params,
+                    "responses": {"200": _json(_ref("VerificationList"), "a page of verdicts"), "400": _error("bad query parameter")},
+                },
+            },
+            "/v1/verifications/{id}": {
+                "get": {"summary": "One verdict", "parameters": [_ID],
+                        "responses": {"200": _json(_ref("Verdict"), "the verdict"), "404": _error("unknown id")}},
+            },
+            "/v1/verifications/{id}/bundle": {
+                "get": {"summary": "The evidence bundle (zip) of a verdict, for `verifier verify-bundle`", "parameters": [_ID],
+                        "responses": {"200": {"description": "zip", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                                      "404": _error("unknown id")}},
+            },
+            "/v1/verifications/{id}/reverify": {
+                "post": {"summary": "Re-evaluate the stored bundle offline; the new verdict supersedes the old", "parameters": [_ID],
+                         "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                             "type": "object", "properties": {"at": {"type": "integer", "description": "verification time (unix seconds)"}}}}}},
+                         "responses": {"201": _json(_ref("Verdict"), "the new verdict"), "404": _error("unknown id"), "400": _error("bad input")}},
+            },
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(_ref("Health"), "alive")}}},
+            "/readyz": {"get": {"summary": "Readiness: database writable, dcap workers alive",
+                                "responses": {"200": _json(_ref("Ready"), "ready"), "503": _json(_ref("Ready"), "not ready")}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1 document"}}}},
+        },
+        "components": {"schemas": SCHEMAS},
+    }
