@@ -171,7 +171,7 @@ async def _verify(settings: Settings, exchange: Exchange, api_key: str | None, r
     async with open_services(settings) as svc:
         evaluation = await verify_exchange(exchange, gateway=svc.gateway(exchange.gateway, api_key=api_key), ctx=svc.context(), prior=svc.recorder)
         if record:
-            evaluation.verdict["id"] = await svc.recorder.save(evaluation.verdict, evaluation.bundle, secrets=(api_key,) if api_key else ())
+            evaluation.verdict["id"] = await svc.recorder.save(evaluation.verdict, evaluation.bundle, secrets=(api_key,) if api_key and len(api_key) >= 8 else ())
         return evaluation.verdict
 
 

@@ -20,15 +20,16 @@ T = TypeVar("T")
 
 
 class Recorder:
-    def __init__(self, ledger: Ledger, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, ledger: Ledger, executor: ThreadPoolExecutor, *, trust_profile: str) -> None:
         self.ledger = ledger  # only ever touched from `executor`'s one thread
         self._executor = executor
+        self._trust_profile = trust_profile  # reuse never crosses trust profiles
 
     @classmethod
-    async def open(cls, path: str) -> Recorder:
+    async def open(cls, path: str, *, trust_profile: str) -> Recorder:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
         ledger = await asyncio.get_running_loop().run_in_executor(executor, Ledger.open, path)
-        return cls(ledger, executor)
+        return cls(ledger, executor, trust_profile=trust_profile)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
@@ -53,7 +54,8 @@ class Recorder:
             return False
 
     async def find(self, *, signer: str, signing_algo: str, model: str, now: int, max_age: int) -> PriorAttestation | None:
-        row = await self._call(self.ledger.find_reusable_attestation, signer=signer, signing_algo=signing_algo, model=model, now=now, max_age=max_age)
+        row = await self._call(self.ledger.find_reusable_attestation, signer=signer, signing_algo=signing_algo, model=model, now=now, max_age=max_age,
+                               trust_profile=self._trust_profile)
         if row is None:
             return None
         bundle = await self.bundle(row["verdict_id"])

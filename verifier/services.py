@@ -59,7 +59,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
     anchors = anchors_for(settings.trust_profile)
     async with AsyncExitStack() as stack:
-        recorder = await Recorder.open(settings.db_path)
+        recorder = await Recorder.open(settings.db_path, trust_profile=anchors.name)
         stack.push_async_callback(recorder.close)
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, connect=min(10.0, settings.upstream_timeout))
         session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "attestation-verifier"}))

@@ -139,7 +139,7 @@ async def post_verification(request: web.Request) -> web.Response:
         evaluation = await verify_exchange(exchange, gateway=gateway, ctx=svc.context(), prior=svc.recorder)
     except InputError as exc:
         raise HTTPProblem(400, "bad_request", exc.message, "chat_id") from None
-    verdict_id = await svc.recorder.save(evaluation.verdict, evaluation.bundle, secrets=(api_key,) if api_key else ())
+    verdict_id = await svc.recorder.save(evaluation.verdict, evaluation.bundle, secrets=(api_key,) if api_key and len(api_key) >= 8 else ())
     evaluation.verdict["id"] = verdict_id
     log.info("verdict %s %s model=%s signer=%s", verdict_id, evaluation.verdict["status"], model, evaluation.verdict["subject"]["signer"])
     return web.json_response(evaluation.verdict, status=201, headers={"Location": f"/v1/verifications/{verdict_id}"})
