@@ -475,7 +475,8 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
     for att in st.attestations:
         try:
             if att.gpu_evidence is not None:
-                payloads[att.path] = (att, parse_chutes_gpu_evidence(att.gpu_evidence, nonce_hex=att.instance_nonce or ""))
+                payloads[att.path] = (att, parse_chutes_gpu_evidence(
+                    att.gpu_evidence, nonce_hex=att.instance_nonce or "", e2e_pubkey_b64=att.e2e_pubkey))
             elif att.nvidia_payload is not None:
                 payload = parse_nvidia_payload(att.nvidia_payload)
                 if payload.evidence:
@@ -554,10 +555,22 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
             name = "response.json" if n == 0 else f"response-{n}.json"
             try:
                 body, jwks = await _nras_material(name, payload, st, ctx)
-                nras_results.append(verify_nras_response(
-                    body, jwks=jwks, expected_nonce=expected_gpu_nonce(att), gpu_count=len(payload.evidence), now=ctx.now,
-                    anchors=ctx.anchors, leeway=ctx.policy.gpu.nras_leeway,
-                ))
+
+                def verify(jwks: dict[str, Any], body: bytes = body, att: Attestation = att, payload: GpuPayload = payload) -> NrasResult:
+                    return verify_nras_response(
+                        body, jwks=jwks, expected_nonce=expected_gpu_nonce(att), gpu_count=len(payload.evidence), now=ctx.now,
+                        anchors=ctx.anchors, leeway=ctx.policy.gpu.nras_leeway,
+                    )
+
+                try:
+                    nras_results.append(verify(jwks))
+                except Indeterminate as exc:
+                    if exc.reason != "nras_jwks_unavailable" or ctx.nras is None:
+                        raise
+                    # NRAS rotates keys about daily: refetch the JWKS once for the token's kid
+                    jwks = await ctx.nras.jwks(exc.details.get("kid"))
+                    st.extra_nras["jwks.json"] = json.dumps(jwks, sort_keys=True).encode()
+                    nras_results.append(verify(jwks))
             except (CheckFailed, EvidenceError, Indeterminate, Skip) as exc:
                 errors.append((path, exc))
         merge_failures(errors)

@@ -1,0 +1,361 @@
+"""Offline verification of NRAS v3 detached-EAT responses (nvidia-gpu.md §1)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import datetime as dt
+import hashlib
+import hmac
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verifier.errors import CheckFailed, EvidenceError, Indeterminate
+from verifier.gpu.nras_token import verify_nras_response
+from verifier.trust import production_anchors
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures"
+ANCHORS = production_anchors()
+TODAY = 1795000000
+
+
+class Case:
+    def __init__(self, folder: str, jwks: str, nonce: str, gpus: int, iat: int) -> None:
+        self.body = (FIX / folder / "nras_v3_response.json").read_bytes()
+        self.jwks = json.loads((FIX / jwks).read_text())
+        self.nonce, self.gpus, self.now = bytes.fromhex(nonce), gpus, iat + 30
+
+    def verify(self, body: bytes | list[Any] | None = None, **over: Any) -> Any:
+        args: dict[str, Any] = {"jwks": self.jwks, "expected_nonce": self.nonce, "gpu_count": self.gpus, "now": self.now, "anchors": ANCHORS}
+        return verify_nras_response(self.body if body is None else body, **{**args, **over})
+
+    def reason(self, body: bytes | list[Any] | None = None, **over: Any) -> str:
+        with pytest.raises((CheckFailed, Indeterminate)) as exc:
+            self.verify(body, **over)
+        return exc.value.reason
+
+    def tokens(self) -> list[Any]:
+        return json.loads(self.body)
+
+
+SINGLE = Case("nvidia/single-gpu-nras-20260629", "nvidia/single-gpu-nras-20260629/nras_jwks.json",
+              "080c405ce6789e1761445180029523df3ae49576043f7f0868413a38e5e9a84e", 1, 1782698883)
+GEMMA = Case("redpill/attestation/phala-flat-ecdsa-nanogpt-gemma-20260610", "nvidia/redpill-chutes-8gpu-nras-fail-20260610/nras_jwks.json",
+             "9a796732359e9324a45576a730e5a9c47bff518b8ee8bcb882d00b5b1ff6f39a", 1, 1781056142)
+NEAR = Case("redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629", "redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629/nras_jwks.json",
+            "e79c2ec87ccfa76f3aef88deec0687facbd85d1689d82b0cc2de1353f7a62609", 8, 1782698812)
+CHUTES = Case("nvidia/redpill-chutes-8gpu-nras-fail-20260610", "nvidia/redpill-chutes-8gpu-nras-fail-20260610/nras_jwks.json",
+              "aa8aa7cb237cb07d054e2ba1c1660b6d6bf60a1501e4d33bec8115148543e501", 8, 1781056156)
+GENUINE = [SINGLE, GEMMA, NEAR]
+
+
+# ---------------------------------------------------------------- recorded rounds
+
+
+@pytest.mark.parametrize("case", GENUINE, ids=["single", "gemma", "near8"])
+def test_recorded_rounds_pass_at_their_time(case: Case) -> None:
+    r = case.verify()
+    assert r.overall and r.nonce == case.nonce.hex() and len(r.gpus) == case.gpus
+    assert all(g.measres == "success" and g.secboot and g.dbgstat == "disabled" and g.hwmodel == "GH100" for g in r.gpus)
+    assert [g.name for g in r.gpus] == [f"GPU-{i}" for i in range(case.gpus)]
+    assert r.kid.startswith("nv-eat-kid-prod-") and r.exp == r.iat + 3600
+    json.dumps(r.to_json())
+
+
+def test_gemma_claims() -> None:
+    g = GEMMA.verify().gpus[0]
+    assert (g.driver_version, g.vbios_version) == ("570.172.08", "96.00.D0.00.03")
+
+
+def test_body_may_be_a_decoded_list() -> None:
+    assert SINGLE.verify(SINGLE.tokens()).overall
+
+
+def test_chutes_failure_token_is_result_false_with_the_nras_error() -> None:
+    with pytest.raises(CheckFailed) as exc:
+        CHUTES.verify()
+    assert exc.value.reason == "nras_result_false"
+    assert "GPU-0" in exc.value.message and "4010 NONCE_NOT_MATCHING (nonce)" in exc.value.message
+    assert exc.value.details["gpus"]["GPU-7"] == "4010 NONCE_NOT_MATCHING (nonce)"
+
+
+@pytest.mark.parametrize("case", [*GENUINE, CHUTES], ids=["single", "gemma", "near8", "chutes"])
+def test_tokens_are_expired_today(case: Case) -> None:
+    assert case.reason(now=TODAY) == "nras_token_expired"
+
+
+def test_leeway_bounds_expiry_and_not_before() -> None:
+    iat = SINGLE.now - 30
+    SINGLE.verify(now=iat + 3600 + 60)
+    assert SINGLE.reason(now=iat + 3600 + 61) == "nras_token_expired"
+    SINGLE.verify(now=iat - 60)
+    assert SINGLE.reason(now=iat - 61) == "nras_token_expired"
+    assert SINGLE.reason(now=iat + 3601, leeway=0) == "nras_token_expired"
+
+
+def test_genuine_token_against_another_nonce() -> None:
+    assert SINGLE.reason(expected_nonce=b"\x00" * 32) == "nras_nonce_mismatch"
+    assert NEAR.reason(expected_nonce=SINGLE.nonce) == "nras_nonce_mismatch"
+
+
+def test_unknown_kid_is_indeterminate() -> None:
+    assert SINGLE.reason(jwks={"keys": []}) == "nras_jwks_unavailable"
+    # the 2026-06-10 JWKS snapshot does not hold the 2026-06-28 key
+    with pytest.raises(Indeterminate) as exc:
+        SINGLE.verify(jwks=CHUTES.jwks)
+    assert exc.value.reason == "nras_jwks_unavailable" and "nv-eat-kid-prod-20260628" in exc.value.details["kid"]
+
+
+# ---------------------------------------------------------------- forged tokens
+
+
+def _b64u(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def _claims(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def _kid(token: str) -> str:
+    return jwt.get_unverified_header(token)["kid"]
+
+
+def test_token_resigned_with_a_fresh_key_under_the_same_kid() -> None:
+    body = SINGLE.tokens()
+    attacker = ec.generate_private_key(ec.SECP384R1())
+    tok = body[0][1]
+    body[0][1] = jwt.encode(_claims(tok), attacker, algorithm="ES384", headers={"kid": _kid(tok)})
+    assert SINGLE.reason(body) == "nras_token_invalid"
+
+
+def _self_made_jwks(kid: str, leaf_key: ec.EllipticCurvePrivateKey, *, intermediate_der: bytes | None = None) -> dict[str, Any]:
+    inter_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    genuine_inter = x509.load_der_x509_certificate(ANCHORS.nras_intermediate_der)
+    name = genuine_inter.subject
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    inter = (x509.CertificateBuilder().subject_name(name).issuer_name(genuine_inter.issuer).public_key(inter_key.public_key())
+             .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650)).sign(inter_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name.from_rfc4514_string("CN=NVIDIA Attestation Service GPU GH100"))
+            .issuer_name(name).public_key(leaf_key.public_key()).serial_number(2)
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650)).sign(inter_key, hashes.SHA256()))
+    nums = leaf_key.public_key().public_numbers()
+    inter_der = intermediate_der or inter.public_bytes(serialization.Encoding.DER)
+    return {"keys": [{
+        "kty": "EC", "crv": "P-384", "kid": kid, "x": _b64u(nums.x.to_bytes(48, "big")), "y": _b64u(nums.y.to_bytes(48, "big")),
+        "x5c": [base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode(), base64.b64encode(inter_der).decode()],
+    }]}
+
+
+def _resign_all(body: list[Any], key: ec.EllipticCurvePrivateKey) -> list[Any]:
+    """Re-sign every token with ``key`` and fix up the submods, as a full forgery would."""
+    kid = _kid(body[0][1])
+    devices = {n: jwt.encode(_claims(t), key, algorithm="ES384", headers={"kid": kid}) for n, t in body[1].items()}
+    overall = _claims(body[0][1])
+    overall["submods"] = {n: ["DIGEST", ["SHA-256", hashlib.sha256(t.encode()).hexdigest()]] for n, t in devices.items()}
+    return [["JWT", jwt.encode(overall, key, algorithm="ES384", headers={"kid": kid})], devices]
+
+
+@pytest.mark.parametrize("pin_intermediate", [False, True], ids=["self-made-x5c", "genuine-x5c1"])
+def test_attacker_jwks_with_self_made_x5c(pin_intermediate: bool) -> None:
+    attacker = ec.generate_private_key(ec.SECP384R1())
+    body = _resign_all(SINGLE.tokens(), attacker)
+    jwks = _self_made_jwks(_kid(body[0][1]), attacker, intermediate_der=ANCHORS.nras_intermediate_der if pin_intermediate else None)
+    assert SINGLE.reason(body, jwks=jwks) == "nras_token_invalid"
+
+
+def test_genuine_x5c_with_attacker_xy() -> None:
+    attacker = ec.generate_private_key(ec.SECP384R1())
+    body = _resign_all(SINGLE.tokens(), attacker)
+    jwks = copy.deepcopy(SINGLE.jwks)
+    nums = attacker.public_key().public_numbers()
+    for k in jwks["keys"]:
+        k["x"], k["y"] = _b64u(nums.x.to_bytes(48, "big")), _b64u(nums.y.to_bytes(48, "big"))
+    assert SINGLE.reason(body, jwks=jwks) == "nras_token_invalid"
+
+
+def test_alg_none_and_hs256_are_rejected() -> None:
+    tok = SINGLE.tokens()[0][1]
+    kid = _kid(tok)
+    head = _b64u(json.dumps({"alg": "none", "kid": kid}).encode())
+    none_tok = f"{head}.{tok.split('.')[1]}."
+    jwk = next(k for k in SINGLE.jwks["keys"] if k["kid"] == kid)
+    secret = base64.b64decode(jwk["x5c"][0])  # classic confusion: the public cert as an HMAC key
+    signing_input = f"{_b64u(json.dumps({'alg': 'HS256', 'kid': kid}).encode())}.{tok.split('.')[1]}"
+    hs_tok = f"{signing_input}.{_b64u(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
+    for forged in (none_tok, hs_tok):
+        body = SINGLE.tokens()
+        body[0][1] = forged
+        assert SINGLE.reason(body) == "nras_token_invalid"
+
+
+def test_tampered_device_token_payload_breaks_its_signature() -> None:
+    body = SINGLE.tokens()
+    h, p, s = body[1]["GPU-0"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(p + "=="))
+    claims["measres"] = "success"
+    claims["secboot"] = True
+    claims["x-nvidia-gpu-driver-version"] = "999.0"
+    body[1]["GPU-0"] = f"{h}.{_b64u(json.dumps(claims).encode())}.{s}"
+    assert SINGLE.reason(body) == "nras_token_invalid"
+
+
+def test_swapped_device_tokens_break_the_submods() -> None:
+    body = NEAR.tokens()
+    body[1]["GPU-0"], body[1]["GPU-1"] = body[1]["GPU-1"], body[1]["GPU-0"]
+    assert NEAR.reason(body) == "nras_submod_mismatch"
+
+
+def test_missing_or_extra_device_tokens_break_the_submods() -> None:
+    body = NEAR.tokens()
+    del body[1]["GPU-7"]
+    assert NEAR.reason(body) == "nras_submod_mismatch"
+    assert NEAR.reason(gpu_count=7) == "nras_submod_mismatch"
+    assert NEAR.reason(gpu_count=9) == "nras_submod_mismatch"
+    body = NEAR.tokens()
+    body[1]["GPU-8"] = body[1]["GPU-0"]
+    assert NEAR.reason(body) == "nras_submod_mismatch"
+
+
+# ---------------------------------------------------------------- claims, with a test PKI posing as NRAS
+
+
+class FakeNras:
+    """An RSA 'intermediate' + P-384 leaf, pinned through test TrustAnchors; mints any claims."""
+
+    KID = "nv-eat-kid-test"
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP384R1())
+        jwks = _self_made_jwks(self.KID, self.key)
+        self.jwks = jwks
+        self.anchors = replace(ANCHORS, name="test", nras_intermediate_der=base64.b64decode(jwks["keys"][0]["x5c"][1]))
+        self.iat = 1790000000
+        self.nonce = bytes(range(32))
+
+    def body(self, n: int = 2, *, overall: dict[str, Any] | None = None, device: dict[str, Any] | None = None) -> list[Any]:
+        std = {"iss": ANCHORS.nras_issuer, "iat": self.iat, "nbf": self.iat, "exp": self.iat + 3600, "eat_nonce": self.nonce.hex()}
+        dev = {**std, "measres": "success", "secboot": True, "dbgstat": "disabled", "hwmodel": "GH100",
+               "x-nvidia-gpu-driver-version": "570.172.08", "x-nvidia-gpu-vbios-version": "96.00.CF.00.02", "ueid": "1", **(device or {})}
+        devices = {f"GPU-{i}": jwt.encode(dev, self.key, algorithm="ES384", headers={"kid": self.KID}) for i in range(n)}
+        subs = {k: ["DIGEST", ["SHA-256", hashlib.sha256(v.encode()).hexdigest()]] for k, v in devices.items()}
+        top = {**std, "x-nvidia-overall-att-result": True, "submods": subs, "x-nvidia-ver": "2.0", **(overall or {})}
+        return [["JWT", jwt.encode(top, self.key, algorithm="ES384", headers={"kid": self.KID})], devices]
+
+    def verify(self, body: list[Any], n: int = 2, **over: Any) -> Any:
+        args = {"jwks": self.jwks, "expected_nonce": self.nonce, "gpu_count": n, "now": self.iat + 10, "anchors": self.anchors}
+        return verify_nras_response(json.dumps(body).encode(), **{**args, **over})
+
+    def reason(self, body: list[Any], n: int = 2, **over: Any) -> str:
+        with pytest.raises((CheckFailed, Indeterminate)) as exc:
+            self.verify(body, n, **over)
+        return exc.value.reason
+
+
+@pytest.fixture(scope="module")
+def fake() -> FakeNras:
+    return FakeNras()
+
+
+def test_fake_nras_positive(fake: FakeNras) -> None:
+    assert fake.verify(fake.body()).gpus[1].driver_version == "570.172.08"
+
+
+def test_the_production_anchors_reject_the_fake_nras(fake: FakeNras) -> None:
+    assert fake.reason(fake.body(), anchors=ANCHORS) == "nras_token_invalid"
+
+
+def test_submod_digest_tampered(fake: FakeNras) -> None:
+    body = fake.body()
+    subs = _claims(body[0][1])["submods"]
+    subs["GPU-1"][1][1] = "00" * 32
+    assert fake.reason(fake.body(overall={"submods": subs})) == "nras_submod_mismatch"
+    subs["GPU-1"] = ["DIGEST", ["SHA-384", "00"]]
+    assert fake.reason(fake.body(overall={"submods": subs})) == "nras_submod_mismatch"
+    assert fake.reason(fake.body(overall={"submods": None})) == "nras_submod_mismatch"
+
+
+@pytest.mark.parametrize(
+    "device", [{"measres": "fail"}, {"secboot": False}, {"secboot": "true"}, {"dbgstat": "enabled"}, {"measres": None}],
+)
+def test_per_gpu_claims_must_be_acceptable(fake: FakeNras, device: dict[str, Any]) -> None:
+    assert fake.reason(fake.body(device=device)) == "nras_claim_failed"
+
+
+def test_overall_result_must_be_literally_true(fake: FakeNras) -> None:
+    for value in (False, "true", 1, None):
+        assert fake.reason(fake.body(overall={"x-nvidia-overall-att-result": value})) == "nras_result_false"
+
+
+def test_wrong_issuer(fake: FakeNras) -> None:
+    assert fake.reason(fake.body(overall={"iss": "https://nras.attestation-stg.nvidia.com"})) == "nras_token_invalid"
+    assert fake.reason(fake.body(device={"iss": "LOCAL_GPU_VERIFIER"})) == "nras_token_invalid"
+
+
+def test_device_eat_nonce_must_match_too(fake: FakeNras) -> None:
+    assert fake.reason(fake.body(device={"eat_nonce": "00" * 32})) == "nras_nonce_mismatch"
+
+
+def test_signing_certificate_must_be_valid_at_iat(fake: FakeNras) -> None:
+    early = 1700000000  # before the fake leaf's 2026 notBefore
+    body = fake.body(overall={"iat": early, "nbf": early, "exp": early + 3600})
+    assert fake.reason(body, now=early + 10) == "nras_token_invalid"
+
+
+def test_signatures_are_checked_before_claims(fake: FakeNras) -> None:
+    body = fake.body(overall={"x-nvidia-overall-att-result": False})
+    body[1]["GPU-1"] = body[1]["GPU-1"][:-4] + ("AAAA" if not body[1]["GPU-1"].endswith("AAAA") else "BBBB")
+    assert fake.reason(body) == "nras_token_invalid"
+
+
+# ---------------------------------------------------------------- garbage
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not json", b"{}", b"[]", b'[["JWT"], {}]', b'[["JWS", "a.b.c"], {}]', b'[["JWT", 5], {}]',
+     b'[["JWT", "a.b.c"], []]', b'[["JWT", "a.b.c"], {"GPU-0": 1}]', b'[["JWT", "not a jwt"], {}]', b'[["JWT", "e30"], {}]', b'[["JWT", "W10.e30.AA"], {}]'],
+)
+def test_garbage_bodies_are_evidence_errors(body: bytes) -> None:
+    with pytest.raises(EvidenceError):
+        SINGLE.verify(body)
+
+
+@pytest.mark.parametrize("jwks", [None, [], {"keys": "x"}, {}])
+def test_malformed_jwks_is_evidence_error(jwks: Any) -> None:
+    with pytest.raises(EvidenceError):
+        SINGLE.verify(jwks=jwks)
+
+
+def test_malformed_jwk_entry_is_token_invalid() -> None:
+    jwks = copy.deepcopy(SINGLE.jwks)
+    for k in jwks["keys"]:
+        k["x5c"] = ["!!", "!!"]
+    assert SINGLE.reason(jwks=jwks) == "nras_token_invalid"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet="ab.-_JWTGPU0eyJ", max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["GPU-0", "keys", "kid", "x5c", "JWT"]), inner, max_size=3),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_json, jwks=_json)
+def test_random_json_raises_only_verifier_errors(body: Any, jwks: Any) -> None:
+    for b in (body, json.dumps(body).encode()):
+        for j in (jwks, SINGLE.jwks):
+            with contextlib.suppress(EvidenceError, CheckFailed, Indeterminate):
+                verify_nras_response(b, jwks=j, expected_nonce=SINGLE.nonce, gpu_count=1, now=SINGLE.now, anchors=ANCHORS)
