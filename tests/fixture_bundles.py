@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from verifier.bundle import Bundle, BundleMeta
-from verifier.model import NonceOrigin
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 SIG = FIX / "redpill" / "signatures"

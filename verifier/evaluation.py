@@ -395,7 +395,7 @@ async def _tdx_steps(checks: Checklist, st: _State, ctx: Context) -> None:
     def app(att: Attestation, q: TdxQuote) -> str:
         evs = events[att.path]
         compose = evlog.check_compose(app_compose=att.app_compose, claimed_compose_hash=att.compose_hash, events=evs,
-                                      mr_config_id=q.report.mr_config_id)
+                                      mr_config_id=q.report.mr_config_id, quote_rtmr3=q.report.rtmrs[3])
         if pol.allowed["compose_hashes"] and compose not in pol.allowed["compose_hashes"]:
             raise CheckFailed(f"compose hash {compose.hex()} is not in the policy allow-list", reason="compose_hash_not_allowed",
                               details={"got": compose.hex(), "expected": sorted(h.hex() for h in pol.allowed["compose_hashes"])})
