@@ -1,0 +1,166 @@
+"""Attestation reports in every producer format, and picking the attestation that belongs to the signer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fixture_bundles import NEAR_GATEWAY_KEY, NEAR_MODEL, NEAR_MODEL_KEY, chutes, near_two_layer, phala_1gpu_20260325, phala_flat
+from hypothesis import given
+from hypothesis import strategies as st
+
+from verifier.errors import CheckFailed, EvidenceError
+from verifier.evidence.report import ReportFormat, parse_report, select_attestations
+
+PHALA_SIGNER = "0xa6df16ebBc510D97A32b99B4DFD33793acC90e2b"
+
+
+def _doc(bundle_report: bytes | None) -> dict[str, Any]:
+    assert bundle_report is not None
+    return json.loads(bundle_report)
+
+
+def test_phala_flat_report_and_its_all_attestations_copy_are_one_attestation() -> None:
+    report = parse_report(phala_flat().report or b"")
+    assert report.format is ReportFormat.PHALA_FLAT
+    assert [a.path for a in report.attestations] == ["$"]
+    att = report.attestations[0]
+    assert att.signer() == PHALA_SIGNER.lower() and att.signing_algo == "ecdsa"
+    assert att.app_compose is not None and att.compose_hash and att.nvidia_payload and att.event_log
+    assert report.signing_address == PHALA_SIGNER and not report.gpu_evidence_remote
+
+
+def test_near_two_layer_report_has_a_gateway_and_a_model_attestation() -> None:
+    report = parse_report(near_two_layer().report or b"")
+    assert report.format is ReportFormat.NEAR_TWO_LAYER
+    roles = {a.path: (a.role, a.signer(), a.model_name) for a in report.attestations}
+    assert roles == {
+        "$.gateway_attestation": ("gateway", NEAR_GATEWAY_KEY, None),
+        "$.model_attestations[0]": ("model", NEAR_MODEL_KEY, NEAR_MODEL),
+    }
+    assert all(a.tls_cert_fingerprint for a in report.attestations)
+
+
+def test_chutes_report_is_five_instances_without_signers() -> None:
+    report = parse_report(chutes().report or b"")
+    assert report.format is ReportFormat.CHUTES
+    assert len(report.attestations) == 5
+    assert all(a.role == "instance" and a.signer() is None and a.e2e_pubkey and a.instance_nonce for a in report.attestations)
+    assert all(isinstance(a.gpu_evidence, list) and len(a.gpu_evidence) == 8 for a in report.attestations)
+
+
+def test_a_nearai_gateway_key_signature_selects_the_gateway_attestation() -> None:
+    # anchor-failures.md #3: searching only model_attestations crashes or verifies the wrong key
+    report = parse_report(near_two_layer().report or b"")
+    (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", model=NEAR_MODEL)
+    assert att.path == "$.gateway_attestation"
+
+
+def test_a_model_key_selects_its_model_attestation() -> None:
+    report = parse_report(near_two_layer().report or b"")
+    (att,) = select_attestations(report, signing_address=NEAR_MODEL_KEY.upper(), signing_algo="ed25519", model=NEAR_MODEL.lower())
+    assert att.path == "$.model_attestations[0]"
+
+
+def test_a_genuine_report_of_another_signer_is_signer_not_attested() -> None:
+    # anchor-failures.md #5: a valid signature by key A paired with a genuine report of key B must not pass
+    report = parse_report(phala_flat().report or b"")
+    with pytest.raises(CheckFailed) as exc:
+        select_attestations(report, signing_address="0x" + "ab" * 20, signing_algo="ecdsa", model=None)
+    assert exc.value.reason == "signer_not_attested"
+    assert "0xa6df16ebbc510d97a32b99b4dfd33793acc90e2b" in exc.value.message
+
+
+def test_the_right_key_with_the_wrong_algo_is_not_attested() -> None:
+    report = parse_report(near_two_layer().report or b"")
+    with pytest.raises(EvidenceError):  # an ed25519 key is not an ecdsa address at all
+        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ecdsa", model=None)
+    with pytest.raises(CheckFailed) as exc:
+        select_attestations(parse_report(phala_flat().report or b""), signing_address="ab" * 32, signing_algo="ed25519", model=None)
+    assert exc.value.reason == "signer_not_attested"
+
+
+def test_a_substitute_model_attestation_is_model_mismatch() -> None:
+    # private-ai-gateway PR #50: NEAR answered an unknown model with another model's attestation
+    report = parse_report(near_two_layer().report or b"")
+    with pytest.raises(CheckFailed) as exc:
+        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", model="zai-org/GLM-4.7")
+    assert exc.value.reason == "model_mismatch"
+    assert exc.value.details == {"expected": "zai-org/GLM-4.7", "got": [NEAR_MODEL]}
+
+
+def test_two_distinct_quotes_claiming_the_signer_are_both_selected() -> None:
+    doc = _doc(phala_flat().report)
+    other = dict(doc["all_attestations"][0])
+    q = other["intel_quote"]
+    other["intel_quote"] = q[:200] + ("0" if q[200] != "0" else "1") + q[201:]
+    doc["all_attestations"].append(other)
+    report = parse_report(doc)
+    chosen = select_attestations(report, signing_address=PHALA_SIGNER, signing_algo="ecdsa", model=None)
+    assert [a.path for a in chosen] == ["$", "$.all_attestations[1]"]
+
+
+def test_an_aci_legacy_report_says_its_gpu_evidence_is_remote() -> None:
+    doc = _doc(phala_1gpu_20260325().report)
+    doc["api_version"] = "aci/1"
+    doc["attestation"] = {"tee_type": "tdx", "workload_keyset": {"keys": []}, "evidence": {"quote": doc["intel_quote"]}}
+    report = parse_report(doc)
+    assert report.format is ReportFormat.ACI_LEGACY and report.gpu_evidence_remote
+
+
+def test_near_direct_flat_report_is_recognised_by_its_model_name() -> None:
+    doc = {**_doc(phala_flat().report), "model_name": "Qwen/Qwen3.5-27B"}
+    report = parse_report(doc)
+    assert report.format is ReportFormat.NEAR_DIRECT
+    assert report.attestations[0].model_name == "Qwen/Qwen3.5-27B"
+
+
+def test_older_reports_with_tcb_info_as_a_json_string_still_yield_app_compose() -> None:
+    doc = _doc(phala_flat().report)
+    doc.pop("all_attestations")
+    doc["info"]["tcb_info"] = json.dumps(doc["info"]["tcb_info"])
+    att = parse_report(doc).attestations[0]
+    assert att.app_compose is not None and att.app_compose.startswith("{")
+
+
+@pytest.mark.parametrize(("raw", "needle"), [
+    (b"not json", "not valid JSON"),
+    (b"[1]", "expected an object"),
+    (b'{"attestation_type": "tinfoil", "intel_quote": "00"}', "not supported"),
+    (b'{"foo": 1}', "unknown format"),
+    (b'{"intel_quote": 5}', "intel_quote"),
+    (b'{"model_attestations": {"a": 1}}', "expected a list"),
+    (b'{"model_attestations": [1]}', "expected an object"),
+    (b'{"attestation_type": "chutes", "all_attestations": []}', "without instances"),
+    (b'{"intel_quote": "00", "signing_address": 7}', "signing_address"),
+])
+def test_malformed_reports_name_what_is_wrong(raw: bytes, needle: str) -> None:
+    with pytest.raises(EvidenceError) as exc:
+        parse_report(raw)
+    assert needle in exc.value.message
+
+
+_json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
+                     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+                     max_leaves=20)
+_keys = st.sampled_from(["intel_quote", "quote", "signing_address", "signing_algo", "all_attestations", "gateway_attestation",
+                         "model_attestations", "attestation_type", "api_version", "info", "event_log", "nvidia_payload", "model_name"])
+
+
+@given(st.dictionaries(_keys, _json, max_size=6))
+def test_parse_report_on_arbitrary_json_raises_only_evidence_error(doc: dict[str, Any]) -> None:
+    try:
+        report = parse_report(json.dumps(doc).encode())
+    except EvidenceError:
+        return
+    for att in report.attestations:
+        att.signer()
+
+
+@given(st.binary(max_size=256))
+def test_parse_report_on_arbitrary_bytes_raises_only_evidence_error(raw: bytes) -> None:
+    try:
+        parse_report(raw)
+    except EvidenceError:
+        pass
