@@ -224,9 +224,10 @@ def list_cmd(db_path: str, as_json: bool, **filters: Any) -> None:
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Zip file to write.")
 def export(verdict_id: str, db_path: str, output: Path) -> None:
     """Export a verdict's evidence bundle (zip) for `verifier verify-bundle`."""
-    files = _ledger(db_path).evidence(verdict_id)
-    if not files:
-        raise click.ClickException(f"no verdict {verdict_id!r} in {db_path}")
+    try:
+        files = _ledger(db_path).evidence(verdict_id)
+    except KeyError:
+        raise click.ClickException(f"no verdict {verdict_id!r} in {db_path}") from None
     output.write_bytes(Bundle.from_files(files).to_zip())
     verdict = _ledger(db_path).get(verdict_id) or {}
     click.echo(f"wrote {output}; reproduce with: verifier verify-bundle {output} --at {verdict.get('times', {}).get('verified_at')}"

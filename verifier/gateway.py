@@ -25,6 +25,7 @@ from urllib.parse import quote
 import aiohttp
 
 from verifier.errors import Indeterminate, UpstreamError
+from verifier.transport import BodyTooLarge, read_capped
 
 MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
 
@@ -74,9 +75,11 @@ class GatewayClient:
         url = f"{self._base}{path}"
         try:
             async with self._session.get(url, params=params, headers=self._headers, timeout=self._timeout) as resp:
-                body = await resp.content.read(MAX_EVIDENCE_BYTES + 1)
-                if len(body) > MAX_EVIDENCE_BYTES:
-                    raise UpstreamError(f"{what}: {url} body larger than {MAX_EVIDENCE_BYTES} bytes", reason="upstream_garbled")
+                try:
+                    body = await read_capped(resp, MAX_EVIDENCE_BYTES)
+                except BodyTooLarge:
+                    raise UpstreamError(f"{what}: {url} body larger than {MAX_EVIDENCE_BYTES} bytes", reason="upstream_garbled",
+                                        details={"status": resp.status}) from None
                 classify(resp.status, body, what=what, url=url)
                 return body
         except TimeoutError:

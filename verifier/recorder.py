@@ -41,8 +41,11 @@ class Recorder:
         return await self._call(self.ledger.get, verdict_id)
 
     async def bundle(self, verdict_id: str) -> Bundle | None:
-        files = await self._call(self.ledger.evidence, verdict_id)
-        return Bundle.from_files(files) if files else None
+        try:
+            files = await self._call(self.ledger.evidence, verdict_id)
+        except KeyError:
+            return None
+        return Bundle.from_files(files)
 
     async def list(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
         return await self._call(self.ledger.list, **filters)
