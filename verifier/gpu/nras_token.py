@@ -102,18 +102,21 @@ def verify_nras_response(
                               reason="nras_token_invalid", details={"expected": anchors.nras_issuer, "got": t.claims.get("iss")})
     for t in tokens:
         _check_times(t, now, leeway)
+    _check_submods(overall, devices, gpu_count)
+    gpus = tuple(_gpu_claims(t) for t in sorted(devices, key=lambda d: int(d.name[4:])))  # names are GPU-0..n-1 now
+    # A negative answer is a fail whatever nonce it carries, so NRAS's own reason (e.g. NONCE_NOT_MATCHING) is
+    # reported first; only a positive answer needs our nonce for it to count.
+    if overall.claims.get("x-nvidia-overall-att-result") is not True:
+        detail = _failure_summary(gpus)
+        raise CheckFailed(f"NRAS overall attestation result is false: {detail}", reason="nras_result_false",
+                          details={"gpus": {g.name: g.error for g in gpus}, "kid": overall.kid, "iat": overall.claims.get("iat"),
+                                   "eat_nonce": overall.claims.get("eat_nonce"), "expected_nonce": expected_nonce.hex()})
     for t in tokens:
         if t is overall or "eat_nonce" in t.claims:
             got = t.claims.get("eat_nonce")
             if not isinstance(got, str) or not hmac.compare_digest(got.lower().encode(), expected_nonce.hex().encode()):
                 raise CheckFailed(f"NRAS {t.name} token eat_nonce {got!r} is not {expected_nonce.hex()}",
                                   reason="nras_nonce_mismatch", details={"expected": expected_nonce.hex(), "got": got})
-    _check_submods(overall, devices, gpu_count)
-    gpus = tuple(_gpu_claims(t) for t in sorted(devices, key=lambda d: int(d.name[4:])))  # names are GPU-0..n-1 now
-    if overall.claims.get("x-nvidia-overall-att-result") is not True:
-        detail = _failure_summary(gpus)
-        raise CheckFailed(f"NRAS overall attestation result is false: {detail}", reason="nras_result_false",
-                          details={"gpus": {g.name: g.error for g in gpus}, "kid": overall.kid, "iat": overall.claims.get("iat")})
     bad = {g.name: _claim_problem(g) for g in gpus if _claim_problem(g)}
     if bad:
         raise CheckFailed("NRAS per-GPU claims not acceptable: " + "; ".join(f"{k}: {v}" for k, v in bad.items()),
