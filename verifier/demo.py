@@ -46,8 +46,7 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        sockets = site._server.sockets if site._server else []  # aiohttp exposes the bound port only here
-        yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
 

@@ -289,9 +289,9 @@ async def _tdx_steps(checks: Checklist, st: _State, ctx: Context) -> None:
         except EvidenceError as exc:
             quote_errors.append((att.path, exc))
     if quote_errors:
-        path, exc = quote_errors[0]
+        path, error = quote_errors[0]
         for cid in _TDX:
-            checks.record(cid, Status.FAIL, "malformed_evidence", f"{path}: quote does not parse: {exc}")
+            checks.record(cid, Status.FAIL, "malformed_evidence", f"{path}: quote does not parse: {error}")
         return
     st.claims["tdx"] = {path: q.to_json() for path, q in st.quotes.items()}
 
@@ -484,9 +484,9 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
         except EvidenceError as exc:
             parse_errors.append((att.path, exc))
     if parse_errors:
-        path, exc = parse_errors[0]
+        path, error = parse_errors[0]
         for cid in _GPU:
-            checks.record(cid, Status.FAIL, "malformed_evidence", f"{path}: GPU evidence does not parse: {exc}")
+            checks.record(cid, Status.FAIL, "malformed_evidence", f"{path}: GPU evidence does not parse: {error}")
         return
     if not payloads:
         for cid in _GPU:

@@ -31,7 +31,7 @@ log = logging.getLogger("verifier.web")
 
 SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
-CLOCK = web.AppKey("clock", Callable[[], float])
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 REQUEST_ID = web.RequestKey("request_id", str)
 
 UPSTREAM_KEY_HEADER = "X-Upstream-Authorization"

@@ -116,7 +116,7 @@ def _chutes(doc: dict[str, Any]) -> Report:
 
 
 def _entry(e: dict[str, Any], path: str, role: str, *, aci: bool = False) -> Attestation:
-    info = e.get("info") if isinstance(e.get("info"), dict) else {}
+    info: dict[str, Any] = e["info"] if isinstance(e.get("info"), dict) else {}
     tcb_info = _maybe_json(info.get("tcb_info"), f"{path}.info.tcb_info")
     evidence = _get(e, "attestation", "evidence") if aci else None
     evidence = evidence if isinstance(evidence, dict) else {}
