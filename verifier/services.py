@@ -22,7 +22,8 @@ from verifier.policy import Policy, default_policy, load_policy
 from verifier.profiles import anchors_for
 from verifier.recorder import Recorder
 from verifier.settings import Settings
-from verifier.tdx.collateral import CollateralCache, PcsClient
+from verifier.tdx.collateral_cache import CollateralCache
+from verifier.tdx.pcs import PcsClient
 from verifier.tdx.pool import DcapPool
 from verifier.trust import TrustAnchors
 

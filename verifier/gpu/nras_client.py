@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from verifier.errors import UpstreamError
+from verifier.transport import BodyTooLarge, read_capped
 
 DEFAULT_BASE_URL = "https://nras.attestation.nvidia.com"
 _MAX_BODY = 4 * 1024 * 1024
@@ -55,11 +56,10 @@ class NrasClient:
         try:
             async with self._session.request(method, url, headers=headers, data=data, timeout=self._timeout) as resp:
                 status = resp.status
-                body = b""
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    body += chunk
-                    if len(body) > _MAX_BODY:
-                        break
+                try:
+                    body = await read_capped(resp, _MAX_BODY)
+                except BodyTooLarge:
+                    raise fail(f"answer larger than {_MAX_BODY} bytes", status) from None
         except TimeoutError:
             raise fail(f"no answer within {self._timeout.total}s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: invalid URL
@@ -68,8 +68,6 @@ class NrasClient:
             raise fail("HTTP 429 (rate limited)", status)
         if not 200 <= status < 300:
             raise fail(f"HTTP {status}", status)
-        if len(body) > _MAX_BODY:
-            raise fail(f"answer larger than {_MAX_BODY} bytes", status)
         try:
             json.loads(body)
         except (ValueError, RecursionError):
