@@ -169,3 +169,18 @@ def test_reserialized_hash_is_python_default_json_dumps_of_a_json_body_only() ->
 def test_exchange_helpers_never_raise_on_arbitrary_bytes(raw: bytes) -> None:
     chat_id_from_response(raw)
     reserialized_sha256(raw)
+
+
+def test_the_service_process_keeps_a_recursion_limit_that_makes_deep_json_an_error_not_a_segfault() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import verifier.web, verifier.simulator.gateway, json\n"
+        "from verifier.evidence.report import parse_report\n"
+        "from verifier.errors import EvidenceError\n"
+        "try:\n    parse_report(b'[' * 200000)\nexcept EvidenceError as e:\n    print('evidence error:', e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "evidence error: report: not valid JSON" in done.stdout

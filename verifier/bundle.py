@@ -142,7 +142,7 @@ class Bundle:
         if "meta.json" in files:
             try:
                 meta = BundleMeta.from_json(json.loads(files["meta.json"]))
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:
                 raise BundleError(f"meta.json is not valid JSON: {exc}") from None
         return cls(
             meta=meta,

@@ -593,7 +593,7 @@ async def _nras_material(name: str, payload: GpuPayload, st: _State, ctx: Contex
     if jwks_raw is not None:
         try:
             jwks = json.loads(jwks_raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise EvidenceError("nras/jwks.json is not JSON") from None
     elif ctx.nras is not None:
         jwks = await ctx.nras.jwks()

@@ -51,7 +51,7 @@ def classify(status: int, body: bytes, *, what: str, url: str) -> None:
                             details={"status": status})
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         parsed = None
     if not isinstance(parsed, dict):
         raise UpstreamError(f"{what}: {url} answered {status} with a body that is not a JSON object ({len(body)} bytes)",

@@ -98,7 +98,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise HTTPProblem(400, "bad_request", "body: not valid JSON") from None
     if not isinstance(body, dict):
         raise HTTPProblem(400, "bad_request", f"body: expected a JSON object, got {type(body).__name__}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,11 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from verifier.errors import CheckFailed, EvidenceError, Indeterminate
+
+# py_ecc, imported by eth-account, raises the interpreter's recursion limit to 100000 at import. With it,
+# json.loads of deeply nested untrusted input ("[" * 100000) overflows the C stack — a segfault of the
+# service — instead of raising RecursionError. Put the default back (we never use py_ecc's recursion).
+sys.setrecursionlimit(min(sys.getrecursionlimit(), 1000))
 
 ALGOS = ("ecdsa", "ed25519")
 _HASH = re.compile(r"[0-9a-f]{64}", re.ASCII)
