@@ -171,3 +171,15 @@ def test_parse_report_on_arbitrary_json_raises_only_evidence_error(doc: dict[str
 def test_parse_report_on_arbitrary_bytes_raises_only_evidence_error(raw: bytes) -> None:
     with contextlib.suppress(EvidenceError):
         parse_report(raw)
+
+
+def test_an_attestation_without_signing_algo_takes_the_algo_its_address_implies() -> None:
+    doc = _doc(near_two_layer().report)
+    for entry in [doc["gateway_attestation"], *doc["model_attestations"]]:
+        del entry["signing_algo"]
+    report = parse_report(doc)
+    (att,) = select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", model=NEAR_MODEL)
+    assert att.algo == "ed25519" and att.path == "$.model_attestations[0]"
+    flat = _doc(phala_flat().report)
+    del flat["signing_algo"]
+    assert parse_report(flat).attestations[0].algo == "ecdsa"

@@ -49,12 +49,20 @@ class Attestation:
     instance_nonce: str | None = None  # Chutes per-instance nonce (informational until checked)
     e2e_pubkey: str | None = None  # Chutes ML-KEM key (base64), bound by report_data
 
+    @property
+    def algo(self) -> str:
+        """``signing_algo``, or when absent the one the address's form implies (0x + 20 bytes: ecdsa; 32 bytes: ed25519)."""
+        if self.signing_algo:
+            return self.signing_algo
+        address = (self.signing_address or "").strip()
+        return "ed25519" if len(address) == 64 and not address.lower().startswith("0x") else "ecdsa"
+
     def signer(self) -> str | None:
         """This attestation's signer in canonical form, or None when absent or malformed."""
         if not self.signing_address:
             return None
         try:
-            return normalize_signer(self.signing_algo or "ecdsa", self.signing_address)
+            return normalize_signer(self.algo, self.signing_address)
         except EvidenceError:
             return None
 
@@ -154,7 +162,7 @@ def select_attestations(report: Report, *, signing_address: str, signing_algo: s
     """
     signer = normalize_signer(signing_algo, signing_address)
     algo = signing_algo.lower()
-    for_signer = [a for a in report.attestations if a.signer() == signer and (a.signing_algo or "ecdsa") == algo]
+    for_signer = [a for a in report.attestations if a.signer() == signer and a.algo == algo]
     matched = [a for a in for_signer if model is None or a.model_name is None or a.model_name.lower() == model.lower()]
     if matched:
         return tuple(matched)
@@ -162,7 +170,7 @@ def select_attestations(report: Report, *, signing_address: str, signing_algo: s
         names = sorted({a.model_name or "" for a in for_signer})
         raise CheckFailed(f"the attestation(s) for {signer} are for model {', '.join(names)}, not {model}", reason="model_mismatch",
                           details={"expected": model, "got": names})
-    known = sorted({f"{a.signer()} ({a.signing_algo or 'ecdsa'}) at {a.path}" for a in report.attestations if a.signer()})
+    known = sorted({f"{a.signer()} ({a.algo}) at {a.path}" for a in report.attestations if a.signer()})
     raise CheckFailed(f"no attestation in the {report.format} report is for {signer} ({algo}); it attests: {'; '.join(known) or 'no signer'}",
                       reason="signer_not_attested", details={"expected": signer, "got": known})
 
