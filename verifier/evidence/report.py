@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.errors import CheckFailed, EvidenceError
+from verifier.evidence.json_object import load_object
 from verifier.evidence.signature import normalize_signer
 
 
@@ -80,7 +81,7 @@ _MAX_ATTESTATIONS = 64
 
 
 def parse_report(raw: bytes | str | dict[str, Any]) -> Report:
-    doc = raw if isinstance(raw, dict) else _load(raw)
+    doc = raw if isinstance(raw, dict) else load_object(raw, "report")
     if doc.get("attestation_type") == "chutes":
         return _chutes(doc)
     if isinstance(doc.get("attestation_type"), str):
@@ -176,16 +177,6 @@ def select_attestations(report: Report, *, signing_address: str, signing_algo: s
 
 
 # ---------------------------------------------------------------- field access (untrusted JSON)
-
-
-def _load(raw: bytes | str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise EvidenceError("report: not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise EvidenceError(f"report: got a JSON {type(doc).__name__}, expected an object")
-    return doc
 
 
 def _get(doc: dict[str, Any], *keys: str) -> Any:

@@ -15,7 +15,6 @@ Anything else is unverifiable (§2.3).
 from __future__ import annotations
 
 import hmac
-import json
 import re
 import sys
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from verifier.errors import CheckFailed, EvidenceError, Indeterminate
+from verifier.evidence.json_object import load_object
 
 # py_ecc, imported by eth-account, raises the interpreter's recursion limit to 100000 at import. With it,
 # json.loads of deeply nested untrusted input ("[" * 100000) overflows the C stack — a segfault of the
@@ -80,7 +80,7 @@ def _field(body: dict[str, Any], key: str) -> str:
 
 
 def parse_signature(raw: bytes | str | dict[str, Any]) -> ResponseSignature:
-    body = raw if isinstance(raw, dict) else _load(raw)
+    body = raw if isinstance(raw, dict) else load_object(raw, "signature")
     text = _field(body, "text")
     if len(text) > _MAX_TEXT:
         raise EvidenceError(f"signature: text is {len(text)} characters, expected at most {_MAX_TEXT}", reason="signed_text_malformed")
@@ -96,16 +96,6 @@ def parse_signature(raw: bytes | str | dict[str, Any]) -> ResponseSignature:
         signed=parse_signed_text(text),
         kind=kind if isinstance(kind, str) else None,
     )
-
-
-def _load(raw: bytes | str) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise EvidenceError("signature: not valid JSON") from None
-    if not isinstance(body, dict):
-        raise EvidenceError(f"signature: got a JSON {type(body).__name__}, expected an object")
-    return body
 
 
 def normalize_signer(signing_algo: str, signing_address: str) -> str:
