@@ -110,6 +110,8 @@ def _settings(**kw: Any) -> Settings:
 @click.option("--nras-url", default=None, help="NVIDIA NRAS base URL.")
 @click.option("--offline", is_flag=True, default=None, help="Never fetch collateral or NRAS answers.")
 @click.option("--workers", "dcap_workers", type=int, default=None, help="dcap-qvl worker processes (default: cores).")
+@click.option("--signature-deadline", type=float, default=None,
+              help="Seconds to keep retrying the signature fetch (404/5xx/429/timeouts; default 20).")
 def serve(host: str, port: int, allow_gateways: tuple[str, ...], **kw: Any) -> None:
     """Run the HTTP API."""
     from aiohttp import web
@@ -144,6 +146,8 @@ def serve(host: str, port: int, allow_gateways: tuple[str, ...], **kw: Any) -> N
 @click.option("--pccs", is_flag=True, default=None)
 @click.option("--nras-url", default=None)
 @click.option("--offline", is_flag=True, default=None)
+@click.option("--signature-deadline", type=float, default=None,
+              help="Seconds to keep retrying the signature fetch (404/5xx/429/timeouts; default 20).")
 @click.option("--api-key-env", default="VERIFIER_UPSTREAM_KEY", show_default=True, help="Environment variable holding the gateway API key.")
 @click.option("--json", "as_json", is_flag=True)
 def verify(request_file: Path, response_file: Path, model: str, gateway: str, chat_id: str | None, signing_algo: str,
