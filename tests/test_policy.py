@@ -80,3 +80,31 @@ def test_missing_policy_file_is_a_config_error() -> None:
 
 def test_every_key_has_documentation_text() -> None:
     assert all(k.doc for k in KEYS.values())
+
+
+@pytest.mark.parametrize(("check_id", "foundation"), [
+    ("tdx.binds_nonce", "tdx.quote"), ("tdx.binds_signer", "tdx.quote"), ("tdx.debug", "tdx.quote"),
+    ("gpu.nonce", "gpu.evidence"), ("response.hash", "signature.valid"),
+])
+def test_a_required_check_over_unverified_evidence_is_refused(check_id: str, foundation: str) -> None:
+    # review finding: tdx.quote advisory + bindings required let a forged quote with the right report_data pass
+    text = f'[checks]\n"{foundation}" = "advisory"\n'.encode()
+    if foundation == "tdx.quote":
+        text += b'"tdx.tcb" = "advisory"\n"tdx.measurements" = "advisory"\n'
+        others = ("tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.app", "tdx.debug")
+        text += "".join(f'"{c}" = "advisory"\n' for c in others if c != check_id).encode()
+    elif foundation == "signature.valid":
+        text += b'"request.hash" = "advisory"\n'
+    with pytest.raises(ConfigError) as exc:
+        parse_policy(text, source="weak.toml")
+    assert f"checks.{check_id} is required but checks.{foundation} is advisory" in exc.value.message
+
+
+def test_bindings_may_be_advisory_together_with_their_foundation() -> None:
+    policy = parse_policy(b'[checks]\n"gpu.evidence" = "off"\n"gpu.nonce" = "advisory"\n"gpu.nras" = "off"\n', source="cpu-only.toml")
+    assert policy.severity("gpu.nonce") is Severity.ADVISORY
+
+
+def test_app_id_allow_lists_are_keyed_by_model_case_insensitively() -> None:
+    policy = parse_policy(b'[tdx.app_ids]\n"TEE/Gemma" = ["' + b"11" * 20 + b'"]\n', source="apps.toml")
+    assert set(policy.tdx.app_ids) == {"tee/gemma"}

@@ -183,3 +183,22 @@ def test_an_attestation_without_signing_algo_takes_the_algo_its_address_implies(
     flat = _doc(phala_flat().report)
     del flat["signing_algo"]
     assert parse_report(flat).attestations[0].algo == "ecdsa"
+
+
+def test_a_copy_with_the_same_quote_but_other_gpu_evidence_is_kept_and_checked() -> None:
+    doc = _doc(phala_flat().report)
+    doc["all_attestations"][0]["nvidia_payload"] = '{"nonce": "00", "evidence_list": []}'
+    report = parse_report(doc)
+    assert [a.path for a in report.attestations] == ["$", "$.all_attestations[0]"]
+
+
+def test_a_signature_kind_must_match_the_role_of_the_attestation() -> None:
+    # redpill-protocol §3.6 step 4: the NEAR gateway key signs gateway-kind signatures only
+    report = parse_report(near_two_layer().report or b"")
+    (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", model=None, signature_kind="gateway")
+    assert att.role == "gateway"
+    with pytest.raises(CheckFailed) as exc:
+        select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", model=None, signature_kind="provider_tee")
+    assert exc.value.reason == "signer_not_attested"
+    with pytest.raises(CheckFailed):
+        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", model=None, signature_kind="gateway")

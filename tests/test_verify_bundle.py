@@ -189,3 +189,76 @@ def test_an_unreadable_bundle_is_a_usage_error_naming_the_problem(tmp_path: Path
     result = CliRunner().invoke(main, ["verify-bundle", str(bad)])
     assert result.exit_code != 0
     assert "nonce" in result.output and "64 hex" in result.output
+
+
+PHALA_APP_ID = "c078255bb2090494df2566fe376139b618059b80"  # RTMR3 app-id of the Phala flat fixture (expected.json)
+
+
+def _with_model(bundle: Bundle, model: str | None) -> Bundle:
+    meta = json.loads(bundle.files()["meta.json"])
+    meta["model"] = model
+    return Bundle(meta=type(bundle.meta).from_json(meta), report=bundle.report, collateral=bundle.collateral, nras=bundle.nras)
+
+
+@pytest.mark.parametrize(("model", "want"), [
+    ("TEE/gemma-3-27b-it", ("pass", None)),
+    ("tee/GEMMA-3-27B-IT", ("pass", None)),  # models compare case-insensitively everywhere
+    ("TEE/other-model", ("fail", "app_id_not_allowed")),  # a model the policy does not name is not allowed
+    (None, ("fail", "app_id_not_allowed")),  # nor is an unknown model
+])
+def test_app_id_allow_lists_fail_closed_for_models_they_do_not_name(tmp_path: Path, model: str | None, want: tuple[str, str | None]) -> None:
+    policy = tmp_path / "apps.toml"
+    policy.write_text(f'[policy]\nid = "apps"\n[tdx.app_ids]\n"TEE/gemma-3-27b-it" = ["{PHALA_APP_ID}"]\n')
+    _, checks, _ = run(write(tmp_path, _with_model(phala_flat(), model)), "--at", str(PHALA_FLAT_AT), "--policy", str(policy))
+    assert checks["tdx.app"] == want
+
+
+def test_every_attestation_of_the_signer_must_carry_its_gpu_evidence(tmp_path: Path) -> None:
+    bundle = phala_flat()
+    doc = json.loads(bundle.report or b"")
+    copy = dict(doc["all_attestations"][0])
+    del copy["nvidia_payload"]
+    doc["all_attestations"].append(copy)  # same quote, no GPUs: not vouched for by the other copy's GPUs
+    partial = Bundle(meta=bundle.meta, report=json.dumps(doc).encode(), collateral=bundle.collateral, nras=bundle.nras)
+    verdict, checks, _ = run(write(tmp_path, partial), "--at", str(PHALA_FLAT_AT))
+    assert verdict["attestation"]["paths"] == ["$", "$.all_attestations[1]"]
+    assert checks["gpu.evidence"] == ("indeterminate", "no_gpu_evidence")
+    assert "$.all_attestations[1]" in next(c["message"] for c in verdict["checks"] if c["id"] == "gpu.evidence")
+
+
+@pytest.mark.parametrize(("meta", "needle"), [
+    ('{"captured_at": Infinity}', "captured_at"),
+    ('{"captured_at": NaN}', "captured_at"),
+    ('{"captured_at": 1e300}', "captured_at"),
+])
+def test_out_of_range_times_in_meta_json_are_usage_errors(tmp_path: Path, meta: str, needle: str) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "meta.json").write_text(meta)
+    result = CliRunner().invoke(main, ["verify-bundle", str(tmp_path / "b")])
+    assert result.exit_code == 1 and needle in result.output, result.output
+
+
+def test_an_encrypted_or_unsupported_zip_is_a_usage_error(tmp_path: Path) -> None:
+    good = phala_flat().to_zip()
+    # set the "encrypted" flag bit in every local and central directory header
+    raw = bytearray(good)
+    for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = raw.find(sig)
+        while i != -1:
+            raw[i + off] |= 1
+            i = raw.find(sig, i + 4)
+    bad = tmp_path / "enc.zip"
+    bad.write_bytes(bytes(raw))
+    result = CliRunner().invoke(main, ["verify-bundle", str(bad)])
+    assert result.exit_code == 1 and "not a readable zip bundle" in result.output, result.output
+
+
+def test_verification_times_beyond_the_range_are_usage_errors_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from verifier.cli import run as console_entry
+
+    monkeypatch.setattr("sys.argv", ["verifier", "verify-bundle", str(write(tmp_path, phala_flat())), "--at", str(2**63)])
+    with pytest.raises(SystemExit) as exc:
+        console_entry()
+    assert exc.value.code == 1  # never 2: that would read as a `fail` verdict
+    assert "--at" in capsys.readouterr().err

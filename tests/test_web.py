@@ -234,3 +234,13 @@ async def test_an_internal_error_is_a_500_that_echoes_no_exception_text(aiohttp_
     text = await resp.text()
     assert "secret internal detail" not in text
     valid(json.loads(text), "Error")
+
+
+@pytest.mark.parametrize("at", [2**63, -1, "soon", True])
+async def test_reverify_at_out_of_range_is_a_400(env: Env, at: object) -> None:
+    verdict = await (await post(env)).json()
+    resp = await env.client.post(f"/v1/verifications/{verdict['id']}/reverify", json={"at": at})
+    assert resp.status == 400
+    error = await resp.json()
+    valid(error, "Error")
+    assert error["error"]["field"] == "at"

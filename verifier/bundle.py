@@ -21,6 +21,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from verifier.errors import VerifierError
 from verifier.model import NonceOrigin
 
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+MAX_UNIX_SECONDS = 2**40  # year 36812: any time beyond is an input error, not a date
 _NAME = re.compile(r"^(meta\.json|request\.body|response\.body|signature\.json|report\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$")
 _META_KEYS = {"model", "chat_id", "signing_algo", "signing_address", "nonce", "nonce_origin", "captured_at", "gateway"}
 
@@ -83,8 +85,9 @@ class BundleMeta:
         if origin is not None and origin not in {o.value for o in NonceOrigin}:
             raise BundleError(f"meta.json: nonce_origin: got {origin!r}, expected 'minted' or 'supplied'")
         captured = data.get("captured_at")
-        if captured is not None and (not isinstance(captured, int | float) or isinstance(captured, bool) or captured < 0):
-            raise BundleError(f"meta.json: captured_at: got {captured!r}, expected unix seconds")
+        if captured is not None and (not isinstance(captured, int | float) or isinstance(captured, bool)
+                                     or not 0 <= captured <= MAX_UNIX_SECONDS):  # NaN and Infinity fail the range too
+            raise BundleError(f"meta.json: captured_at: got {captured!r:.40}, expected unix seconds 0..{MAX_UNIX_SECONDS}")
         return cls(
             model=data.get("model"),
             chat_id=data.get("chat_id"),
@@ -186,8 +189,9 @@ def _read_zip(path: Path) -> dict[str, bytes]:
             names = {i.filename: i for i in infos}
             prefix = _common_folder(list(names))
             return {name[len(prefix):]: zf.read(info) for name, info in names.items() if not name.endswith(("PROVENANCE.md", "README.md"))}
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BundleError(f"{path}: not a readable zip bundle ({exc})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError) as exc:
+        # NotImplementedError: unsupported compression method; RuntimeError: encrypted member
+        raise BundleError(f"{path}: not a readable zip bundle ({type(exc).__name__}: {exc})") from None
 
 
 def _common_folder(names: list[str]) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from verifier import __version__
-from verifier.bundle import Bundle
+from verifier.bundle import MAX_UNIX_SECONDS, Bundle
 from verifier.errors import ConfigError, VerifierError
 from verifier.evaluation import Context, evaluate
 from verifier.ledger import Ledger
@@ -31,6 +31,7 @@ from verifier.tdx.pool import DcapPool
 from verifier.trust import PRODUCTION, SIMULATOR, TrustAnchors
 
 EXIT = {"pass": 0, "fail": 2, "indeterminate": 3}
+AT_RANGE = click.IntRange(0, MAX_UNIX_SECONDS)
 
 
 def _policy(path: str | None) -> Policy:
@@ -50,7 +51,7 @@ def main() -> None:
 
 @main.command("verify-bundle")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--at", "at", type=int, default=None, help="Verification time, unix seconds (default: now).")
+@click.option("--at", "at", type=AT_RANGE, default=None, help="Verification time, unix seconds (default: now).")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None, help="Policy TOML file (default: the bundled default.toml).")
 @click.option("--trust", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True, help="Trust anchors to verify against.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
@@ -202,8 +203,8 @@ def show(verdict_id: str, db_path: str, as_json: bool) -> None:
 @click.option("--status", type=click.Choice(["pass", "fail", "indeterminate"]), default=None)
 @click.option("--model", default=None)
 @click.option("--signer", default=None)
-@click.option("--since", type=int, default=None, help="Created at or after (unix seconds).")
-@click.option("--until", type=int, default=None, help="Created before (unix seconds).")
+@click.option("--since", type=AT_RANGE, default=None, help="Created at or after (unix seconds).")
+@click.option("--until", type=AT_RANGE, default=None, help="Created before (unix seconds).")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--cursor", default=None)
 @click.option("--json", "as_json", is_flag=True)
@@ -241,7 +242,7 @@ def export(verdict_id: str, db_path: str, output: Path) -> None:
 @main.command()
 @click.argument("verdict_id")
 @_db_option
-@click.option("--at", type=int, default=None, help="Verification time (default: now).")
+@click.option("--at", type=AT_RANGE, default=None, help="Verification time, unix seconds (default: now).")
 @click.option("--json", "as_json", is_flag=True)
 def reverify(verdict_id: str, db_path: str, at: int | None, as_json: bool) -> None:
     """Re-evaluate a recorded verdict's evidence offline; the new verdict supersedes the old."""

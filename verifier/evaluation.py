@@ -261,7 +261,8 @@ async def _report_steps(checks: Checklist, st: _State, ctx: Context) -> None:
     signer, algo = st.signer, st.algo or "ecdsa"
 
     def select() -> Passed:
-        st.attestations = select_attestations(report, signing_address=signer, signing_algo=algo, model=meta.model)
+        st.attestations = select_attestations(report, signing_address=signer, signing_algo=algo, model=meta.model,
+                                              signature_kind=st.sig.kind if st.sig else None)
         paths = [a.path for a in st.attestations]
         return Passed(f"{report.format} report: {signer} ({algo}) attested at {', '.join(paths)}", {"format": str(report.format), "paths": paths})
 
@@ -400,10 +401,15 @@ async def _tdx_steps(checks: Checklist, st: _State, ctx: Context) -> None:
             raise CheckFailed(f"compose hash {compose.hex()} is not in the policy allow-list", reason="compose_hash_not_allowed",
                               details={"got": compose.hex(), "expected": sorted(h.hex() for h in pol.allowed["compose_hashes"])})
         app_id = evlog.runtime_event(evs, "app-id")
-        allowed_ids = pol.app_ids.get(meta.model or "")
-        if allowed_ids is not None and (app_id is None or app_id not in allowed_ids):
-            raise CheckFailed(f"app id {app_id.hex() if app_id else None} is not allowed for model {meta.model}", reason="app_id_not_allowed",
-                              details={"got": app_id.hex() if app_id else None, "expected": sorted(i.hex() for i in allowed_ids)})
+        if pol.app_ids:
+            # a policy that pins app ids pins them for every model: a model it does not name is not allowed
+            model = (att.model_name or meta.model or "").lower()
+            allowed_ids = pol.app_ids.get(model, frozenset())
+            if app_id is None or app_id not in allowed_ids:
+                raise CheckFailed(f"app id {app_id.hex() if app_id else None} is not allowed for model {model or None!r}"
+                                  + ("" if model in pol.app_ids else f" (the policy pins app ids for {sorted(pol.app_ids)} only)"),
+                                  reason="app_id_not_allowed",
+                                  details={"got": app_id.hex() if app_id else None, "expected": sorted(i.hex() for i in allowed_ids)})
         st.claims.setdefault("app", {})[att.path] = {"compose_hash": compose.hex(), "app_id": app_id.hex() if app_id else None}
         return f"compose hash {compose.hex()}" + (f", app id {app_id.hex()}" if app_id else "")
 
@@ -488,9 +494,13 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
         for cid in _GPU:
             checks.record(cid, Status.FAIL, "malformed_evidence", f"{path}: GPU evidence does not parse: {error}")
         return
-    if not payloads:
+    bare = [att.path for att in st.attestations if att.path not in payloads]
+    if bare:
+        # every attestation of the signer must show its GPUs: one that does not cannot be vouched for by another's
+        message = (f"{', '.join(bare)} carr{'ies' if len(bare) == 1 else 'y'} no GPU evidence"
+                   + (f" (while {', '.join(payloads)} do)" if payloads else ""))
         for cid in _GPU:
-            checks.record(cid, Status.INDETERMINATE, "no_gpu_evidence", "the selected attestation carries no GPU evidence")
+            checks.record(cid, Status.INDETERMINATE, "no_gpu_evidence", message, {"attestations": bare})
         return
     gpu_total = sum(len(p.evidence) for _, p in payloads.values())
     st.notes.append({

@@ -153,6 +153,7 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
     severities = {check_id: Severity(v[f"checks.{check_id}"]) for check_id in CHECK_IDS}
     if v["gpu.nras"] != "required":
         severities["gpu.nras"] = Severity.OFF
+    _check_foundations(severities, source)
     tdx = TdxPolicy(
         allowed_tcb_statuses=statuses,
         advisory_allowlist=allowlist,
@@ -164,7 +165,7 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
             name: frozenset(v[f"tdx.allowed_{name}"])
             for name in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "mrseam", "compose_hashes", "os_image_hashes")
         },
-        app_ids={model: frozenset(ids) for model, ids in v["tdx.app_ids"].items()},
+        app_ids={model.lower(): frozenset(ids) for model, ids in v["tdx.app_ids"].items()},  # models compare case-insensitively
     )
     gpu = GpuPolicy(
         nras_required=v["gpu.nras"] == "required",
@@ -187,6 +188,26 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
         description=v["policy.description"],
         raw=doc,
     )
+
+
+# A binding read from evidence nobody verified proves nothing: a check may only decide the verdict when the
+# check that verifies its evidence does too (else a forged quote with the right report_data would pass).
+FOUNDATIONS: dict[str, str] = {
+    "request.hash": "signature.valid",
+    "response.hash": "signature.valid",
+    **{cid: "tdx.quote" for cid in ("tdx.tcb", "tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.app",
+                                    "tdx.measurements", "tdx.debug")},
+    "gpu.nonce": "gpu.evidence",  # the SPDM nonce is inside the transcript gpu.evidence verifies
+}
+
+
+def _check_foundations(severities: dict[str, Severity], source: str) -> None:
+    for check_id, foundation in FOUNDATIONS.items():
+        if severities[check_id] is Severity.REQUIRED and severities[foundation] is not Severity.REQUIRED:
+            raise ConfigError(
+                f"{source}: checks.{check_id} is required but checks.{foundation} is {severities[foundation]}: "
+                f"{check_id} judges evidence that only {foundation} verifies; make {foundation} required or {check_id} advisory/off"
+            )
 
 
 def _flatten(doc: dict[str, Any], source: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from verifier.bundle import MAX_UNIX_SECONDS
 from verifier.errors import ConfigError
 from verifier.evaluation import evaluate
 from verifier.model import Status
@@ -176,7 +177,7 @@ async def list_verifications(request: web.Request) -> web.Response:
         raise HTTPProblem(400, "bad_request", f"status: got {status!r}, expected one of {sorted(STATUSES)}", "status")
     filters: dict[str, Any] = {
         "status": status, "model": q.get("model"), "signer": q.get("signer"),
-        "since": _int_param(request, "since", 0, 2**40), "until": _int_param(request, "until", 0, 2**40),
+        "since": _int_param(request, "since", 0, MAX_UNIX_SECONDS), "until": _int_param(request, "until", 0, MAX_UNIX_SECONDS),
         "limit": _int_param(request, "limit", 1, 500) or 50, "cursor": q.get("cursor"),
     }
     try:
@@ -201,8 +202,8 @@ async def reverify(request: web.Request) -> web.Response:
     verdict_id = request.match_info["id"]
     body = await _json_body(request) if request.can_read_body else {}
     at = body.get("at")
-    if at is not None and (not isinstance(at, int) or isinstance(at, bool) or at < 0):
-        raise HTTPProblem(400, "bad_request", f"at: got {at!r}, expected unix seconds", "at")
+    if at is not None and (not isinstance(at, int) or isinstance(at, bool) or not 0 <= at <= MAX_UNIX_SECONDS):
+        raise HTTPProblem(400, "bad_request", f"at: got {at!r:.40}, expected unix seconds 0..{MAX_UNIX_SECONDS}", "at")
     old, bundle = await svc.recorder.get(verdict_id), await svc.recorder.bundle(verdict_id)
     if old is None or bundle is None:
         raise HTTPProblem(404, "not_found", f"no verification {verdict_id!r}", "id")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from verifier.errors import CheckFailed, EvidenceError
@@ -150,20 +150,28 @@ def _entry(e: dict[str, Any], path: str, role: str, *, aci: bool = False) -> Att
 def _dedupe(entries: list[Attestation]) -> tuple[Attestation, ...]:
     if len(entries) > _MAX_ATTESTATIONS:
         raise EvidenceError(f"report: {len(entries)} attestations, expected at most {_MAX_ATTESTATIONS}")
-    seen: dict[tuple[str, str | None], Attestation] = {}
+    # only exact copies collapse (a flat report repeats itself in all_attestations): a copy with the same quote
+    # but other GPU evidence or event log is evidence too, and is checked on its own
+    seen: dict[str, Attestation] = {}
     for a in entries:
-        seen.setdefault((a.intel_quote.strip().lower().removeprefix("0x"), a.signer()), a)
+        content = {f.name: getattr(a, f.name) for f in fields(a) if f.name != "path"}
+        content["intel_quote"] = a.intel_quote.strip().lower().removeprefix("0x")
+        seen.setdefault(json.dumps(content, sort_keys=True, default=repr), a)
     return tuple(seen.values())
 
 
-def select_attestations(report: Report, *, signing_address: str, signing_algo: str, model: str | None) -> tuple[Attestation, ...]:
+def select_attestations(report: Report, *, signing_address: str, signing_algo: str, model: str | None,
+                        signature_kind: str | None = None) -> tuple[Attestation, ...]:
     """Every attestation for this signer and algo (and model, where the entry names one) — §3.6.
 
-    Several distinct quotes claiming the signer are all returned: each must bind it.
+    Several distinct quotes claiming the signer are all returned: each must bind it. A NEAR signature that
+    says what signed it (``signature_kind``) must match that role: ``gateway`` the gateway attestation,
+    ``provider_tee`` a model attestation (§3.6 step 4).
     """
     signer = normalize_signer(signing_algo, signing_address)
     algo = signing_algo.lower()
-    for_signer = [a for a in report.attestations if a.signer() == signer and a.algo == algo]
+    roles = {"gateway": {"gateway"}, "provider_tee": {"model", "flat"}}.get(signature_kind or "")
+    for_signer = [a for a in report.attestations if a.signer() == signer and a.algo == algo and (roles is None or a.role in roles)]
     matched = [a for a in for_signer if model is None or a.model_name is None or a.model_name.lower() == model.lower()]
     if matched:
         return tuple(matched)
