@@ -262,3 +262,13 @@ def test_verification_times_beyond_the_range_are_usage_errors_exit_1(tmp_path: P
         console_entry()
     assert exc.value.code == 1  # never 2: that would read as a `fail` verdict
     assert "--at" in capsys.readouterr().err
+
+
+def test_nras_claims_are_appraised_against_the_gpu_policy_too(tmp_path: Path) -> None:
+    policy = tmp_path / "drivers.toml"
+    policy.write_text('[policy]\nid = "drivers"\n[gpu]\nmin_driver = "999.0"\n')
+    verdict, checks, _ = run(write(tmp_path, phala_flat()), "--at", str(PHALA_FLAT_AT), "--policy", str(policy))
+    assert checks["gpu.evidence"] == ("fail", "gpu_driver_not_allowed")
+    assert checks["gpu.nras"] == ("fail", "gpu_driver_not_allowed")
+    message = next(c["message"] for c in verdict["checks"] if c["id"] == "gpu.nras")
+    assert "NRAS GPU-0" in message

@@ -584,6 +584,10 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
             except (CheckFailed, EvidenceError, Indeterminate, Skip) as exc:
                 errors.append((path, exc))
         merge_failures(errors)
+        g = ctx.policy.gpu
+        for result in nras_results:  # NRAS's own view of each GPU must satisfy the GPU policy too (its count is checked above)
+            appraise_gpus([], result, hwmodel_allowlist=g.allowed_hwmodels, driver_allowlist=g.allowed_drivers, min_driver=g.min_driver,
+                          vbios_allowlist=g.allowed_vbios, min_vbios=g.min_vbios, expected_count=None)
         return Passed(f"NRAS attests {gpu_total} GPU(s); token signatures verified")
 
     await checks.run("gpu.nras", nras_check)
