@@ -535,6 +535,11 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
 
     await checks.run("gpu.nonce", nonce_check)
 
+    def appraise(gpus: list[VerifiedGpu], nras: NrasResult | None, *, expected_count: int | None) -> None:
+        g = ctx.policy.gpu
+        appraise_gpus(gpus, nras, hwmodel_allowlist=g.allowed_hwmodels, driver_allowlist=g.allowed_drivers, min_driver=g.min_driver,
+                      vbios_allowlist=g.allowed_vbios, min_vbios=g.min_vbios, expected_count=expected_count)
+
     verified: list[VerifiedGpu] = []
 
     def evidence_check() -> Passed:
@@ -546,9 +551,7 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
                 except (CheckFailed, EvidenceError, Indeterminate) as exc:
                     errors.append((f"{path} GPU-{ev.index}", exc))
         merge_failures(errors)
-        g = ctx.policy.gpu
-        appraise_gpus(verified, None, hwmodel_allowlist=g.allowed_hwmodels, driver_allowlist=g.allowed_drivers, min_driver=g.min_driver,
-                      vbios_allowlist=g.allowed_vbios, min_vbios=g.min_vbios, expected_count=g.expected_count)
+        appraise(verified, None, expected_count=ctx.policy.gpu.expected_count)
         models = sorted({v.hwmodel for v in verified})
         return Passed(f"{len(verified)} GPU(s) verified to the NVIDIA device root: {', '.join(models)}")
 
@@ -584,10 +587,8 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
             except (CheckFailed, EvidenceError, Indeterminate, Skip) as exc:
                 errors.append((path, exc))
         merge_failures(errors)
-        g = ctx.policy.gpu
         for result in nras_results:  # NRAS's own view of each GPU must satisfy the GPU policy too (its count is checked above)
-            appraise_gpus([], result, hwmodel_allowlist=g.allowed_hwmodels, driver_allowlist=g.allowed_drivers, min_driver=g.min_driver,
-                          vbios_allowlist=g.allowed_vbios, min_vbios=g.min_vbios, expected_count=None)
+            appraise([], result, expected_count=None)
         return Passed(f"NRAS attests {gpu_total} GPU(s); token signatures verified")
 
     await checks.run("gpu.nras", nras_check)
