@@ -22,8 +22,8 @@ import dcap_qvl
 ROOT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT_DIR))
 
-from verifier.tdx.pool import DcapPool  # noqa: E402
-from verifier.trust import production_anchors  # noqa: E402
+from verifier.adapters.dcap.pool import DcapPool  # noqa: E402
+from verifier.core.trust import production_anchors  # noqa: E402
 
 CASE = "dcapqvl-tdx-v4-uptodate"
 

@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fixture_bundles import NEAR_AT, PHALA_FLAT_AT, near_two_layer, phala_flat
 
-from verifier.bundle import Bundle
-from verifier.evaluation import Context, evaluate
-from verifier.policy import default_policy
-from verifier.tdx.pool import DcapPool
-from verifier.trust import production_anchors
+from verifier.adapters.dcap.pool import DcapPool
+from verifier.appraise.policy import default_policy
+from verifier.core.trust import production_anchors
+from verifier.engine.evaluate import Context, evaluate
+from verifier.evidence.bundle import Bundle
 
 CASES: dict[str, tuple[Bundle, int]] = {
     "Phala flat, 1 GPU, ecdsa signer": (phala_flat(), PHALA_FLAT_AT),

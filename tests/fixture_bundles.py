@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from verifier.bundle import Bundle, BundleMeta
+from verifier.evidence.bundle import Bundle, BundleMeta
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 SIG = FIX / "redpill" / "signatures"

@@ -12,8 +12,8 @@ from fixture_bundles import phala_flat
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verifier.bundle import Bundle, BundleError, BundleMeta
-from verifier.model import NonceOrigin
+from verifier.core.model import NonceOrigin
+from verifier.evidence.bundle import Bundle, BundleError, BundleMeta
 
 
 def test_bundle_round_trips_through_zip_and_directory(tmp_path: Path) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from verifier.checklist import Checklist, Passed, Skip
-from verifier.errors import CheckFailed, EvidenceError, Indeterminate
-from verifier.model import CheckResult, Severity, Status, aggregate
-from verifier.policy import default_policy, parse_policy
+from verifier.appraise.policy import default_policy, parse_policy
+from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
+from verifier.core.model import CheckResult, Severity, Status, aggregate
+from verifier.engine.checklist import Checklist, Passed, Skip
 
 
 async def test_raised_errors_map_to_fail_indeterminate_and_skipped() -> None:

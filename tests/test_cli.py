@@ -109,7 +109,7 @@ def test_verify_against_an_unreachable_gateway_is_indeterminate_exit_3(tmp_path:
 def test_usage_errors_exit_1_with_a_message_not_a_traceback(tmp_path: Path, args: list[str], needle: str) -> None:
     db = tmp_path / "ledger.db"
     (tmp_path / "bad.toml").write_text("[tdx]\nallowed_mrtd = ['zz']\n")
-    from verifier.ledger import Ledger
+    from verifier.adapters.ledger import Ledger
 
     Ledger.open(str(db))
     filled = [a.format(db=db, tmp=tmp_path) for a in args]

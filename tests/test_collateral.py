@@ -14,11 +14,11 @@ import pytest
 import sqlite_utils
 from aiohttp import web
 
-from verifier.errors import EvidenceError, UpstreamError
+from verifier.adapters.collateral_cache import CollateralCache
+from verifier.adapters.pcs import PcsClient
+from verifier.core.errors import EvidenceError, UpstreamError
+from verifier.evidence.collateral import Collateral, collateral_from_bundle
 from verifier.simulator.pcs import add_pcs_routes
-from verifier.tdx.collateral import Collateral, collateral_from_bundle
-from verifier.tdx.collateral_cache import CollateralCache
-from verifier.tdx.pcs import PcsClient
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 TDX = FIX / "tdx"

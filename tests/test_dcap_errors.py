@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from verifier.catalog import REASONS
-from verifier.tdx.dcap_errors import _TABLE, reason_for
+from verifier.adapters.dcap.errors import _TABLE, reason_for
+from verifier.appraise.catalog import REASONS
 
 P = "Verification failed: "
 CHAIN = P + "Failed to verify certificate chain\n\nCaused by:\n    "

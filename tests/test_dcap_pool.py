@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from verifier.errors import CheckFailed, Indeterminate
+from verifier.adapters.dcap.errors import reason_for
+from verifier.adapters.dcap.pool import DcapPool
+from verifier.core.errors import CheckFailed, Indeterminate
+from verifier.core.trust import production_anchors
 from verifier.simulator.world import SimulatorWorld
-from verifier.tdx.dcap_errors import reason_for
-from verifier.tdx.pool import DcapPool
-from verifier.trust import production_anchors
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "tdx"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
@@ -257,7 +257,7 @@ async def test_a_cancelled_call_does_not_leave_a_worker_out_of_step(tmp_path: Pa
 
 
 def test_the_pool_module_does_not_load_dcap_qvl_into_the_service() -> None:
-    code = "import sys, verifier.tdx.pool, verifier.tdx.dcap_errors; sys.exit('dcap_qvl' in sys.modules)"
+    code = "import sys, verifier.adapters.dcap.pool, verifier.adapters.dcap.errors; sys.exit('dcap_qvl' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

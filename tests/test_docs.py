@@ -9,9 +9,9 @@ import re
 import sys
 from pathlib import Path
 
-from verifier.catalog import CHECKS, REASONS
+from verifier.appraise.catalog import CHECKS, REASONS
+from verifier.appraise.policy import KEYS
 from verifier.cli import main
-from verifier.policy import KEYS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

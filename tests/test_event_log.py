@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.errors import CheckFailed, EvidenceError
+from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.event_log import (
     RUNTIME_EVENT_TYPE,
     Event,

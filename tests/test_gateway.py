@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from verifier.errors import Indeterminate, UpstreamError
-from verifier.gateway import GatewayClient, Retry, classify
+from verifier.adapters.gateway import GatewayClient, Retry, classify
+from verifier.core.errors import Indeterminate, UpstreamError
 
 SIG = b'{"text": "a:b", "signature": "0x00", "signing_address": "0x00", "signing_algo": "ecdsa"}'
 

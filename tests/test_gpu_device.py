@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from verifier.errors import CheckFailed, EvidenceError
+from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.gpu_payload import GpuEvidence, parse_chutes_gpu_evidence, parse_nvidia_payload
 from verifier.evidence.spdm import parse_spdm
-from verifier.gpu import device
-from verifier.gpu.device import verify_gpu
+from verifier.verify import gpu_device as device
+from verifier.verify.gpu_device import verify_gpu
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 ROOT_PEM = (Path(__file__).resolve().parent.parent / "verifier/anchors/nvidia_device_identity_ca.pem").read_bytes()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from verifier.errors import EvidenceError
+from verifier.core.errors import EvidenceError
 from verifier.evidence.gpu_payload import chutes_gpu_nonce, parse_chutes_gpu_evidence, parse_nvidia_payload
 from verifier.evidence.spdm import check_gpu_nonces, parse_spdm
 
@@ -92,7 +92,7 @@ def test_malformed_payloads_raise_evidence_error(value: object) -> None:
 
 
 def test_empty_evidence_list_parses_and_fails_the_nonce_check_as_no_gpu_evidence() -> None:
-    from verifier.errors import CheckFailed
+    from verifier.core.errors import CheckFailed
 
     p = parse_nvidia_payload({"nonce": NEAR_NONCE, "evidence_list": []})
     assert p.evidence == ()

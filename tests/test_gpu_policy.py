@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from verifier.errors import CheckFailed, ConfigError
-from verifier.gpu.device import VerifiedGpu
-from verifier.gpu.nras_token import NrasGpuClaims, NrasResult, verify_nras_response
-from verifier.gpu.policy import appraise_gpus
-from verifier.trust import production_anchors
+from verifier.appraise.gpu import appraise_gpus
+from verifier.core.errors import CheckFailed, ConfigError
+from verifier.core.trust import production_anchors
+from verifier.verify.gpu_device import VerifiedGpu
+from verifier.verify.nras_token import NrasGpuClaims, NrasResult, verify_nras_response
 
 GPU = VerifiedGpu(
     index=0, arch="HOPPER", hwmodel="GH100 A01 GSP BROM", ueid="1", driver_version="570.172.08", vbios_version="96.00.CF.00.02",

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from verifier.ledger import MAX_LIMIT, REUSE_REQUIRES, Ledger, LedgerCorruptionError
+from verifier.adapters.ledger import MAX_LIMIT, REUSE_REQUIRES, Ledger, LedgerCorruptionError
 
 REPORT = b'{"signing_address": "0xabc", "intel_quote": "04000200"}'
 BUNDLE = {
@@ -269,7 +269,7 @@ def test_migrations_idempotent_when_opened_twice(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     Ledger.open(path).close()
     with Ledger.open(path) as again:
-        applied = list(again.db.query("SELECT name FROM _sqlite_migrations WHERE migration_set = 'verifier.ledger'"))
+        applied = list(again.db.query("SELECT name FROM _sqlite_migrations WHERE migration_set = 'verifier.adapters.ledger'"))
         assert applied == [{"name": "0001_initial"}]
         assert {"verdicts", "checks", "evidence", "verdict_evidence", "attestations", "heartbeat"} <= set(
             again.db.table_names()

@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from verifier.errors import UpstreamError
+from verifier.adapters.nras_client import NrasClient
+from verifier.core.errors import UpstreamError
+from verifier.core.trust import production_anchors
 from verifier.evidence.gpu_payload import parse_nvidia_payload
-from verifier.gpu.nras_client import NrasClient
-from verifier.gpu.nras_token import verify_nras_response
-from verifier.trust import production_anchors
+from verifier.verify.nras_token import verify_nras_response
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures/nvidia/single-gpu-nras-20260629"
 RESPONSE = (FIX / "nras_v3_response.json").read_bytes()

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.errors import CheckFailed, EvidenceError, Indeterminate
-from verifier.gpu.nras_token import verify_nras_response
-from verifier.trust import production_anchors
+from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
+from verifier.core.trust import production_anchors
+from verifier.verify.nras_token import verify_nras_response
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 ANCHORS = production_anchors()

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.errors import EvidenceError
+from verifier.core.errors import EvidenceError
+from verifier.evidence.pck import fmspc_from_extension, pck_identity
 from verifier.evidence.quote import parse_quote
 from verifier.simulator.world import SimulatorWorld
-from verifier.tdx.pck import fmspc_from_extension, pck_identity
 
 TDX = Path(__file__).resolve().parent.parent / "fixtures" / "tdx"
 CASES = {c["quote"]: c for c in json.loads((TDX / "manifest.json").read_text())["cases"] if c["type"] == "TDX"}

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from verifier.catalog import CHECK_IDS
-from verifier.errors import ConfigError
-from verifier.model import Severity
-from verifier.policy import KEYS, default_policy, load_policy, parse_policy
+from verifier.appraise.catalog import CHECK_IDS
+from verifier.appraise.policy import KEYS, default_policy, load_policy, parse_policy
+from verifier.core.errors import ConfigError
+from verifier.core.model import Severity
 
 ROOT = Path(__file__).resolve().parent.parent
 

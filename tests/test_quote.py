@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.errors import EvidenceError
+from verifier.core.errors import EvidenceError
 from verifier.evidence.quote import decode_quote_text, parse_quote
 
 TDX = Path(__file__).resolve().parent.parent / "fixtures" / "tdx"

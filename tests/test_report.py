@@ -19,7 +19,7 @@ from fixture_bundles import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verifier.errors import CheckFailed, EvidenceError
+from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.report import ReportFormat, parse_report, select_attestations
 
 PHALA_SIGNER = "0xa6df16ebBc510D97A32b99B4DFD33793acC90e2b"

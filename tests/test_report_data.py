@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from verifier.errors import CheckFailed, EvidenceError
+from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.quote import decode_quote_text, parse_quote
 from verifier.evidence.report_data import (
     check_binds_nonce,

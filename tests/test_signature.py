@@ -10,7 +10,7 @@ from fixture_bundles import SIG, signature_case, signature_cases
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verifier.errors import CheckFailed, EvidenceError, Indeterminate
+from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
 from verifier.evidence.exchange import chat_id_from_response, reserialized_sha256, sha256_hex
 from verifier.evidence.signature import normalize_signer, parse_signature, parse_signed_text, verify_signature
 
@@ -178,7 +178,7 @@ def test_the_service_process_keeps_a_recursion_limit_that_makes_deep_json_an_err
     code = (
         "import verifier.web, verifier.simulator.gateway, json\n"
         "from verifier.evidence.report import parse_report\n"
-        "from verifier.errors import EvidenceError\n"
+        "from verifier.core.errors import EvidenceError\n"
         "try:\n    parse_report(b'[' * 200000)\nexcept EvidenceError as e:\n    print('evidence error:', e)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

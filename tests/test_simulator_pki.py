@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from verifier.core.trust import SIMULATOR
 from verifier.simulator import SimulatorWorld, simulator_anchors
 from verifier.simulator.event_log import RUNTIME_EVENT_TYPE, replay
 from verifier.simulator.nras import ISSUER
 from verifier.simulator.pki import SGX_EXTENSION_OID
-from verifier.trust import SIMULATOR
 
 NOW = 1_790_000_000  # 2026-09-21
 NONCE = bytes.fromhex("9a796732359e9324a45576a730e5a9c47bff518b8ee8bcb882d00b5b1ff6f39a")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.errors import CheckFailed, EvidenceError
+from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.gpu_payload import parse_nvidia_payload
 from verifier.evidence.spdm import SpdmReport, check_gpu_nonces, parse_spdm
 

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from verifier.errors import CheckFailed
-from verifier.ports import DcapResult
-from verifier.tdx.collateral import Collateral
-from verifier.tdx.tcb import appraise_tcb
+from verifier.appraise.tcb import appraise_tcb
+from verifier.core.errors import CheckFailed
+from verifier.core.ports import DcapResult
+from verifier.evidence.collateral import Collateral
 
 COLLATERAL = Collateral.parse(
     (Path(__file__).resolve().parent.parent / "fixtures/tdx/collateral/intel-pcs-tdx-90c06f-20260610.json").read_text(), source="bundle"

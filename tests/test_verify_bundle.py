@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from fixture_bundles import ALL, CHUTES_AT, NEAR_AT, PHALA_FLAT_AT, phala_flat
 
-from verifier.bundle import Bundle
 from verifier.cli import main
+from verifier.evidence.bundle import Bundle
 
 TODAY = 1_796_083_200  # 2026-12-01T00:00:00Z: every recorded fixture is expired by now
 EXIT = {"pass": 0, "fail": 2, "indeterminate": 3}

@@ -21,10 +21,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from verifier.settings import Settings
+from verifier.app.settings import Settings
+from verifier.core.trust import SIMULATOR
 from verifier.simulator import SimulatorWorld
 from verifier.simulator.gateway import SimulatedGateway, SimulatorConfig
-from verifier.trust import SIMULATOR
 from verifier.web import create_app
 
 

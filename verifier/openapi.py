@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from verifier import __version__
-from verifier.catalog import CHECK_IDS, REASONS
+from verifier.appraise.catalog import CHECK_IDS, REASONS
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}

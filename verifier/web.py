@@ -19,14 +19,14 @@ from typing import Any
 
 from aiohttp import web
 
-from verifier.bundle import MAX_UNIX_SECONDS
-from verifier.errors import ConfigError
-from verifier.evaluation import evaluate
-from verifier.model import Status
+from verifier.app.services import Services, open_services
+from verifier.app.settings import Settings
+from verifier.core.errors import ConfigError
+from verifier.core.model import Status
+from verifier.engine.evaluate import evaluate
+from verifier.engine.pipeline import Exchange, InputError, verify_exchange
+from verifier.evidence.bundle import MAX_UNIX_SECONDS
 from verifier.openapi import openapi_document
-from verifier.pipeline import Exchange, InputError, verify_exchange
-from verifier.services import Services, open_services
-from verifier.settings import Settings
 
 log = logging.getLogger("verifier.web")
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.errors import CheckFailed, EvidenceError
+from verifier.core.errors import CheckFailed, EvidenceError
 
 RUNTIME_EVENT_TYPE = 0x08000001  # 134217729, dstack runtime events (§6.1)
 _SYSTEM_READY = "system-ready"

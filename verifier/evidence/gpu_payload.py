@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.errors import EvidenceError
+from verifier.core.errors import EvidenceError
 
 _MAX_GPUS = 64
 _PEM_MARK = b"-----BEGIN CERTIFICATE-----"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from verifier.errors import EvidenceError
+from verifier.core.errors import EvidenceError
 
 
 def load_object(raw: bytes | str, what: str) -> dict[str, Any]:

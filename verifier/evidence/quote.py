@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.errors import EvidenceError
+from verifier.core.errors import EvidenceError
 
 HEADER_LEN = 48
 TEE_TDX = 0x81

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from verifier.errors import CheckFailed, EvidenceError
+from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.json_object import load_object
 from verifier.evidence.signature import normalize_signer
 

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from verifier.errors import CheckFailed, EvidenceError
+from verifier.core.errors import CheckFailed, EvidenceError
 
 _HEX_RE = re.compile(r"[0-9a-fA-F]*", re.ASCII)
 _ADDR_LEN = {"ecdsa": 20, "ed25519": 32}  # ecdsa: Ethereum address; ed25519: raw public key

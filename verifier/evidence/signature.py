@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from verifier.errors import CheckFailed, EvidenceError, Indeterminate
+from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
 from verifier.evidence.json_object import load_object
 
 # py_ecc, imported by eth-account, raises the interpreter's recursion limit to 100000 at import. With it,

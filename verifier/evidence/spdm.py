@@ -10,7 +10,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 
-from verifier.errors import CheckFailed, EvidenceError
+from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.gpu_payload import GpuPayload
 
 SIG_LEN = 96

@@ -3,7 +3,7 @@
 Recorded evidence can never carry a fresh nonce of ours, so this package mints real-format
 evidence: Intel TDX quotes + DCAP collateral that dcap-qvl verifies against the simulator's root,
 dstack event logs, NVIDIA SPDM GPU evidence and NRAS tokens. Production code never imports it;
-only the edge (CLI/web, ``verifier.profiles``) may select the ``simulator`` trust profile.
+only the edge (CLI/web, ``verifier.app.profiles``) may select the ``simulator`` trust profile.
 Entry point: ``SimulatorWorld`` (``world.py``); anchors: ``simulator_anchors()``.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from verifier.trust import TrustAnchors
+from verifier.core.trust import TrustAnchors
 
 
 @lru_cache(maxsize=1)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from verifier.core.trust import SIMULATOR, TrustAnchors
 from verifier.simulator import collateral, event_log, gpu, keys, nras, pki, tdx_quote
 from verifier.simulator.platform import Platform
-from verifier.trust import SIMULATOR, TrustAnchors
 
 DEFAULT_SEED = b"verifier-simulator/v1"
 COLLATERAL_VALIDITY = 30 * 86400  # Intel: TCB info, QE identity and PCK CRL are re-issued for 30 days

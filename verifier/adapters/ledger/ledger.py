@@ -1,0 +1,240 @@
+"""The verdict ledger: an append-only SQLite store of verdicts and their evidence (sqlite-utils).
+
+Threading: one ``Ledger`` owns one connection, opened with ``check_same_thread=False`` so the web
+layer can hand it to a single dedicated writer thread (``ThreadPoolExecutor(max_workers=1)`` +
+``loop.run_in_executor``). Calls must come from one thread at a time; the class does no locking.
+Every write runs in ``BEGIN IMMEDIATE`` so a second process (the CLI) serialises behind it.
+
+Verdicts are never updated or deleted (triggers enforce it); a re-verification is a new verdict
+whose ``supersedes`` names the earlier one. Evidence files are stored once per sha256, zlib-compressed,
+and checked against that hash on every read.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from verifier.adapters.ledger.rows import (
+    JSON,
+    attestation_row,
+    check_evidence_name,
+    check_new_verdict,
+    check_rows,
+    decode_cursor,
+    decode_id,
+    encode_cursor,
+    encode_id,
+    filters,
+    refuse_secrets,
+    unpack,
+    verdict_row,
+)
+from verifier.adapters.ledger.schema import MIGRATIONS
+
+MAX_LIMIT = 500
+SUMMARY_COLUMNS = ("id", "status", "model", "signer", "created_at", "verified_at", "trust_profile", "supersedes")
+
+
+class Ledger:
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self._clock = clock
+
+    @classmethod
+    def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time) -> Ledger:
+        """Open (or create) the ledger at ``path`` (":memory:" works), in WAL mode, fully migrated."""
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            db = Database(conn, execute_plugins=False, strict=True)
+            db.execute("PRAGMA busy_timeout = 5000")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.enable_wal()  # an in-memory database stays in "memory" mode
+            ledger = cls(db, clock=clock)
+            with ledger._write():  # under the write lock, so two processes never both migrate
+                MIGRATIONS.apply(db)
+        except BaseException:
+            conn.close()
+            raise
+        return ledger
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def save(self, verdict: dict[str, JSON], evidence: dict[str, bytes], *, secrets: Iterable[str] = ()) -> str:
+        """Store a new verdict and its evidence bundle in one transaction; return the new id.
+
+        ``verdict["id"]`` must be None: ids are assigned here. The caller's dict is not modified.
+        Raises ValueError for an unknown ``supersedes``, a bad evidence name, or any of ``secrets``
+        appearing in the verdict or the evidence.
+        """
+        check_new_verdict(verdict)
+        for name, data in evidence.items():
+            check_evidence_name(name)
+            if not isinstance(data, bytes):
+                raise TypeError(f"evidence {name!r} must be bytes, got {type(data).__name__}")
+        refuse_secrets(verdict, evidence, secrets)
+
+        supersedes = verdict.get("supersedes")
+        with self._write():
+            if supersedes is not None and not self._exists(supersedes):
+                raise ValueError(f"supersedes: no verdict with id {supersedes!r}")
+            now = self._clock()
+            verdict_id = self._next_id(now)
+            stored = {**verdict, "id": verdict_id}
+            verdict_json = json.dumps(stored, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            self.db.table("verdicts").insert(verdict_row(stored, verdict_json, now))
+            self.db.table("checks").insert_all(check_rows(stored))
+            for name, data in evidence.items():
+                sha = hashlib.sha256(data).hexdigest()
+                self.db.table("evidence").insert(
+                    {"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}, ignore=True
+                )
+                self.db.table("verdict_evidence").insert({"verdict_id": verdict_id, "name": name, "sha256": sha})
+            attestation = attestation_row(stored, evidence)
+            if attestation is not None:
+                self.db.table("attestations").insert(attestation)
+        return verdict_id
+
+    def _next_id(self, now: float) -> str:
+        """ULID-like: 48-bit ms time + 80 random bits, strictly above the newest id (read under the write lock)."""
+        value = (int(now * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+        last = self.db.execute("SELECT id FROM verdicts ORDER BY id DESC LIMIT 1").fetchone()
+        if last is not None:
+            value = max(value, decode_id(last[0]) + 1)
+        return encode_id(value)
+
+    def healthy(self) -> bool:
+        """True if the ledger can take a write transaction and write to disk right now."""
+        try:
+            with self._write():
+                self.db.execute("INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?)", [self._clock()])
+        except sqlite3.Error:
+            return False
+        return True
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def _exists(self, verdict_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM verdicts WHERE id = ?", [verdict_id]).fetchone() is not None
+
+    def get(self, verdict_id: str) -> dict[str, JSON] | None:
+        row = self.db.execute("SELECT verdict_json FROM verdicts WHERE id = ?", [verdict_id]).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def evidence(self, verdict_id: str) -> dict[str, bytes]:
+        """The verdict's evidence bundle, each file checked against its sha256. KeyError if no such verdict."""
+        if not self._exists(verdict_id):
+            raise KeyError(verdict_id)
+        rows = self.db.execute(
+            "SELECT ve.name, e.sha256, e.size, e.encoding, e.data FROM verdict_evidence ve"
+            " JOIN evidence e ON e.sha256 = ve.sha256 WHERE ve.verdict_id = ? ORDER BY ve.name",
+            [verdict_id],
+        ).fetchall()
+        return {name: unpack(verdict_id, name, sha, size, encoding, blob) for name, sha, size, encoding, blob in rows}
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        signer: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[builtins.list[dict[str, JSON]], str | None]:
+        """Verdict summaries, newest first; ``since <= created_at < until``. Returns (rows, next cursor or None)."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        limit = min(limit, MAX_LIMIT)
+        where, params = filters(status=status, model=model, signer=signer, since=since, until=until)
+        if cursor is not None:
+            where.append("id < ?")
+            params.append(decode_cursor(cursor))
+        sql = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM verdicts"  # noqa: S608 - constant column names
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = builtins.list(self.db.query(sql + " ORDER BY id DESC LIMIT ?", [*params, limit + 1]))
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1]["id"])
+
+    def check_counts(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        signer: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> dict[str, dict[str, int]]:
+        """Facet: {check_id: {check status: number of verdicts}} over the verdicts matching the filters."""
+        where, params = filters(status=status, model=model, signer=signer, since=since, until=until)
+        sql = "SELECT c.check_id, c.status, count(*) AS n FROM checks c JOIN verdicts v ON v.id = c.verdict_id"
+        if where:
+            sql += " WHERE " + " AND ".join(f"v.{clause}" for clause in where)
+        counts: dict[str, dict[str, int]] = {}
+        for check_id, check_status, n in self.db.execute(sql + " GROUP BY 1, 2 ORDER BY 1, 2", params):
+            counts.setdefault(check_id, {})[check_status] = n
+        return counts
+
+    def find_reusable_attestation(
+        self,
+        *,
+        signer: str,
+        signing_algo: str,
+        model: str | None,
+        now: float,
+        max_age: int,
+        trust_profile: str | None = None,
+    ) -> dict[str, JSON] | None:
+        """The newest reusable attestation for exactly this signer/algo/model captured in [now - max_age, now].
+
+        Pass ``trust_profile`` to refuse attestations recorded under another trust profile.
+        """
+        sql = (
+            "SELECT verdict_id, captured_at, report_sha256, nonce FROM attestations"
+            " WHERE signer = ? AND signing_algo = ? AND model IS ? AND captured_at >= ? AND captured_at <= ?"
+        )
+        params: builtins.list[Any] = [signer, signing_algo, model, now - max_age, now]
+        if trust_profile is not None:
+            sql += " AND trust_profile = ?"
+            params.append(trust_profile)
+        rows = builtins.list(self.db.query(sql + " ORDER BY captured_at DESC, verdict_id DESC LIMIT 1", params))
+        if not rows:
+            return None
+        row = rows[0]
+        return {**row, "age_s": int(now - row["captured_at"])}

@@ -1,0 +1,79 @@
+"""NVIDIA NRAS over HTTP: POST the evidence (v3) and fetch the JWKS (nvidia-gpu.md §1).
+
+Every fault (timeout, connection error, non-2xx, body that is not JSON) becomes
+``UpstreamError(reason="nras_unavailable")``; nothing else escapes. The response body is returned
+verbatim so it can be kept as evidence and re-verified offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+
+from verifier.adapters.transport import BodyTooLarge, read_capped
+from verifier.core.errors import UpstreamError
+
+DEFAULT_BASE_URL = "https://nras.attestation.nvidia.com"
+_MAX_BODY = 4 * 1024 * 1024
+
+
+class NrasClient:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 15,
+                 api_key: str | None = None) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._api_key = api_key
+        self._jwks: dict[str, Any] | None = None
+        self._jwks_lock = asyncio.Lock()
+
+    async def attest(self, nras_request: dict[str, Any]) -> bytes:
+        """POST {base}/v3/attest/gpu; the raw body of a 2xx JSON answer (also for a failed appraisal)."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return await self._call("POST", f"{self._base}/v3/attest/gpu", headers, json.dumps(nras_request).encode())
+
+    async def jwks(self, kid: str | None = None) -> dict[str, Any]:
+        """The JWKS, cached; fetched again (at most once per call) when ``kid`` is not in the cached set."""
+        async with self._jwks_lock:
+            if self._jwks is None or (kid is not None and kid not in _kids(self._jwks)):
+                url = f"{self._base}/.well-known/jwks.json"
+                body = json.loads(await self._call("GET", url, {"Accept": "application/json"}, None))
+                if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
+                    raise UpstreamError(f"NRAS JWKS at {url} is not {{\"keys\": [...]}}", reason="nras_unavailable",
+                                        details={"url": url})
+                self._jwks = body
+            return self._jwks
+
+    async def _call(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> bytes:
+        def fail(why: str, status: int | None = None) -> UpstreamError:
+            return UpstreamError(f"NRAS {method} {url}: {why}", reason="nras_unavailable", details={"url": url, "status": status})
+
+        try:
+            async with self._session.request(method, url, headers=headers, data=data, timeout=self._timeout) as resp:
+                status = resp.status
+                try:
+                    body = await read_capped(resp, _MAX_BODY)
+                except BodyTooLarge:
+                    raise fail(f"answer larger than {_MAX_BODY} bytes", status) from None
+        except TimeoutError:
+            raise fail(f"no answer within {self._timeout.total}s") from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: invalid URL
+            raise fail(f"connection failed: {type(exc).__name__}: {exc}") from None
+        if status == 429:
+            raise fail("HTTP 429 (rate limited)", status)
+        if not 200 <= status < 300:
+            raise fail(f"HTTP {status}", status)
+        try:
+            json.loads(body)
+        except (ValueError, RecursionError):
+            raise fail(f"HTTP {status} with a body that is not JSON", status) from None
+        return body
+
+
+def _kids(jwks: dict[str, Any]) -> set[str]:
+    return {k["kid"] for k in jwks.get("keys", []) if isinstance(k, dict) and isinstance(k.get("kid"), str)}

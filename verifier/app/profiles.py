@@ -1,0 +1,16 @@
+"""Trust profiles by name — edge configuration: only the CLI and the web app choose one."""
+
+from __future__ import annotations
+
+from verifier.core.errors import ConfigError
+from verifier.core.trust import PRODUCTION, SIMULATOR, TrustAnchors, production_anchors
+
+
+def anchors_for(profile: str) -> TrustAnchors:
+    if profile == PRODUCTION:
+        return production_anchors()
+    if profile == SIMULATOR:
+        from verifier.simulator.anchors import simulator_anchors  # the edge may wire the simulator; the core never does
+
+        return simulator_anchors()
+    raise ConfigError(f"trust profile {profile!r}: expected {PRODUCTION!r} or {SIMULATOR!r}")

@@ -1,0 +1,74 @@
+"""The running verifier's long-lived resources, opened and closed together (HTTP app and CLI alike).
+
+Order of start: ledger (writer thread) -> one aiohttp ClientSession with explicit timeouts ->
+collateral cache over our own PCS/PCCS client -> NRAS client -> dcap-qvl worker pool. Closing
+happens in reverse.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+import sqlite_utils
+
+from verifier.adapters.collateral_cache import CollateralCache
+from verifier.adapters.dcap.pool import DcapPool
+from verifier.adapters.gateway import GatewayClient, Retry
+from verifier.adapters.nras_client import NrasClient
+from verifier.adapters.pcs import PcsClient
+from verifier.adapters.recorder import Recorder
+from verifier.app.profiles import anchors_for
+from verifier.app.settings import Settings
+from verifier.appraise.policy import Policy, default_policy, load_policy
+from verifier.core.trust import TrustAnchors
+from verifier.engine.evaluate import Context
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    policy: Policy
+    anchors: TrustAnchors
+    recorder: Recorder
+    session: aiohttp.ClientSession
+    pool: DcapPool
+    collateral: CollateralCache
+    nras: NrasClient | None
+    clock: Callable[[], float]
+
+    def context(self, *, now: int | None = None) -> Context:
+        return Context(
+            policy=self.policy, now=int(self.clock()) if now is None else now, anchors=self.anchors, quotes=self.pool,
+            collateral=self.collateral, nras=self.nras, dcap_version=self.pool.version(),
+        )
+
+    def offline_context(self, *, now: int) -> Context:
+        """Re-evaluation of stored evidence: nothing is fetched."""
+        return Context(policy=self.policy, now=now, anchors=self.anchors, quotes=self.pool, dcap_version=self.pool.version())
+
+    def gateway(self, base_url: str, *, api_key: str | None) -> GatewayClient:
+        s = self.settings
+        return GatewayClient(self.session, base_url, api_key=api_key, timeout=s.upstream_timeout, retry=Retry(deadline=s.signature_deadline))
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Services]:
+    policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
+    anchors = anchors_for(settings.trust_profile)
+    async with AsyncExitStack() as stack:
+        recorder = await Recorder.open(settings.db_path, trust_profile=anchors.name)
+        stack.push_async_callback(recorder.close)
+        timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, connect=min(10.0, settings.upstream_timeout))
+        session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "attestation-verifier"}))
+        fetcher = PcsClient(session, settings.pcs_url, pccs=settings.pccs, timeout=settings.upstream_timeout,
+                            root_ca_crl_url=settings.root_ca_crl_url)
+        # its own connection: the ledger's belongs to the writer thread
+        collateral = CollateralCache(sqlite_utils.Database(settings.db_path), fetcher, offline=settings.offline)
+        nras = None if settings.offline else NrasClient(session, settings.nras_url, timeout=settings.upstream_timeout)
+        pool = await stack.enter_async_context(DcapPool(size=settings.dcap_workers, timeout=settings.dcap_timeout))
+        yield Services(settings=settings, policy=policy, anchors=anchors, recorder=recorder, session=session, pool=pool,
+                       collateral=collateral, nras=nras, clock=clock)

@@ -1,0 +1,136 @@
+"""The catalogue of check ids and reason codes: stable public names, documented in README.
+
+Never rename an id or a code; add new ones. ``tests/test_docs.py`` fails when one is undocumented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from verifier.core.model import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    id: str
+    title: str
+    default_severity: Severity
+
+
+CHECKS: tuple[CheckSpec, ...] = (
+    CheckSpec("request.hash", "sha256 of the exact request bytes equals the signed request hash", Severity.REQUIRED),
+    CheckSpec("response.hash", "sha256 of the exact response bytes equals the signed response hash", Severity.REQUIRED),
+    CheckSpec("signature.valid", "the response signature verifies for signing_address", Severity.REQUIRED),
+    CheckSpec("report.signer", "the report holds an attestation for this signer, algo and model", Severity.REQUIRED),
+    CheckSpec("nonce.fresh", "the nonce bound by the report was minted by this verifier", Severity.REQUIRED),
+    CheckSpec("tdx.quote", "the TDX quote verifies to Intel's root with valid collateral (dcap-qvl)", Severity.REQUIRED),
+    CheckSpec("tdx.tcb", "the platform TCB status and advisories are allowed by policy", Severity.REQUIRED),
+    CheckSpec("tdx.binds_signer", "the quote's report_data binds the signing key", Severity.REQUIRED),
+    CheckSpec("tdx.binds_nonce", "the quote's report_data binds our nonce", Severity.REQUIRED),
+    CheckSpec("tdx.event_log", "the event log replays to the quote's RTMR0-3", Severity.REQUIRED),
+    CheckSpec("tdx.app", "app_compose, compose_hash, RTMR3 and mr_config_id agree (and are allowed)", Severity.REQUIRED),
+    CheckSpec("tdx.measurements", "MRTD, RTMR0-2, MRSEAM, OS image are in the policy allow-lists", Severity.REQUIRED),
+    CheckSpec("tdx.debug", "the TD is not a debug TD", Severity.REQUIRED),
+    CheckSpec("gpu.nonce", "every GPU's evidence answers our nonce", Severity.REQUIRED),
+    CheckSpec("gpu.evidence", "every GPU's SPDM report is signed by a device chain to NVIDIA's root", Severity.REQUIRED),
+    CheckSpec("gpu.nras", "NVIDIA NRAS attests every GPU, with a verified token", Severity.REQUIRED),
+)
+
+CHECK_IDS: frozenset[str] = frozenset(c.id for c in CHECKS)
+
+
+def check_spec(check_id: str) -> CheckSpec:
+    for spec in CHECKS:
+        if spec.id == check_id:
+            return spec
+    raise KeyError(check_id)
+
+
+# Reason codes: one stable snake_case name per way a check can end other than `pass`.
+REASONS: dict[str, str] = {
+    # generic
+    "not_in_bundle": "the evidence needed for this check is not in the bundle",
+    "not_applicable": "the check does not apply to this report format",
+    "policy_off": "the policy turns this check off",
+    "not_configured": "the policy configures nothing for this check to compare against (e.g. no allow-lists)",
+    "blocked": "an earlier check this one depends on did not pass",
+    "malformed_evidence": "evidence does not parse or is structurally invalid",
+    "internal_error": "a bug in the verifier; never a pass",
+    "check_failed": "the check's condition is false",
+    "indeterminate": "the verifier could not decide",
+    # hashes and signature
+    "hash_mismatch": "sha256 of the exact bytes differs from the signed hash",
+    "hash_match_reserialized": "only a known producer re-serialization (not the exact bytes) matches the signed hash",
+    "signature_invalid": "the signature does not verify for signing_address",
+    "signer_mismatch": "the signature recovers to another address than signing_address",
+    "unsupported_signing_algo": "the signing algorithm is neither ecdsa nor ed25519",
+    "signed_text_malformed": "the signed text is not req_hash:resp_hash or model:req_hash:resp_hash",
+    "model_mismatch": "the signed or attested model differs from the requested model",
+    # report and binding
+    "signer_not_attested": "no attestation in the report is for this signer and algo (and model)",
+    "no_signer": "no signing address is known for this verification",
+    "report_data_signer_mismatch": "report_data (from the quote bytes) does not bind the signing key",
+    "nonce_mismatch": "report_data (from the quote bytes) does not bind our nonce",
+    "no_nonce": "no expected nonce is known, so binding cannot be shown",
+    "nonce_not_minted": "the nonce was supplied, not minted by this verifier: freshness is not proven",
+    "reused_attestation": "the verdict cites an earlier attestation within the policy's reuse window",
+    # event log / app
+    "event_log_mismatch": "the replayed RTMR differs from the quote's RTMR",
+    "event_digest_mismatch": "an RTMR3 event's supplied digest differs from its recomputed digest",
+    "compose_hash_mismatch": "app_compose, compose_hash, RTMR3 compose-hash and mr_config_id disagree",
+    "compose_hash_not_allowed": "the compose hash is not in the policy allow-list",
+    "app_id_not_allowed": "the app id is not in the policy allow-list for this model",
+    "measurement_not_allowed": "a measurement (MRTD, RTMRn, MRSEAM, OS image) is not in the policy allow-list",
+    "debug_td": "the TD's DEBUG attribute is set: the host can read its memory",
+    # dcap / collateral
+    "quote_malformed": "dcap-qvl could not decode the quote",
+    "quote_signature_invalid": "the quote's ECDSA signature (ISV enclave report) is invalid",
+    "qe_report_invalid": "the QE report signature or QE report hash is invalid",
+    "unknown_qe_vendor": "the quote's QE vendor id is not Intel's",
+    "cert_chain_invalid": "the PCK certificate chain does not verify to the trusted root",
+    "cert_revoked": "a certificate in the PCK chain is revoked",
+    "crl_invalid": "a CRL's signature or encoding is invalid",
+    "crl_expired": "a CRL is past its nextUpdate at the verification time",
+    "collateral_expired": "TCB info or QE identity is outside its validity at the verification time",
+    "collateral_not_yet_valid": "TCB info or QE identity was issued after the verification time",
+    "collateral_invalid": "TCB info or QE identity signature or content is invalid",
+    "collateral_too_old": "the collateral is older than the policy's max_collateral_age",
+    "collateral_unavailable": "the collateral could not be fetched (timeout, 5xx, 429, 404, unparsable)",
+    "fmspc_mismatch": "the TCB info is for another FMSPC than the PCK certificate",
+    "qe_identity_mismatch": "the QE does not match the QE identity",
+    "no_matching_tcb_level": "no TCB level in the TCB info matches the platform",
+    "tcb_revoked": "the platform TCB is revoked",
+    "tcb_status_not_allowed": "the TCB status is not allowed by policy",
+    "advisory_not_allowed": "an advisory id is rejected by (or not in the allow-list of) the policy",
+    "tcb_eval_too_old": "the TCB evaluation data number is below the policy minimum",
+    "dcap_worker_failed": "the dcap-qvl worker crashed or answered garbage",
+    "dcap_worker_timeout": "the dcap-qvl worker did not answer in time",
+    "dcap_error": "dcap-qvl rejected the quote for another reason (its text is in the message)",
+    # gpu
+    "gpu_nonce_mismatch": "a GPU's SPDM request nonce or payload nonce differs from the expected nonce",
+    "no_gpu_evidence": "the report carries no GPU evidence",
+    "gpu_count_mismatch": "the number of GPUs differs from the policy's expected count",
+    "gpu_cert_chain_invalid": "a GPU's certificate chain does not verify to the pinned NVIDIA device root",
+    "gpu_cert_expired": "a GPU certificate is outside its validity at the verification time",
+    "gpu_signature_invalid": "a GPU's SPDM measurement signature does not verify",
+    "gpu_fwid_mismatch": "the FWID in the SPDM opaque data differs from the leaf certificate's",
+    "gpu_model_not_allowed": "the GPU hardware model is not allowed by policy",
+    "gpu_driver_not_allowed": "the GPU driver version is not allowed by policy",
+    "gpu_vbios_not_allowed": "the GPU VBIOS version is not allowed by policy",
+    "nras_token_invalid": "an NRAS token's signature, key or certificate chain is invalid",
+    "nras_token_expired": "an NRAS token is expired (or not yet valid) at the verification time",
+    "nras_nonce_mismatch": "the NRAS token's eat_nonce differs from our nonce",
+    "nras_submod_mismatch": "the NRAS overall token's submods do not match the device tokens",
+    "nras_result_false": "NRAS says the attestation failed (its error details are in the message)",
+    "nras_claim_failed": "a per-GPU NRAS claim (measres, secboot, dbgstat) is not acceptable",
+    "nras_unavailable": "NRAS could not be reached or answered garbage (timeout, 5xx, 429)",
+    "nras_jwks_unavailable": "no NRAS JWKS key is available for the token's kid",
+    # network / upstream
+    "upstream_unavailable": "an upstream could not be reached (connection error, 5xx)",
+    "upstream_timeout": "an upstream did not answer in time",
+    "upstream_rate_limited": "an upstream answered 429",
+    "upstream_rejected": "an upstream answered another 4xx than the ones named here (e.g. 400, 401, 403)",
+    "upstream_garbled": "an upstream answered 2xx with a body that is not the expected JSON",
+    "signature_unavailable": "the gateway has no signature for this chat id (404: not found or expired)",
+    "report_unavailable": "the attestation report could not be fetched",
+}

@@ -1,0 +1,59 @@
+"""`verifier verify-bundle` and `verifier policy check`: offline commands over files."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from verifier.adapters.dcap.pool import DcapPool
+from verifier.app.profiles import anchors_for
+from verifier.appraise.policy import Policy, load_policy
+from verifier.cli.options import AT_RANGE, emit, load_policy_option
+from verifier.core.errors import ConfigError, VerifierError
+from verifier.core.trust import PRODUCTION, SIMULATOR, TrustAnchors
+from verifier.engine.evaluate import Context, evaluate
+from verifier.evidence.bundle import Bundle
+
+
+@click.command("verify-bundle")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--at", "at", type=AT_RANGE, default=None, help="Verification time, unix seconds (default: now).")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None, help="Policy TOML file (default: the bundled default.toml).")
+@click.option("--trust", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True, help="Trust anchors to verify against.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def verify_bundle(path: Path, at: int | None, policy_path: str | None, trust: str, as_json: bool) -> None:
+    """Verify an evidence bundle (a directory or .zip) offline, using only what it holds."""
+    try:
+        policy = load_policy_option(policy_path)
+        bundle = Bundle.load(path)
+    except VerifierError as exc:
+        raise click.ClickException(exc.message) from None
+    now = at if at is not None else int(time.time())
+    verdict = asyncio.run(_verify_bundle(bundle, policy, now, anchors_for(trust)))
+    emit(verdict, as_json)
+
+
+async def _verify_bundle(bundle: Bundle, policy: Policy, now: int, anchors: TrustAnchors) -> dict[str, Any]:
+    async with DcapPool(size=1) as pool:
+        ctx = Context(policy=policy, now=now, anchors=anchors, quotes=pool, dcap_version=pool.version())
+        return (await evaluate(bundle, ctx)).verdict
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Policy files."""
+
+
+@policy_group.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def policy_check(file: str) -> None:
+    """Validate a policy file; print its id and sha256."""
+    try:
+        policy = load_policy(file)
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"ok: policy {policy.id!r} sha256:{policy.sha256} ({file})")

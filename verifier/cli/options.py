@@ -1,0 +1,45 @@
+"""Options and output shared by the commands: exit codes, the verdict emitter, settings, ledger opening."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from verifier.adapters.ledger import Ledger
+from verifier.app.settings import Settings
+from verifier.appraise.policy import Policy, default_policy, load_policy
+from verifier.core.errors import ConfigError
+from verifier.evidence.bundle import MAX_UNIX_SECONDS
+from verifier.table import render
+
+EXIT = {"pass": 0, "fail": 2, "indeterminate": 3}
+AT_RANGE = click.IntRange(0, MAX_UNIX_SECONDS)
+
+
+def load_policy_option(path: str | None) -> Policy:
+    return load_policy(path) if path else default_policy()
+
+
+def emit(verdict: dict[str, Any], as_json: bool) -> None:
+    click.echo(json.dumps(verdict, indent=2, sort_keys=True) if as_json else render(verdict))
+    sys.exit(EXIT[verdict["status"]])
+
+
+db_option = click.option("--db", "db_path", default="verifier.db", envvar="VERIFIER_DB", show_default=True, help="SQLite ledger file.")
+
+
+def settings_from(**kw: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in kw.items() if v is not None})
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def open_ledger(db_path: str) -> Ledger:
+    if not Path(db_path).exists():
+        raise click.ClickException(f"no ledger at {db_path} (use --db or VERIFIER_DB)")
+    return Ledger.open(db_path)

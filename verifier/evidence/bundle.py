@@ -1,0 +1,202 @@
+"""The evidence bundle: the unit of evidence everywhere (offline re-verification, ledger, export).
+
+A directory, or a .zip of one, holding (each part optional):
+
+    meta.json            model, chat_id, signing_algo, signing_address, nonce, nonce_origin, captured_at, gateway
+    request.body         exact request bytes sent
+    response.body        exact response bytes received (an SSE stream as received)
+    signature.json       body of GET /v1/signature/{id}
+    report.json          body of GET /v1/attestation/report
+    collateral/*.json    Intel TDX collateral, dcap-qvl QuoteCollateralV3 JSON
+    nras/jwks.json       NVIDIA NRAS JWKS
+    nras/*.json          NRAS response bodies
+
+A bundle that cannot be read (not a directory or zip, bad meta.json) is a ``BundleError``: a usage
+error naming what is wrong. Evidence inside it is judged by the checks, never here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from verifier.core.errors import VerifierError
+from verifier.core.model import NonceOrigin
+
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+MAX_UNIX_SECONDS = 2**40  # year 36812: any time beyond is an input error, not a date
+_NAME = re.compile(r"^(meta\.json|request\.body|response\.body|signature\.json|report\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$")
+_META_KEYS = {"model", "chat_id", "signing_algo", "signing_address", "nonce", "nonce_origin", "captured_at", "gateway"}
+
+
+class BundleError(VerifierError):
+    reason = "malformed_bundle"
+
+
+@dataclass(frozen=True, slots=True)
+class BundleMeta:
+    model: str | None = None
+    chat_id: str | None = None
+    signing_algo: str | None = None
+    signing_address: str | None = None
+    nonce: bytes | None = None
+    nonce_origin: NonceOrigin | None = None
+    captured_at: int | None = None
+    gateway: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "chat_id": self.chat_id,
+            "signing_algo": self.signing_algo,
+            "signing_address": self.signing_address,
+            "nonce": self.nonce.hex() if self.nonce is not None else None,
+            "nonce_origin": str(self.nonce_origin) if self.nonce_origin else None,
+            "captured_at": self.captured_at,
+            "gateway": self.gateway,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> BundleMeta:
+        if not isinstance(data, dict):
+            raise BundleError(f"meta.json: got {type(data).__name__}, expected a JSON object")
+        unknown = set(data) - _META_KEYS
+        if unknown:
+            raise BundleError(f"meta.json: unknown keys {sorted(unknown)}; allowed: {sorted(_META_KEYS)}")
+        for key in ("model", "chat_id", "signing_algo", "signing_address", "gateway"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise BundleError(f"meta.json: {key}: got {data[key]!r}, expected a string or null")
+        nonce = None
+        if data.get("nonce") is not None:
+            text = data["nonce"]
+            try:
+                nonce = bytes.fromhex(text.lower().removeprefix("0x")) if isinstance(text, str) else None
+            except ValueError:
+                nonce = None
+            if nonce is None or len(nonce) != 32:
+                raise BundleError(f"meta.json: nonce: got {text!r}, expected 64 hex characters (32 bytes)")
+        origin = data.get("nonce_origin")
+        if origin is not None and origin not in {o.value for o in NonceOrigin}:
+            raise BundleError(f"meta.json: nonce_origin: got {origin!r}, expected 'minted' or 'supplied'")
+        captured = data.get("captured_at")
+        if captured is not None and (not isinstance(captured, int | float) or isinstance(captured, bool)
+                                     or not 0 <= captured <= MAX_UNIX_SECONDS):  # NaN and Infinity fail the range too
+            raise BundleError(f"meta.json: captured_at: got {captured!r:.40}, expected unix seconds 0..{MAX_UNIX_SECONDS}")
+        return cls(
+            model=data.get("model"),
+            chat_id=data.get("chat_id"),
+            signing_algo=data.get("signing_algo"),
+            signing_address=data.get("signing_address"),
+            nonce=nonce,
+            nonce_origin=NonceOrigin(origin) if origin else (NonceOrigin.SUPPLIED if nonce else None),
+            captured_at=int(captured) if captured is not None else None,
+            gateway=data.get("gateway"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    meta: BundleMeta = field(default_factory=BundleMeta)
+    request: bytes | None = None
+    response: bytes | None = None
+    signature: bytes | None = None
+    report: bytes | None = None
+    collateral: dict[str, bytes] = field(default_factory=dict)  # file name (no folder) -> bytes
+    nras: dict[str, bytes] = field(default_factory=dict)  # file name (no folder) -> bytes
+
+    @property
+    def nras_jwks(self) -> bytes | None:
+        return self.nras.get("jwks.json")
+
+    @property
+    def nras_responses(self) -> dict[str, bytes]:
+        return {name: body for name, body in self.nras.items() if name != "jwks.json"}
+
+    def files(self) -> dict[str, bytes]:
+        out = {"meta.json": json.dumps(self.meta.to_json(), indent=2, sort_keys=True).encode() + b"\n"}
+        for name, body in (("request.body", self.request), ("response.body", self.response), ("signature.json", self.signature), ("report.json", self.report)):
+            if body is not None:
+                out[name] = body
+        out.update({f"collateral/{n}": b for n, b in self.collateral.items()})
+        out.update({f"nras/{n}": b for n, b in self.nras.items()})
+        return out
+
+    def to_zip(self) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, body in sorted(self.files().items()):
+                info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, body)
+        return buf.getvalue()
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes]) -> Bundle:
+        for name in files:
+            if not _NAME.match(name):
+                raise BundleError(f"unexpected file {name!r} in bundle; see README 'Evidence bundle' for the layout")
+        meta = BundleMeta()
+        if "meta.json" in files:
+            try:
+                meta = BundleMeta.from_json(json.loads(files["meta.json"]))
+            except (ValueError, RecursionError) as exc:
+                raise BundleError(f"meta.json is not valid JSON: {exc}") from None
+        return cls(
+            meta=meta,
+            request=files.get("request.body"),
+            response=files.get("response.body"),
+            signature=files.get("signature.json"),
+            report=files.get("report.json"),
+            collateral={n.split("/", 1)[1]: b for n, b in files.items() if n.startswith("collateral/")},
+            nras={n.split("/", 1)[1]: b for n, b in files.items() if n.startswith("nras/")},
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Bundle:
+        p = Path(path)
+        if p.is_dir():
+            return cls.from_files(_read_dir(p))
+        if p.is_file():
+            return cls.from_files(_read_zip(p))
+        raise BundleError(f"{p}: no such bundle (expected a directory or a .zip)")
+
+
+def _read_dir(root: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    total = 0
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and not f.name.startswith(".") and f.name not in ("PROVENANCE.md", "README.md"):
+            name = f.relative_to(root).as_posix()
+            files[name] = f.read_bytes()
+            total += len(files[name])
+            if total > MAX_BUNDLE_BYTES:
+                raise BundleError(f"{root}: bundle larger than {MAX_BUNDLE_BYTES} bytes")
+    return files
+
+
+def _read_zip(path: Path) -> dict[str, bytes]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            if sum(i.file_size for i in infos) > MAX_BUNDLE_BYTES:
+                raise BundleError(f"{path}: bundle larger than {MAX_BUNDLE_BYTES} bytes uncompressed")
+            names = {i.filename: i for i in infos}
+            prefix = _common_folder(list(names))
+            return {name[len(prefix):]: zf.read(info) for name, info in names.items() if not name.endswith(("PROVENANCE.md", "README.md"))}
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError) as exc:
+        # NotImplementedError: unsupported compression method; RuntimeError: encrypted member
+        raise BundleError(f"{path}: not a readable zip bundle ({type(exc).__name__}: {exc})") from None
+
+
+def _common_folder(names: list[str]) -> str:
+    """Accept a zip of the bundle folder itself: strip one top folder shared by every name."""
+    tops = {n.split("/", 1)[0] if "/" in n else "" for n in names}
+    if len(tops) == 1 and (top := tops.pop()) not in ("", "collateral", "nras"):
+        return top + "/"
+    return ""

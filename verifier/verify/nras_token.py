@@ -1,0 +1,335 @@
+"""Offline verification of an NRAS v3 "detached EAT" response ``[["JWT", overall], {"GPU-0": jwt, ...}]``.
+
+Rules: nvidia-gpu.md §1 ("Recommended for us": the C++ SDK's checks plus the pinned intermediate).
+Every signature is verified before any claim is read; a failure token counts only if it is genuine.
+Key: picked by ``kid`` from a JWKS snapshot; its ``x5c[1]`` must be the pinned intermediate, ``x5c[0]``
+issued by it and valid at the token's ``iat``, and the JWK must be ``x5c[0]``'s key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, TypeGuard
+
+import jwt
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
+from verifier.core.trust import TrustAnchors
+
+_ALG = "ES384"
+_MAX_GPUS = 64
+_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class NrasGpuClaims:
+    name: str  # "GPU-<n>", n = position in the NRAS request's evidence_list
+    hwmodel: str | None
+    ueid: str | None
+    driver_version: str | None
+    vbios_version: str | None
+    measres: str | None
+    secboot: bool | None
+    dbgstat: str | None
+    warning: str | None
+    error: str | None  # "4010 NONCE_NOT_MATCHING (nonce)" from x-nvidia-error-details
+
+
+@dataclass(frozen=True, slots=True)
+class NrasResult:
+    overall: bool
+    nonce: str
+    kid: str
+    iat: int
+    exp: int
+    version: str | None  # x-nvidia-ver
+    gpus: tuple[NrasGpuClaims, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    name: str
+    compact: str
+    kid: str
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    public_key: ec.EllipticCurvePublicKey
+    window: tuple[int, int]  # leaf ∩ intermediate validity
+
+
+_key_cache: dict[bytes, _Key] = {}
+_key_lock = threading.Lock()
+
+
+def verify_nras_response(
+    body: bytes | list[Any],
+    *,
+    jwks: dict[str, Any],
+    expected_nonce: bytes,
+    gpu_count: int,
+    now: int,
+    anchors: TrustAnchors,
+    leeway: int = 60,
+) -> NrasResult:
+    overall_jws, device_jws = _split_body(body)
+    keys = _jwks_by_kid(jwks)
+    # 1. signatures (and key provenance) of every token, before any claim is trusted
+    overall = _verify_token("overall", overall_jws, keys, anchors)
+    devices = [_verify_token(name, tok, keys, anchors) for name, tok in device_jws.items()]
+    tokens = [overall, *devices]
+    # 2. claims
+    for t in tokens:
+        if t.claims.get("iss") != anchors.nras_issuer:
+            raise CheckFailed(f"NRAS {t.name} token issuer {t.claims.get('iss')!r} is not {anchors.nras_issuer!r}",
+                              reason="nras_token_invalid", details={"expected": anchors.nras_issuer, "got": t.claims.get("iss")})
+    for t in tokens:
+        _check_times(t, now, leeway)
+    _check_submods(overall, devices, gpu_count)
+    gpus = tuple(_gpu_claims(t) for t in sorted(devices, key=lambda d: int(d.name[4:])))  # names are GPU-0..n-1 now
+    # A negative answer is a fail whatever nonce it carries, so NRAS's own reason (e.g. NONCE_NOT_MATCHING) is
+    # reported first; only a positive answer needs our nonce for it to count.
+    if overall.claims.get("x-nvidia-overall-att-result") is not True:
+        detail = _failure_summary(gpus)
+        raise CheckFailed(f"NRAS overall attestation result is false: {detail}", reason="nras_result_false",
+                          details={"gpus": {g.name: g.error for g in gpus}, "kid": overall.kid, "iat": overall.claims.get("iat"),
+                                   "eat_nonce": overall.claims.get("eat_nonce"), "expected_nonce": expected_nonce.hex()})
+    for t in tokens:
+        if t is overall or "eat_nonce" in t.claims:
+            got = t.claims.get("eat_nonce")
+            if not isinstance(got, str) or not hmac.compare_digest(got.lower().encode(), expected_nonce.hex().encode()):
+                raise CheckFailed(f"NRAS {t.name} token eat_nonce {got!r} is not {expected_nonce.hex()}",
+                                  reason="nras_nonce_mismatch", details={"expected": expected_nonce.hex(), "got": got})
+    bad = {g.name: _claim_problem(g) for g in gpus if _claim_problem(g)}
+    if bad:
+        raise CheckFailed("NRAS per-GPU claims not acceptable: " + "; ".join(f"{k}: {v}" for k, v in bad.items()),
+                          reason="nras_claim_failed", details={"gpus": bad})
+    return NrasResult(
+        overall=True, nonce=expected_nonce.hex(), kid=overall.kid, iat=overall.claims["iat"], exp=overall.claims["exp"],
+        version=_opt_str(overall.claims.get("x-nvidia-ver")), gpus=gpus,
+    )
+
+
+# ---------------------------------------------------------------- structure
+
+
+def _split_body(body: bytes | list[Any]) -> tuple[str, dict[str, str]]:
+    if isinstance(body, bytes | bytearray | str):
+        try:
+            body = json.loads(body)
+        except (ValueError, RecursionError):
+            raise EvidenceError("the NRAS response is not JSON") from None
+    if not (isinstance(body, list) and len(body) == 2 and isinstance(body[0], list) and isinstance(body[1], dict)):
+        raise EvidenceError('the NRAS response is not [["JWT", overall], {"GPU-n": jwt}]')
+    head, detached = body
+    if len(head) != 2 or head[0] != "JWT" or not isinstance(head[1], str):
+        raise EvidenceError('the NRAS response does not start with ["JWT", <token>]')
+    if len(detached) > _MAX_GPUS or not all(isinstance(k, str) and isinstance(v, str) for k, v in detached.items()):
+        raise EvidenceError("the NRAS detached tokens are not a map of names to JWTs")
+    return head[1], detached
+
+
+def _jwks_by_kid(jwks: object) -> dict[str, Mapping[str, Any]]:
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise EvidenceError('the NRAS JWKS is not {"keys": [...]}')
+    return {k["kid"]: k for k in jwks["keys"] if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def _verify_token(name: str, compact: str, keys: dict[str, Mapping[str, Any]], anchors: TrustAnchors) -> _Token:
+    header = _header(name, compact)
+    alg, kid = header.get("alg"), header.get("kid")
+    if alg != _ALG:  # never none / HS* / RS*: the key type is fixed by us, not the token
+        raise CheckFailed(f"NRAS {name} token alg {alg!r} is not {_ALG}", reason="nras_token_invalid")
+    if not isinstance(kid, str):
+        raise CheckFailed(f"NRAS {name} token has no kid", reason="nras_token_invalid")
+    jwk = keys.get(kid)
+    if jwk is None:
+        raise Indeterminate(f"NRAS {name} token kid {kid} is not in the JWKS snapshot", reason="nras_jwks_unavailable",
+                            details={"kid": kid})
+    key = _trusted_key(kid, jwk, anchors)
+    try:
+        claims = jwt.decode(compact, key=key.public_key, algorithms=[_ALG], options={
+            "verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
+            "verify_aud": False, "verify_iss": False, "verify_sub": False, "verify_jti": False,
+        })
+    except jwt.InvalidSignatureError:
+        raise CheckFailed(f"NRAS {name} token signature does not verify with key {kid}", reason="nras_token_invalid") from None
+    except jwt.PyJWTError as exc:
+        raise EvidenceError(f"NRAS {name} token does not decode: {exc}") from None
+    iat = claims.get("iat")
+    if not _is_int(iat):
+        raise EvidenceError(f"NRAS {name} token has no integer iat")
+    lo, hi = key.window
+    if not lo <= iat <= hi:
+        raise CheckFailed(f"NRAS {name} token iat {iat} is outside its signing certificate's validity {lo}..{hi}",
+                          reason="nras_token_invalid")
+    return _Token(name, compact, kid, claims)
+
+
+def _header(name: str, compact: str) -> dict[str, Any]:
+    # Parsed here (one C regex) rather than by jwt.get_unverified_header, which scans the whole token in Python.
+    if not _COMPACT.fullmatch(compact):
+        raise EvidenceError(f"NRAS {name} token is not a compact JWS")
+    try:
+        header = json.loads(_b64url(compact.split(".", 1)[0]))
+    except (ValueError, binascii.Error, RecursionError):
+        raise EvidenceError(f"NRAS {name} token header does not decode") from None
+    if not isinstance(header, dict):
+        raise EvidenceError(f"NRAS {name} token header is not an object")
+    return header
+
+
+def _trusted_key(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors) -> _Key:
+    ident = hashlib.sha256(json.dumps(jwk, sort_keys=True, default=str).encode() + anchors.nras_intermediate_der).digest()
+    cached = _key_cache.get(ident)
+    if cached is not None:
+        return cached
+    key = _check_jwk(kid, jwk, anchors)
+    with _key_lock:
+        if len(_key_cache) > 256:
+            _key_cache.clear()
+        _key_cache[ident] = key
+    return key
+
+
+def _check_jwk(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors) -> _Key:
+    def bad(why: str) -> CheckFailed:
+        return CheckFailed(f"NRAS JWKS key {kid}: {why}", reason="nras_token_invalid", details={"kid": kid})
+
+    x5c = jwk.get("x5c")
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-384":
+        raise bad("not an EC P-384 key")
+    if not isinstance(x5c, list) or len(x5c) < 2 or not all(isinstance(c, str) for c in x5c):
+        raise bad("no x5c chain")
+    try:
+        ders = [base64.b64decode(c, validate=True) for c in x5c[:2]]
+        leaf, inter = (x509.load_der_x509_certificate(d) for d in ders)
+        x, y = (int.from_bytes(_b64url(jwk[c]), "big") for c in ("x", "y"))
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise bad("x5c or x/y do not decode") from None
+    if not hmac.compare_digest(ders[1], anchors.nras_intermediate_der):
+        raise bad("x5c[1] is not the pinned NRAS intermediate")
+    try:
+        leaf.verify_directly_issued_by(inter)
+    except (ValueError, TypeError, InvalidSignature):
+        raise bad("x5c[0] is not issued by the pinned NRAS intermediate") from None
+    pub = leaf.public_key()
+    if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.curve.name != "secp384r1":
+        raise bad("x5c[0] key is not P-384")
+    nums = pub.public_numbers()
+    if (nums.x, nums.y) != (x, y):
+        raise bad("the JWK x/y differ from x5c[0]'s key")
+    window = (max(_ts(leaf.not_valid_before_utc), _ts(inter.not_valid_before_utc)),
+              min(_ts(leaf.not_valid_after_utc), _ts(inter.not_valid_after_utc)))
+    return _Key(pub, window)
+
+
+# ---------------------------------------------------------------- claims
+
+
+def _check_times(t: _Token, now: int, leeway: int) -> None:
+    c = t.claims
+    exp, nbf, iat = c.get("exp"), c.get("nbf", c.get("iat")), c.get("iat")
+    if not (_is_int(exp) and _is_int(nbf) and _is_int(iat)):
+        raise EvidenceError(f"NRAS {t.name} token lacks integer exp/nbf/iat")
+    if now > exp + leeway or now < nbf - leeway or now < iat - leeway:
+        raise CheckFailed(f"NRAS {t.name} token is not valid at {now} (nbf {nbf}, exp {exp}, leeway {leeway}s)",
+                          reason="nras_token_expired", details={"now": now, "nbf": nbf, "iat": iat, "exp": exp})
+
+
+def _check_submods(overall: _Token, devices: list[_Token], gpu_count: int) -> None:
+    def bad(why: str) -> CheckFailed:
+        return CheckFailed(f"NRAS submods: {why}", reason="nras_submod_mismatch")
+
+    submods = overall.claims.get("submods")
+    names = {f"GPU-{i}" for i in range(gpu_count)}
+    if gpu_count < 1:
+        raise bad("no GPU is expected, so nothing is attested")
+    if not isinstance(submods, dict):
+        raise bad("the overall token has no submods")
+    if len(submods) != gpu_count or len(devices) != gpu_count:
+        raise bad(f"{len(submods)} submods and {len(devices)} device tokens for {gpu_count} GPU(s)")
+    if set(submods) != names or {d.name for d in devices} != names:
+        raise bad(f"names {sorted(submods)} / {sorted(d.name for d in devices)} are not GPU-0..GPU-{gpu_count - 1}")
+    for d in devices:
+        entry = submods[d.name]
+        digest = hashlib.sha256(d.compact.encode("ascii")).hexdigest()
+        ok = (isinstance(entry, list) and len(entry) == 2 and entry[0] == "DIGEST" and isinstance(entry[1], list)
+              and len(entry[1]) == 2 and entry[1][0] == "SHA-256" and isinstance(entry[1][1], str))
+        if not ok or not hmac.compare_digest(entry[1][1].lower().encode(), digest.encode()):
+            raise bad(f"{d.name}: the digest does not match sha256 of its device token")
+
+
+def _gpu_claims(t: _Token) -> NrasGpuClaims:
+    c = t.claims
+    err = c.get("x-nvidia-error-details")
+    error = None
+    if isinstance(err, dict):
+        error = " ".join(str(p) for p in (err.get("code"), err.get("message")) if p is not None) or "error"
+        if err.get("fieldName"):
+            error += f" ({err['fieldName']})"
+    secboot = c.get("secboot")
+    return NrasGpuClaims(
+        name=t.name, hwmodel=_opt_str(c.get("hwmodel")), ueid=_opt_str(c.get("ueid")),
+        driver_version=_opt_str(c.get("x-nvidia-gpu-driver-version")), vbios_version=_opt_str(c.get("x-nvidia-gpu-vbios-version")),
+        measres=_opt_str(c.get("measres")), secboot=secboot if isinstance(secboot, bool) else None,
+        dbgstat=_opt_str(c.get("dbgstat")), warning=_opt_str(c.get("x-nvidia-attestation-warning")), error=error,
+    )
+
+
+def _claim_problem(g: NrasGpuClaims) -> str:
+    problems = []
+    if g.measres != "success":
+        problems.append(f"measres={g.measres}")
+    if g.secboot is not True:
+        problems.append(f"secboot={g.secboot}")
+    if g.dbgstat != "disabled":
+        problems.append(f"dbgstat={g.dbgstat}")
+    if g.error:
+        problems.append(g.error)
+    return ", ".join(problems)
+
+
+def _failure_summary(gpus: tuple[NrasGpuClaims, ...]) -> str:
+    groups: dict[str, list[str]] = {}
+    for g in gpus:
+        groups.setdefault(g.error or _claim_problem(g) or "no error details", []).append(g.name)
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in groups.items()) or "no device tokens"
+
+
+def _opt_str(v: object) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _is_int(v: object) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _b64url(s: object) -> bytes:
+    if not isinstance(s, str):
+        raise TypeError("not a string")
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def _ts(dt: datetime) -> int:
+    return int(dt.timestamp())
