@@ -65,7 +65,8 @@ def make_verdict(**overrides: Any) -> dict[str, Any]:
         "claims": {"tcb_status": "UpToDate"},
         "notes": [],
         "collateral": [],
-        "attestation": {"format": "dstack", "path": "report.json", "reused_from": None, "age_s": None},
+        "attestation": {"format": "dstack", "paths": ["$"], "hops": [], "origin": "fetched", "fetched_at": 1_700_000_000,
+                        "reused_from": None, "age_s": None},
         "supersedes": None,
     }
     for key, value in overrides.items():
@@ -270,7 +271,7 @@ def test_migrations_idempotent_when_opened_twice(tmp_path: Path) -> None:
     Ledger.open(path).close()
     with Ledger.open(path) as again:
         applied = list(again.db.query("SELECT name FROM _sqlite_migrations WHERE migration_set = 'verifier.adapters.ledger'"))
-        assert applied == [{"name": "0001_initial"}]
+        assert applied == [{"name": "0001_initial"}, {"name": "0002_reuse_key_gateway"}]
         assert {"verdicts", "checks", "evidence", "verdict_evidence", "attestations", "heartbeat"} <= set(
             again.db.table_names()
         )
@@ -288,7 +289,7 @@ def test_file_db_reopened_keeps_everything(tmp_path: Path, clock: Clock) -> None
         assert [r["id"] for r in reopened.list()[0]] == [second, first]
         assert (
             reopened.find_reusable_attestation(
-                signer="0xabc", signing_algo="ecdsa", model="m1", now=clock.now, max_age=60
+                signer="0xabc", signing_algo="ecdsa", model="m1", gateway="https://gw.example", now=clock.now, max_age=60
             )
             is not None
         )
@@ -340,6 +341,7 @@ def _reuse(ledger: Ledger, **overrides: Any) -> dict[str, Any] | None:
         "signer": "0xabc",
         "signing_algo": "ecdsa",
         "model": "m1",
+        "gateway": "https://gw.example",
         "now": 1_700_000_100.0,
         "max_age": 300,
     }
@@ -347,8 +349,8 @@ def _reuse(ledger: Ledger, **overrides: Any) -> dict[str, Any] | None:
 
 
 def test_find_reusable_attestation_honours_max_age(ledger: Ledger) -> None:
-    old = ledger.save(make_verdict(times__captured_at=1_700_000_000), BUNDLE)
-    new = ledger.save(make_verdict(times__captured_at=1_700_000_050), BUNDLE)
+    old = ledger.save(make_verdict(attestation__fetched_at=1_700_000_000), BUNDLE)
+    new = ledger.save(make_verdict(attestation__fetched_at=1_700_000_050), BUNDLE)
     assert _reuse(ledger) == {
         "verdict_id": new,
         "captured_at": 1_700_000_050,
@@ -362,13 +364,15 @@ def test_find_reusable_attestation_honours_max_age(ledger: Ledger) -> None:
     assert _reuse(ledger, now=1_700_000_400.0) is None
 
 
-def test_find_reusable_attestation_matches_signer_algo_model_and_profile(ledger: Ledger) -> None:
+def test_find_reusable_attestation_matches_signer_algo_model_gateway_and_profile(ledger: Ledger) -> None:
     ledger.save(make_verdict(trust_profile="simulator"), BUNDLE)
     assert _reuse(ledger) is not None
     assert _reuse(ledger, signer="0xdef") is None
     assert _reuse(ledger, signing_algo="ed25519") is None
     assert _reuse(ledger, model="m2") is None
     assert _reuse(ledger, model=None) is None
+    assert _reuse(ledger, gateway="https://other.example") is None
+    assert _reuse(ledger, gateway=None) is None
     assert _reuse(ledger, trust_profile="production") is None
     assert _reuse(ledger, trust_profile="simulator") is not None
 
@@ -386,12 +390,23 @@ def test_find_reusable_attestation_requires_the_passing_checks(ledger: Ledger, c
     [
         make_verdict(nonce={"value": "22" * 32, "origin": "supplied"}),
         make_verdict(nonce={"value": None, "origin": None}),
-        make_verdict(attestation={"format": "dstack", "path": "report.json", "reused_from": "v_X", "age_s": 9}),
-        make_verdict(times__captured_at=None),
+        make_verdict(attestation__reused_from="v_X", attestation__origin="reused", attestation__age_s=9),
+        make_verdict(attestation__reused_from="v_X"),
+        make_verdict(attestation__origin="recorded"),
+        make_verdict(attestation__origin="reused"),
+        make_verdict(attestation__fetched_at=None),
     ],
+    ids=["supplied-nonce", "no-nonce", "reused", "reused-from-only", "recorded-not-fetched", "origin-reused",
+         "no-fetch-time"],
 )
-def test_find_reusable_attestation_needs_a_fresh_minted_capture(ledger: Ledger, verdict: dict[str, Any]) -> None:
+def test_find_reusable_attestation_needs_a_fresh_minted_fetch_by_this_verifier(ledger: Ledger, verdict: dict[str, Any]) -> None:
     ledger.save(verdict, BUNDLE)
+    assert _reuse(ledger) is None
+
+
+def test_a_reverification_never_becomes_a_reuse_source(ledger: Ledger) -> None:
+    original = ledger.save(make_verdict(attestation__origin="recorded", attestation__fetched_at=None), BUNDLE)
+    ledger.save(make_verdict(supersedes=original), BUNDLE)  # even one claiming a fresh fetch
     assert _reuse(ledger) is None
 
 

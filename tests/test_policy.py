@@ -108,3 +108,35 @@ def test_bindings_may_be_advisory_together_with_their_foundation() -> None:
 def test_app_id_allow_lists_are_keyed_by_model_case_insensitively() -> None:
     policy = parse_policy(b'[tdx.app_ids]\n"TEE/Gemma" = ["' + b"11" * 20 + b'"]\n', source="apps.toml")
     assert set(policy.tdx.app_ids) == {"tee/gemma"}
+
+
+def test_a_relaxed_report_signer_is_refused_while_any_binding_check_is_required() -> None:
+    # review finding: with report.signer advisory, a response signed by an unrelated key passed on a Chutes report
+    with pytest.raises(ConfigError) as exc:
+        parse_policy(b'[checks]\n"report.signer" = "advisory"\n', source="relaxed.toml")
+    assert "is required but checks.report.signer is advisory" in exc.value.message
+
+
+def _every_check_advisory_but(required: str, relaxed: str) -> bytes:
+    """``required`` and what it rests on are required, ``relaxed`` is off, everything else advisory."""
+    from verifier.appraise.catalog import CHECKS, check_spec
+
+    keep, todo = set(), [required]
+    while todo:
+        cid = todo.pop()
+        if cid != relaxed and cid not in keep:
+            keep.add(cid)
+            todo += check_spec(cid).foundations
+    lines = [f'"{c.id}" = "{"required" if c.id in keep else "advisory"}"' for c in CHECKS if c.id != relaxed]
+    return ("[checks]\n" + "\n".join(lines) + f'\n"{relaxed}" = "off"\n').encode()
+
+
+def test_the_foundation_rule_holds_for_every_declared_dependency_of_the_registry() -> None:
+    from verifier.appraise.catalog import CHECKS
+
+    pairs = [(c.id, dep) for c in CHECKS for dep in c.foundations]
+    assert ("tdx.binds_signer", "report.signer") in pairs and ("gpu.nonce", "gpu.evidence") in pairs
+    for check_id, dep in pairs:
+        with pytest.raises(ConfigError) as exc:
+            parse_policy(_every_check_advisory_but(check_id, dep), source="weak.toml")
+        assert f"is required but checks.{dep} is off" in exc.value.message, (check_id, dep)

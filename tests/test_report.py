@@ -62,13 +62,13 @@ def test_chutes_report_is_five_instances_without_signers() -> None:
 def test_a_nearai_gateway_key_signature_selects_the_gateway_attestation() -> None:
     # anchor-failures.md #3: searching only model_attestations crashes or verifies the wrong key
     report = parse_report(near_two_layer().report or b"")
-    (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", model=NEAR_MODEL)
+    (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models={NEAR_MODEL.lower()})
     assert att.path == "$.gateway_attestation"
 
 
 def test_a_model_key_selects_its_model_attestation() -> None:
     report = parse_report(near_two_layer().report or b"")
-    (att,) = select_attestations(report, signing_address=NEAR_MODEL_KEY.upper(), signing_algo="ed25519", model=NEAR_MODEL.lower())
+    (att,) = select_attestations(report, signing_address=NEAR_MODEL_KEY.upper(), signing_algo="ed25519", models={NEAR_MODEL.lower()})
     assert att.path == "$.model_attestations[0]"
 
 
@@ -76,7 +76,7 @@ def test_a_genuine_report_of_another_signer_is_signer_not_attested() -> None:
     # anchor-failures.md #5: a valid signature by key A paired with a genuine report of key B must not pass
     report = parse_report(phala_flat().report or b"")
     with pytest.raises(CheckFailed) as exc:
-        select_attestations(report, signing_address="0x" + "ab" * 20, signing_algo="ecdsa", model=None)
+        select_attestations(report, signing_address="0x" + "ab" * 20, signing_algo="ecdsa", models=None)
     assert exc.value.reason == "signer_not_attested"
     assert "0xa6df16ebbc510d97a32b99b4dfd33793acc90e2b" in exc.value.message
 
@@ -84,9 +84,9 @@ def test_a_genuine_report_of_another_signer_is_signer_not_attested() -> None:
 def test_the_right_key_with_the_wrong_algo_is_not_attested() -> None:
     report = parse_report(near_two_layer().report or b"")
     with pytest.raises(EvidenceError):  # an ed25519 key is not an ecdsa address at all
-        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ecdsa", model=None)
+        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ecdsa", models=None)
     with pytest.raises(CheckFailed) as exc:
-        select_attestations(parse_report(phala_flat().report or b""), signing_address="ab" * 32, signing_algo="ed25519", model=None)
+        select_attestations(parse_report(phala_flat().report or b""), signing_address="ab" * 32, signing_algo="ed25519", models=None)
     assert exc.value.reason == "signer_not_attested"
 
 
@@ -94,9 +94,9 @@ def test_a_substitute_model_attestation_is_model_mismatch() -> None:
     # private-ai-gateway PR #50: NEAR answered an unknown model with another model's attestation
     report = parse_report(near_two_layer().report or b"")
     with pytest.raises(CheckFailed) as exc:
-        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", model="zai-org/GLM-4.7")
+        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models={"zai-org/GLM-4.7".lower()})
     assert exc.value.reason == "model_mismatch"
-    assert exc.value.details == {"expected": "zai-org/GLM-4.7", "got": [NEAR_MODEL]}
+    assert exc.value.details == {"expected": ["zai-org/glm-4.7"], "got": [NEAR_MODEL]}
 
 
 def test_two_distinct_quotes_claiming_the_signer_are_both_selected() -> None:
@@ -106,7 +106,7 @@ def test_two_distinct_quotes_claiming_the_signer_are_both_selected() -> None:
     other["intel_quote"] = q[:200] + ("0" if q[200] != "0" else "1") + q[201:]
     doc["all_attestations"].append(other)
     report = parse_report(doc)
-    chosen = select_attestations(report, signing_address=PHALA_SIGNER, signing_algo="ecdsa", model=None)
+    chosen = select_attestations(report, signing_address=PHALA_SIGNER, signing_algo="ecdsa", models=None)
     assert [a.path for a in chosen] == ["$", "$.all_attestations[1]"]
 
 
@@ -178,7 +178,7 @@ def test_an_attestation_without_signing_algo_takes_the_algo_its_address_implies(
     for entry in [doc["gateway_attestation"], *doc["model_attestations"]]:
         del entry["signing_algo"]
     report = parse_report(doc)
-    (att,) = select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", model=NEAR_MODEL)
+    (att,) = select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models={NEAR_MODEL.lower()})
     assert att.algo == "ed25519" and att.path == "$.model_attestations[0]"
     flat = _doc(phala_flat().report)
     del flat["signing_algo"]
@@ -195,10 +195,10 @@ def test_a_copy_with_the_same_quote_but_other_gpu_evidence_is_kept_and_checked()
 def test_a_signature_kind_must_match_the_role_of_the_attestation() -> None:
     # redpill-protocol §3.6 step 4: the NEAR gateway key signs gateway-kind signatures only
     report = parse_report(near_two_layer().report or b"")
-    (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", model=None, signature_kind="gateway")
+    (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models=None, signature_kind="gateway")
     assert att.role == "gateway"
     with pytest.raises(CheckFailed) as exc:
-        select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", model=None, signature_kind="provider_tee")
+        select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models=None, signature_kind="provider_tee")
     assert exc.value.reason == "signer_not_attested"
     with pytest.raises(CheckFailed):
-        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", model=None, signature_kind="gateway")
+        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models=None, signature_kind="gateway")

@@ -140,10 +140,11 @@ async def post_verification(request: web.Request) -> web.Response:
         evaluation = await verify_exchange(exchange, gateway=gateway, ctx=svc.context(), prior=svc.recorder)
     except InputError as exc:
         raise HTTPProblem(400, "bad_request", exc.message, "chat_id") from None
-    verdict_id = await svc.recorder.save(evaluation.verdict, evaluation.bundle, secrets=(api_key,) if api_key and len(api_key) >= 8 else ())
-    evaluation.verdict["id"] = verdict_id
-    log.info("verdict %s %s model=%s signer=%s", verdict_id, evaluation.verdict["status"], model, evaluation.verdict["subject"]["signer"])
-    return web.json_response(evaluation.verdict, status=201, headers={"Location": f"/v1/verifications/{verdict_id}"})
+    verdict_id = await svc.recorder.save(evaluation.verdict.to_json(), evaluation.bundle,
+                                         secrets=(api_key,) if api_key and len(api_key) >= 8 else ())
+    verdict = evaluation.verdict.with_id(verdict_id)
+    log.info("verdict %s %s model=%s signer=%s", verdict_id, verdict.status, model, verdict.subject.signer)
+    return web.json_response(verdict.to_json(), status=201, headers={"Location": f"/v1/verifications/{verdict_id}"})
 
 
 async def get_verification(request: web.Request) -> web.Response:
@@ -207,11 +208,11 @@ async def reverify(request: web.Request) -> web.Response:
     old, bundle = await svc.recorder.get(verdict_id), await svc.recorder.bundle(verdict_id)
     if old is None or bundle is None:
         raise HTTPProblem(404, "not_found", f"no verification {verdict_id!r}", "id")
-    evaluation = await evaluate(bundle, svc.offline_context(now=at if at is not None else int(svc.clock())))
-    evaluation.verdict["supersedes"] = verdict_id
-    new_id = await svc.recorder.save(evaluation.verdict, evaluation.bundle)
-    evaluation.verdict["id"] = new_id
-    return web.json_response(evaluation.verdict, status=201, headers={"Location": f"/v1/verifications/{new_id}"})
+    evaluation = await evaluate(bundle, svc.offline_context(now=at if at is not None else int(svc.clock())),
+                                supersedes=verdict_id)
+    new_id = await svc.recorder.save(evaluation.verdict.to_json(), evaluation.bundle)
+    return web.json_response(evaluation.verdict.with_id(new_id).to_json(), status=201,
+                             headers={"Location": f"/v1/verifications/{new_id}"})
 
 
 async def healthz(request: web.Request) -> web.Response:

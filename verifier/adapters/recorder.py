@@ -56,13 +56,14 @@ class Recorder:
         except Exception:
             return False
 
-    async def find(self, *, signer: str, signing_algo: str, model: str, now: int, max_age: int) -> PriorAttestation | None:
-        row = await self._call(self.ledger.find_reusable_attestation, signer=signer, signing_algo=signing_algo, model=model, now=now, max_age=max_age,
-                               trust_profile=self._trust_profile)
+    async def find(self, *, signer: str, signing_algo: str, model: str, gateway: str, now: int,
+                   max_age: int) -> PriorAttestation | None:
+        row = await self._call(self.ledger.find_reusable_attestation, signer=signer, signing_algo=signing_algo,
+                               model=model, gateway=gateway, now=now, max_age=max_age, trust_profile=self._trust_profile)
         if row is None:
             return None
         bundle = await self.bundle(row["verdict_id"])
-        if bundle is None or bundle.report is None or bundle.meta.nonce is None:
+        if bundle is None or bundle.report is None or bundle.meta.nonce is None or bundle.meta.reused_from is not None:
             return None
         return PriorAttestation(
             verdict_id=row["verdict_id"], captured_at=int(row["captured_at"]), nonce=bundle.meta.nonce, report=bundle.report,

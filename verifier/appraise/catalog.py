@@ -1,49 +1,20 @@
-"""The catalogue of check ids and reason codes: stable public names, documented in README.
+"""The catalogue of check ids (from the registry) and reason codes: stable public names, documented in README.
 
 Never rename an id or a code; add new ones. ``tests/test_docs.py`` fails when one is undocumented.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from verifier.appraise import checks as _checks  # noqa: F401  (importing the package registers every check)
+from verifier.appraise.registry import REGISTRY, CheckSpec
 
-from verifier.core.model import Severity
-
-
-@dataclass(frozen=True, slots=True)
-class CheckSpec:
-    id: str
-    title: str
-    default_severity: Severity
-
-
-CHECKS: tuple[CheckSpec, ...] = (
-    CheckSpec("request.hash", "sha256 of the exact request bytes equals the signed request hash", Severity.REQUIRED),
-    CheckSpec("response.hash", "sha256 of the exact response bytes equals the signed response hash", Severity.REQUIRED),
-    CheckSpec("signature.valid", "the response signature verifies for signing_address", Severity.REQUIRED),
-    CheckSpec("report.signer", "the report holds an attestation for this signer, algo and model", Severity.REQUIRED),
-    CheckSpec("nonce.fresh", "the nonce bound by the report was minted by this verifier", Severity.REQUIRED),
-    CheckSpec("tdx.quote", "the TDX quote verifies to Intel's root with valid collateral (dcap-qvl)", Severity.REQUIRED),
-    CheckSpec("tdx.tcb", "the platform TCB status and advisories are allowed by policy", Severity.REQUIRED),
-    CheckSpec("tdx.binds_signer", "the quote's report_data binds the signing key", Severity.REQUIRED),
-    CheckSpec("tdx.binds_nonce", "the quote's report_data binds our nonce", Severity.REQUIRED),
-    CheckSpec("tdx.event_log", "the event log replays to the quote's RTMR0-3", Severity.REQUIRED),
-    CheckSpec("tdx.app", "app_compose, compose_hash, RTMR3 and mr_config_id agree (and are allowed)", Severity.REQUIRED),
-    CheckSpec("tdx.measurements", "MRTD, RTMR0-2, MRSEAM, OS image are in the policy allow-lists", Severity.REQUIRED),
-    CheckSpec("tdx.debug", "the TD is not a debug TD", Severity.REQUIRED),
-    CheckSpec("gpu.nonce", "every GPU's evidence answers our nonce", Severity.REQUIRED),
-    CheckSpec("gpu.evidence", "every GPU's SPDM report is signed by a device chain to NVIDIA's root", Severity.REQUIRED),
-    CheckSpec("gpu.nras", "NVIDIA NRAS attests every GPU, with a verified token", Severity.REQUIRED),
-)
-
-CHECK_IDS: frozenset[str] = frozenset(c.id for c in CHECKS)
+CHECKS: tuple[CheckSpec, ...] = tuple(REGISTRY.values())  # evaluation order: every check after what it needs
+CHECK_IDS: frozenset[str] = frozenset(REGISTRY)
+REUSE_REQUIRES: tuple[str, ...] = tuple(c.id for c in CHECKS if c.reuse)
 
 
 def check_spec(check_id: str) -> CheckSpec:
-    for spec in CHECKS:
-        if spec.id == check_id:
-            return spec
-    raise KeyError(check_id)
+    return REGISTRY[check_id]
 
 
 # Reason codes: one stable snake_case name per way a check can end other than `pass`.
@@ -133,4 +104,12 @@ REASONS: dict[str, str] = {
     "upstream_garbled": "an upstream answered 2xx with a body that is not the expected JSON",
     "signature_unavailable": "the gateway has no signature for this chat id (404: not found or expired)",
     "report_unavailable": "the attestation report could not be fetched",
+    # verdict integrity and software identity (engine)
+    "model_not_requested": "the bundle names no requested model, so nothing can bind one",
+    "identity_not_pinned": "the software identity (app identity or boot chain) is not pinned for the model",
+    "boot_chain_not_allowed": "MRTD/RTMR0-2 (and MRSEAM) match none of the pinned boot chains",
+    "os_image_mismatch": "the report's vm_config OS image hash differs from the measured os-image-hash",
+    "dev_os_image": "the dstack OS image is a dev image, which gives the operator access to the CVM",
+    "too_many_attestations": "the report carries more attestations than the policy's cap",
+    "too_many_gpus": "an attestation carries more GPUs than the policy's cap",
 }

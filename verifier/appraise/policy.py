@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier.appraise.catalog import CHECK_IDS, CHECKS
+from verifier.appraise.registry import REGISTRY
 from verifier.core.errors import ConfigError
 from verifier.core.model import Severity
 
@@ -42,6 +43,17 @@ class Key:
 KEYS: dict[str, Key] = {
     "policy.id": Key("str", "unnamed", "identifier recorded in every verdict"),
     "policy.description": Key("str", "", "free text"),
+    "models": Key("table:str_list", {}, "model aliases: \"requested name\" = [\"other names the gateway may sign or attest for it\"]"),
+    "identity.require_pinned": Key(
+        "bool", True, "a pass requires a pinned app identity AND a pinned boot chain for the model (false: an explicitly "
+        "insecure policy that accepts any software on genuine hardware)"
+    ),
+    "attestation.allow_gateway_hop": Key(
+        "bool", True, "a response signed by an attested NEAR gateway may pass when a model attestation for the requested "
+        "model in the same report verifies with its GPUs (the gateway's measured code vouches for the hop)"
+    ),
+    "attestation.max_attestations": Key("int", 16, "most attestations a report may carry (more: malformed_evidence)"),
+    "gpu.max_per_attestation": Key("int", 8, "most GPUs one attestation may carry (more: malformed_evidence)"),
     "attestation.max_attestation_age": Key(
         "int", 0, "seconds within which a verdict may cite an earlier attestation of the same signer that this verifier fetched with its own nonce and verified; 0 = always fetch a fresh report"
     ),
@@ -107,11 +119,21 @@ class Policy:
     tdx: TdxPolicy
     gpu: GpuPolicy
     max_attestation_age: int
+    aliases: dict[str, frozenset[str]] = field(default_factory=dict)  # lower-case name -> its alias group
+    require_pinned: bool = True
+    allow_gateway_hop: bool = True
+    max_attestations: int = 16
+    max_gpus_per_attestation: int = 8
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
     def severity(self, check_id: str) -> Severity:
         return self.severities[check_id]
+
+    def names_for(self, model: str) -> frozenset[str]:
+        """The model and every name configured as the same model (lower case)."""
+        name = model.lower()
+        return self.aliases.get(name, frozenset()) | {name}
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -146,6 +168,9 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
         raise ConfigError(f"{source}: tdx.allowed_tcb_statuses includes {sorted(statuses & _NEEDS_ADVISORY_ALLOWLIST)}, which needs tdx.advisory_allowlist")
     if v["gpu.nras"] not in ("required", "local"):
         raise ConfigError(f"{source}: gpu.nras: got {v['gpu.nras']!r}, expected 'required' or 'local'")
+    for name in ("attestation.max_attestations", "gpu.max_per_attestation"):
+        if v[name] < 1:
+            raise ConfigError(f"{source}: {name}: got {v[name]}, expected a number >= 1")
     for name in ("attestation.max_attestation_age", "tdx.min_tcb_eval_data_number", "tdx.max_collateral_age", "gpu.expected_count", "gpu.nras_leeway"):
         if v[name] < 0:
             raise ConfigError(f"{source}: {name}: got {v[name]}, expected a number >= 0")
@@ -185,35 +210,48 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
         tdx=tdx,
         gpu=gpu,
         max_attestation_age=v["attestation.max_attestation_age"],
+        aliases=_alias_groups(v["models"]),
+        require_pinned=v["identity.require_pinned"],
+        allow_gateway_hop=v["attestation.allow_gateway_hop"],
+        max_attestations=v["attestation.max_attestations"],
+        max_gpus_per_attestation=v["gpu.max_per_attestation"],
         description=v["policy.description"],
         raw=doc,
     )
 
 
-# A binding read from evidence nobody verified proves nothing: a check may only decide the verdict when the
-# check that verifies its evidence does too (else a forged quote with the right report_data would pass).
-FOUNDATIONS: dict[str, str] = {
-    "request.hash": "signature.valid",
-    "response.hash": "signature.valid",
-    **{cid: "tdx.quote" for cid in ("tdx.tcb", "tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.app",
-                                    "tdx.measurements", "tdx.debug")},
-    "gpu.nonce": "gpu.evidence",  # the SPDM nonce is inside the transcript gpu.evidence verifies
-}
-
-
 def _check_foundations(severities: dict[str, Severity], source: str) -> None:
-    for check_id, foundation in FOUNDATIONS.items():
-        if severities[check_id] is Severity.REQUIRED and severities[foundation] is not Severity.REQUIRED:
-            raise ConfigError(
-                f"{source}: checks.{check_id} is required but checks.{foundation} is {severities[foundation]}: "
-                f"{check_id} judges evidence that only {foundation} verifies; make {foundation} required or {check_id} advisory/off"
-            )
+    """A binding read from evidence nobody verified proves nothing: a check may only decide the verdict when every
+    check it rests on does too (else, e.g., a forged quote with the right report_data would pass). From the registry."""
+    for spec in REGISTRY.values():
+        if severities[spec.id] is not Severity.REQUIRED:
+            continue
+        for foundation in spec.foundations:
+            if severities[foundation] is not Severity.REQUIRED:
+                raise ConfigError(
+                    f"{source}: checks.{spec.id} is required but checks.{foundation} is {severities[foundation]}: "
+                    f"{spec.id} judges evidence that only {foundation} establishes; make {foundation} required or "
+                    f"{spec.id} advisory/off"
+                )
+
+
+def _alias_groups(table: dict[str, list[str]]) -> dict[str, frozenset[str]]:
+    """Each configured name maps to its whole group (the key and its aliases), case-insensitively."""
+    groups: dict[str, frozenset[str]] = {}
+    for model, aliases in table.items():
+        group = frozenset({model.lower(), *(x.lower() for x in aliases)})
+        for name in group:
+            groups[name] = groups.get(name, frozenset()) | group
+    return groups
 
 
 def _flatten(doc: dict[str, Any], source: str) -> dict[str, Any]:
     """Two levels: [section] key = value; `checks` keys contain dots and must be quoted."""
     out: dict[str, Any] = {}
     for section, body in doc.items():
+        if section == "models":  # one table-valued key: model names contain dots and slashes
+            out["models"] = body
+            continue
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: top-level key {section!r} must be a [section]; sections: {sorted({k.split('.')[0] for k in KEYS})}")
         for key, value in body.items():
@@ -261,6 +299,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: {name}: expected a list of hex strings")
         return [_hex_bytes(name, x, size, source) for x in value]
+    if kind == "table:str_list":
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(x, list) and all(isinstance(i, str) and i for i in x) for k, x in value.items()
+        ):
+            raise ConfigError(f"{source}: {name}: expected a table of \"model\" = [\"alias\", ...]")
+        return value
     if kind.startswith("table:hex_list:"):
         size = int(kind.split(":")[2])
         if not isinstance(value, dict):

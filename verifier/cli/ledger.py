@@ -92,7 +92,7 @@ async def _reverify(verdict_id: str, db_path: str, at: int | None) -> dict[str, 
     async with open_services(settings) as svc:
         bundle = await svc.recorder.bundle(verdict_id)
         assert bundle is not None
-        evaluation = await evaluate(bundle, svc.offline_context(now=at if at is not None else int(time.time())))
-        evaluation.verdict["supersedes"] = verdict_id
-        evaluation.verdict["id"] = await svc.recorder.save(evaluation.verdict, evaluation.bundle)
-        return evaluation.verdict
+        evaluation = await evaluate(bundle, svc.offline_context(now=at if at is not None else int(time.time())),
+                                    supersedes=verdict_id)
+        new_id = await svc.recorder.save(evaluation.verdict.to_json(), evaluation.bundle)
+        return evaluation.verdict.with_id(new_id).to_json()

@@ -40,7 +40,7 @@ def verify_bundle(path: Path, at: int | None, policy_path: str | None, trust: st
 async def _verify_bundle(bundle: Bundle, policy: Policy, now: int, anchors: TrustAnchors) -> dict[str, Any]:
     async with DcapPool(size=1) as pool:
         ctx = Context(policy=policy, now=now, anchors=anchors, quotes=pool, dcap_version=pool.version())
-        return (await evaluate(bundle, ctx)).verdict
+        return (await evaluate(bundle, ctx)).verdict.to_json()
 
 
 @click.group("policy")

@@ -95,6 +95,8 @@ def verify(request_file: Path, response_file: Path, model: str, gateway: str, ch
 async def _verify(settings: Settings, exchange: Exchange, api_key: str | None, record: bool) -> dict[str, Any]:
     async with open_services(settings) as svc:
         evaluation = await verify_exchange(exchange, gateway=svc.gateway(exchange.gateway, api_key=api_key), ctx=svc.context(), prior=svc.recorder)
+        verdict = evaluation.verdict
         if record:
-            evaluation.verdict["id"] = await svc.recorder.save(evaluation.verdict, evaluation.bundle, secrets=(api_key,) if api_key and len(api_key) >= 8 else ())
-        return evaluation.verdict
+            verdict = verdict.with_id(await svc.recorder.save(verdict.to_json(), evaluation.bundle,
+                                                              secrets=(api_key,) if api_key and len(api_key) >= 8 else ()))
+        return verdict.to_json()

@@ -52,3 +52,9 @@ class ConfigError(VerifierError):
     """Bad configuration or policy; names the key and file."""
 
     reason = "config_error"
+
+
+class Skip(VerifierError):
+    """A check cannot apply here (e.g. ``not_in_bundle``, ``not_configured``): recorded as skipped, never a pass."""
+
+    reason = "not_applicable"

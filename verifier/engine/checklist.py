@@ -1,115 +1,55 @@
-"""The one place where raised errors become check results (aesthetics.md §6.4).
+"""The checklist: walk the registry in order, turning each appraisal function's outcome into a result row.
 
-``CheckFailed`` / ``EvidenceError`` -> fail; ``Indeterminate`` -> indeterminate; any other
-exception is a bug -> indeterminate ``internal_error`` (logged), never pass. Checks the policy turns
-off are not run; checks whose prerequisites did not pass are ``skipped`` with reason ``blocked``.
+The one place where raised errors become check results: ``CheckFailed`` / ``EvidenceError`` -> fail;
+``Indeterminate`` -> indeterminate; ``Skip`` -> skipped; any other exception is a bug -> indeterminate
+``internal_error`` (logged), never pass. A check the policy turns off is ``skipped`` (``policy_off``); a check
+whose ``needs`` did not all pass is ``skipped`` (``blocked``) without running: its evidence was never verified.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
 
 from verifier.appraise.catalog import CHECKS
-from verifier.appraise.policy import Policy
-from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate, VerifierError
+from verifier.appraise.registry import Appraisal, CheckSpec
+from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate, Skip
 from verifier.core.model import CheckResult, Severity, Status
+from verifier.verify.results import Facts
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Passed:
-    """What a check function returns: a message for the table, details, and a value for later steps."""
+def appraise(facts: Facts, appraisal: Appraisal, specs: Iterable[CheckSpec] = CHECKS) -> tuple[CheckResult, ...]:
+    """Every check of ``specs`` (the registry, in order), each once, against the facts."""
+    policy = appraisal.policy
+    results: dict[str, CheckResult] = {}
 
-    message: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-    value: Any = None
+    def row(check_id: str, status: Status, reason: str | None, message: str, details: dict | None = None) -> CheckResult:
+        return CheckResult(id=check_id, status=status, severity=policy.severity(check_id), reason=reason,
+                           message=message, details=details or {})
 
-
-class Skip(VerifierError):
-    """A check function's way to say it cannot apply here (e.g. ``not_in_bundle``): recorded as skipped."""
-
-
-CheckFn = Callable[[], "Passed | Awaitable[Passed | None] | None"]
-
-
-class Checklist:
-    def __init__(self, policy: Policy) -> None:
-        self._policy = policy
-        self._results: dict[str, CheckResult] = {}
-        self.values: dict[str, Any] = {}
-
-    def status(self, check_id: str) -> Status | None:
-        result = self._results.get(check_id)
-        return result.status if result else None
-
-    def record(self, check_id: str, status: Status, reason: str | None, message: str, details: dict[str, Any] | None = None) -> None:
-        self._results[check_id] = CheckResult(
-            id=check_id, status=status, severity=self._policy.severity(check_id), reason=reason, message=message, details=details or {}
-        )
-
-    def skip(self, check_id: str, reason: str, message: str) -> None:
-        self.record(check_id, Status.SKIPPED, reason, message)
-
-    async def run(self, check_id: str, fn: CheckFn, *, needs: Iterable[str] = ()) -> Any:
-        """Run one check; returns the value its Passed carried, or None when it did not pass."""
-        if self._policy.severity(check_id) is Severity.OFF:
-            self.skip(check_id, "policy_off", "turned off by the policy")
-            return None
-        for dep in needs:
-            if self.status(dep) is not Status.PASS:
-                self.skip(check_id, "blocked", f"needs {dep}, which did not pass")
-                return None
-        try:
-            outcome = fn()
-            if inspect.isawaitable(outcome):
-                outcome = await outcome
-        except Skip as exc:
-            self.skip(check_id, exc.reason, exc.message)
-            return None
-        except (CheckFailed, EvidenceError) as exc:
-            self.record(check_id, Status.FAIL, exc.reason, exc.message, exc.details)
-            return None
-        except Indeterminate as exc:
-            self.record(check_id, Status.INDETERMINATE, exc.reason, exc.message, exc.details)
-            return None
-        except Exception:
-            log.exception("check %s raised an unexpected error", check_id)
-            self.record(check_id, Status.INDETERMINATE, "internal_error", "the verifier hit an internal error (logged); not a pass")
-            return None
-        passed = outcome if isinstance(outcome, Passed) else Passed()
-        self.record(check_id, Status.PASS, None, passed.message, passed.details)
-        self.values[check_id] = passed.value
-        return passed.value
-
-    def results(self) -> list[CheckResult]:
-        """Every catalogued check, in catalogue order; a check never reached is indeterminate."""
-        out = []
-        for spec in CHECKS:
-            result = self._results.get(spec.id)
-            if result is None:
-                result = CheckResult(
-                    id=spec.id, status=Status.INDETERMINATE, severity=self._policy.severity(spec.id),
-                    reason="internal_error", message="check was not evaluated",
-                )
-            out.append(result)
-        return out
-
-
-def merge_failures(path_errors: list[tuple[str, Exception]]) -> None:
-    """Re-raise the most severe of several per-attestation errors: fail, then indeterminate, then skip."""
-    if not path_errors:
-        return
-
-    def rank(exc: Exception) -> int:
-        return 0 if isinstance(exc, CheckFailed | EvidenceError) else 2 if isinstance(exc, Skip) else 1
-
-    path, exc = min(path_errors, key=lambda pe: rank(pe[1]))
-    if isinstance(exc, VerifierError):
-        exc.message = f"{path}: {exc.message}" if len(path_errors) > 1 or path not in ("$", "") else exc.message
-        exc.details = {**exc.details, "attestation": path}
-    raise exc
+    for spec in specs:
+        unmet = [n for n in spec.needs if results[n].status is not Status.PASS]
+        if policy.severity(spec.id) is Severity.OFF:
+            results[spec.id] = row(spec.id, Status.SKIPPED, "policy_off", "turned off by the policy")
+        elif unmet:
+            first = results[unmet[0]]
+            results[spec.id] = row(spec.id, Status.SKIPPED, "blocked",
+                                   f"needs {first.id}, which did not pass ({first.status}: {first.reason})",
+                                   {"needs": unmet})
+        else:
+            try:
+                passed = spec.fn(facts, appraisal)
+                results[spec.id] = row(spec.id, Status.PASS, None, passed.message, passed.details)
+            except Skip as exc:
+                results[spec.id] = row(spec.id, Status.SKIPPED, exc.reason, exc.message, exc.details)
+            except (CheckFailed, EvidenceError) as exc:
+                results[spec.id] = row(spec.id, Status.FAIL, exc.reason, exc.message, exc.details)
+            except Indeterminate as exc:
+                results[spec.id] = row(spec.id, Status.INDETERMINATE, exc.reason, exc.message, exc.details)
+            except Exception:
+                log.exception("check %s raised an unexpected error", spec.id)
+                results[spec.id] = row(spec.id, Status.INDETERMINATE, "internal_error",
+                                       "the verifier hit an internal error (logged); not a pass")
+    return tuple(results.values())

@@ -48,10 +48,11 @@ class Gateway(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PriorAttestation:
-    """An attestation this verifier fetched with its own nonce and verified (see ``max_attestation_age``)."""
+    """An attestation this verifier fetched with its own fresh nonce, in a verdict that did not itself reuse one,
+    and verified (see ``max_attestation_age``). Its age counts from that original fetch."""
 
     verdict_id: str
-    captured_at: int
+    captured_at: int  # when the original verdict fetched the report
     nonce: bytes
     report: bytes
     collateral: dict[str, bytes] = field(default_factory=dict)
@@ -59,7 +60,8 @@ class PriorAttestation:
 
 
 class PriorAttestations(Protocol):
-    async def find(self, *, signer: str, signing_algo: str, model: str, now: int, max_age: int) -> PriorAttestation | None: ...
+    async def find(self, *, signer: str, signing_algo: str, model: str, gateway: str, now: int,
+                   max_age: int) -> PriorAttestation | None: ...
 
 
 async def verify_exchange(
@@ -92,8 +94,8 @@ async def verify_exchange(
     # 3-4. a fresh nonce and the report bound to it, or a prior attestation inside the reuse window
     reused: PriorAttestation | None = None
     if prior is not None and signer is not None and ctx.policy.max_attestation_age > 0:
-        reused = await prior.find(signer=signer, signing_algo=ex.signing_algo, model=ex.model, now=ctx.now,
-                                  max_age=ctx.policy.max_attestation_age)
+        reused = await prior.find(signer=signer, signing_algo=ex.signing_algo, model=ex.model, gateway=ex.gateway,
+                                  now=ctx.now, max_age=ctx.policy.max_attestation_age)
     report: bytes | None = None
     if reused is not None:
         nonce, report = reused.nonce, reused.report
@@ -109,6 +111,8 @@ async def verify_exchange(
         meta=BundleMeta(
             model=ex.model, chat_id=chat_id, signing_algo=ex.signing_algo, signing_address=signer, nonce=nonce,
             nonce_origin=NonceOrigin.MINTED, captured_at=ctx.now, gateway=ex.gateway,
+            reused_from=reused.verdict_id if reused else None,
+            report_fetched_at=reused.captured_at if reused else (ctx.now if report is not None else None),
         ),
         request=ex.request,
         response=ex.response,
@@ -118,14 +122,5 @@ async def verify_exchange(
         nras=dict(reused.nras) if reused else {},
     )
 
-    # 6. evaluate and appraise
-    evaluation = await evaluate(bundle, ctx, fetch_errors=errors)
-    if reused is not None:
-        evaluation.verdict["attestation"]["reused_from"] = reused.verdict_id
-        evaluation.verdict["attestation"]["age_s"] = ctx.now - reused.captured_at
-        evaluation.verdict["notes"].append({
-            "code": "reused_attestation",
-            "message": f"cites attestation of verdict {reused.verdict_id}, fetched with our nonce {ctx.now - reused.captured_at} s earlier "
-                       f"(policy max_attestation_age {ctx.policy.max_attestation_age} s)",
-        })
-    return evaluation
+    # 6. evaluate and appraise (reuse is an input: the bundle says where its attestation came from)
+    return await evaluate(bundle, ctx, fetch_errors=errors, fetched_now=reused is None and report is not None)

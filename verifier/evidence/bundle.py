@@ -32,7 +32,8 @@ from verifier.core.model import NonceOrigin
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 MAX_UNIX_SECONDS = 2**40  # year 36812: any time beyond is an input error, not a date
 _NAME = re.compile(r"^(meta\.json|request\.body|response\.body|signature\.json|report\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$")
-_META_KEYS = {"model", "chat_id", "signing_algo", "signing_address", "nonce", "nonce_origin", "captured_at", "gateway"}
+_META_KEYS = {"model", "chat_id", "signing_algo", "signing_address", "nonce", "nonce_origin", "captured_at", "gateway",
+              "reused_from", "report_fetched_at"}
 
 
 class BundleError(VerifierError):
@@ -49,6 +50,8 @@ class BundleMeta:
     nonce_origin: NonceOrigin | None = None
     captured_at: int | None = None
     gateway: str | None = None
+    reused_from: str | None = None  # the verdict whose attestation (report, nonce) this bundle reuses
+    report_fetched_at: int | None = None  # when this verifier fetched the report (a reused one: the original fetch)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,8 @@ class BundleMeta:
             "nonce_origin": str(self.nonce_origin) if self.nonce_origin else None,
             "captured_at": self.captured_at,
             "gateway": self.gateway,
+            "reused_from": self.reused_from,
+            "report_fetched_at": self.report_fetched_at,
         }
 
     @classmethod
@@ -69,7 +74,7 @@ class BundleMeta:
         unknown = set(data) - _META_KEYS
         if unknown:
             raise BundleError(f"meta.json: unknown keys {sorted(unknown)}; allowed: {sorted(_META_KEYS)}")
-        for key in ("model", "chat_id", "signing_algo", "signing_address", "gateway"):
+        for key in ("model", "chat_id", "signing_algo", "signing_address", "gateway", "reused_from"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise BundleError(f"meta.json: {key}: got {data[key]!r}, expected a string or null")
         nonce = None
@@ -88,6 +93,10 @@ class BundleMeta:
         if captured is not None and (not isinstance(captured, int | float) or isinstance(captured, bool)
                                      or not 0 <= captured <= MAX_UNIX_SECONDS):  # NaN and Infinity fail the range too
             raise BundleError(f"meta.json: captured_at: got {captured!r:.40}, expected unix seconds 0..{MAX_UNIX_SECONDS}")
+        fetched = data.get("report_fetched_at")
+        if fetched is not None and (not isinstance(fetched, int) or isinstance(fetched, bool)
+                                    or not 0 <= fetched <= MAX_UNIX_SECONDS):
+            raise BundleError(f"meta.json: report_fetched_at: got {fetched!r:.40}, expected unix seconds 0..{MAX_UNIX_SECONDS}")
         return cls(
             model=data.get("model"),
             chat_id=data.get("chat_id"),
@@ -97,6 +106,8 @@ class BundleMeta:
             nonce_origin=NonceOrigin(origin) if origin else (NonceOrigin.SUPPLIED if nonce else None),
             captured_at=int(captured) if captured is not None else None,
             gateway=data.get("gateway"),
+            reused_from=data.get("reused_from"),
+            report_fetched_at=fetched,
         )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -49,6 +50,7 @@ class Attestation:
     gpu_evidence: Any = None  # Chutes: list of {certificate, evidence, arch}
     instance_nonce: str | None = None  # Chutes per-instance nonce (informational until checked)
     e2e_pubkey: str | None = None  # Chutes ML-KEM key (base64), bound by report_data
+    vm_config: Any = None  # dstack vm_config (JSON text or object): a claim, tied to the quote only via os_image_hash
 
     @property
     def algo(self) -> str:
@@ -144,6 +146,7 @@ def _entry(e: dict[str, Any], path: str, role: str, *, aci: bool = False) -> Att
         compose_hash=_str(info, "compose_hash", f"{path}.info"),
         tls_cert_fingerprint=_str(e, "tls_cert_fingerprint", path),
         nvidia_payload=payload if payload not in (None, "") else None,
+        vm_config=info.get("vm_config") if info.get("vm_config") is not None else evidence.get("vm_config"),
     )
 
 
@@ -160,9 +163,9 @@ def _dedupe(entries: list[Attestation]) -> tuple[Attestation, ...]:
     return tuple(seen.values())
 
 
-def select_attestations(report: Report, *, signing_address: str, signing_algo: str, model: str | None,
+def select_attestations(report: Report, *, signing_address: str, signing_algo: str, models: Collection[str] | None,
                         signature_kind: str | None = None) -> tuple[Attestation, ...]:
-    """Every attestation for this signer and algo (and model, where the entry names one) — §3.6.
+    """Every attestation for this signer and algo (and model, where the entry names one: one of ``models``, lower case).
 
     Several distinct quotes claiming the signer are all returned: each must bind it. A NEAR signature that
     says what signed it (``signature_kind``) must match that role: ``gateway`` the gateway attestation,
@@ -172,13 +175,13 @@ def select_attestations(report: Report, *, signing_address: str, signing_algo: s
     algo = signing_algo.lower()
     roles = {"gateway": {"gateway"}, "provider_tee": {"model", "flat"}}.get(signature_kind or "")
     for_signer = [a for a in report.attestations if a.signer() == signer and a.algo == algo and (roles is None or a.role in roles)]
-    matched = [a for a in for_signer if model is None or a.model_name is None or a.model_name.lower() == model.lower()]
+    matched = [a for a in for_signer if models is None or a.model_name is None or a.model_name.lower() in models]
     if matched:
         return tuple(matched)
     if for_signer:
         names = sorted({a.model_name or "" for a in for_signer})
-        raise CheckFailed(f"the attestation(s) for {signer} are for model {', '.join(names)}, not {model}", reason="model_mismatch",
-                          details={"expected": model, "got": names})
+        raise CheckFailed(f"the attestation(s) for {signer} are for model {', '.join(names)}, not {sorted(models or ())}",
+                          reason="model_mismatch", details={"expected": sorted(models or ()), "got": names})
     known = sorted({f"{a.signer()} ({a.algo}) at {a.path}" for a in report.attestations if a.signer()})
     raise CheckFailed(f"no attestation in the {report.format} report is for {signer} ({algo}); it attests: {'; '.join(known) or 'no signer'}",
                       reason="signer_not_attested", details={"expected": signer, "got": known})

@@ -46,6 +46,8 @@ FAULTS = {
     "report_slow_body": "the report body trickles in slower than any timeout",
     "report_garbled": "the report endpoint answers 200 with an HTML page",
     "signature_expired": "the signature endpoint answers 404 (not found or expired)",
+    "signed_other_model": "the signed text names another (cheaper) model than the one requested (3-part texts)",
+    "attested_other_model": "the model attestation is for another model than the one requested (NEAR two-layer)",
 }
 
 
@@ -185,7 +187,8 @@ class SimulatedGateway:
         if self.fault("reserialized_response") and not payload.startswith(b"data:"):
             resp_bytes = json.dumps(json.loads(payload)).encode()  # Phala >= 2025-12 behaviour (§1.1)
         req_hash, resp_hash = hashlib.sha256(raw).hexdigest(), hashlib.sha256(resp_bytes).hexdigest()
-        text = f"{model}:{req_hash}:{resp_hash}" if self.config.three_part_text else f"{req_hash}:{resp_hash}"
+        signed_model = "cheap/llama-8b" if self.fault("signed_other_model") else model
+        text = f"{signed_model}:{req_hash}:{resp_hash}" if self.config.three_part_text else f"{req_hash}:{resp_hash}"
         signer = self._rogue[algo] if self.fault("wrong_signer") else self._signers[algo]
         signed_text = text.replace(resp_hash, hashlib.sha256(b"something else").hexdigest()) if self.fault("signature_other_text") else text
         return web.json_response({"text": text, "signature": signer.sign(signed_text), "signing_address": signer.address,
@@ -257,7 +260,8 @@ class SimulatedGateway:
         if fmt == "near_two_layer":
             assert self._gateway_signer is not None
             gateway = self._attestation(self._gateway_signer, nonce, gpus=False)
-            model_entry = {"model_name": model, **self._attestation(signer, nonce, gpus=True)}
+            attested = "cheap/llama-8b" if self.fault("attested_other_model") else model
+            model_entry = {"model_name": attested, **self._attestation(signer, nonce, gpus=True)}
             return {"gateway_attestation": gateway, "model_attestations": [model_entry]}
         # aci_legacy: the gateway's own TDX attestation; the GPU evidence is the upstream model node's (§3.3)
         legacy = self._attestation(signer, nonce, gpus=True)

@@ -217,19 +217,20 @@ class Ledger:
         signer: str,
         signing_algo: str,
         model: str | None,
+        gateway: str | None,
         now: float,
         max_age: int,
         trust_profile: str | None = None,
     ) -> dict[str, JSON] | None:
-        """The newest reusable attestation for exactly this signer/algo/model captured in [now - max_age, now].
+        """The newest reusable attestation for exactly this signer/algo/model/gateway fetched in [now - max_age, now].
 
         Pass ``trust_profile`` to refuse attestations recorded under another trust profile.
         """
         sql = (
             "SELECT verdict_id, captured_at, report_sha256, nonce FROM attestations"
-            " WHERE signer = ? AND signing_algo = ? AND model IS ? AND captured_at >= ? AND captured_at <= ?"
+            " WHERE signer = ? AND signing_algo = ? AND model IS ? AND gateway IS ? AND captured_at >= ? AND captured_at <= ?"
         )
-        params: builtins.list[Any] = [signer, signing_algo, model, now - max_age, now]
+        params: builtins.list[Any] = [signer, signing_algo, model, gateway, now - max_age, now]
         if trust_profile is not None:
             sql += " AND trust_profile = ?"
             params.append(trust_profile)

@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
+from verifier.appraise.catalog import REUSE_REQUIRES  # derived from the check registry
 from verifier.core.errors import VerifierError
 
 JSON = Any
 VERDICT_STATUSES = frozenset({"pass", "fail", "indeterminate"})
 # A verdict's attestation may be reused only if all of these passed on a nonce we minted.
-REUSE_REQUIRES = ("tdx.quote", "tdx.binds_signer", "tdx.binds_nonce", "report.signer")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # ascending ASCII, so encoded ids sort like the integers
 _ID_RE = re.compile(r"v_[0-9A-HJKMNP-TV-Z]{26}")
@@ -70,14 +70,22 @@ def check_rows(verdict: dict[str, JSON]) -> Iterator[dict[str, JSON]]:
 
 
 def attestation_row(verdict: dict[str, JSON], evidence: dict[str, bytes]) -> dict[str, JSON] | None:
-    """A row for ``attestations`` if this verdict holds a fresh, passing attestation we can reuse; else None."""
-    subject, nonce, times = (_section(verdict, k) for k in ("subject", "nonce", "times"))
+    """A row for ``attestations`` if this verdict holds a fresh, passing attestation we can reuse; else None.
+
+    Only an attestation this verifier fetched itself with its freshly minted nonce (``attestation.origin`` =
+    ``fetched``), in a verdict that neither reused one nor re-verifies another: a reused or re-verified verdict
+    never becomes a reuse source, so one report cannot be stretched past its window.
+    """
+    subject, nonce = _section(verdict, "subject"), _section(verdict, "nonce")
+    attestation = _section(verdict, "attestation")
     passed = {c.get("id") for c in verdict.get("checks") or () if c.get("status") == "pass"}
     if (
         nonce.get("origin") != "minted"
         or not passed.issuperset(REUSE_REQUIRES)
-        or _section(verdict, "attestation").get("reused_from") is not None  # record the original only
-        or times.get("captured_at") is None
+        or attestation.get("origin") != "fetched"
+        or attestation.get("reused_from") is not None
+        or verdict.get("supersedes") is not None
+        or attestation.get("fetched_at") is None
         or subject.get("signer") is None
         or "report.json" not in evidence
     ):
@@ -87,8 +95,9 @@ def attestation_row(verdict: dict[str, JSON], evidence: dict[str, bytes]) -> dic
         "signer": subject["signer"],
         "signing_algo": subject.get("signing_algo"),
         "model": subject.get("model"),
+        "gateway": subject.get("gateway"),
         "trust_profile": verdict.get("trust_profile"),
-        "captured_at": times["captured_at"],
+        "captured_at": attestation["fetched_at"],
         "report_sha256": hashlib.sha256(evidence["report.json"]).hexdigest(),
         "nonce": nonce.get("value"),
     }

@@ -52,3 +52,10 @@ _SCHEMA_0001 = (
 def _m0001_initial(db: Database) -> None:
     for statement in _SCHEMA_0001:
         db.execute(statement)
+
+
+@MIGRATIONS(name="0002_reuse_key_gateway")
+def _m0002_reuse_key_gateway(db: Database) -> None:
+    """The reuse key includes the gateway: an attestation fetched through one gateway is never cited for another."""
+    db.execute("ALTER TABLE attestations ADD COLUMN gateway TEXT")
+    db.execute("CREATE INDEX attestations_reuse ON attestations(signer, signing_algo, gateway, captured_at)")

@@ -1,0 +1,46 @@
+"""Simulator evidence recorded through the real service, for offline attack tests.
+
+``record`` runs the simulated gateway and the verifier service on loopback (``run_demo``), and returns the
+recorded verdict with its evidence bundle exactly as the ledger keeps it. ``pins_policy`` pins the
+recorded identity (app ids per model, MRTD and RTMR0-2) in a policy, the way an operator would after review.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from verifier.adapters.ledger import Ledger
+from verifier.demo import run_demo
+from verifier.evidence.bundle import Bundle
+from verifier.simulator.gateway import SimulatorConfig
+
+NOW = 1_790_000_000  # 2026-09-21: the pinned time of every simulator recording
+
+
+def clock() -> float:
+    return float(NOW)
+
+
+def record(db_dir: Path, *, report_format: str = "phala_flat", algo: str = "ecdsa", faults: tuple[str, ...] = (),
+           gpu_count: int = 1, **settings: Any) -> tuple[dict[str, Any], Bundle]:
+    config = SimulatorConfig(report_format=report_format, faults=frozenset(faults), clock=clock, gpu_count=gpu_count,
+                             three_part_text=report_format == "near_two_layer")
+    (result,) = asyncio.run(run_demo(config=config, signing_algo=algo, db_dir=db_dir, **settings))
+    with Ledger.open(result.db_path) as ledger:
+        return result.verdict, Bundle.from_files(ledger.evidence(result.verdict["id"]))
+
+
+def pins_policy(verdict: dict[str, Any], *, extra: str = "") -> bytes:
+    claims, model = verdict["claims"], verdict["subject"]["model"]
+    quotes = list(claims["tdx"].values())
+    app_ids = sorted({a["app_id"] for a in claims["app"].values() if a.get("app_id")})
+
+    def hexes(key: str) -> str:
+        return json.dumps(sorted({q[key] for q in quotes}))
+
+    return (f'[policy]\nid = "pinned-simulator"\n[tdx]\nallowed_mrtd = {hexes("mr_td")}\nallowed_rtmr0 = {hexes("rtmr0")}\n'
+            f'allowed_rtmr1 = {hexes("rtmr1")}\nallowed_rtmr2 = {hexes("rtmr2")}\n'
+            f'[tdx.app_ids]\n"{model}" = {json.dumps(app_ids)}\n{extra}').encode()
