@@ -34,6 +34,16 @@ def render(verdict: dict[str, Any]) -> str:
         if check["status"] != "pass" and ("expected" in details or "got" in details):
             lines.append(f"        {'':<{width}}  expected {details.get('expected')}")
             lines.append(f"        {'':<{width}}  got      {details.get('got')}")
+    binding = subject.get("model_binding") or {}
+    if binding:
+        lines.append(f"  model bound by: {', '.join(binding.get('by') or ['nothing'])}"
+                     f"   (names {', '.join(binding.get('names') or []) or '-'})")
+    vector = verdict.get("trust_vector") or {}
+    if vector:
+        lines.append("  trust vector: " + "   ".join(f"{aspect} {v['tier']}" for aspect, v in vector.items()))
+        for aspect, v in vector.items():
+            if v["tier"] != "affirming":
+                lines.append(f"    {aspect}: {v['because']}")
     for note in verdict.get("notes", []):
         lines.append(f"  note: {note['code']}: {note['message']}")
     return "\n".join(lines)

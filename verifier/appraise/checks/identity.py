@@ -32,8 +32,8 @@ def _model_refs(f: Facts, a: Appraisal) -> Any:
 
 def _not_pinned(a: Appraisal, what: str) -> str:
     if a.policy.require_pinned:
-        raise Indeterminate(f"{what} is not pinned: nothing says this is the expected software", reason="identity_not_pinned",
-                            details={"not_pinned": what})
+        raise Indeterminate(f"{what} is not pinned (no reference value, no policy allow-list): nothing says this is "
+                            "the expected software", reason="identity_not_pinned", details={"not_pinned": what})
     return f"{what} NOT pinned (policy {a.policy.id!r} accepts unpinned software)"
 
 
@@ -70,21 +70,21 @@ def tdx_app(f: Facts, a: Appraisal) -> Passed:
                                   reason="app_id_not_allowed", details={"got": app_hex, "expected": _hexes(allowed_ids)})
             pinned.append("app id (policy)")
         if refs is not None and refs.apps:
-            match = [e for e in refs.apps
-                     if (e.app_id is None or e.app_id == app_id) and (e.compose_hash is None or e.compose_hash == compose)]
-            if not match:
-                ids = sorted({e.app_id.hex() for e in refs.apps if e.app_id})
-                reason = "app_id_not_allowed" if ids and app_id not in {e.app_id for e in refs.apps} else "compose_hash_not_allowed"
+            match = refs.match_app(app_id, compose)
+            if match is None:
+                reason = "app_id_not_allowed" if refs.app_ids and app_id not in refs.app_ids else "compose_hash_not_allowed"
                 raise CheckFailed(f"app id {app_hex} / compose hash {compose.hex()} is not a pinned identity of model "
                                   f"{model!r} in refs {a.refs.id!r}", reason=reason,
                                   details={"got": {"app_id": app_hex, "compose_hash": compose.hex()},
-                                           "expected": [e.describe() for e in refs.apps]})
-            pinned.append(f"app identity (refs {a.refs.id!r}: {match[0].source})")
+                                           "expected": [{"app_id": e.app_id.hex() if e.app_id else None,
+                                                         "compose_hash": e.compose_hash.hex() if e.compose_hash else None,
+                                                         "source": e.provenance.source} for e in refs.apps]})
+            pinned.append(f"app identity (refs {a.refs.id!r}: {match.provenance.source})")
         ident = f"compose hash {compose.hex()}" + (f", app id {app_hex}" if app_hex else "")
         if pinned:
             return f"{ident}: pinned by {', '.join(pinned)}"
         unpinned.append(att.path)
-        return f"{ident}: {_not_pinned(a, 'the app identity')}"
+        return f"{ident}: {_not_pinned(a, f'the app identity (app id or compose hash) of model {model!r}')}"
 
     passed = over_quotes(f, rule)
     return Passed(passed.message, {"pinned": not unpinned})
@@ -99,16 +99,16 @@ def _boot_values(t: TdxFacts) -> dict[str, bytes | None]:
 @check("tdx.measurements", "the boot chain (MRTD, RTMR0-2, MRSEAM) and OS image are pinned and allowed",
        needs=("tdx.event_log",))
 def tdx_measurements(f: Facts, a: Appraisal) -> Passed:
-    pol = a.policy.tdx
+    pol, model = a.policy.tdx, (f.bundle.meta.model or "").lower()
     refs = _model_refs(f, a)
 
     def rule(t: TdxFacts) -> str:
         values = _boot_values(t)
         bad = {name: {"got": v.hex() if v else None, "expected": _hexes(pol.allowed[name])}
                for name, v in values.items() if pol.allowed[name] and (v is None or v not in pol.allowed[name])}
-        if refs is not None and refs.os_images and values["os_image_hashes"] not in {o.hash for o in refs.os_images}:
+        if refs is not None and refs.os_images and refs.match_os_image(values["os_image_hashes"]) is None:
             got = values["os_image_hashes"]
-            bad["os_image (refs)"] = {"got": got.hex() if got else None, "expected": _hexes(o.hash for o in refs.os_images)}
+            bad["os_image (refs)"] = {"got": got.hex() if got else None, "expected": _hexes(refs.os_image_hashes)}
         if bad:
             raise CheckFailed(f"not allowed: {', '.join(bad)}", reason="measurement_not_allowed",
                               details={"fields": bad, "got": {k: v["got"] for k, v in bad.items()},
@@ -117,16 +117,19 @@ def tdx_measurements(f: Facts, a: Appraisal) -> Passed:
         if all(pol.allowed[n] for n in ("mrtd", "rtmr0", "rtmr1", "rtmr2")):
             pinned.append("boot chain (policy allow-lists)")
         if refs is not None and refs.boot_chains:
-            match = [c for c in refs.boot_chains if c.matches(values)]
-            if not match:
+            r = t.quote.get().report
+            chain = refs.match_boot_chain(r.mr_td, r.rtmrs[0], r.rtmrs[1], r.rtmrs[2], r.mr_seam)
+            if chain is None:
                 raise CheckFailed("the boot chain (MRTD, RTMR0-2, MRSEAM) is none of the pinned boot chains",
                                   reason="boot_chain_not_allowed",
                                   details={"got": {k: v.hex() for k, v in values.items() if k in _BOOT_FIELDS and v},
-                                           "expected": [c.describe() for c in refs.boot_chains]})
-            pinned.append(f"boot chain (refs {a.refs.id!r}: {match[0].source})")
+                                           "expected": [{"mrtd": c.mrtd.hex(), "rtmr0": c.rtmr0.hex(), "rtmr1": c.rtmr1.hex(),
+                                                         "rtmr2": c.rtmr2.hex(), "mrseam": c.mrseam.hex() if c.mrseam else None,
+                                                         "source": c.provenance.source} for c in refs.boot_chains]})
+            pinned.append(f"boot chain (refs {a.refs.id!r}: {chain.provenance.source})")
         mrtd = values["mrtd"]
         head = f"MRTD {mrtd.hex()[:16]}…" if mrtd else "MRTD ?"
-        return f"{head}: pinned by {', '.join(pinned)}" if pinned else f"{head}: {_not_pinned(a, 'the boot chain (MRTD, RTMR0-2)')}"
+        return f"{head}: pinned by {', '.join(pinned)}" if pinned else f"{head}: {_not_pinned(a, f'the boot chain (MRTD, RTMR0-2) of model {model!r}')}"
 
     return over_quotes(f, rule)
 
@@ -145,9 +148,9 @@ def tdx_os_image(f: Facts, a: Appraisal) -> Passed:
         if isinstance(claimed, str) and claimed.lower().removeprefix("0x") != measured.hex():
             raise CheckFailed("vm_config.os_image_hash differs from the measured os-image-hash", reason="os_image_mismatch",
                               details={"expected": measured.hex(), "got": claimed})
-        pinned = next((o for o in (refs.os_images if refs is not None else ()) if o.hash == measured), None)
+        pinned = refs.match_os_image(measured) if refs is not None else None
         if pinned is not None and pinned.dev is not None:
-            dev, source = pinned.dev, f"refs ({pinned.source})"
+            dev, source = pinned.dev, f"refs ({pinned.provenance.source})"
         else:
             image = vm.get("image")
             dev = isinstance(image, str) and "-dev" in image.lower()
