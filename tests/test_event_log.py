@@ -167,14 +167,39 @@ def _rt(name: str, payload: bytes = b"") -> Event:
     return Event(imr=3, event_type=RUNTIME_EVENT_TYPE, digest=None, event=name, payload=payload, version=1)
 
 
+def _boot(app_id: bytes = b"\x01") -> list[Event]:
+    return [_rt("app-id", app_id), _rt("compose-hash", bytes(32)), _rt("instance-id"),
+            _rt("key-provider", b'{"name":"none","id":""}')]
+
+
 def test_runtime_event_uses_only_events_before_system_ready() -> None:
-    events = [_rt("app-id", b"\x01"), _rt("system-ready"), _rt("app-id", b"\x02")]
+    events = [*_boot(), _rt("system-ready"), _rt("app-id", b"\x02")]
     assert runtime_event(events, "app-id") == b"\x01"
-    assert runtime_event(events, "compose-hash") is None
-    with pytest.raises(EvidenceError, match="more than once"):
-        runtime_event([_rt("app-id"), _rt("app-id"), _rt("system-ready")], "app-id")
+    assert runtime_event(events, "os-image-hash") is None
+    with pytest.raises(CheckFailed) as ei:
+        runtime_event([*_boot(), _rt("app-id"), _rt("system-ready")], "app-id")
+    assert ei.value.reason == "event_log_duplicate_boot_event"
+
+
+def test_runtime_event_refuses_a_non_runtime_rtmr3_entry() -> None:
     fake = Event(imr=3, event_type=0, digest=bytes(48), event="app-id", payload=b"\x03", version=1)
-    assert runtime_event([fake], "app-id") is None  # not a dstack runtime event type
+    with pytest.raises(CheckFailed) as ei:
+        runtime_event([fake, *_boot(), _rt("system-ready")], "app-id")
+    assert ei.value.reason == "event_log_rtmr3_not_runtime"
+    assert ei.value.details == {"index": 0, "event": "app-id", "expected": RUNTIME_EVENT_TYPE, "got": 0}
+
+
+def test_runtime_event_without_system_ready_fails() -> None:
+    with pytest.raises(CheckFailed) as ei:
+        runtime_event(_boot(), "app-id")
+    assert ei.value.reason == "event_log_no_system_ready"
+
+
+def test_runtime_event_of_a_repeated_name_has_no_single_payload() -> None:
+    events = [*_boot(), _rt("init-script-hash", b"\x01"), _rt("init-script-hash", b"\x02"), _rt("system-ready")]
+    with pytest.raises(CheckFailed) as ei:
+        runtime_event(events, "init-script-hash")
+    assert ei.value.reason == "event_log_duplicate_boot_event"
 
 
 def test_runtime_event_reads_real_identity_events() -> None:

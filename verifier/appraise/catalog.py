@@ -110,6 +110,24 @@ REASONS: dict[str, str] = {
     "boot_chain_not_allowed": "MRTD/RTMR0-2 (and MRSEAM) match none of the pinned boot chains",
     "os_image_mismatch": "the report's vm_config OS image hash differs from the measured os-image-hash",
     "dev_os_image": "the dstack OS image is a dev image, which gives the operator access to the CVM",
-    "too_many_attestations": "the report carries more attestations than the policy's cap",
-    "too_many_gpus": "an attestation carries more GPUs than the policy's cap",
+    # dstack event log: RTMR3 boot identity and GPU boot events (docs/event-log.md)
+    "event_log_rtmr3_not_runtime": "an RTMR3 entry is not a dstack runtime event (type 0x08000001), so its digest "
+                                   "cannot be recomputed (e.g. a relabelled app-id or system-ready)",
+    "event_log_no_system_ready": "the RTMR3 log has no system-ready event: dstack's boot events cannot be told from "
+                                 "the app's, so it supplies no identity",
+    "event_log_duplicate_boot_event": "a dstack identity event (app-id, compose-hash, instance-id, key-provider, "
+                                      "os-image-hash, ...) occurs more than once before system-ready",
+    "event_log_missing_boot_event": "app-id, compose-hash, instance-id or key-provider is missing before system-ready",
+    "gpu_boot_event_duplicate": "gpu-policy-hash or gpu-attestation occurs more than once before system-ready",
+    "gpu_boot_event_out_of_order": "gpu-policy-hash does not directly follow compose-hash (and its init-script-hash "
+                                   "events), or gpu-attestation does not directly follow gpu-policy-hash",
+    "gpu_policy_hash_mismatch": "the RTMR3 gpu-policy-hash differs from SHA-256(JCS(requirements.gpu_policy)) of "
+                                "app_compose",
+    "gpu_boot_attestation_missing": "GPUs are expected but the log has no gpu-attestation before system-ready",
+    "gpu_boot_devices_mismatch": "the gpu-attestation device count is 0 or differs from the expected GPU count",
+    "gpu_boot_cc_mode_off": "the gpu-attestation says the GPUs' confidential-computing mode was not on",
+    "gpu_boot_devtools_on": "the gpu-attestation says NVIDIA DevTools mode was on (GPU memory not confidential)",
+    "gpu_boot_policy_relaxed": "the measured GPU policy waives a dstack GPU check (allow_devtools, allow_debug, "
+                               "allow_insecure_boot or attest_gpu false)",
+    "gpu_boot_policy_unknown": "the boot measured a non-default GPU policy and no app_compose shows what it allows",
 }

@@ -1,12 +1,17 @@
 """A dstack-style CVM identity: event log (RTMR0-3), app_compose, compose hash, mr_config_id, ``info``.
 
-Mirrors ``info.tcb_info`` of the Phala reports in ``fixtures/redpill/attestation/`` and
-redpill-protocol.md §6: entries ``{imr, event_type, digest, event, event_payload}``; RTMR0-2 hold
-firmware/boot events (TCG EFI types, payload-free digests seeded per OS image); RTMR3 holds the
-dstack runtime events (type 0x08000001) system-preparing, app-id, compose-hash, instance-id,
-boot-mr-done, mr-kms, os-image-hash, key-provider, storage-fs, system-ready with V1 digests
-SHA384(le32(0x08000001) ‖ ":" ‖ name ‖ ":" ‖ payload). RTMR[i] = fold SHA384(mr ‖ digest) from
-48 zero bytes; compose_hash = SHA256(app_compose); mr_config_id = 0x01 ‖ compose_hash ‖ 15 zeros.
+Mirrors ``info.tcb_info`` of the Phala reports in ``fixtures/redpill/attestation/``: entries
+``{imr, event_type, digest, event, event_payload}``; RTMR0-2 hold firmware/boot events (TCG EFI types,
+payload-free digests seeded per OS image); RTMR3 holds dstack's runtime events (type 0x08000001) in the order
+``Dstack-TEE/dstack:dstack/dstack-util/src/system_setup.rs`` emits them: system-preparing, app-id, compose-hash,
+[gpu-policy-hash, gpu-attestation], instance-id, boot-mr-done, mr-kms, os-image-hash, key-provider, storage-fs,
+system-ready, then whatever the app emits. Digests: V1 SHA384(le32(0x08000001) || ":" || name || ":" || payload)
+or V2 SHA384(JCS({"name","payload","type"})). RTMR[i] = fold SHA384(mr || digest) from 48 zero bytes;
+compose_hash = SHA256(app_compose); mr_config_id = 0x01 || compose_hash || 15 zeros.
+
+``CvmOptions`` turns on dstack's GPU boot events and builds the event-log attacks in ``ATTACKS``. Every attack is
+the attacker's *consistent* log: the RTMRs (and so the quote) are replayed from the tampered log, so only the
+event-log rules can catch it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import rfc8785
 from cryptography.hazmat.primitives import serialization
 
 from verifier.simulator import keys
@@ -50,8 +56,77 @@ _BOOT_EVENTS: tuple[tuple[int, int, bytes], ...] = (
 _PAYLOAD_DIGEST_TYPES = {0x00000004, 0x80000007}
 
 
-def runtime_digest(name: str, payload: bytes) -> bytes:
+_RELABEL_TYPE = 0x0000000D  # EV_IPL: a firmware event type, whose digest a verifier would take as supplied
+
+ATTACKS: dict[str, str] = {
+    "relabel_app_id": "dstack's app-id entry carries EV_IPL instead of the runtime type (digest kept, replay matches); "
+                      "the app emits a forged app-id after boot",
+    "relabel_os_image_hash": "dstack's os-image-hash entry carries EV_IPL; the app emits a forged os-image-hash",
+    "relabel_key_provider": "dstack's key-provider entry carries EV_IPL; the app emits a forged key-provider",
+    "relabel_system_ready": "dstack's system-ready entry carries EV_IPL; the app emits a forged app-id after it",
+    "duplicate_app_id": "a second (forged) app-id event before system-ready",
+    "missing_system_ready": "the log has no system-ready; the app emits a forged app-id",
+    "gpu_events_out_of_order": "gpu-attestation is measured before gpu-policy-hash",
+    "gpu_policy_hash_duplicated": "gpu-policy-hash is measured twice",
+    "gpu_attestation_duplicated": "gpu-attestation is measured twice",
+    "gpu_policy_hash_wrong": "gpu-policy-hash is the hash of another GPU policy than the app compose's",
+    "gpu_cc_mode_off": "gpu-attestation says cc_mode \"off\"",
+    "gpu_devtools_on": "gpu-attestation says DevTools mode was on",
+    "gpu_devices_wrong": "gpu-attestation counts one GPU more than are attached",
+}
+_RELABELS = {"relabel_app_id": "app-id", "relabel_os_image_hash": "os-image-hash",
+             "relabel_key_provider": "key-provider", "relabel_system_ready": "system-ready"}
+
+
+@dataclass(frozen=True)
+class CvmOptions:
+    """How the simulated CVM boots. Defaults: a dstack v0.5.x guest without GPU boot events, V1 digests."""
+
+    gpu_devices: int | None = None  # emit gpu-policy-hash + gpu-attestation for this many GPUs (None: neither)
+    attacks: frozenset[str] = frozenset()  # names from ATTACKS; a gpu_* attack implies gpu_devices=1 when None
+    app_events: tuple[tuple[str, bytes], ...] = ()  # runtime events the app emits after system-ready
+    event_log_version: int = 1  # dstack's runtime digest format (app compose ``event_log_version``)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.attacks) - set(ATTACKS)
+        if unknown:
+            raise ValueError(f"unknown event-log attacks {sorted(unknown)}; known: {sorted(ATTACKS)}")
+        if self.event_log_version not in (1, 2):
+            raise ValueError("event_log_version is 1 or 2")
+
+    @property
+    def gpu(self) -> int | None:
+        if self.gpu_devices is None and any(a.startswith("gpu_") for a in self.attacks):
+            return 1
+        return self.gpu_devices
+
+
+def runtime_digest(name: str, payload: bytes, version: int = 1) -> bytes:
+    if version == 2:
+        jcs = rfc8785.dumps({"name": name, "payload": payload.hex(), "type": RUNTIME_EVENT_TYPE})
+        return hashlib.sha384(jcs).digest()
     return hashlib.sha384(RUNTIME_EVENT_TYPE.to_bytes(4, "little") + b":" + name.encode() + b":" + payload).digest()
+
+
+def gpu_policy_hash(app_compose: str) -> bytes:
+    """SHA-256(JCS(requirements.gpu_policy)), {} when absent (dstack-types ``gpu_policy_hash``)."""
+    doc = json.loads(app_compose)
+    policy = doc.get("requirements", {}).get("gpu_policy", {}) if isinstance(doc, dict) else {}
+    return hashlib.sha256(rfc8785.dumps(policy)).digest()
+
+
+def nvattest_output(seed: bytes, devices: int) -> bytes:
+    """A stand-in for the nvattest JSON the guest appraised (only its SHA-256 is measured)."""
+    claims = [{"x-nvidia-device-type": "gpu", "measres": "success", "secboot": True, "dbgstat": "disabled",
+               "ueid": keys.derive(seed, f"nvattest/gpu{i}", 16).hex()} for i in range(devices)]
+    return json.dumps({"result_code": 0, "claims": claims}, separators=(",", ":")).encode()
+
+
+def gpu_attestation_payload(devices: int, evidence: bytes, *, cc_mode: str = "on", devtools: bool = False) -> bytes:
+    """The ``gpu-attestation`` payload, keys in dstack's struct order, compact (serde_json::to_vec)."""
+    return json.dumps({"version": 2, "provider": "nvidia", "devices": devices, "cc_mode": cc_mode,
+                       "devtools": devtools, "evidence_sha256": hashlib.sha256(evidence).hexdigest()},
+                      separators=(",", ":")).encode()
 
 
 def replay(events: list[dict[str, Any]]) -> tuple[bytes, bytes, bytes, bytes]:
@@ -95,6 +170,8 @@ class CvmIdentity:
     mr_td: bytes
     event_log: list[dict[str, Any]]
     rtmrs: tuple[bytes, bytes, bytes, bytes]
+    options: CvmOptions = CvmOptions()
+    gpu_attestation_output: bytes | None = None  # the nvattest JSON whose SHA-256 gpu-attestation carries
 
     @property
     def compose_hash(self) -> bytes:
@@ -146,14 +223,53 @@ class CvmIdentity:
         }
 
     def event_log_json(self, *, strip_runtime_digests: bool = False) -> str:
-        """The report's top-level ``event_log`` string; getQuote leaves RTMR3 digests empty (§6.1)."""
+        """The report's top-level ``event_log`` string; getQuote leaves RTMR3 digests empty."""
         events = self.event_log
         if strip_runtime_digests:
-            events = [e | {"digest": ""} if e["imr"] == 3 else e for e in events]
+            events = [e | {"digest": ""} if e["event_type"] == RUNTIME_EVENT_TYPE else e for e in events]
         return json.dumps(events, separators=(",", ":"))
 
 
-def build_identity(seed: bytes, *, app_name: str = "sim-app", app_compose: str | None = None) -> CvmIdentity:
+def _runtime_events(seed: bytes, app_compose: str, opts: CvmOptions, ident: dict[str, bytes],
+                    evidence: bytes | None) -> list[tuple[int, str, bytes]]:
+    """(event_type, name, payload) of RTMR3, in dstack's order, with ``opts.attacks`` applied."""
+    attacks = opts.attacks
+    forged = {"app-id": keys.derive(seed, "forged/app-id", 20), "os-image-hash": keys.derive(seed, "forged/os", 32),
+              "key-provider": b'{"name":"none","id":""}'}
+    gpu: list[tuple[str, bytes]] = []
+    if opts.gpu is not None and evidence is not None:
+        policy = gpu_policy_hash(app_compose)
+        if "gpu_policy_hash_wrong" in attacks:
+            policy = hashlib.sha256(rfc8785.dumps({"attest_gpu": False})).digest()
+        devices = opts.gpu + 1 if "gpu_devices_wrong" in attacks else opts.gpu
+        att = gpu_attestation_payload(devices, evidence, cc_mode="off" if "gpu_cc_mode_off" in attacks else "on",
+                                      devtools="gpu_devtools_on" in attacks)
+        gpu = [("gpu-policy-hash", policy), ("gpu-attestation", att)]
+        if "gpu_events_out_of_order" in attacks:
+            gpu.reverse()
+        if "gpu_policy_hash_duplicated" in attacks:
+            gpu.insert(1, ("gpu-policy-hash", policy))
+        if "gpu_attestation_duplicated" in attacks:
+            gpu.append(("gpu-attestation", att))
+    boot = [("system-preparing", b""), ("app-id", ident["app-id"]), ("compose-hash", ident["compose-hash"]), *gpu,
+            ("instance-id", ident["instance-id"]), ("boot-mr-done", b""), ("mr-kms", ident["mr-kms"]),
+            ("os-image-hash", ident["os-image-hash"]), ("key-provider", ident["key-provider"]),
+            ("storage-fs", b"zfs")]
+    if "duplicate_app_id" in attacks:
+        boot.append(("app-id", forged["app-id"]))
+    if "missing_system_ready" not in attacks:
+        boot.append(("system-ready", b""))
+    after = [(name, forged[name]) for a, name in _RELABELS.items() if a in attacks and name in forged]
+    if attacks & {"relabel_system_ready", "missing_system_ready"} and ("app-id", forged["app-id"]) not in after:
+        after.append(("app-id", forged["app-id"]))
+    relabelled = {_RELABELS[a] for a in attacks if a in _RELABELS}
+    rtmr3 = [(_RELABEL_TYPE if name in relabelled else RUNTIME_EVENT_TYPE, name, payload) for name, payload in boot]
+    return rtmr3 + [(RUNTIME_EVENT_TYPE, name, payload) for name, payload in (*after, *opts.app_events)]
+
+
+def build_identity(seed: bytes, *, app_name: str = "sim-app", app_compose: str | None = None,
+                   options: CvmOptions | None = None) -> CvmIdentity:
+    opts = options or CvmOptions()
     app_compose = default_app_compose(app_name) if app_compose is None else app_compose
     os_image_hash = keys.derive(seed, "dstack/os-image-hash", 32)
     app_id = keys.derive(seed, "dstack/app-id", 20)
@@ -163,6 +279,7 @@ def build_identity(seed: bytes, *, app_name: str = "sim-app", app_compose: str |
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     key_provider_info = json.dumps({"name": "kms", "id": kms_spki.hex()}, separators=(",", ":"))
     compose_hash = hashlib.sha256(app_compose.encode()).digest()
+    evidence = None if opts.gpu is None else nvattest_output(seed, opts.gpu)
 
     events: list[dict[str, Any]] = []
     for i, (imr, etype, payload) in enumerate(_BOOT_EVENTS):
@@ -170,17 +287,19 @@ def build_identity(seed: bytes, *, app_name: str = "sim-app", app_compose: str |
             digest = hashlib.sha384(payload).digest()
         else:
             digest = hashlib.sha384(b"sim-boot:" + os_image_hash + i.to_bytes(2, "big") + payload).digest()
-        events.append({"imr": imr, "event_type": etype, "digest": digest.hex(), "event": "", "event_payload": payload.hex()})
-    runtime = [
-        ("system-preparing", b""), ("app-id", app_id), ("compose-hash", compose_hash), ("instance-id", instance_id),
-        ("boot-mr-done", b""), ("mr-kms", mr_kms), ("os-image-hash", os_image_hash),
-        ("key-provider", key_provider_info.encode()), ("storage-fs", b"zfs"), ("system-ready", b""),
-    ]
-    for name, payload in runtime:
-        events.append({"imr": 3, "event_type": RUNTIME_EVENT_TYPE, "digest": runtime_digest(name, payload).hex(),
-                       "event": name, "event_payload": payload.hex()})
+        events.append({"imr": imr, "event_type": etype, "digest": digest.hex(), "event": "",
+                       "event_payload": payload.hex()})
+    ident = {"app-id": app_id, "compose-hash": compose_hash, "instance-id": instance_id, "mr-kms": mr_kms,
+             "os-image-hash": os_image_hash, "key-provider": key_provider_info.encode()}
+    version = opts.event_log_version
+    for etype, name, payload in _runtime_events(seed, app_compose, opts, ident, evidence):
+        # a relabelled entry keeps the runtime digest dstack extended: the replay still matches the quote
+        entry = {"imr": 3, "event_type": etype, "digest": runtime_digest(name, payload, version).hex(),
+                 "event": name, "event_payload": payload.hex()}
+        events.append(entry | {"version": 2} if version == 2 else entry)
     return CvmIdentity(
         app_id=app_id, instance_id=instance_id, app_name=app_name, app_compose=app_compose,
         os_image_hash=os_image_hash, mr_kms=mr_kms, key_provider_info=key_provider_info,
         mr_td=hashlib.sha384(b"sim-mrtd:" + os_image_hash).digest(), event_log=events, rtmrs=replay(events),
+        options=opts, gpu_attestation_output=evidence,
     )

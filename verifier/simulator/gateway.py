@@ -12,6 +12,7 @@ Fault knobs (``FAULTS``) make it misbehave the ways real gateways do, per run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from verifier.simulator.event_log import ATTACKS
 from verifier.simulator.pcs import add_pcs_routes
 from verifier.simulator.world import SimulatorWorld
 
@@ -59,6 +61,9 @@ class SimulatorConfig:
     faults: frozenset[str] = frozenset()
     clock: Callable[[], float] = time.time
     hang_seconds: float = 30.0
+    # the CVM's dstack boot: GPU boot events for gpu_count GPUs, and event-log attacks (simulator.event_log.ATTACKS)
+    dstack_gpu_events: bool = False
+    event_log_attacks: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.report_format not in FORMATS:
@@ -66,6 +71,9 @@ class SimulatorConfig:
         unknown = set(self.faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {sorted(FAULTS)}")
+        unknown = set(self.event_log_attacks) - set(ATTACKS)
+        if unknown:
+            raise ValueError(f"unknown event-log attacks {sorted(unknown)}; known: {sorted(ATTACKS)}")
 
 
 @dataclass(slots=True)
@@ -110,6 +118,11 @@ class SimulatedGateway:
     _recorded: bytes | None = None
 
     def __post_init__(self) -> None:
+        if self.config.dstack_gpu_events or self.config.event_log_attacks:
+            opts = self.world.identity.options
+            self.world = self.world.with_cvm(dataclasses.replace(
+                opts, gpu_devices=self.config.gpu_count if self.config.dstack_gpu_events else opts.gpu_devices,
+                attacks=opts.attacks | self.config.event_log_attacks))
         seed = self.world.seed
 
         def secret(label: str) -> bytes:

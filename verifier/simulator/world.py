@@ -14,6 +14,7 @@ from typing import Any
 
 from verifier.core.trust import SIMULATOR, TrustAnchors
 from verifier.simulator import collateral, event_log, gpu, keys, nras, pki, tdx_quote
+from verifier.simulator.event_log import CvmOptions
 from verifier.simulator.platform import Platform
 
 DEFAULT_SEED = b"verifier-simulator/v1"
@@ -22,13 +23,14 @@ COLLATERAL_VALIDITY = 30 * 86400  # Intel: TCB info, QE identity and PCK CRL are
 
 class SimulatorWorld:
     def __init__(self, seed: bytes | str = DEFAULT_SEED, *, platform: Platform | None = None,
-                 app_name: str = "sim-app", app_compose: str | None = None) -> None:
+                 app_name: str = "sim-app", app_compose: str | None = None,
+                 cvm: CvmOptions | None = None) -> None:
         self.seed = seed.encode() if isinstance(seed, str) else bytes(seed)
         self.platform = platform or Platform()
         self.pki = pki.build_intel_pki(self.seed, self.platform)
         self.attestation_key = keys.p256(self.seed, "intel/qe-attestation-key")
         self.mr_seam = keys.derive(self.seed, "intel/mrseam", 48)
-        self.identity = event_log.build_identity(self.seed, app_name=app_name, app_compose=app_compose)
+        self.identity = event_log.build_identity(self.seed, app_name=app_name, app_compose=app_compose, options=cvm)
         self.devices = gpu.build_device_pki(self.seed)
         self.nras = nras.build_nras_pki(self.seed)
         self._gpus: dict[int, gpu.GpuDevice] = {}
@@ -122,9 +124,18 @@ class SimulatorWorld:
 
     def with_app_compose(self, app_compose: str) -> SimulatorWorld:
         """The same machine running another app: new compose hash, RTMR3 and mr_config_id; same keys."""
+        return self._with_identity(app_compose, self.identity.options)
+
+    def with_cvm(self, options: CvmOptions) -> SimulatorWorld:
+        """The same machine and app booted another way: GPU boot events, event-log attacks (``event_log.ATTACKS``),
+        app events after system-ready. RTMRs are replayed from the resulting log, so the quote always matches it."""
+        return self._with_identity(self.identity.app_compose, options)
+
+    def _with_identity(self, app_compose: str, options: CvmOptions) -> SimulatorWorld:
         clone = object.__new__(SimulatorWorld)
         clone.__dict__.update(self.__dict__)
-        clone.identity = event_log.build_identity(self.seed, app_name=self.identity.app_name, app_compose=app_compose)
+        clone.identity = event_log.build_identity(self.seed, app_name=self.identity.app_name, app_compose=app_compose,
+                                                  options=options)
         return clone
 
     # ------------------------------------------------------------------ NVIDIA GPUs and NRAS
