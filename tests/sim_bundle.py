@@ -25,9 +25,9 @@ def clock() -> float:
 
 
 def record(db_dir: Path, *, report_format: str = "phala_flat", algo: str = "ecdsa", faults: tuple[str, ...] = (),
-           gpu_count: int = 1, **settings: Any) -> tuple[dict[str, Any], Bundle]:
+           gpu_count: int = 1, simulator: dict[str, Any] | None = None, **settings: Any) -> tuple[dict[str, Any], Bundle]:
     config = SimulatorConfig(report_format=report_format, faults=frozenset(faults), clock=clock, gpu_count=gpu_count,
-                             three_part_text=report_format == "near_two_layer")
+                             three_part_text=report_format == "near_two_layer", **(simulator or {}))
     (result,) = asyncio.run(run_demo(config=config, signing_algo=algo, db_dir=db_dir, **settings))
     with Ledger.open(result.db_path) as ledger:
         return result.verdict, Bundle.from_files(ledger.evidence(result.verdict["id"]))

@@ -242,3 +242,37 @@ def test_gpu_and_nras_crypto_run_off_the_event_loop_thread(offline: Offline, pha
     monkeypatch.setattr(gpu_stage, "verify_nras_response", spy_nras)
     assert str(offline.verdict(bundle, policy).status) == "pass"
     assert len(threads) == 2 and threading.main_thread().name not in threads
+
+
+# ------------------------------------------------------------------ dstack's GPU boot events
+
+
+GPU_BOOT_REQUIRED = '[checks]\n"tdx.gpu_boot" = "required"\n'
+
+
+def test_gpu_boot_events_pass_and_change_the_gpu_cpu_note_honestly(offline: Offline, tmp_path: Path) -> None:
+    verdict, bundle = record(tmp_path, gpu_count=2, simulator={"dstack_gpu_events": True})
+    v = offline.verdict(bundle, parse_policy(pins_policy(verdict, extra=GPU_BOOT_REQUIRED), source="boot.toml"))
+    assert str(v.status) == "pass", statuses(v)
+    assert statuses(v)["tdx.gpu_boot"] == ("pass", None)
+    note = next(n for n in v.notes if n["code"] == "gpu_attached_at_boot")["message"]
+    assert note.startswith("attached at boot") and "not bound to the TD" in note
+    assert "gpu_cpu_binding_not_proven" not in {n["code"] for n in v.notes}
+
+
+def test_a_policy_requiring_gpu_boot_events_is_not_satisfied_by_an_older_dstack_log(offline: Offline, phala: Any) -> None:
+    verdict, bundle, _ = phala
+    v = offline.verdict(bundle, parse_policy(pins_policy(verdict, extra=GPU_BOOT_REQUIRED), source="boot.toml"))
+    assert statuses(v)["tdx.gpu_boot"] == ("indeterminate", "not_applicable") and str(v.status) == "indeterminate"
+    assert "gpu_cpu_binding_not_proven" in {n["code"] for n in v.notes}
+
+
+@pytest.mark.parametrize(("attack", "reason"), [
+    ("gpu_cc_mode_off", "gpu_boot_cc_mode_off"), ("gpu_devtools_on", "gpu_boot_devtools_on"),
+    ("gpu_devices_wrong", "gpu_boot_devices_mismatch"),
+])
+def test_each_gpu_boot_rule_has_its_failure(offline: Offline, tmp_path: Path, attack: str, reason: str) -> None:
+    verdict, bundle = record(tmp_path, gpu_count=2,
+                             simulator={"dstack_gpu_events": True, "event_log_attacks": frozenset({attack})})
+    v = offline.verdict(bundle, parse_policy(pins_policy(verdict, extra=GPU_BOOT_REQUIRED), source="boot.toml"))
+    assert statuses(v)["tdx.gpu_boot"] == ("fail", reason) and str(v.status) == "fail"

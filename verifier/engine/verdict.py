@@ -8,15 +8,14 @@ from typing import Any
 
 from verifier import __version__
 from verifier.appraise.trust_vector import trust_vector
+from verifier.core.errors import VerifierError
 from verifier.core.model import CheckResult, Status, aggregate
 from verifier.core.verdict import AttestationRef, NonceRef, PolicyRef, Subject, Times, Verdict
 from verifier.engine.context import Context
-from verifier.evidence import event_log as evlog
 from verifier.evidence import exchange
+from verifier.evidence.dstack_identity import dstack_identity
+from verifier.evidence.event_log import Event
 from verifier.verify.results import Facts
-
-_APP_EVENTS = {"app_id": "app-id", "compose_hash": "compose-hash", "instance_id": "instance-id",
-               "os_image_hash": "os-image-hash"}
 
 
 def build_verdict(facts: Facts, results: tuple[CheckResult, ...], ctx: Context, *, origin: str,
@@ -48,7 +47,7 @@ def build_verdict(facts: Facts, results: tuple[CheckResult, ...], ctx: Context, 
         versions={"verifier": __version__, "dcap_qvl": ctx.dcap_version, "python": platform.python_version()},
         checks=results,
         claims=_claims(facts, checks),
-        notes=tuple(_notes(facts, origin, ctx)),
+        notes=tuple(_notes(facts, checks, origin, ctx)),
         collateral=tuple(t.collateral.value.to_record() for t in facts.tdx if t.collateral.value is not None),
         attestation=AttestationRef(
             format=str(sel.report.value.format) if sel.report.value else None,
@@ -88,10 +87,7 @@ def _claims(facts: Facts, checks: dict[str, CheckResult]) -> dict[str, Any]:
         claims.setdefault("tdx", {})[t.attestation.path] = entry
         log_ok = checks["tdx.event_log"].status is Status.PASS
         if log_ok and t.events.value is not None:  # read only from a log that replayed to the verified quote
-            claims.setdefault("app", {})[t.attestation.path] = {
-                key: (v.hex() if (v := _event(t.events.value, name)) is not None else None)
-                for key, name in _APP_EVENTS.items()
-            }
+            claims.setdefault("app", {})[t.attestation.path] = _identity_claims(t.events.value)
     if facts.gpus.value is not None:
         claims["gpus"] = [d.to_json() for g in facts.gpus.value for d in (g.devices.value or ())]
         nras = [g.nras.value.to_json() for g in facts.gpus.value if g.nras.value is not None]
@@ -100,14 +96,23 @@ def _claims(facts: Facts, checks: dict[str, CheckResult]) -> dict[str, Any]:
     return claims
 
 
-def _event(events: tuple[evlog.Event, ...], name: str) -> bytes | None:
+def _identity_claims(events: tuple[Event, ...]) -> dict[str, Any]:
     try:
-        return evlog.runtime_event(events, name)
-    except Exception:  # an ambiguous log is judged by the checks; the claim is just absent
-        return None
+        ident = dstack_identity(events)
+    except VerifierError as exc:  # an ambiguous log is judged by tdx.app; the claim only says why it is absent
+        return {"error": exc.reason}
+    gpu = ident.gpu_boot
+    return {
+        "app_id": ident.app_id.hex(), "compose_hash": ident.compose_hash.hex(), "instance_id": ident.instance_id.hex(),
+        "os_image_hash": ident.os_image_hash.hex() if ident.os_image_hash else None,
+        "key_provider": ident.key_provider.name,
+        "gpu_policy_hash": ident.gpu_policy_hash.hex() if ident.gpu_policy_hash else None,
+        "gpu_boot": None if gpu is None else {"devices": gpu.devices, "cc_mode": gpu.cc_mode, "devtools": gpu.devtools,
+                                               "provider": gpu.provider, "evidence_sha256": gpu.evidence_sha256.hex()},
+    }
 
 
-def _notes(facts: Facts, origin: str, ctx: Context) -> list[dict[str, str]]:
+def _notes(facts: Facts, checks: dict[str, CheckResult], origin: str, ctx: Context) -> list[dict[str, str]]:
     notes: list[dict[str, str]] = []
     sel, meta = facts.selection, facts.bundle.meta
     if sel.hops:
@@ -117,9 +122,15 @@ def _notes(facts: Facts, origin: str, ctx: Context) -> list[dict[str, str]]:
             "gateway→model hop, which no evidence binds to this response")})
     if facts.gpus.value:
         total = sum(len(g.payload.evidence) for g in facts.gpus.value)
-        notes.append({"code": "gpu_cpu_binding_not_proven", "message": (
-            f"{total} GPU(s) attested, but nothing in the evidence proves they are attached to the attested CPU TEE "
-            "(the SPDM report is not bound to the TD)")})
+        boot = checks.get("tdx.gpu_boot")
+        if boot is not None and boot.status is Status.PASS and "at boot" in boot.message:
+            notes.append({"code": "gpu_attached_at_boot", "message": (
+                f"attached at boot: the TD's measured GPU gate attested its GPUs ({boot.message}); the per-request GPU "
+                f"evidence ({total} GPU(s)) is not bound to the TD")})
+        else:
+            notes.append({"code": "gpu_cpu_binding_not_proven", "message": (
+                f"{total} GPU(s) attested, but nothing in the evidence proves they are attached to the attested CPU "
+                "TEE (the SPDM report is not bound to the TD)")})
     report = sel.report.value
     if report is not None and report.gpu_evidence_remote:
         notes.append({"code": "gpu_evidence_remote", "message": (

@@ -18,6 +18,8 @@ from verifier.appraise.registry import Appraisal, Passed, check
 from verifier.core.errors import CheckFailed, Indeterminate
 from verifier.core.model import Severity
 from verifier.evidence import event_log as evlog
+from verifier.evidence.dstack_identity import dstack_identity
+from verifier.evidence.gpu_boot import check_gpu_boot, check_gpu_boot_policy
 from verifier.verify.results import Facts, TdxFacts
 
 _BOOT_FIELDS = ("mrtd", "rtmr0", "rtmr1", "rtmr2", "mrseam")
@@ -170,3 +172,25 @@ def _vm_config(value: object) -> dict[str, Any]:
         except (ValueError, RecursionError):
             return {}
     return value if isinstance(value, dict) else {}
+
+
+@check("tdx.gpu_boot", "dstack's measured GPU gate attested the TD's GPUs at boot (gpu-policy-hash, gpu-attestation)",
+       needs=("tdx.event_log",), severity=Severity.ADVISORY)
+def tdx_gpu_boot(f: Facts, a: Appraisal) -> Passed:
+    """Newer dstack boots release the app keys only after the attached GPUs passed NVIDIA's verifier, and measure
+    that into RTMR3. Where the log carries those events: devices = the GPUs this attestation shows, CC mode on,
+    DevTools off, and a measured GPU policy that waives nothing. Absent (older dstack): not applicable."""
+    counts = {g.attestation.path: len(g.payload.evidence) for g in f.gpus.value or ()}
+
+    def rule(t: TdxFacts) -> str:
+        ident = dstack_identity(t.events.get())
+        if ident.gpu_boot is None and ident.gpu_policy_hash is None:
+            if t.attestation.role == "gateway" and t.attestation.path not in counts:
+                return "CPU-only gateway TD: no GPU boot events expected"
+            raise Indeterminate("this dstack version measures no GPU boot events", reason="not_applicable")
+        expected = counts.get(t.attestation.path) or a.policy.gpu.expected_count
+        gpu = check_gpu_boot(ident.gpu_boot, expected_devices=expected)
+        check_gpu_boot_policy(ident.gpu_policy_hash or b"", t.attestation.app_compose)
+        return f"{gpu.devices} GPU(s) attested at boot by the TD's measured GPU gate (cc_mode {gpu.cc_mode}, devtools off)"
+
+    return over_quotes(f, rule)
