@@ -396,7 +396,7 @@ def test_pull_plan_removes_this_gateways_pin_of_a_model_it_no_longer_lists() -> 
 def test_pull_plan_never_pins_the_wildcard_and_skips_ids_already_pinned_on_their_own() -> None:
     r = refs('[refs]\nid = "t"\n[[models.m.app]]\napp_id = "' + A1.hex() + '"\nsource = "manual"\nadded_at = 0\n')
     plan = plan_pull(r, _pulled(("*", A2), ("M", A1)), gateway=GW, now=0)
-    assert plan.ignored == ("*",) and [(c.model, c.kind) for c in plan.changes] == [("m", "unchanged")]
+    assert plan.ignored == ("*",) and [(c.model, c.kind, c.listed, c.kept) for c in plan.changes] == [("m", "unchanged", (A1,), ())]
     assert plan.refs == r
 
 

@@ -17,9 +17,10 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from verifier.adapters.ledger import Ledger
+from verifier.adapters.model_list import fetch_model_lists
 from verifier.appraise.refs import dump_refs, load_refs, parse_refs, simulator_refs
 from verifier.cli import main
-from verifier.demo import run_demo
+from verifier.demo import run_demo, serve
 from verifier.simulator import SimulatorWorld
 from verifier.simulator.gateway import SimulatedGateway, SimulatorConfig
 
@@ -78,6 +79,15 @@ def copy_into(db: str, verdict: dict[str, Any], *, claims: dict[str, Any]) -> st
 # ---------------------------------------------------------------------------------------------- pull
 
 
+async def test_fetch_model_lists_reads_both_simulator_lists_with_the_cvm_app_id() -> None:
+    async with serve(SimulatedGateway(SimulatorWorld(), SimulatorConfig()).app()) as url:
+        main_list, phala = await fetch_model_lists(url + "/")
+    assert main_list.url == f"{url}/v1/models" and phala.url == f"{url}/v1/models/phala"
+    assert [(m.id, m.app_id, m.providers) for m in main_list.models] == [
+        ("sim/echo-1", IDENT.app_id, ("phala",)), ("sim/plain-1", None, ("sim",))]
+    assert [(m.id, m.app_id) for m in phala.models] == [("sim/echo-1", IDENT.app_id)]
+
+
 def test_pull_writes_the_simulator_app_id_with_gateway_provenance(tmp_path: Path, gateway_url: str) -> None:
     refs = tmp_path / "refs.toml"
     code, out = cli("refs", "pull", "--gateway", gateway_url + "/", "--refs", str(refs), "--yes")
@@ -91,7 +101,7 @@ def test_pull_writes_the_simulator_app_id_with_gateway_provenance(tmp_path: Path
     assert r.for_model("sim/plain-1").apps == ()
 
     code, out = cli("refs", "pull", "--gateway", gateway_url, "--refs", str(refs))
-    assert code == 0 and "= sim/echo-1" in out and "nothing to write" in out
+    assert code == 0 and f"= sim/echo-1: app id {IDENT.app_id.hex()} (unchanged, first trusted 20" in out and "nothing to write" in out
     assert load_refs(refs).sha256 == r.sha256
 
 

@@ -32,6 +32,7 @@ class Published:
 class PullChange:
     model: str  # the refs key: the group the listed name belongs to, or the listed name
     kind: str  # "new" | "changed" | "removed" | "unchanged"
+    listed: tuple[bytes, ...] = ()  # the app ids the gateway lists for it now
     added: tuple[bytes, ...] = ()
     removed: tuple[AppRef, ...] = ()  # this gateway's entries the list no longer names (with their provenance)
     kept: tuple[AppRef, ...] = ()
@@ -90,7 +91,7 @@ def plan_pull(refs: Refs, published: Iterable[Published], *, gateway: str, now: 
         removed = tuple(a for a in have if a.app_id not in ids)
         kept = tuple(a for a in have if a.app_id in ids)
         kind = ("unchanged" if not (added or removed) else "new" if not have else "removed" if not ids else "changed")
-        changes.append(PullChange(model=key, kind=kind, added=added, removed=removed, kept=kept))
+        changes.append(PullChange(model=key, kind=kind, listed=tuple(ids), added=added, removed=removed, kept=kept))
         if added or removed:
             apps = [a for a in entry.apps if a not in removed]
             apps += [AppRef(app_id=i, compose_hash=None, provenance=Provenance(

@@ -91,8 +91,9 @@ def _gateway_url(url: str) -> str:
 
 def _describe(change: PullChange) -> list[str]:
     if change.kind == "unchanged":
-        return [f"  = {change.model}: app id {', '.join(a.app_id.hex() for a in change.kept if a.app_id)} "
-                "(unchanged, first trusted " + ", ".join(iso(a.provenance.added_at) for a in change.kept) + ")"]
+        first = {a.app_id: iso(a.provenance.added_at) for a in change.kept}
+        return [f"  = {change.model}: app id {i.hex()} " + (f"(unchanged, first trusted {first[i]})" if i in first
+                                                           else "(already pinned by another entry)") for i in change.listed]
     mark = {"new": "+", "changed": "~", "removed": "-"}[change.kind]
     lines = [f"  {mark} {change.model}: {change.kind.upper()}"]
     lines += [f"      + app id {i.hex()}" for i in change.added]
