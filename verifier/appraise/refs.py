@@ -9,9 +9,12 @@ exact bytes::
     [models."phala/qwen3.5-27b"]                 # a model name as requested; "*" = every model
     aliases = ["Qwen/Qwen3.5-27B"]               # other names the gateway may sign/attest for it
     [[models."phala/qwen3.5-27b".app]]           # app_id (20 bytes) and/or compose_hash (32 bytes)
-    app_id = "..."; source = "gateway <url> at <ISO time>"; added_at = 1796000000; note = "..."
-    [[models."*".os_image]]                      # dstack OS image hash (32 bytes)
-    [[models."*".boot_chain]]                    # mrtd, rtmr0, rtmr1, rtmr2 (48 bytes), mrseam optional
+    app_id = "..."
+    source = "gateway <model-list url> at <ISO time>"   # or "verdict <id>", "manual", "manual: <text>"
+    added_at = 1796000000                        # unix seconds, or a date-time with an offset
+    note = "..."                                 # optional
+    [[models."*".os_image]]                      # hash (32 bytes) + source, added_at, note
+    [[models."*".boot_chain]]                    # mrtd, rtmr0-2 (48 bytes), mrseam optional + provenance
 
 Names compare case-insensitively. A model and its aliases form one group; an alias belongs to one
 model only and is never itself a model key, so every name resolves to at most one group.
