@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("ledger", "export", "Export a verdict's evidence bundle (zip) for `verifier verify-bundle`."),
     "reverify": ("ledger", "reverify", "Re-evaluate a recorded verdict's evidence offline; the new verdict supersedes the old."),
     "policy": ("offline", "policy_group", "Policy files."),
+    "refs": ("refs", "refs_group", "Reference values: pull a gateway's app ids, pin a reviewed verdict, detect drift, show."),
 }
 
 

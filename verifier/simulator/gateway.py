@@ -3,7 +3,8 @@
 Routes (redpill-protocol.md §1-§3): ``POST /v1/chat/completions`` (JSON or SSE, an echo model),
 ``GET /v1/signature/{id}`` (ecdsa EIP-191 and ed25519, text ``req:resp`` or ``model:req:resp``
 over the exact bytes), ``GET /v1/attestation/report`` (binds the requested nonce and the signer;
-formats ``phala_flat``, ``near_two_layer``, ``aci_legacy``), ``GET /v1/models``; plus a PCCS
+formats ``phala_flat``, ``near_two_layer``, ``aci_legacy``), ``GET /v1/models`` and
+``GET /v1/models/phala`` (``metadata.appid`` = the CVM's app id); plus a PCCS
 (``verifier.simulator.pcs``) and an NRAS (``/v3/attest/gpu``, ``/.well-known/jwks.json``).
 
 Fault knobs (``FAULTS``) make it misbehave the ways real gateways do, per run.
@@ -146,6 +147,7 @@ class SimulatedGateway:
         app.router.add_get("/v1/signature/{chat_id}", self.signature)
         app.router.add_get("/v1/attestation/report", self.report)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/v1/models/phala", self.phala_models)
         app.router.add_post("/v3/attest/gpu", self.nras_attest)
         app.router.add_get("/.well-known/jwks.json", self.nras_jwks)
         add_pcs_routes(app, self._collateral, default_fmspc=lambda: self.world.platform.fmspc.hex().upper())
@@ -207,8 +209,23 @@ class SimulatedGateway:
         return web.json_response({"text": text, "signature": signer.sign(signed_text), "signing_address": signer.address,
                                   "signing_algo": algo})
 
+    # RedPill's model lists (redpill-ai/redpill-gateway:src/services/modelService.ts): a Phala model publishes its
+    # dstack app id as metadata.appid — here the simulator CVM's real one, so pulled refs match its attestations.
+    def _listed(self, model_id: str, providers: list[str], *, appid: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": model_id, "object": "model", "name": model_id, "created": 1767225600,
+                                 "context_length": 32768, "providers": providers}
+        if appid:
+            entry["metadata"] = {"appid": self.world.identity.app_id.hex()}
+        return entry
+
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "sim/echo-1", "object": "model"}]})
+        return web.json_response({"object": "list", "data": [
+            self._listed("sim/echo-1", ["phala"], appid=True),
+            self._listed("sim/plain-1", ["sim"], appid=False),  # a model without a dstack app id (not Phala)
+        ]})
+
+    async def phala_models(self, request: web.Request) -> web.Response:
+        return web.json_response({"data": [self._listed("sim/echo-1", ["phala"], appid=True)]})
 
     # ------------------------------------------------------------------ attestation report
 
