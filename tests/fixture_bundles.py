@@ -55,6 +55,7 @@ def phala_flat() -> Bundle:
     d = ATT / "phala-flat-ecdsa-nanogpt-gemma-20260610"
     return Bundle(
         meta=_meta(nonce=PHALA_FLAT_NONCE, signing_address="0xa6df16ebBc510D97A32b99B4DFD33793acC90e2b", signing_algo="ecdsa",
+                   model="TEE/gemma-3-27b-it",  # the model the capture asked for (teep_manifest.json)
                    captured_at=PHALA_FLAT_AT, gateway="https://nano-gpt.com/api/v1/tee"),
         report=(d / "attestation_report.json").read_bytes(),
         collateral={"tdx-90C06F000000.json": (COLL / "intel-pcs-tdx-90c06f-20260610.json").read_bytes()},

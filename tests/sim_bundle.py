@@ -15,6 +15,7 @@ from typing import Any
 from verifier.adapters.ledger import Ledger
 from verifier.demo import run_demo
 from verifier.evidence.bundle import Bundle
+from verifier.simulator import SimulatorWorld
 from verifier.simulator.gateway import SimulatorConfig
 
 NOW = 1_790_000_000  # 2026-09-21: the pinned time of every simulator recording
@@ -25,10 +26,11 @@ def clock() -> float:
 
 
 def record(db_dir: Path, *, report_format: str = "phala_flat", algo: str = "ecdsa", faults: tuple[str, ...] = (),
-           gpu_count: int = 1, simulator: dict[str, Any] | None = None, **settings: Any) -> tuple[dict[str, Any], Bundle]:
+           gpu_count: int = 1, simulator: dict[str, Any] | None = None, world: SimulatorWorld | None = None,
+           **settings: Any) -> tuple[dict[str, Any], Bundle]:
     config = SimulatorConfig(report_format=report_format, faults=frozenset(faults), clock=clock, gpu_count=gpu_count,
                              three_part_text=report_format == "near_two_layer", **(simulator or {}))
-    (result,) = asyncio.run(run_demo(config=config, signing_algo=algo, db_dir=db_dir, **settings))
+    (result,) = asyncio.run(run_demo(config=config, signing_algo=algo, db_dir=db_dir, world=world, **settings))
     with Ledger.open(result.db_path) as ledger:
         return result.verdict, Bundle.from_files(ledger.evidence(result.verdict["id"]))
 

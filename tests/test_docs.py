@@ -9,9 +9,11 @@ import re
 import sys
 from pathlib import Path
 
+import click
+
 from verifier.appraise.catalog import CHECKS, REASONS
 from verifier.appraise.policy import KEYS
-from verifier.cli import main
+from verifier.cli import COMMANDS, main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -49,17 +51,27 @@ def test_readme_documents_every_check_reason_and_policy_key() -> None:
     assert not missing
 
 
+def _commands() -> dict[str, click.Command]:
+    ctx = click.Context(main)
+    found = {name: main.get_command(ctx, name) for name in main.list_commands(ctx)}
+    assert all(found.values()) and set(found) == set(COMMANDS)  # every lazily listed command loads
+    return {name: cmd for name, cmd in found.items() if cmd is not None}
+
+
 def test_readme_documents_every_cli_command() -> None:
     text = README.read_text()
     names = []
-    for name, cmd in main.commands.items():
+    for name, cmd in _commands().items():
         subs = getattr(cmd, "commands", None)
         names += [f"{name} {sub}" for sub in subs] if subs else [name]
+    assert len(names) >= len(COMMANDS)
     assert [n for n in names if f"verifier {n}" not in text] == []
 
 
 def test_every_cli_command_has_help_text() -> None:
-    for name, cmd in main.commands.items():
+    commands = _commands()
+    assert commands
+    for name, cmd in commands.items():
         assert cmd.help, name
 
 

@@ -19,6 +19,7 @@ from verifier.evidence.bundle import Bundle
 
 TODAY = 1_796_083_200  # 2026-12-01T00:00:00Z: every recorded fixture is expired by now
 EXIT = {"pass": 0, "fail": 2, "indeterminate": 3}
+FIXTURE_REFS = str(Path(__file__).parent / "refs" / "fixtures.toml")  # the recorded fixtures' identities, pinned
 
 
 def write(tmp_path: Path, bundle: Bundle, name: str = "bundle") -> Path:
@@ -42,11 +43,11 @@ def verify(tmp_path: Path, name: str, at: int, *args: str) -> tuple[dict[str, An
 
 
 HARDWARE_PASS = ("tdx.quote", "tdx.tcb", "tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.app", "tdx.debug",
-                 "gpu.nonce", "gpu.evidence")
+                 "tdx.measurements", "gpu.nonce", "gpu.evidence")
 
 
 def test_phala_flat_report_at_capture_time_passes_every_hardware_check(tmp_path: Path) -> None:
-    verdict, checks = verify(tmp_path, "phala-flat", PHALA_FLAT_AT)
+    verdict, checks = verify(tmp_path, "phala-flat", PHALA_FLAT_AT, "--refs", FIXTURE_REFS)
     assert {cid: checks[cid] for cid in HARDWARE_PASS} == {cid: ("pass", None) for cid in HARDWARE_PASS}
     assert checks["report.signer"] == ("pass", None)
     assert checks["gpu.nras"] == ("pass", None)
@@ -70,7 +71,7 @@ def test_phala_flat_report_today_fails_tdx_quote_on_expired_collateral(tmp_path:
 
 
 def test_near_two_layer_model_attestation_passes_eight_gpus_with_recorded_nras(tmp_path: Path) -> None:
-    verdict, checks = verify(tmp_path, "near-two-layer-model", NEAR_AT)
+    verdict, checks = verify(tmp_path, "near-two-layer-model", NEAR_AT, "--refs", FIXTURE_REFS)
     assert {cid: checks[cid] for cid in HARDWARE_PASS} == {cid: ("pass", None) for cid in HARDWARE_PASS}
     assert checks["gpu.nras"] == ("pass", None)
     assert len(verdict["claims"]["gpus"]) == 8
@@ -79,13 +80,13 @@ def test_near_two_layer_model_attestation_passes_eight_gpus_with_recorded_nras(t
 
 
 def test_near_gateway_ed25519_signature_is_verified_with_its_model_hop(tmp_path: Path) -> None:
-    verdict, checks = verify(tmp_path, "near-two-layer-gateway", NEAR_AT)
+    verdict, checks = verify(tmp_path, "near-two-layer-gateway", NEAR_AT, "--refs", FIXTURE_REFS)
     assert checks["signature.valid"] == ("pass", None)
     assert verdict["attestation"]["paths"] == ["$.gateway_attestation"]
     # the gateway CVM is CPU-only: the model attestation for the requested model in the same report carries the GPUs
     assert verdict["attestation"]["hops"] == ["$.model_attestations[0]"]
-    passed = ("tdx.quote", "tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.debug", "gpu.evidence",
-              "gpu.nonce", "gpu.nras")
+    passed = ("tdx.quote", "tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.debug", "tdx.app",
+              "tdx.measurements", "gpu.evidence", "gpu.nonce", "gpu.nras", "model.binding", "report.signer")
     assert {cid: checks[cid] for cid in passed} == dict.fromkeys(passed, ("pass", None))
     assert len(verdict["claims"]["gpus"]) == 8
     assert set(verdict["claims"]["tdx"]) == {"$.gateway_attestation", "$.model_attestations[0]"}
@@ -289,3 +290,25 @@ def test_a_gpu_policy_violation_fails_gpu_evidence_and_blocks_what_rests_on_it(t
     assert checks["gpu.evidence"] == ("fail", "gpu_driver_not_allowed")
     assert checks["gpu.nras"] == checks["gpu.nonce"] == ("skipped", "blocked")
     assert verdict["status"] == "fail"
+
+
+def test_the_real_near_gateway_signed_response_fails_nothing_with_its_hop_and_pinned_identities(tmp_path: Path) -> None:
+    verdict, checks = verify(tmp_path, "near-two-layer-gateway", NEAR_AT, "--refs", FIXTURE_REFS)
+    # all that keeps it from a pass is what the recording lacks: the exchanged bytes, and a nonce minted by us
+    assert {k: v for k, v in checks.items() if v[0] != "pass"} == {
+        "request.hash": ("skipped", "not_in_bundle"), "response.hash": ("skipped", "not_in_bundle"),
+        "nonce.fresh": ("indeterminate", "nonce_not_minted"), "tdx.gpu_boot": ("indeterminate", "not_applicable")}
+    assert "app_id_pin" in verdict["subject"]["model_binding"]["by"]
+
+
+def test_the_real_fixtures_without_refs_name_what_is_not_pinned(tmp_path: Path) -> None:
+    verdict, checks = verify(tmp_path, "near-two-layer-model", NEAR_AT)
+    assert checks["tdx.app"] == ("indeterminate", "identity_not_pinned")
+    assert checks["tdx.measurements"] == ("indeterminate", "identity_not_pinned")
+    assert verdict["status"] == "indeterminate" and verdict["trust_vector"]["executables"]["tier"] == "none"
+
+
+def test_every_real_fixture_keeps_its_hardware_verdict_under_the_strict_event_log_rules(tmp_path: Path) -> None:
+    for name, at in (("phala-flat", PHALA_FLAT_AT), ("near-two-layer-model", NEAR_AT), ("near-two-layer-gateway", NEAR_AT)):
+        _, checks = verify(tmp_path / name, name, at, "--refs", FIXTURE_REFS)
+        assert checks["tdx.event_log"] == checks["tdx.app"] == ("pass", None), name

@@ -60,12 +60,12 @@ def simulator_settings(db_path: Path, gateway_url: str, **overrides: Any) -> Set
 
 async def run_demo(*, report_format: str = "phala_flat", signing_algo: str = "ecdsa", stream: bool = True,
                    db_dir: Path | None = None, model: str = "sim/echo-1", config: SimulatorConfig | None = None,
-                   rounds: int = 1, **settings: Any) -> list[DemoResult]:
+                   rounds: int = 1, world: SimulatorWorld | None = None, **settings: Any) -> list[DemoResult]:
     """Simulated gateway + service; `rounds` concurrent completions, each verified through HTTP."""
     workdir = db_dir or Path(tempfile.mkdtemp(prefix="verifier-demo-"))
     db_path = workdir / "verifier.db"
     config = config or SimulatorConfig(report_format=report_format, three_part_text=report_format == "near_two_layer")
-    gateway = SimulatedGateway(SimulatorWorld(), config)
+    gateway = SimulatedGateway(world or SimulatorWorld(), config)
     settings.setdefault("dcap_workers", 1)
     async with (
         serve(gateway.app()) as gateway_url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from verifier.appraise.refs import Refs, load_refs, simulator_refs
 from verifier.core.errors import ConfigError
 from verifier.core.trust import PRODUCTION, SIMULATOR, TrustAnchors, production_anchors
 
@@ -14,3 +15,11 @@ def anchors_for(profile: str) -> TrustAnchors:
 
         return simulator_anchors()
     raise ConfigError(f"trust profile {profile!r}: expected {PRODUCTION!r} or {SIMULATOR!r}")
+
+
+def refs_for(profile: str, refs_path: str | None) -> Refs | None:
+    """The reference values a verification appraises software identity against: the file given; else, under the
+    simulator profile only, the shipped simulator refs (its CVM's identity); else none (nothing is pinned)."""
+    if refs_path:
+        return load_refs(refs_path)
+    return simulator_refs() if profile == SIMULATOR else None

@@ -7,8 +7,10 @@ happens in reverse.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -21,9 +23,10 @@ from verifier.adapters.gateway import GatewayClient, Retry
 from verifier.adapters.nras_client import NrasClient
 from verifier.adapters.pcs import PcsClient
 from verifier.adapters.recorder import Recorder
-from verifier.app.profiles import anchors_for
+from verifier.app.profiles import anchors_for, refs_for
 from verifier.app.settings import Settings
 from verifier.appraise.policy import Policy, default_policy, load_policy
+from verifier.appraise.refs import Refs
 from verifier.core.trust import TrustAnchors
 from verifier.engine.evaluate import Context
 
@@ -39,16 +42,19 @@ class Services:
     collateral: CollateralCache
     nras: NrasClient | None
     clock: Callable[[], float]
+    refs: Refs | None = None
+    cpu: Executor | None = None  # CPU-heavy verification (SPDM, NRAS, signatures) runs here, never on the loop
 
     def context(self, *, now: int | None = None) -> Context:
         return Context(
             policy=self.policy, now=int(self.clock()) if now is None else now, anchors=self.anchors, quotes=self.pool,
-            collateral=self.collateral, nras=self.nras, dcap_version=self.pool.version(),
+            collateral=self.collateral, nras=self.nras, dcap_version=self.pool.version(), refs=self.refs, cpu=self.cpu,
         )
 
     def offline_context(self, *, now: int) -> Context:
         """Re-evaluation of stored evidence: nothing is fetched."""
-        return Context(policy=self.policy, now=now, anchors=self.anchors, quotes=self.pool, dcap_version=self.pool.version())
+        return Context(policy=self.policy, now=now, anchors=self.anchors, quotes=self.pool, dcap_version=self.pool.version(),
+                       refs=self.refs, cpu=self.cpu)
 
     def gateway(self, base_url: str, *, api_key: str | None) -> GatewayClient:
         s = self.settings
@@ -59,7 +65,10 @@ class Services:
 async def open_services(settings: Settings, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Services]:
     policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
     anchors = anchors_for(settings.trust_profile)
+    refs = refs_for(settings.trust_profile, settings.refs_path)
     async with AsyncExitStack() as stack:
+        cpu = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify-cpu")
+        stack.callback(cpu.shutdown, wait=False)
         recorder = await Recorder.open(settings.db_path, trust_profile=anchors.name)
         stack.push_async_callback(recorder.close)
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, connect=min(10.0, settings.upstream_timeout))
@@ -71,4 +80,4 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         nras = None if settings.offline else NrasClient(session, settings.nras_url, timeout=settings.upstream_timeout)
         pool = await stack.enter_async_context(DcapPool(size=settings.dcap_workers, timeout=settings.dcap_timeout))
         yield Services(settings=settings, policy=policy, anchors=anchors, recorder=recorder, session=session, pool=pool,
-                       collateral=collateral, nras=nras, clock=clock)
+                       collateral=collateral, nras=nras, clock=clock, refs=refs, cpu=cpu)

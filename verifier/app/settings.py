@@ -30,6 +30,7 @@ def normalize_gateway(url: str) -> str:
 class Settings:
     db_path: str = "verifier.db"
     policy_path: str | None = None  # None: the bundled policies/default.toml
+    refs_path: str | None = None  # None: no reference values (production), the shipped simulator refs (simulator)
     allow_gateways: tuple[str, ...] = (DEFAULT_GATEWAY,)
     default_gateway: str = DEFAULT_GATEWAY
     trust_profile: str = PRODUCTION

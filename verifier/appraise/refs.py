@@ -83,6 +83,7 @@ class OsImageRef:
     hash: bytes
     provenance: Provenance
     model: str = field(default="", compare=False)
+    dev: bool | None = None  # reviewed metadata: a dstack dev image (operator access); None = not stated
 
     @property
     def value(self) -> tuple[bytes | None, ...]:
@@ -373,8 +374,11 @@ class _Parser:
         images: list[OsImageRef] = []
         for i, e in enumerate(self.entries(f"{where}.os_image", body.get("os_image", []))):
             k = f"{where}.os_image[{i}]"
-            self.keys(k, e, required=("hash", "source", "added_at"), optional=("note",))
-            images.append(OsImageRef(hash=self.hex(f"{k}.hash", e["hash"], 32), provenance=self.provenance(k, e), model=name))
+            self.keys(k, e, required=("hash", "source", "added_at"), optional=("note", "dev"))
+            if "dev" in e and not isinstance(e["dev"], bool):
+                raise ConfigError(f"{self.source}: {k}.dev: got {e['dev']!r}, expected true or false")
+            images.append(OsImageRef(hash=self.hex(f"{k}.hash", e["hash"], 32), provenance=self.provenance(k, e), model=name,
+                                     dev=e.get("dev")))
         chains: list[BootChainRef] = []
         for i, e in enumerate(self.entries(f"{where}.boot_chain", body.get("boot_chain", []))):
             k = f"{where}.boot_chain[{i}]"
@@ -420,7 +424,8 @@ def refs_document(refs: Refs) -> dict[str, Any]:
                             **({"compose_hash": a.compose_hash.hex()} if a.compose_hash is not None else {}),
                             **_provenance_doc(a.provenance)} for a in e.apps]
         if e.os_images:
-            body["os_image"] = [{"hash": o.hash.hex(), **_provenance_doc(o.provenance)} for o in e.os_images]
+            body["os_image"] = [{"hash": o.hash.hex(), **({"dev": o.dev} if o.dev is not None else {}),
+                                 **_provenance_doc(o.provenance)} for o in e.os_images]
         if e.boot_chains:
             body["boot_chain"] = [{**{f: getattr(b, f).hex() for f in _BOOT_FIELDS},
                                    **({"mrseam": b.mrseam.hex()} if b.mrseam is not None else {}),

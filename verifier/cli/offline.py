@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from verifier.adapters.dcap.pool import DcapPool
-from verifier.app.profiles import anchors_for
+from verifier.app.profiles import anchors_for, refs_for
 from verifier.appraise.policy import Policy, load_policy
+from verifier.appraise.refs import Refs
 from verifier.cli.options import AT_RANGE, emit, load_policy_option
 from verifier.core.errors import ConfigError, VerifierError
 from verifier.core.trust import PRODUCTION, SIMULATOR, TrustAnchors
@@ -24,22 +25,27 @@ from verifier.evidence.bundle import Bundle
 @click.option("--at", "at", type=AT_RANGE, default=None, help="Verification time, unix seconds (default: now).")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None, help="Policy TOML file (default: the bundled default.toml).")
 @click.option("--trust", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True, help="Trust anchors to verify against.")
+@click.option("--refs", "refs_path", type=click.Path(dir_okay=False), default=None, envvar="VERIFIER_REFS",
+              help="Reference values (refs TOML) to appraise software identity against "
+                   "(default: none; the shipped simulator refs with --trust simulator).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def verify_bundle(path: Path, at: int | None, policy_path: str | None, trust: str, as_json: bool) -> None:
+def verify_bundle(path: Path, at: int | None, policy_path: str | None, trust: str, refs_path: str | None,
+                  as_json: bool) -> None:
     """Verify an evidence bundle (a directory or .zip) offline, using only what it holds."""
     try:
         policy = load_policy_option(policy_path)
+        refs = refs_for(trust, refs_path)
         bundle = Bundle.load(path)
     except VerifierError as exc:
         raise click.ClickException(exc.message) from None
     now = at if at is not None else int(time.time())
-    verdict = asyncio.run(_verify_bundle(bundle, policy, now, anchors_for(trust)))
+    verdict = asyncio.run(_verify_bundle(bundle, policy, now, anchors_for(trust), refs))
     emit(verdict, as_json)
 
 
-async def _verify_bundle(bundle: Bundle, policy: Policy, now: int, anchors: TrustAnchors) -> dict[str, Any]:
+async def _verify_bundle(bundle: Bundle, policy: Policy, now: int, anchors: TrustAnchors, refs: Refs | None) -> dict[str, Any]:
     async with DcapPool(size=1) as pool:
-        ctx = Context(policy=policy, now=now, anchors=anchors, quotes=pool, dcap_version=pool.version())
+        ctx = Context(policy=policy, now=now, anchors=anchors, quotes=pool, dcap_version=pool.version(), refs=refs)
         return (await evaluate(bundle, ctx)).verdict.to_json()
 
 

@@ -24,6 +24,8 @@ from verifier.engine.pipeline import Exchange, InputError, verify_exchange
 @click.option("--port", default=8080, show_default=True, type=int)
 @db_option
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None, help="Policy TOML file.")
+@click.option("--refs", "refs_path", type=click.Path(dir_okay=False), default=None, envvar="VERIFIER_REFS",
+              help="Reference values (refs TOML): the software identities a pass requires per model.")
 @click.option("--allow-gateway", "allow_gateways", multiple=True, help="Gateway base URL callers may name (repeatable; default https://api.redpill.ai).")
 @click.option("--trust", "trust_profile", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True)
 @click.option("--pcs-url", default=None, help="Intel PCS or PCCS base URL for collateral.")
@@ -62,6 +64,8 @@ def serve(host: str, port: int, allow_gateways: tuple[str, ...], **kw: Any) -> N
 @click.option("--signing-algo", type=click.Choice(["ecdsa", "ed25519"]), default="ecdsa", show_default=True)
 @click.option("--db", "db_path", default=None, envvar="VERIFIER_DB", help="Record the verdict in this SQLite ledger.")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--refs", "refs_path", type=click.Path(dir_okay=False), default=None, envvar="VERIFIER_REFS",
+              help="Reference values (refs TOML): the software identities a pass requires per model.")
 @click.option("--trust", "trust_profile", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True)
 @click.option("--pcs-url", default=None)
 @click.option("--pccs", is_flag=True, default=None)

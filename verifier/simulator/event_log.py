@@ -268,11 +268,11 @@ def _runtime_events(seed: bytes, app_compose: str, opts: CvmOptions, ident: dict
 
 
 def build_identity(seed: bytes, *, app_name: str = "sim-app", app_compose: str | None = None,
-                   options: CvmOptions | None = None) -> CvmIdentity:
+                   options: CvmOptions | None = None, app_label: str = "") -> CvmIdentity:
     opts = options or CvmOptions()
     app_compose = default_app_compose(app_name) if app_compose is None else app_compose
     os_image_hash = keys.derive(seed, "dstack/os-image-hash", 32)
-    app_id = keys.derive(seed, "dstack/app-id", 20)
+    app_id = keys.derive(seed, "dstack/app-id" + (f"/{app_label}" if app_label else ""), 20)  # another app: another id
     instance_id = keys.derive(seed, "dstack/instance-id", 20)
     mr_kms = keys.derive(seed, "dstack/mr-kms", 32)
     kms_spki = keys.p256(seed, "dstack/kms").public_key().public_bytes(

@@ -123,19 +123,23 @@ class SimulatorWorld:
         return self.identity.info()
 
     def with_app_compose(self, app_compose: str) -> SimulatorWorld:
-        """The same machine running another app: new compose hash, RTMR3 and mr_config_id; same keys."""
+        """The same machine and app running another compose: new compose hash, RTMR3 and mr_config_id; same keys."""
         return self._with_identity(app_compose, self.identity.options)
+
+    def with_other_app(self, app_compose: str, *, label: str = "other") -> SimulatorWorld:
+        """The same genuine machine running somebody else's dstack app: its own app id and compose."""
+        return self._with_identity(app_compose, self.identity.options, app_label=label)
 
     def with_cvm(self, options: CvmOptions) -> SimulatorWorld:
         """The same machine and app booted another way: GPU boot events, event-log attacks (``event_log.ATTACKS``),
         app events after system-ready. RTMRs are replayed from the resulting log, so the quote always matches it."""
         return self._with_identity(self.identity.app_compose, options)
 
-    def _with_identity(self, app_compose: str, options: CvmOptions) -> SimulatorWorld:
+    def _with_identity(self, app_compose: str, options: CvmOptions, app_label: str = "") -> SimulatorWorld:
         clone = object.__new__(SimulatorWorld)
         clone.__dict__.update(self.__dict__)
         clone.identity = event_log.build_identity(self.seed, app_name=self.identity.app_name, app_compose=app_compose,
-                                                  options=options)
+                                                  options=options, app_label=app_label)
         return clone
 
     # ------------------------------------------------------------------ NVIDIA GPUs and NRAS
