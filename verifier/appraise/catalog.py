@@ -118,7 +118,7 @@ REASONS: dict[str, str] = {
     "gpu_driver_not_allowed": "the GPU driver version is not allowed by policy",
     "gpu_vbios_not_allowed": "the GPU VBIOS version is not allowed by policy",
     "nras_token_invalid": "an NRAS token's signature, key or certificate chain is invalid",
-    "nras_token_expired": "an NRAS token is expired (or not yet valid) at the verification time",
+    "nras_token_expired": "an NRAS token, or the certificate that signed it, is expired (or not yet valid) at the verification time",
     "nras_nonce_mismatch": "the NRAS token's eat_nonce differs from our nonce",
     "nras_submod_mismatch": "the NRAS overall token's submods do not match the device tokens",
     "nras_result_false": "NRAS says the attestation failed (its error details are in the message)",
@@ -133,4 +133,7 @@ REASONS: dict[str, str] = {
     "upstream_garbled": "an upstream answered 2xx with a body that is not the expected JSON",
     "signature_unavailable": "the gateway has no signature for this chat id (404: not found or expired)",
     "report_unavailable": "the attestation report could not be fetched",
+    # gpu device identity and NRAS pairing (h-gpu)
+    "gpu_duplicate_evidence": "two GPU entries of one attestation name the same device (ueid, leaf or device certificate)",
+    "nras_device_mismatch": "an NRAS per-GPU token names another device (ueid, hwmodel) than the evidence entry it pairs with",
 }

@@ -1,5 +1,7 @@
-"""Policy on verified GPUs (and NRAS claims when present): model, driver, VBIOS, count (nvidia-gpu.md §3).
+"""Policy on the verified GPUs of ONE attestation (and NRAS claims when present): model, driver, VBIOS, count.
 
+The GPUs must be distinct devices first (``gpu_duplicate_evidence``): one GPU's evidence repeated
+must not satisfy ``gpu.expected_count``, which is a count per attestation, never a sum over several.
 Models match by prefix ("GH100" matches "GH100 A01 GSP BROM"). Versions compare numerically by
 dotted component: decimal for drivers (570.172.08), hex for VBIOS (96.00.D0.00.03).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from verifier.core.errors import CheckFailed, ConfigError
+from verifier.evidence.gpu_cert import check_distinct_gpus
 from verifier.verify.gpu_device import VerifiedGpu
 from verifier.verify.nras_token import NrasResult
 
@@ -24,6 +27,7 @@ def appraise_gpus(
     min_vbios: str | None,
     expected_count: int | None,
 ) -> None:
+    check_distinct_gpus([g.identity for g in gpus])
     # (name, hwmodel, driver, vbios) from the local evidence and, when given, from NRAS
     rows: list[tuple[str, str | None, str | None, str | None]] = [(f"GPU-{g.index}", g.hwmodel, g.driver_version, g.vbios_version) for g in gpus]
     if nras is not None:

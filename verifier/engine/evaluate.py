@@ -36,6 +36,7 @@ from verifier.evidence import event_log as evlog
 from verifier.evidence import exchange, report_data
 from verifier.evidence.bundle import Bundle
 from verifier.evidence.collateral import Collateral, collateral_from_bundle
+from verifier.evidence.gpu_cert import gpu_identities
 from verifier.evidence.gpu_payload import GpuPayload, chutes_gpu_nonce, parse_chutes_gpu_evidence, parse_nvidia_payload
 from verifier.evidence.pck import pck_identity
 from verifier.evidence.quote import TdxQuote, decode_quote_text, parse_quote
@@ -545,13 +546,20 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
     def evidence_check() -> Passed:
         errors: list[tuple[str, Exception]] = []
         for path, (_att, payload) in payloads.items():
+            here: list[VerifiedGpu] = []
             for ev in payload.evidence:
                 try:
-                    verified.append(verify_gpu(ev, root_pem=ctx.anchors.nvidia_device_root_pem, now=ctx.now))
+                    here.append(verify_gpu(ev, root_pem=ctx.anchors.nvidia_device_root_pem, now=ctx.now))
                 except (CheckFailed, EvidenceError, Indeterminate) as exc:
                     errors.append((f"{path} GPU-{ev.index}", exc))
+            verified.extend(here)
+            # h-gpu: appraised per attestation (distinct devices, then the expected count): never summed across them
+            if len(here) == len(payload.evidence):
+                try:
+                    appraise(here, None, expected_count=ctx.policy.gpu.expected_count)
+                except (CheckFailed, EvidenceError) as exc:
+                    errors.append((path, exc))
         merge_failures(errors)
-        appraise(verified, None, expected_count=ctx.policy.gpu.expected_count)
         models = sorted({v.hwmodel for v in verified})
         return Passed(f"{len(verified)} GPU(s) verified to the NVIDIA device root: {', '.join(models)}")
 
@@ -571,7 +579,8 @@ async def _gpu_steps(checks: Checklist, st: _State, ctx: Context) -> None:
 
                 def verify(jwks: dict[str, Any], body: bytes = body, att: Attestation = att, payload: GpuPayload = payload) -> NrasResult:
                     return verify_nras_response(
-                        body, jwks=jwks, expected_nonce=expected_gpu_nonce(att), gpu_count=len(payload.evidence), now=ctx.now,
+                        # h-gpu: each per-GPU token must name the device of its evidence entry (ueid, hwmodel)
+                        body, jwks=jwks, expected_nonce=expected_gpu_nonce(att), devices=gpu_identities(payload.evidence), now=ctx.now,
                         anchors=ctx.anchors, leeway=ctx.policy.gpu.nras_leeway,
                     )
 
