@@ -29,28 +29,44 @@ def _bundle(*, gpus: int, repeat: bool = False, nras_other_gpus: bool = False) -
     report_data = bytes.fromhex(signer.address.removeprefix("0x")).ljust(32, b"\0") + NONCE
     payload = WORLD.gpu_payload(NONCE, gpus, repeat=repeat)
     flat: dict[str, Any] = {
-        "signing_address": signer.address, "signing_algo": "ecdsa", "signing_public_key": signer.public_key,
-        "request_nonce": NONCE.hex(), "intel_quote": WORLD.tdx_quote(report_data).hex(),
-        "event_log": json.dumps(WORLD.event_log), "info": WORLD.info(), "nvidia_payload": payload,
+        "signing_address": signer.address,
+        "signing_algo": "ecdsa",
+        "signing_public_key": signer.public_key,
+        "request_nonce": NONCE.hex(),
+        "intel_quote": WORLD.tdx_quote(report_data).hex(),
+        "event_log": json.dumps(WORLD.event_log),
+        "info": WORLD.info(),
+        "nvidia_payload": payload,
     }
     report = {**flat, "quote": flat["intel_quote"], "all_attestations": [dict(flat)]}
     nras = WORLD.nras_response(payload, now=NOW - 5, other_gpus=nras_other_gpus)
     fmspc = WORLD.platform.fmspc.hex().upper()
     return Bundle(
-        meta=BundleMeta.from_json({"nonce": NONCE.hex(), "nonce_origin": "supplied", "signing_address": signer.address,
-                                   "signing_algo": "ecdsa", "captured_at": NOW}),
+        meta=BundleMeta.from_json(
+            {
+                "nonce": NONCE.hex(),
+                "nonce_origin": "supplied",
+                "signing_address": signer.address,
+                "signing_algo": "ecdsa",
+                "captured_at": NOW,
+            }
+        ),
         report=json.dumps(report).encode(),
         collateral={f"tdx-{fmspc}.json": WORLD.collateral_json(NOW).encode()},
         nras={"response.json": json.dumps(nras).encode(), "jwks.json": json.dumps(WORLD.jwks()).encode()},
     )
 
 
-def _verify(tmp_path: Path, bundle: Bundle, name: str, *args: str) -> tuple[dict[str, Any], dict[str, tuple[str, str | None]]]:
+def _verify(
+    tmp_path: Path, bundle: Bundle, name: str, *args: str
+) -> tuple[dict[str, Any], dict[str, tuple[str, str | None]]]:
     root = tmp_path / name
     for rel, body in bundle.files().items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(body)
-    result = CliRunner().invoke(main, ["verify-bundle", str(root), "--json", "--trust", "simulator", "--at", str(NOW), *args])
+    result = CliRunner().invoke(
+        main, ["verify-bundle", str(root), "--json", "--trust", "simulator", "--at", str(NOW), *args]
+    )
     verdict = json.loads(result.output)
     assert result.exit_code == EXIT[verdict["status"]], result.output[-2000:]
     return verdict, {c["id"]: (c["status"], c["reason"]) for c in verdict["checks"]}
@@ -65,7 +81,8 @@ def test_one_gpu_repeated_eight_times_no_longer_satisfies_a_policy_expecting_eig
     policy.write_text('[policy]\nid = "eight-gpus"\n[gpu]\nexpected_count = 8\n')
     _, control = _verify(tmp_path, _bundle(gpus=8), "eight-distinct", "--policy", str(policy))
     assert {c: control[c] for c in ("tdx.quote", "gpu.nonce", "gpu.evidence", "gpu.nras")} == {
-        c: ("pass", None) for c in ("tdx.quote", "gpu.nonce", "gpu.evidence", "gpu.nras")}
+        c: ("pass", None) for c in ("tdx.quote", "gpu.nonce", "gpu.evidence", "gpu.nras")
+    }
     verdict, checks = _verify(tmp_path, _bundle(gpus=8, repeat=True), "one-repeated", "--policy", str(policy))
     assert checks["gpu.nonce"] == ("pass", None)  # every entry is a genuine answer to our nonce
     assert checks["gpu.evidence"] == ("fail", "gpu_duplicate_evidence")

@@ -30,7 +30,9 @@ NOW = 1_790_000_000
 NONCE = bytes(range(32))
 PHALA_DIR = Path(__file__).resolve().parent.parent / "fixtures/nvidia/phala-format-1gpu-20260325"
 REAL_ROOT = (Path(__file__).resolve().parent.parent / "verifier/anchors/nvidia_device_identity_ca.pem").read_bytes()
-REAL = GpuEvidence(0, "HOPPER", (PHALA_DIR / "gpu0_cert_chain.pem").read_bytes(), (PHALA_DIR / "gpu0_evidence.bin").read_bytes(), None)
+REAL = GpuEvidence(
+    0, "HOPPER", (PHALA_DIR / "gpu0_cert_chain.pem").read_bytes(), (PHALA_DIR / "gpu0_evidence.bin").read_bytes(), None
+)
 REAL_NOW = 1782698812
 
 
@@ -64,14 +66,17 @@ def test_the_unfaulted_simulator_chain_passes_path_validation() -> None:
     assert g.hwmodel == "GH100 A01 GSP BROM" and g.fwid_checked
 
 
-@pytest.mark.parametrize(("fault", "reason", "needle"), [
-    ("intermediate_not_ca", "gpu_cert_chain_invalid", "depth 2"),
-    ("intermediate_no_basic_constraints", "gpu_cert_chain_invalid", "depth 2"),
-    ("intermediate_path_len", "gpu_cert_chain_invalid", "path length"),
-    ("intermediate_no_cert_sign", "gpu_cert_chain_invalid", "depth 2"),
-    ("intermediate_expired", "gpu_cert_expired", "expired"),
-    ("leaf_no_digital_signature", "gpu_cert_chain_invalid", "digitalSignature"),
-])
+@pytest.mark.parametrize(
+    ("fault", "reason", "needle"),
+    [
+        ("intermediate_not_ca", "gpu_cert_chain_invalid", "depth 2"),
+        ("intermediate_no_basic_constraints", "gpu_cert_chain_invalid", "depth 2"),
+        ("intermediate_path_len", "gpu_cert_chain_invalid", "path length"),
+        ("intermediate_no_cert_sign", "gpu_cert_chain_invalid", "depth 2"),
+        ("intermediate_expired", "gpu_cert_expired", "expired"),
+        ("leaf_no_digital_signature", "gpu_cert_chain_invalid", "digitalSignature"),
+    ],
+)
 def test_an_rfc5280_violation_in_the_supplied_chain_fails(fault: str, reason: str, needle: str) -> None:
     err = _failure(_evidence(sim_gpu.faulty_chain_pem(WORLD.seed, WORLD.devices, WORLD.gpu(0), fault)))
     assert (type(err), err.reason) == (CheckFailed, reason)
@@ -79,8 +84,14 @@ def test_an_rfc5280_violation_in_the_supplied_chain_fails(fault: str, reason: st
 
 
 def test_every_chain_fault_has_a_negative_test() -> None:
-    tested = {"intermediate_not_ca", "intermediate_no_basic_constraints", "intermediate_path_len", "intermediate_no_cert_sign",
-              "intermediate_expired", "leaf_no_digital_signature"}
+    tested = {
+        "intermediate_not_ca",
+        "intermediate_no_basic_constraints",
+        "intermediate_path_len",
+        "intermediate_no_cert_sign",
+        "intermediate_expired",
+        "leaf_no_digital_signature",
+    }
     assert set(sim_gpu.CHAIN_FAULTS) == tested
 
 
@@ -109,13 +120,17 @@ def _dsa_key() -> dsa.DSAPublicKey:
     return dsa.generate_private_key(1024).public_key()
 
 
-@pytest.mark.parametrize("make_key", [
-    lambda: ed448.Ed448PrivateKey.generate().public_key(),
-    lambda: ed25519.Ed25519PrivateKey.generate().public_key(),
-    lambda: keys.fixed_rsa_key().public_key(),
-    _dsa_key,
-    lambda: ec.generate_private_key(ec.SECP256R1()).public_key(),
-], ids=["ed448", "ed25519", "rsa", "dsa", "p256"])
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        lambda: ed448.Ed448PrivateKey.generate().public_key(),
+        lambda: ed25519.Ed25519PrivateKey.generate().public_key(),
+        lambda: keys.fixed_rsa_key().public_key(),
+        _dsa_key,
+        lambda: ec.generate_private_key(ec.SECP256R1()).public_key(),
+    ],
+    ids=["ed448", "ed25519", "rsa", "dsa", "p256"],
+)
 def test_a_leaf_with_another_key_type_fails_the_chain_with_a_clear_reason(make_key: object) -> None:
     dev = WORLD.gpu(0)
     leaf = sim_gpu.leaf_with_key(WORLD.seed, dev, make_key())  # type: ignore[operator]
@@ -138,7 +153,7 @@ def _rest() -> list[x509.Certificate]:
 def test_a_certificate_with_an_invalid_x509_version_is_evidence_error(version: bytes) -> None:
     der = _leaf_der()
     i = der.index(bytes.fromhex("a003020102"))  # [0] EXPLICIT Version v3 (2)
-    bad = der[:i + 4] + version + der[i + 5:]
+    bad = der[: i + 4] + version + der[i + 5 :]
     err = _failure(_evidence(_pem(bad, *_rest())))
     assert type(err) is EvidenceError and "X.509" in err.message
 
@@ -167,13 +182,19 @@ _REAL_DERS = [c.public_bytes(serialization.Encoding.DER) for c in _REAL_CERTS]
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(which=st.integers(0, len(_REAL_DERS) - 1), pos=st.integers(0, 2000), byte=st.integers(0, 255),
-       cut=st.one_of(st.none(), st.integers(0, 2000)))
-def test_mutated_device_certificates_raise_only_project_errors(which: int, pos: int, byte: int, cut: int | None) -> None:
+@given(
+    which=st.integers(0, len(_REAL_DERS) - 1),
+    pos=st.integers(0, 2000),
+    byte=st.integers(0, 255),
+    cut=st.one_of(st.none(), st.integers(0, 2000)),
+)
+def test_mutated_device_certificates_raise_only_project_errors(
+    which: int, pos: int, byte: int, cut: int | None
+) -> None:
     der = bytearray(_REAL_DERS[which])
     der[pos % len(der)] = byte
     mutated = bytes(der)[:cut] if cut is not None else bytes(der)
-    ders = [*_REAL_DERS[:which], mutated, *_REAL_DERS[which + 1:]]
+    ders = [*_REAL_DERS[:which], mutated, *_REAL_DERS[which + 1 :]]
     ev = GpuEvidence(0, "HOPPER", _pem(*ders), REAL.evidence, None)
     try:
         verify_gpu(ev, root_pem=REAL_ROOT, now=REAL_NOW)
@@ -184,9 +205,14 @@ def test_mutated_device_certificates_raise_only_project_errors(which: int, pos: 
 
 
 @settings(max_examples=150, deadline=None)
-@given(order=st.permutations(range(len(_REAL_DERS))), keep=st.integers(1, len(_REAL_DERS)),
-       extra=st.lists(st.binary(max_size=64), max_size=2))
-def test_shuffled_truncated_or_padded_chains_raise_only_project_errors(order: list[int], keep: int, extra: list[bytes]) -> None:
+@given(
+    order=st.permutations(range(len(_REAL_DERS))),
+    keep=st.integers(1, len(_REAL_DERS)),
+    extra=st.lists(st.binary(max_size=64), max_size=2),
+)
+def test_shuffled_truncated_or_padded_chains_raise_only_project_errors(
+    order: list[int], keep: int, extra: list[bytes]
+) -> None:
     pem = _pem(*[_REAL_DERS[i] for i in order[:keep]], *extra)
     try:
         g = verify_gpu(GpuEvidence(0, "HOPPER", pem, REAL.evidence, None), root_pem=REAL_ROOT, now=REAL_NOW)

@@ -32,13 +32,18 @@ def _sample(report: str, chain: str, folder: Path = SDK, arch: str = "HOPPER") -
 
 
 def _near() -> list[GpuEvidence]:
-    report = json.loads((FIX / "redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629/attestation_report.json").read_text())
+    report = json.loads(
+        (FIX / "redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629/attestation_report.json").read_text()
+    )
     return list(parse_nvidia_payload(report["model_attestations"][0]["nvidia_payload"]).evidence)
 
 
 PHALA = GpuEvidence(
-    0, "HOPPER", (FIX / "nvidia/phala-format-1gpu-20260325/gpu0_cert_chain.pem").read_bytes(),
-    (FIX / "nvidia/phala-format-1gpu-20260325/gpu0_evidence.bin").read_bytes(), None,
+    0,
+    "HOPPER",
+    (FIX / "nvidia/phala-format-1gpu-20260325/gpu0_cert_chain.pem").read_bytes(),
+    (FIX / "nvidia/phala-format-1gpu-20260325/gpu0_evidence.bin").read_bytes(),
+    None,
 )
 
 
@@ -67,14 +72,22 @@ def test_the_eight_near_gpus_verify() -> None:
 
 def test_phala_gpu_verifies() -> None:
     g = verify_gpu(PHALA, root_pem=ROOT_PEM, now=NOW)
-    assert (g.driver_version, g.vbios_version, g.project, g.project_sku, g.chip_sku) == ("570.172.08", "96.00.D0.00.03", "G520", "0280", "895")
+    assert (g.driver_version, g.vbios_version, g.project, g.project_sku, g.chip_sku) == (
+        "570.172.08",
+        "96.00.D0.00.03",
+        "G520",
+        "0280",
+        "895",
+    )
 
 
 def test_chutes_forty_gpus_verify() -> None:
     report = json.loads((FIX / "nvidia/redpill-chutes-8gpu-nras-fail-20260610/attestation_report.json").read_text())
     n = 0
     for inst in report["all_attestations"]:
-        for ev in parse_chutes_gpu_evidence(inst["gpu_evidence"], nonce_hex=inst["nonce"], e2e_pubkey_b64=inst["e2e_pubkey"]).evidence:
+        for ev in parse_chutes_gpu_evidence(
+            inst["gpu_evidence"], nonce_hex=inst["nonce"], e2e_pubkey_b64=inst["e2e_pubkey"]
+        ).evidence:
             assert verify_gpu(ev, root_pem=ROOT_PEM, now=1781056156).feature_flag == 2
             n += 1
     assert n == 40
@@ -107,14 +120,19 @@ def test_attestation_sdk_json_evidence_verifies() -> None:
 
 
 def test_blackwell_sample_verifies_with_the_dice_tcbinfo_fwid() -> None:
-    g = verify_gpu(_sample("sample_blackwellAttestationReport.txt", "sample_blackwellCertChain.txt", arch="BLACKWELL"),
-                   root_pem=ROOT_PEM, now=NOW)
+    g = verify_gpu(
+        _sample("sample_blackwellAttestationReport.txt", "sample_blackwellCertChain.txt", arch="BLACKWELL"),
+        root_pem=ROOT_PEM,
+        now=NOW,
+    )
     assert g.hwmodel == "GB100 A01 GSP BROM" and g.arch == "BLACKWELL"
     assert g.fwid_checked and g.fwid is not None and g.fwid.startswith("d090cab1")
 
 
 def test_absent_opaque_fwid_is_recorded_not_failed() -> None:
-    g = verify_gpu(_sample("sample_hopperAttestationReport.txt", "sample_hopperCertChain.txt"), root_pem=ROOT_PEM, now=NOW)
+    g = verify_gpu(
+        _sample("sample_hopperAttestationReport.txt", "sample_hopperCertChain.txt"), root_pem=ROOT_PEM, now=NOW
+    )
     assert g.fwid is None and not g.fwid_checked
 
 
@@ -136,7 +154,10 @@ def test_flipped_signature_byte_breaks_the_signature() -> None:
 
 
 def test_attestation_sdk_invalid_signature_sample() -> None:
-    assert _reason(_sample("sample_hopperAttestationReportInvalidSignature.txt", "sample_hopperCertChain.txt")) == "gpu_signature_invalid"
+    assert (
+        _reason(_sample("sample_hopperAttestationReportInvalidSignature.txt", "sample_hopperCertChain.txt"))
+        == "gpu_signature_invalid"
+    )
 
 
 def test_evidence_signed_by_another_gpu_fails() -> None:
@@ -146,13 +167,20 @@ def test_evidence_signed_by_another_gpu_fails() -> None:
 
 def test_truncated_transcript_is_evidence_error() -> None:
     with pytest.raises(EvidenceError):
-        verify_gpu(GpuEvidence(0, "HOPPER", PHALA.certificate_pem, PHALA.evidence[:-1], None), root_pem=ROOT_PEM, now=NOW)
+        verify_gpu(
+            GpuEvidence(0, "HOPPER", PHALA.certificate_pem, PHALA.evidence[:-1], None), root_pem=ROOT_PEM, now=NOW
+        )
 
 
 def test_garbage_certificate_is_evidence_error() -> None:
     with pytest.raises(EvidenceError):
-        verify_gpu(GpuEvidence(0, "HOPPER", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", PHALA.evidence, None),
-                   root_pem=ROOT_PEM, now=NOW)
+        verify_gpu(
+            GpuEvidence(
+                0, "HOPPER", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", PHALA.evidence, None
+            ),
+            root_pem=ROOT_PEM,
+            now=NOW,
+        )
 
 
 ATTACKER = SimulatorWorld("test_gpu_device/attacker")  # a self-consistent PKI posing as NVIDIA's, with its own root

@@ -1,17 +1,22 @@
-"""Which device an evidence entry names, why one GPU repeated is one GPU, and per-GPU verification as a pure function."""
+"""Which device an evidence entry names, why one GPU repeated is one GPU, and verify_gpu as a pure function."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pickle
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from verifier.core.errors import CheckFailed
-from verifier.evidence.gpu_cert import check_distinct_gpus, gpu_identities, gpu_identity
+from verifier.core.errors import CheckFailed, EvidenceError
+from verifier.evidence.gpu_cert import TCB_INFO_OIDS, check_distinct_gpus, gpu_identities, gpu_identity, leaf_fwid
 from verifier.evidence.gpu_payload import GpuEvidence, parse_nvidia_payload
 from verifier.simulator import SimulatorWorld
 from verifier.verify import gpu_device as device
@@ -26,7 +31,9 @@ SIM_NOW = 1_790_000_000
 
 
 def _near() -> tuple[GpuEvidence, ...]:
-    report = json.loads((FIX / "redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629/attestation_report.json").read_text())
+    report = json.loads(
+        (FIX / "redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629/attestation_report.json").read_text()
+    )
     return parse_nvidia_payload(report["model_attestations"][0]["nvidia_payload"]).evidence
 
 
@@ -46,7 +53,9 @@ def test_eight_real_gpus_share_one_fwid_yet_are_eight_distinct_devices() -> None
     gpus = [verify_gpu(ev, root_pem=ROOT_PEM, now=NEAR_NOW) for ev in _near()]
     assert len({g.fwid for g in gpus}) == 1  # the FWID measures firmware: it cannot tell GPUs apart
     check_distinct_gpus([g.identity for g in gpus])
-    assert len({g.ueid for g in gpus}) == len({g.device_sha256 for g in gpus}) == len({g.leaf_sha256 for g in gpus}) == 8
+    assert (
+        len({g.ueid for g in gpus}) == len({g.device_sha256 for g in gpus}) == len({g.leaf_sha256 for g in gpus}) == 8
+    )
 
 
 def test_one_gpu_asked_four_times_verifies_entry_by_entry_but_is_one_device() -> None:
@@ -55,7 +64,9 @@ def test_one_gpu_asked_four_times_verifies_entry_by_entry_but_is_one_device() ->
     for ev in evidence:
         verify_gpu(ev, root_pem=WORLD.anchors.nvidia_device_root_pem, now=SIM_NOW)
     err = _duplicate_reason(evidence)
-    assert "GPU-0, GPU-1, GPU-2, GPU-3" in err.message and {"ueid", "leaf_sha256", "device_sha256"} <= set(err.message.split())
+    assert "GPU-0, GPU-1, GPU-2, GPU-3" in err.message and {"ueid", "leaf_sha256", "device_sha256"} <= set(
+        err.message.split()
+    )
 
 
 def test_an_entry_copied_byte_for_byte_is_a_duplicate() -> None:
@@ -88,7 +99,12 @@ def test_inputs_outputs_and_errors_of_verify_gpu_pickle() -> None:
     with pytest.raises(CheckFailed) as exc:
         verify_gpu(ev, root_pem=WORLD.anchors.nvidia_device_root_pem, now=NEAR_NOW)
     err = pickle.loads(pickle.dumps(exc.value))
-    assert (type(err), err.reason, err.message, err.details) == (CheckFailed, exc.value.reason, exc.value.message, exc.value.details)
+    assert (type(err), err.reason, err.message, err.details) == (
+        CheckFailed,
+        exc.value.reason,
+        exc.value.message,
+        exc.value.details,
+    )
 
 
 def test_verify_gpu_runs_in_a_process_pool_and_a_thread_pool_with_the_same_results() -> None:
@@ -107,3 +123,54 @@ def test_verify_gpu_runs_in_a_process_pool_and_a_thread_pool_with_the_same_resul
 
 def _verify_near(ev: GpuEvidence) -> object:
     return verify_gpu(ev, root_pem=ROOT_PEM, now=NEAR_NOW)
+
+
+# ---------------------------------------------------------------- property tests: identity and FWID decoding
+
+
+_NEAR_PEM = _near()[0].certificate_pem
+_KEY = ec.derive_private_key(7, ec.SECP384R1())
+
+
+@settings(max_examples=200, deadline=None)
+@given(pos=st.integers(0, len(_NEAR_PEM) - 1), byte=st.integers(0, 255))
+def test_identities_of_mutated_chains_are_read_or_refused_as_evidence_errors(pos: int, byte: int) -> None:
+    pem = bytearray(_NEAR_PEM)
+    pem[pos] = byte
+    try:
+        ident = gpu_identity(GpuEvidence(0, "HOPPER", bytes(pem), b"", None))
+    except EvidenceError:
+        return
+    assert ident.ueid.isdigit() and ident.index == 0
+
+
+def _leaf_with_extension(oid: str, value: bytes) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "t")])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(_KEY.public_key())
+        .serial_number(1)
+        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+        .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value), critical=False)
+        .sign(_KEY, hashes.SHA384())
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(oid=st.sampled_from(TCB_INFO_OIDS), value=st.binary(max_size=200))
+def test_arbitrary_tcb_info_extensions_decode_to_a_fwid_or_none(oid: str, value: bytes) -> None:
+    fwid = leaf_fwid(_leaf_with_extension(oid, value), "GPU-0")
+    assert fwid is None or (isinstance(fwid, bytes) and fwid in value)
+
+
+def test_both_tcb_info_shapes_yield_their_fwid() -> None:
+    hopper = WORLD.gpu(0)
+    assert leaf_fwid(hopper.leaf, "GPU-0") == hopper.fwid
+    blackwell = x509.load_pem_x509_certificates(
+        (FIX / "nvidia/attestation-sdk/evidence/sample_blackwellCertChain.txt").read_bytes()
+    )[0]
+    fwid = leaf_fwid(blackwell, "GPU-0")
+    assert fwid is not None and fwid.hex().startswith("d090cab1") and len(fwid) == 48

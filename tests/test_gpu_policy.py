@@ -18,13 +18,33 @@ from verifier.verify.gpu_device import VerifiedGpu
 from verifier.verify.nras_token import NrasGpuClaims, NrasResult, verify_nras_response
 
 GPU = VerifiedGpu(
-    index=0, arch="HOPPER", hwmodel="GH100 A01 GSP BROM", ueid="1", driver_version="570.172.08", vbios_version="96.00.CF.00.02",
-    fwid=None, fwid_checked=False, feature_flag=None, project="G520", project_sku="0280", chip_sku="895",
-    not_before=0, not_after=2**40, chain_sha256="00", leaf_sha256="l0", device_sha256="d0",
+    index=0,
+    arch="HOPPER",
+    hwmodel="GH100 A01 GSP BROM",
+    ueid="1",
+    driver_version="570.172.08",
+    vbios_version="96.00.CF.00.02",
+    fwid=None,
+    fwid_checked=False,
+    feature_flag=None,
+    project="G520",
+    project_sku="0280",
+    chip_sku="895",
+    not_before=0,
+    not_after=2**40,
+    chain_sha256="00",
+    leaf_sha256="l0",
+    device_sha256="d0",
 )
 GPUS = [replace(GPU, index=i, ueid=str(i + 1), leaf_sha256=f"l{i}", device_sha256=f"d{i}") for i in range(8)]
-OPEN: dict[str, Any] = {"hwmodel_allowlist": None, "driver_allowlist": None, "min_driver": None, "vbios_allowlist": None,
-                        "min_vbios": None, "expected_count": None}
+OPEN: dict[str, Any] = {
+    "hwmodel_allowlist": None,
+    "driver_allowlist": None,
+    "min_driver": None,
+    "vbios_allowlist": None,
+    "min_vbios": None,
+    "expected_count": None,
+}
 
 
 def appraise(gpus: list[VerifiedGpu] = GPUS, nras: NrasResult | None = None, **policy: Any) -> None:
@@ -41,9 +61,14 @@ def near_nras() -> NrasResult:
     d = Path(__file__).resolve().parent.parent / "fixtures/redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629"
     report = json.loads((d / "attestation_report.json").read_text())
     devices = gpu_identities(parse_nvidia_payload(report["model_attestations"][0]["nvidia_payload"]).evidence)
-    return verify_nras_response((d / "nras_v3_response.json").read_bytes(), jwks=json.loads((d / "nras_jwks.json").read_text()),
-                                expected_nonce=bytes.fromhex("e79c2ec87ccfa76f3aef88deec0687facbd85d1689d82b0cc2de1353f7a62609"),
-                                devices=devices, now=1782698900, anchors=production_anchors())
+    return verify_nras_response(
+        (d / "nras_v3_response.json").read_bytes(),
+        jwks=json.loads((d / "nras_jwks.json").read_text()),
+        expected_nonce=bytes.fromhex("e79c2ec87ccfa76f3aef88deec0687facbd85d1689d82b0cc2de1353f7a62609"),
+        devices=devices,
+        now=1782698900,
+        anchors=production_anchors(),
+    )
 
 
 def test_open_policy_passes() -> None:

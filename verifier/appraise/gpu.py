@@ -29,7 +29,9 @@ def appraise_gpus(
 ) -> None:
     check_distinct_gpus([g.identity for g in gpus])
     # (name, hwmodel, driver, vbios) from the local evidence and, when given, from NRAS
-    rows: list[tuple[str, str | None, str | None, str | None]] = [(f"GPU-{g.index}", g.hwmodel, g.driver_version, g.vbios_version) for g in gpus]
+    rows: list[tuple[str, str | None, str | None, str | None]] = [
+        (f"GPU-{g.index}", g.hwmodel, g.driver_version, g.vbios_version) for g in gpus
+    ]
     if nras is not None:
         rows += [(f"NRAS {c.name}", c.hwmodel, c.driver_version, c.vbios_version) for c in nras.gpus]
     if not rows:
@@ -37,18 +39,33 @@ def appraise_gpus(
     if expected_count is not None:
         counts = {"evidence": len(gpus)} | ({"nras": len(nras.gpus)} if nras is not None else {})
         if any(n != expected_count for n in counts.values()):
-            raise CheckFailed(f"{counts} GPU(s), policy expects {expected_count}", reason="gpu_count_mismatch",
-                              details={"expected": expected_count, "got": counts})
+            raise CheckFailed(
+                f"{counts} GPU(s), policy expects {expected_count}",
+                reason="gpu_count_mismatch",
+                details={"expected": expected_count, "got": counts},
+            )
     if hwmodel_allowlist is not None:
-        _fail_if("gpu_model_not_allowed", "hardware model", {"prefixes": _sorted(hwmodel_allowlist)},
-                 [(n, m) for n, m, _, _ in rows if m is None or not any(m.startswith(p) for p in hwmodel_allowlist)])
+        _fail_if(
+            "gpu_model_not_allowed",
+            "hardware model",
+            {"prefixes": _sorted(hwmodel_allowlist)},
+            [(n, m) for n, m, _, _ in rows if m is None or not any(m.startswith(p) for p in hwmodel_allowlist)],
+        )
     min_d = _version(min_driver, 10, "min_driver") if min_driver else None
-    _fail_if("gpu_driver_not_allowed", "driver", {"allowed": _sorted(driver_allowlist), "min": min_driver},
-             [(n, d) for n, _, d, _ in rows if not _allowed(d, driver_allowlist, min_d, 10)])
+    _fail_if(
+        "gpu_driver_not_allowed",
+        "driver",
+        {"allowed": _sorted(driver_allowlist), "min": min_driver},
+        [(n, d) for n, _, d, _ in rows if not _allowed(d, driver_allowlist, min_d, 10)],
+    )
     min_v = _version(min_vbios, 16, "min_vbios") if min_vbios else None
     vb_allow = frozenset(v.upper() for v in vbios_allowlist) if vbios_allowlist is not None else None
-    _fail_if("gpu_vbios_not_allowed", "VBIOS", {"allowed": _sorted(vbios_allowlist), "min": min_vbios},
-             [(n, v) for n, _, _, v in rows if not _allowed(v and v.upper(), vb_allow, min_v, 16)])
+    _fail_if(
+        "gpu_vbios_not_allowed",
+        "VBIOS",
+        {"allowed": _sorted(vbios_allowlist), "min": min_vbios},
+        [(n, v) for n, _, _, v in rows if not _allowed(v and v.upper(), vb_allow, min_v, 16)],
+    )
 
 
 def _allowed(value: str | None, allow: frozenset[str] | None, minimum: tuple[int, ...] | None, base: int) -> bool:
@@ -77,8 +94,11 @@ def _fail_if(reason: str, what: str, expected: dict[str, object], bad: Iterable[
     bad = list(bad)
     if bad:
         shown = ", ".join(f"{n}={v}" for n, v in bad)
-        raise CheckFailed(f"GPU {what} not allowed by policy: {shown}", reason=reason,
-                          details={"expected": expected, "got": dict(bad)})
+        raise CheckFailed(
+            f"GPU {what} not allowed by policy: {shown}",
+            reason=reason,
+            details={"expected": expected, "got": dict(bad)},
+        )
 
 
 def _sorted(values: frozenset[str] | None) -> list[str] | None:

@@ -18,7 +18,11 @@ from cryptography.x509.oid import NameOID
 from verifier.core.errors import EvidenceError
 
 DECODE_ERRORS: tuple[type[Exception], ...] = (
-    ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
+    ValueError,
+    TypeError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
     UnsupportedAlgorithm,
 )
 

@@ -87,7 +87,10 @@ class _Reader:
 
     def take(self, n: int, what: str) -> bytes:
         if n < 0 or self.pos + n > len(self.buf):
-            raise EvidenceError(f"SPDM evidence truncated in {what} (need {n} bytes at offset {self.pos}, have {len(self.buf) - self.pos})")
+            raise EvidenceError(
+                f"SPDM evidence truncated in {what} "
+                f"(need {n} bytes at offset {self.pos}, have {len(self.buf) - self.pos})"
+            )
         out = self.buf[self.pos : self.pos + n]
         self.pos += n
         return out
@@ -114,7 +117,10 @@ def parse_spdm(evidence: bytes) -> SpdmReport:
     responder_nonce = r.take(32, "responder nonce")
     opaque = _parse_opaque(r.take(r.u(2, "opaque length"), "opaque data"))
     if len(evidence) - r.pos != SIG_LEN:
-        raise EvidenceError(f"SPDM evidence has {len(evidence) - r.pos} bytes after the opaque data (expected a {SIG_LEN}-byte signature)")
+        raise EvidenceError(
+            f"SPDM evidence has {len(evidence) - r.pos} bytes after the opaque data "
+            f"(expected a {SIG_LEN}-byte signature)"
+        )
     return SpdmReport(nonce, blocks, responder_nonce, opaque, evidence[:-SIG_LEN], evidence[-SIG_LEN:])
 
 

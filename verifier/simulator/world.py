@@ -172,7 +172,7 @@ class SimulatorWorld:
         return nras.attest(self.nras, payload, now=now, fail=fail)
 
     def with_nras_fault(self, fault: str) -> SimulatorWorld:
-        """The same world whose NRAS signing PKI commits a ``nras.CHAIN_FAULTS`` violation (and whose anchors pin it)."""
+        """The same world whose NRAS signing PKI commits a ``nras.CHAIN_FAULTS`` violation (its anchors pin it)."""
         clone = object.__new__(SimulatorWorld)
         clone.__dict__.update(self.__dict__)
         clone.nras = nras.build_nras_pki(self.seed, fault=fault)

@@ -97,15 +97,17 @@ def verify_gpu(ev: GpuEvidence, *, root_pem: bytes, now: int) -> VerifiedGpu:
     if not lo <= now <= hi:
         raise CheckFailed(
             f"{where}: a device certificate is not valid at {now} (chain valid {lo}..{hi})",
-            reason="gpu_cert_expired", details={"now": now, "not_before": lo, "not_after": hi},
+            reason="gpu_cert_expired",
+            details={"now": now, "not_before": lo, "not_after": hi},
         )
     half = SIG_LEN // 2
     r, s = int.from_bytes(spdm.signature[:half], "big"), int.from_bytes(spdm.signature[half:], "big")
     try:
         chain.leaf_key.verify(encode_dss_signature(r, s), spdm.signed_bytes, ec.ECDSA(hashes.SHA384()))
     except InvalidSignature:
-        raise CheckFailed(f"{where}: the SPDM measurement signature does not verify with the leaf key",
-                          reason="gpu_signature_invalid") from None
+        raise CheckFailed(
+            f"{where}: the SPDM measurement signature does not verify with the leaf key", reason="gpu_signature_invalid"
+        ) from None
     fwid = spdm.fwid
     if fwid is not None and (chain.cert_fwid is None or chain.cert_fwid != fwid):
         raise CheckFailed(
@@ -115,12 +117,23 @@ def verify_gpu(ev: GpuEvidence, *, root_pem: bytes, now: int) -> VerifiedGpu:
         )
     ident = chain.identity
     return VerifiedGpu(
-        index=ev.index, arch=ev.arch, hwmodel=ident.hwmodel, ueid=ident.ueid,
-        driver_version=spdm.driver_version, vbios_version=spdm.vbios_version,
-        fwid=fwid.hex() if fwid is not None else None, fwid_checked=fwid is not None,
-        feature_flag=spdm.feature_flag, project=spdm.project, project_sku=spdm.project_sku, chip_sku=spdm.chip_sku,
-        not_before=chain.leaf_window[0], not_after=chain.leaf_window[1], chain_sha256=chain_hash.hex(),
-        leaf_sha256=ident.leaf_sha256, device_sha256=ident.device_sha256,
+        index=ev.index,
+        arch=ev.arch,
+        hwmodel=ident.hwmodel,
+        ueid=ident.ueid,
+        driver_version=spdm.driver_version,
+        vbios_version=spdm.vbios_version,
+        fwid=fwid.hex() if fwid is not None else None,
+        fwid_checked=fwid is not None,
+        feature_flag=spdm.feature_flag,
+        project=spdm.project,
+        project_sku=spdm.project_sku,
+        chip_sku=spdm.chip_sku,
+        not_before=chain.leaf_window[0],
+        not_after=chain.leaf_window[1],
+        chain_sha256=chain_hash.hex(),
+        leaf_sha256=ident.leaf_sha256,
+        device_sha256=ident.device_sha256,
     )
 
 
@@ -145,27 +158,42 @@ def _verify_chain(pem: bytes, root: x509.Certificate, *, now: int, where: str) -
     # never trust a root the evidence carries: drop self-issued certificates (at most one, at the end)
     certs = [c for c in received if c.subject != c.issuer]
     if not 2 <= len(certs) <= _MAX_CHAIN or len(received) - len(certs) > 1 or certs != received[: len(certs)]:
-        raise bad(f"the chain has {len(received)} certificates in an unexpected shape (Hopper: leaf, BROM, ICA, Identity, root)")
+        raise bad(
+            f"the chain has {len(received)} certificates in an unexpected shape "
+            "(Hopper: leaf, BROM, ICA, Identity, root)"
+        )
     ident = chain_identity(0, certs, where)
     if ident.hwmodel.startswith("GH") and len(certs) != _HOPPER_BELOW_ROOT:
         raise bad(f"the Hopper chain has {len(certs)} certificates below the root (expected {_HOPPER_BELOW_ROOT})")
+    ec_keys: list[ec.EllipticCurvePublicKey] = []
     for i, cert in enumerate([*certs, root]):
         key = public_key(cert, f"{where} certificate {i} ({common_name(cert, where)!r})")
         if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp384r1":
-            kind = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__.removeprefix("_")
+            kind = (
+                key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__.removeprefix("_")
+            )
             raise bad(f"certificate {i} ({common_name(cert, where)!r}) holds a {kind} key, not EC P-384")
-    validate_path(certs[0], certs[1:], root, now=now, partial=False, reason="gpu_cert_chain_invalid",
-                  expired_reason="gpu_cert_expired", what=f"{where} device chain")
-    leaf = certs[0]
-    leaf_key = leaf.public_key()
-    assert isinstance(leaf_key, ec.EllipticCurvePublicKey)  # checked above
+        ec_keys.append(key)
+    validate_path(
+        certs[0],
+        certs[1:],
+        root,
+        now=now,
+        partial=False,
+        reason="gpu_cert_chain_invalid",
+        expired_reason="gpu_cert_expired",
+        what=f"{where} device chain",
+    )
+    leaf, leaf_key = certs[0], ec_keys[0]
     every = [*certs, root]
     try:
         window = (max(_ts(c.not_valid_before_utc) for c in every), min(_ts(c.not_valid_after_utc) for c in every))
         leaf_window = (_ts(leaf.not_valid_before_utc), _ts(leaf.not_valid_after_utc))
     except (ValueError, OverflowError, OSError) as exc:
         raise EvidenceError(f"{where}: a certificate validity time is out of range: {exc}") from None
-    return _Chain(leaf_key=leaf_key, identity=ident, cert_fwid=leaf_fwid(leaf, where), leaf_window=leaf_window, window=window)
+    return _Chain(
+        leaf_key=leaf_key, identity=ident, cert_fwid=leaf_fwid(leaf, where), leaf_window=leaf_window, window=window
+    )
 
 
 def _ts(dt: datetime) -> int:

@@ -113,33 +113,57 @@ def verify_nras_response(
     # 2. claims
     for t in tokens:
         if t.claims.get("iss") != anchors.nras_issuer:
-            raise CheckFailed(f"NRAS {t.name} token issuer {t.claims.get('iss')!r} is not {anchors.nras_issuer!r}",
-                              reason="nras_token_invalid", details={"expected": anchors.nras_issuer, "got": t.claims.get("iss")})
+            raise CheckFailed(
+                f"NRAS {t.name} token issuer {t.claims.get('iss')!r} is not {anchors.nras_issuer!r}",
+                reason="nras_token_invalid",
+                details={"expected": anchors.nras_issuer, "got": t.claims.get("iss")},
+            )
     for t in tokens:
         _check_times(t, now, leeway)
     _check_submods(overall, tokens_by_gpu, gpu_count)
-    gpus = tuple(_gpu_claims(t) for t in sorted(tokens_by_gpu, key=lambda d: int(d.name[4:])))  # names are GPU-0..n-1 now
+    gpus = tuple(
+        _gpu_claims(t) for t in sorted(tokens_by_gpu, key=lambda d: int(d.name[4:]))
+    )  # names are GPU-0..n-1 now
     # A negative answer is a fail whatever nonce it carries, so NRAS's own reason (e.g. NONCE_NOT_MATCHING) is
     # reported first; only a positive answer needs our nonce for it to count.
     if overall.claims.get("x-nvidia-overall-att-result") is not True:
         detail = _failure_summary(gpus)
-        raise CheckFailed(f"NRAS overall attestation result is false: {detail}", reason="nras_result_false",
-                          details={"gpus": {g.name: g.error for g in gpus}, "kid": overall.kid, "iat": overall.claims.get("iat"),
-                                   "eat_nonce": overall.claims.get("eat_nonce"), "expected_nonce": expected_nonce.hex()})
+        raise CheckFailed(
+            f"NRAS overall attestation result is false: {detail}",
+            reason="nras_result_false",
+            details={
+                "gpus": {g.name: g.error for g in gpus},
+                "kid": overall.kid,
+                "iat": overall.claims.get("iat"),
+                "eat_nonce": overall.claims.get("eat_nonce"),
+                "expected_nonce": expected_nonce.hex(),
+            },
+        )
     for t in tokens:
         if t is overall or "eat_nonce" in t.claims:
             got = t.claims.get("eat_nonce")
             if not isinstance(got, str) or not hmac.compare_digest(got.lower().encode(), expected_nonce.hex().encode()):
-                raise CheckFailed(f"NRAS {t.name} token eat_nonce {got!r} is not {expected_nonce.hex()}",
-                                  reason="nras_nonce_mismatch", details={"expected": expected_nonce.hex(), "got": got})
+                raise CheckFailed(
+                    f"NRAS {t.name} token eat_nonce {got!r} is not {expected_nonce.hex()}",
+                    reason="nras_nonce_mismatch",
+                    details={"expected": expected_nonce.hex(), "got": got},
+                )
     _check_pairing(gpus, devices)
     bad = {g.name: _claim_problem(g) for g in gpus if _claim_problem(g)}
     if bad:
-        raise CheckFailed("NRAS per-GPU claims not acceptable: " + "; ".join(f"{k}: {v}" for k, v in bad.items()),
-                          reason="nras_claim_failed", details={"gpus": bad})
+        raise CheckFailed(
+            "NRAS per-GPU claims not acceptable: " + "; ".join(f"{k}: {v}" for k, v in bad.items()),
+            reason="nras_claim_failed",
+            details={"gpus": bad},
+        )
     return NrasResult(
-        overall=True, nonce=expected_nonce.hex(), kid=overall.kid, iat=overall.claims["iat"], exp=overall.claims["exp"],
-        version=_opt_str(overall.claims.get("x-nvidia-ver")), gpus=gpus,
+        overall=True,
+        nonce=expected_nonce.hex(),
+        kid=overall.kid,
+        iat=overall.claims["iat"],
+        exp=overall.claims["exp"],
+        version=_opt_str(overall.claims.get("x-nvidia-ver")),
+        gpus=gpus,
     )
 
 
@@ -171,7 +195,9 @@ def _jwks_by_kid(jwks: object) -> dict[str, Mapping[str, Any]]:
 # ---------------------------------------------------------------- signatures
 
 
-def _verify_token(name: str, compact: str, keys: dict[str, Mapping[str, Any]], anchors: TrustAnchors, now: int) -> _Token:
+def _verify_token(
+    name: str, compact: str, keys: dict[str, Mapping[str, Any]], anchors: TrustAnchors, now: int
+) -> _Token:
     header = _header(name, compact)
     alg, kid = header.get("alg"), header.get("kid")
     if alg != _ALG:  # never none / HS* / RS*: the key type is fixed by us, not the token
@@ -180,16 +206,32 @@ def _verify_token(name: str, compact: str, keys: dict[str, Mapping[str, Any]], a
         raise CheckFailed(f"NRAS {name} token has no kid", reason="nras_token_invalid")
     jwk = keys.get(kid)
     if jwk is None:
-        raise Indeterminate(f"NRAS {name} token kid {kid} is not in the JWKS snapshot", reason="nras_jwks_unavailable",
-                            details={"kid": kid})
+        raise Indeterminate(
+            f"NRAS {name} token kid {kid} is not in the JWKS snapshot",
+            reason="nras_jwks_unavailable",
+            details={"kid": kid},
+        )
     key = _trusted_key(kid, jwk, anchors, now)
     try:
-        claims = jwt.decode(compact, key=key.public_key, algorithms=[_ALG], options={
-            "verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
-            "verify_aud": False, "verify_iss": False, "verify_sub": False, "verify_jti": False,
-        })
+        claims = jwt.decode(
+            compact,
+            key=key.public_key,
+            algorithms=[_ALG],
+            options={
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+            },
+        )
     except jwt.InvalidSignatureError:
-        raise CheckFailed(f"NRAS {name} token signature does not verify with key {kid}", reason="nras_token_invalid") from None
+        raise CheckFailed(
+            f"NRAS {name} token signature does not verify with key {kid}", reason="nras_token_invalid"
+        ) from None
     except jwt.PyJWTError as exc:
         raise EvidenceError(f"NRAS {name} token does not decode: {exc}") from None
     iat = claims.get("iat")
@@ -197,8 +239,10 @@ def _verify_token(name: str, compact: str, keys: dict[str, Mapping[str, Any]], a
         raise EvidenceError(f"NRAS {name} token has no integer iat")
     lo, hi = key.window
     if not lo <= iat <= hi:
-        raise CheckFailed(f"NRAS {name} token iat {iat} is outside its signing certificate's validity {lo}..{hi}",
-                          reason="nras_token_invalid")
+        raise CheckFailed(
+            f"NRAS {name} token iat {iat} is outside its signing certificate's validity {lo}..{hi}",
+            reason="nras_token_invalid",
+        )
     return _Token(name, compact, kid, claims)
 
 
@@ -217,7 +261,9 @@ def _header(name: str, compact: str) -> dict[str, Any]:
 
 def _trusted_key(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int) -> _Key:
     """A JWK whose chain validated once is remembered with its validity window, still judged at each ``now``."""
-    ident = hashlib.sha256(json.dumps(jwk, sort_keys=True, default=str).encode() + anchors.nras_intermediate_der).digest()
+    ident = hashlib.sha256(
+        json.dumps(jwk, sort_keys=True, default=str).encode() + anchors.nras_intermediate_der
+    ).digest()
     key = _key_cache.get(ident)
     if key is None:
         key = _check_jwk(kid, jwk, anchors, now)
@@ -227,8 +273,11 @@ def _trusted_key(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: i
             _key_cache[ident] = key
     lo, hi = key.window
     if not lo <= now <= hi:  # as OpenSSL judges it on a cache miss: the token cannot outlive its signing certificate
-        raise CheckFailed(f"NRAS JWKS key {kid}: its certificate chain is not valid at {now} (valid {lo}..{hi})",
-                          reason="nras_token_expired", details={"kid": kid, "now": now, "not_before": lo, "not_after": hi})
+        raise CheckFailed(
+            f"NRAS JWKS key {kid}: its certificate chain is not valid at {now} (valid {lo}..{hi})",
+            reason="nras_token_expired",
+            details={"kid": kid, "now": now, "not_before": lo, "not_after": hi},
+        )
     return key
 
 
@@ -262,10 +311,20 @@ def _check_jwk(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int
         raise bad("x5c[0] key is not P-384")
     if not isinstance(jwk_key, ec.EllipticCurvePublicKey) or jwk_key.public_numbers() != pub.public_numbers():
         raise bad("the JWK x/y differ from x5c[0]'s key")
-    validate_path(leaf, [], inter, now=now, partial=True, reason="nras_token_invalid", expired_reason="nras_token_expired",
-                  what=f"NRAS JWKS key {kid} x5c")
-    window = (max(_ts(leaf.not_valid_before_utc), _ts(inter.not_valid_before_utc)),
-              min(_ts(leaf.not_valid_after_utc), _ts(inter.not_valid_after_utc)))
+    validate_path(
+        leaf,
+        [],
+        inter,
+        now=now,
+        partial=True,
+        reason="nras_token_invalid",
+        expired_reason="nras_token_expired",
+        what=f"NRAS JWKS key {kid} x5c",
+    )
+    window = (
+        max(_ts(leaf.not_valid_before_utc), _ts(inter.not_valid_before_utc)),
+        min(_ts(leaf.not_valid_after_utc), _ts(inter.not_valid_after_utc)),
+    )
     return _Key(pub, window)
 
 
@@ -278,8 +337,11 @@ def _check_times(t: _Token, now: int, leeway: int) -> None:
     if not (_is_int(exp) and _is_int(nbf) and _is_int(iat)):
         raise EvidenceError(f"NRAS {t.name} token lacks integer exp/nbf/iat")
     if now > exp + leeway or now < nbf - leeway or now < iat - leeway:
-        raise CheckFailed(f"NRAS {t.name} token is not valid at {now} (nbf {nbf}, exp {exp}, leeway {leeway}s)",
-                          reason="nras_token_expired", details={"now": now, "nbf": nbf, "iat": iat, "exp": exp})
+        raise CheckFailed(
+            f"NRAS {t.name} token is not valid at {now} (nbf {nbf}, exp {exp}, leeway {leeway}s)",
+            reason="nras_token_expired",
+            details={"now": now, "nbf": nbf, "iat": iat, "exp": exp},
+        )
 
 
 def _check_submods(overall: _Token, devices: list[_Token], gpu_count: int) -> None:
@@ -299,8 +361,15 @@ def _check_submods(overall: _Token, devices: list[_Token], gpu_count: int) -> No
     for d in devices:
         entry = submods[d.name]
         digest = hashlib.sha256(d.compact.encode("ascii")).hexdigest()
-        ok = (isinstance(entry, list) and len(entry) == 2 and entry[0] == "DIGEST" and isinstance(entry[1], list)
-              and len(entry[1]) == 2 and entry[1][0] == "SHA-256" and isinstance(entry[1][1], str))
+        ok = (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and entry[0] == "DIGEST"
+            and isinstance(entry[1], list)
+            and len(entry[1]) == 2
+            and entry[1][0] == "SHA-256"
+            and isinstance(entry[1][1], str)
+        )
         if not ok or not hmac.compare_digest(entry[1][1].lower().encode(), digest.encode()):
             raise bad(f"{d.name}: the digest does not match sha256 of its device token")
 
@@ -316,14 +385,21 @@ def _check_pairing(gpus: tuple[NrasGpuClaims, ...], devices: Sequence[GpuIdentit
             continue
         chip = dev.hwmodel.split(" ", 1)[0]
         if g.ueid != dev.ueid or g.hwmodel not in (dev.hwmodel, chip):
-            bad[g.name] = {"expected": {"ueid": dev.ueid, "hwmodel": f"{chip} or {dev.hwmodel}"},
-                           "got": {"ueid": g.ueid, "hwmodel": g.hwmodel}}
+            bad[g.name] = {
+                "expected": {"ueid": dev.ueid, "hwmodel": f"{chip} or {dev.hwmodel}"},
+                "got": {"ueid": g.ueid, "hwmodel": g.hwmodel},
+            }
     if bad:
-        shown = "; ".join(f"{name} is about ueid {v['got']['ueid']} ({v['got']['hwmodel']})"
-                          + (f", the evidence's {name} is ueid {v['expected']['ueid']}" if v["expected"] else "")
-                          for name, v in bad.items())
-        raise CheckFailed(f"NRAS tokens do not name the devices of the evidence: {shown}", reason="nras_device_mismatch",
-                          details={"gpus": bad})
+        shown = "; ".join(
+            f"{name} is about ueid {v['got']['ueid']} ({v['got']['hwmodel']})"
+            + (f", the evidence's {name} is ueid {v['expected']['ueid']}" if v["expected"] else "")
+            for name, v in bad.items()
+        )
+        raise CheckFailed(
+            f"NRAS tokens do not name the devices of the evidence: {shown}",
+            reason="nras_device_mismatch",
+            details={"gpus": bad},
+        )
 
 
 def _gpu_claims(t: _Token) -> NrasGpuClaims:
@@ -336,10 +412,16 @@ def _gpu_claims(t: _Token) -> NrasGpuClaims:
             error += f" ({err['fieldName']})"
     secboot = c.get("secboot")
     return NrasGpuClaims(
-        name=t.name, hwmodel=_opt_str(c.get("hwmodel")), ueid=_opt_str(c.get("ueid")),
-        driver_version=_opt_str(c.get("x-nvidia-gpu-driver-version")), vbios_version=_opt_str(c.get("x-nvidia-gpu-vbios-version")),
-        measres=_opt_str(c.get("measres")), secboot=secboot if isinstance(secboot, bool) else None,
-        dbgstat=_opt_str(c.get("dbgstat")), warning=_opt_str(c.get("x-nvidia-attestation-warning")), error=error,
+        name=t.name,
+        hwmodel=_opt_str(c.get("hwmodel")),
+        ueid=_opt_str(c.get("ueid")),
+        driver_version=_opt_str(c.get("x-nvidia-gpu-driver-version")),
+        vbios_version=_opt_str(c.get("x-nvidia-gpu-vbios-version")),
+        measres=_opt_str(c.get("measres")),
+        secboot=secboot if isinstance(secboot, bool) else None,
+        dbgstat=_opt_str(c.get("dbgstat")),
+        warning=_opt_str(c.get("x-nvidia-attestation-warning")),
+        error=error,
     )
 
 

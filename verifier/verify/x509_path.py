@@ -56,14 +56,18 @@ def validate_path(
     except crypto.X509StoreContextError as exc:
         code, depth, text = _first_error(exc)
         raise CheckFailed(
-            f"{what}: certificate at depth {depth} fails RFC 5280 path validation at {now}: {text} (OpenSSL error {code})",
-            reason=expired_reason if code in _TIME_ERRORS else reason, details={"openssl_error": code, "depth": depth},
+            f"{what}: certificate at depth {depth} fails RFC 5280 path validation at {now}: {text} "
+            f"(OpenSSL error {code})",
+            reason=expired_reason if code in _TIME_ERRORS else reason,
+            details={"openssl_error": code, "depth": depth},
         ) from None
     except (crypto.Error, ValueError, TypeError) as exc:  # a certificate OpenSSL itself cannot load or use
         raise CheckFailed(f"{what}: OpenSSL cannot validate the chain: {why(exc)}", reason=reason) from None
     if _ders(built) != _ders([leaf, *untrusted, anchor]):
-        raise CheckFailed(f"{what}: the validated path differs from the chain as supplied (order or extra certificates)",
-                          reason=reason)
+        raise CheckFailed(
+            f"{what}: the validated path differs from the chain as supplied (order or extra certificates)",
+            reason=reason,
+        )
     _check_leaf_usage(leaf, reason=reason, what=what)
 
 
