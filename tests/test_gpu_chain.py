@@ -181,6 +181,7 @@ _REAL_CERTS = x509.load_pem_x509_certificates(REAL.certificate_pem)
 _REAL_DERS = [c.public_bytes(serialization.Encoding.DER) for c in _REAL_CERTS]
 
 
+@pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")  # mutated serials
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     which=st.integers(0, len(_REAL_DERS) - 1),
@@ -232,6 +233,7 @@ def test_mutated_spdm_evidence_raises_only_project_errors(pos: int, byte: int) -
         verify_gpu(GpuEvidence(0, "HOPPER", REAL.certificate_pem, bytes(ev), None), root_pem=REAL_ROOT, now=REAL_NOW)
 
 
+@pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")  # mutated serials
 @settings(max_examples=100, deadline=None)
 @given(text=st.binary(max_size=300))
 def test_arbitrary_pem_blobs_raise_only_project_errors(text: bytes) -> None:

@@ -624,6 +624,7 @@ def test_mutated_recorded_bodies_raise_only_verifier_errors(pos: int, byte: int)
     assert bytes(raw) == NEAR.body  # only a no-op "mutation" may pass
 
 
+@pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")  # mutated serials
 @settings(max_examples=200, deadline=None)
 @given(
     which=st.integers(0, 1),
