@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from verifier.core.errors import CheckFailed, EvidenceError
-from verifier.evidence.gpu_payload import GpuEvidence
+from verifier.evidence.gpu_payload import GpuEvidence, parse_nvidia_payload
 from verifier.simulator import SimulatorWorld, keys
 from verifier.simulator import gpu as sim_gpu
 from verifier.verify import gpu_device as device
@@ -240,3 +240,9 @@ def test_arbitrary_pem_blobs_raise_only_project_errors(text: bytes) -> None:
     for pem in (text, b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(text) + b"-----END CERTIFICATE-----\n"):
         with pytest.raises((CheckFailed, EvidenceError)):
             verify_gpu(GpuEvidence(0, "HOPPER", pem, REAL.evidence, None), root_pem=REAL_ROOT, now=REAL_NOW)
+
+
+def test_the_world_payload_knob_puts_the_chain_fault_in_every_entry() -> None:
+    payload = parse_nvidia_payload(WORLD.gpu_payload(NONCE, 2, chain_fault="intermediate_path_len"))
+    for ev in payload.evidence:
+        assert _failure(ev).reason == "gpu_cert_chain_invalid"

@@ -25,6 +25,7 @@ from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
 from verifier.core.trust import production_anchors
 from verifier.evidence.gpu_cert import GpuIdentity, gpu_identities
 from verifier.evidence.gpu_payload import parse_nvidia_payload
+from verifier.simulator import SimulatorWorld
 from verifier.simulator import nras as sim_nras
 from verifier.verify import nras_token
 from verifier.verify.nras_token import verify_nras_response
@@ -647,3 +648,15 @@ def test_mutated_jwks_certificates_raise_only_verifier_errors(which: int, pos: i
     assert base64.b64decode(key["x5c"][which]) == base64.b64decode(
         next(k for k in SINGLE.jwks["keys"] if k["kid"] == kid)["x5c"][which]
     )  # passes only if the mutation changed nothing
+
+
+def test_a_world_with_an_nras_fault_signs_real_answers_that_fail_only_path_validation() -> None:
+    world = SimulatorWorld("test_nras_token/world").with_nras_fault("intermediate_not_ca")
+    payload = world.gpu_payload(bytes(32), 1)
+    body = json.dumps(world.nras_response(payload, now=1_790_000_000)).encode()
+    devices = gpu_identities(parse_nvidia_payload(payload).evidence)
+    assert base64.b64decode(world.jwks()["keys"][0]["x5c"][1]) == world.anchors.nras_intermediate_der  # pinned
+    with pytest.raises(CheckFailed) as exc:
+        verify_nras_response(body, jwks=world.jwks(), expected_nonce=bytes(32), devices=devices, now=1_790_000_010,
+                             anchors=world.anchors)
+    assert exc.value.reason == "nras_token_invalid" and "RFC 5280" in exc.value.message
