@@ -1,20 +1,18 @@
-"""Offline GPU evidence verification: chain to the pinned root, SPDM signature, FWID (nvidia-gpu.md §2)."""
+"""Offline GPU evidence verification: chain to the pinned root, SPDM signature, FWID, device identity."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives import serialization
 
 from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.gpu_payload import GpuEvidence, parse_chutes_gpu_evidence, parse_nvidia_payload
-from verifier.evidence.spdm import parse_spdm
+from verifier.simulator import SimulatorWorld
+from verifier.simulator import gpu as sim_gpu
 from verifier.verify import gpu_device as device
 from verifier.verify.gpu_device import verify_gpu
 
@@ -34,13 +32,18 @@ def _sample(report: str, chain: str, folder: Path = SDK, arch: str = "HOPPER") -
 
 
 def _near() -> list[GpuEvidence]:
-    report = json.loads((FIX / "redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629/attestation_report.json").read_text())
+    report = json.loads(
+        (FIX / "redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629/attestation_report.json").read_text()
+    )
     return list(parse_nvidia_payload(report["model_attestations"][0]["nvidia_payload"]).evidence)
 
 
 PHALA = GpuEvidence(
-    0, "HOPPER", (FIX / "nvidia/phala-format-1gpu-20260325/gpu0_cert_chain.pem").read_bytes(),
-    (FIX / "nvidia/phala-format-1gpu-20260325/gpu0_evidence.bin").read_bytes(), None,
+    0,
+    "HOPPER",
+    (FIX / "nvidia/phala-format-1gpu-20260325/gpu0_cert_chain.pem").read_bytes(),
+    (FIX / "nvidia/phala-format-1gpu-20260325/gpu0_evidence.bin").read_bytes(),
+    None,
 )
 
 
@@ -69,14 +72,22 @@ def test_the_eight_near_gpus_verify() -> None:
 
 def test_phala_gpu_verifies() -> None:
     g = verify_gpu(PHALA, root_pem=ROOT_PEM, now=NOW)
-    assert (g.driver_version, g.vbios_version, g.project, g.project_sku, g.chip_sku) == ("570.172.08", "96.00.D0.00.03", "G520", "0280", "895")
+    assert (g.driver_version, g.vbios_version, g.project, g.project_sku, g.chip_sku) == (
+        "570.172.08",
+        "96.00.D0.00.03",
+        "G520",
+        "0280",
+        "895",
+    )
 
 
 def test_chutes_forty_gpus_verify() -> None:
     report = json.loads((FIX / "nvidia/redpill-chutes-8gpu-nras-fail-20260610/attestation_report.json").read_text())
     n = 0
     for inst in report["all_attestations"]:
-        for ev in parse_chutes_gpu_evidence(inst["gpu_evidence"], nonce_hex=inst["nonce"], e2e_pubkey_b64=inst["e2e_pubkey"]).evidence:
+        for ev in parse_chutes_gpu_evidence(
+            inst["gpu_evidence"], nonce_hex=inst["nonce"], e2e_pubkey_b64=inst["e2e_pubkey"]
+        ).evidence:
             assert verify_gpu(ev, root_pem=ROOT_PEM, now=1781056156).feature_flag == 2
             n += 1
     assert n == 40
@@ -109,14 +120,19 @@ def test_attestation_sdk_json_evidence_verifies() -> None:
 
 
 def test_blackwell_sample_verifies_with_the_dice_tcbinfo_fwid() -> None:
-    g = verify_gpu(_sample("sample_blackwellAttestationReport.txt", "sample_blackwellCertChain.txt", arch="BLACKWELL"),
-                   root_pem=ROOT_PEM, now=NOW)
+    g = verify_gpu(
+        _sample("sample_blackwellAttestationReport.txt", "sample_blackwellCertChain.txt", arch="BLACKWELL"),
+        root_pem=ROOT_PEM,
+        now=NOW,
+    )
     assert g.hwmodel == "GB100 A01 GSP BROM" and g.arch == "BLACKWELL"
     assert g.fwid_checked and g.fwid is not None and g.fwid.startswith("d090cab1")
 
 
 def test_absent_opaque_fwid_is_recorded_not_failed() -> None:
-    g = verify_gpu(_sample("sample_hopperAttestationReport.txt", "sample_hopperCertChain.txt"), root_pem=ROOT_PEM, now=NOW)
+    g = verify_gpu(
+        _sample("sample_hopperAttestationReport.txt", "sample_hopperCertChain.txt"), root_pem=ROOT_PEM, now=NOW
+    )
     assert g.fwid is None and not g.fwid_checked
 
 
@@ -138,7 +154,10 @@ def test_flipped_signature_byte_breaks_the_signature() -> None:
 
 
 def test_attestation_sdk_invalid_signature_sample() -> None:
-    assert _reason(_sample("sample_hopperAttestationReportInvalidSignature.txt", "sample_hopperCertChain.txt")) == "gpu_signature_invalid"
+    assert (
+        _reason(_sample("sample_hopperAttestationReportInvalidSignature.txt", "sample_hopperCertChain.txt"))
+        == "gpu_signature_invalid"
+    )
 
 
 def test_evidence_signed_by_another_gpu_fails() -> None:
@@ -148,31 +167,46 @@ def test_evidence_signed_by_another_gpu_fails() -> None:
 
 def test_truncated_transcript_is_evidence_error() -> None:
     with pytest.raises(EvidenceError):
-        verify_gpu(GpuEvidence(0, "HOPPER", PHALA.certificate_pem, PHALA.evidence[:-1], None), root_pem=ROOT_PEM, now=NOW)
+        verify_gpu(
+            GpuEvidence(0, "HOPPER", PHALA.certificate_pem, PHALA.evidence[:-1], None), root_pem=ROOT_PEM, now=NOW
+        )
 
 
 def test_garbage_certificate_is_evidence_error() -> None:
     with pytest.raises(EvidenceError):
-        verify_gpu(GpuEvidence(0, "HOPPER", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", PHALA.evidence, None),
-                   root_pem=ROOT_PEM, now=NOW)
+        verify_gpu(
+            GpuEvidence(
+                0, "HOPPER", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", PHALA.evidence, None
+            ),
+            root_pem=ROOT_PEM,
+            now=NOW,
+        )
+
+
+ATTACKER = SimulatorWorld("test_gpu_device/attacker")  # a self-consistent PKI posing as NVIDIA's, with its own root
+ATTACKER_ROOT = ATTACKER.anchors.nvidia_device_root_pem
+
+
+def _attacker_gpu(**opaque: object) -> GpuEvidence:
+    dev = ATTACKER.gpu(0)
+    evidence = sim_gpu.device_evidence(dev, bytes(32), **opaque)
+    return GpuEvidence(0, "HOPPER", ATTACKER.devices.chain_pem(dev), evidence, None)
 
 
 def test_wrong_pinned_root_fails_the_chain() -> None:
-    pki = _Pki()
-    assert _reason(PHALA, root=pki.root_pem) == "gpu_cert_chain_invalid"
+    assert _reason(PHALA, root=ATTACKER_ROOT) == "gpu_cert_chain_invalid"
 
 
 def test_the_evidence_root_is_ignored_so_swapping_it_changes_nothing() -> None:
     certs = x509.load_pem_x509_certificates(PHALA.certificate_pem)
-    swapped = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[:-1]) + _Pki().root_pem
+    swapped = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[:-1]) + ATTACKER_ROOT
     g = verify_gpu(GpuEvidence(0, "HOPPER", swapped, PHALA.evidence, None), root_pem=ROOT_PEM, now=NOW)
     assert g.driver_version == "570.172.08"
 
 
 def test_a_self_consistent_attacker_chain_with_its_own_root_fails() -> None:
-    pki = _Pki()
-    ev = pki.resign(PHALA.evidence)  # chain, leaf key and SPDM signature all consistent under the attacker root
-    verify_gpu(ev, root_pem=pki.root_pem, now=NOW)  # sanity: valid under the attacker's root
+    ev = _attacker_gpu()  # chain, leaf key and SPDM signature all consistent under the attacker root
+    verify_gpu(ev, root_pem=ATTACKER_ROOT, now=NOW)  # sanity: valid under the attacker's root
     assert _reason(ev) == "gpu_cert_chain_invalid"
 
 
@@ -188,18 +222,20 @@ def test_certificate_outside_validity_is_expired_also_from_the_cache() -> None:
 
 
 def test_fwid_mismatch_under_a_consistent_chain() -> None:
-    pki = _Pki()
-    ev = pki.resign(PHALA.evidence, cert_fwid=b"\x11" * 48)
-    assert _reason(ev, root=pki.root_pem) == "gpu_fwid_mismatch"
+    dev = ATTACKER.gpu(0)
+    opaque = [(t, b"\x11" * 48 if t == sim_gpu.OPAQUE_FWID else v) for t, v in sim_gpu.opaque_fields(dev)]
+    evidence = sim_gpu.spdm_transcript(bytes(32), dev.measurements, opaque, dev.leaf_key, bytes(32))
+    ev = GpuEvidence(0, "HOPPER", ATTACKER.devices.chain_pem(dev), evidence, None)
+    assert _reason(ev, root=ATTACKER_ROOT) == "gpu_fwid_mismatch"
 
 
 def test_a_recurring_chain_is_verified_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[bytes] = []
     real = device._verify_chain
 
-    def counting(pem: bytes, root: x509.Certificate) -> object:
+    def counting(pem: bytes, root: x509.Certificate, *, now: int, where: str) -> object:
         calls.append(pem)
-        return real(pem, root)
+        return real(pem, root, now=now, where=where)
 
     monkeypatch.setattr(device, "_verify_chain", counting)
     for _ in range(3):
@@ -207,35 +243,3 @@ def test_a_recurring_chain_is_verified_once(monkeypatch: pytest.MonkeyPatch) -> 
     assert len(calls) == 1
     verify_gpu(PHALA, root_pem=ROOT_PEM + b"\n", now=NOW)  # other root bytes are another cache entry
     assert len(calls) == 2
-
-
-# ---------------------------------------------------------------- a test PKI posing as NVIDIA
-
-
-class _Pki:
-    """Root -> Identity -> ICA -> BROM -> FMC LF, names copied from a real Hopper chain."""
-
-    def __init__(self) -> None:
-        self.keys = [ec.generate_private_key(ec.SECP384R1()) for _ in range(5)]
-        real = x509.load_pem_x509_certificates(PHALA.certificate_pem)
-        self.names = [c.subject for c in reversed(real)]  # root first
-        self.root = self._cert(0, 0)
-        self.root_pem = self.root.public_bytes(serialization.Encoding.PEM)
-
-    def _cert(self, i: int, issuer: int, ext: bytes | None = None) -> x509.Certificate:
-        b = (x509.CertificateBuilder().subject_name(self.names[i]).issuer_name(self.names[issuer])
-             .public_key(self.keys[i].public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC)).not_valid_after(dt.datetime(2099, 1, 1, tzinfo=dt.UTC)))
-        if ext is not None:
-            b = b.add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("2.23.133.5.4.1"), ext), critical=False)
-        return b.sign(self.keys[issuer], hashes.SHA384())
-
-    def resign(self, evidence: bytes, *, cert_fwid: bytes | None = None) -> GpuEvidence:
-        fwid = parse_spdm(evidence).fwid or b""
-        ext = bytes.fromhex("3035") + bytes.fromhex("0430") + (cert_fwid or fwid)  # SEQUENCE { OCTET STRING fwid }
-        chain = [self._cert(4, 3, ext), self._cert(3, 2), self._cert(2, 1), self._cert(1, 0), self.root]
-        r, s = decode_dss_signature(self.keys[4].sign(evidence[:-96], ec.ECDSA(hashes.SHA384())))
-        signed = evidence[:-96] + r.to_bytes(48, "big") + s.to_bytes(48, "big")
-        pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
-        return GpuEvidence(0, "HOPPER", pem, signed, None)
-

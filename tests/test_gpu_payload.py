@@ -104,7 +104,10 @@ def test_empty_evidence_list_parses_and_fails_the_nonce_check_as_no_gpu_evidence
 def test_chutes_gpu_nonce_is_sha256_of_nonce_hex_and_pubkey_and_matches_every_spdm_nonce() -> None:
     report = json.loads(CHUTES.read_text())
     inst0 = report["all_attestations"][0]
-    assert chutes_gpu_nonce(inst0["nonce"], inst0["e2e_pubkey"]).hex() == "ef0ed0e8d721eed751bb17a37ffdabfa533973166513f7ad52df7330b9f56c10"
+    assert (
+        chutes_gpu_nonce(inst0["nonce"], inst0["e2e_pubkey"]).hex()
+        == "ef0ed0e8d721eed751bb17a37ffdabfa533973166513f7ad52df7330b9f56c10"
+    )
     for inst in report["all_attestations"]:
         derived = chutes_gpu_nonce(inst["nonce"], inst["e2e_pubkey"])
         p = parse_chutes_gpu_evidence(inst["gpu_evidence"], nonce_hex=inst["nonce"], e2e_pubkey_b64=inst["e2e_pubkey"])
@@ -128,7 +131,12 @@ def test_malformed_chutes_evidence_raises_evidence_error(items: object) -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["nonce", "arch", "evidence_list", "certificate", "evidence", "x"]), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["nonce", "arch", "evidence_list", "certificate", "evidence", "x"]), inner, max_size=5
+        )
+    ),
     max_leaves=20,
 )
 

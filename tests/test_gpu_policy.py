@@ -1,4 +1,4 @@
-"""GPU policy: model prefix, driver / VBIOS allow-lists and minimums, GPU count."""
+"""GPU policy: distinct devices, model prefix, driver / VBIOS allow-lists and minimums, GPU count per attestation."""
 
 from __future__ import annotations
 
@@ -12,17 +12,39 @@ import pytest
 from verifier.appraise.gpu import appraise_gpus
 from verifier.core.errors import CheckFailed, ConfigError
 from verifier.core.trust import production_anchors
+from verifier.evidence.gpu_cert import gpu_identities
+from verifier.evidence.gpu_payload import parse_nvidia_payload
 from verifier.verify.gpu_device import VerifiedGpu
 from verifier.verify.nras_token import NrasGpuClaims, NrasResult, verify_nras_response
 
 GPU = VerifiedGpu(
-    index=0, arch="HOPPER", hwmodel="GH100 A01 GSP BROM", ueid="1", driver_version="570.172.08", vbios_version="96.00.CF.00.02",
-    fwid=None, fwid_checked=False, feature_flag=None, project="G520", project_sku="0280", chip_sku="895",
-    not_before=0, not_after=2**40, chain_sha256="00",
+    index=0,
+    arch="HOPPER",
+    hwmodel="GH100 A01 GSP BROM",
+    ueid="1",
+    driver_version="570.172.08",
+    vbios_version="96.00.CF.00.02",
+    fwid=None,
+    fwid_checked=False,
+    feature_flag=None,
+    project="G520",
+    project_sku="0280",
+    chip_sku="895",
+    not_before=0,
+    not_after=2**40,
+    chain_sha256="00",
+    leaf_sha256="l0",
+    device_sha256="d0",
 )
-GPUS = [replace(GPU, index=i) for i in range(8)]
-OPEN: dict[str, Any] = {"hwmodel_allowlist": None, "driver_allowlist": None, "min_driver": None, "vbios_allowlist": None,
-                        "min_vbios": None, "expected_count": None}
+GPUS = [replace(GPU, index=i, ueid=str(i + 1), leaf_sha256=f"l{i}", device_sha256=f"d{i}") for i in range(8)]
+OPEN: dict[str, Any] = {
+    "hwmodel_allowlist": None,
+    "driver_allowlist": None,
+    "min_driver": None,
+    "vbios_allowlist": None,
+    "min_vbios": None,
+    "expected_count": None,
+}
 
 
 def appraise(gpus: list[VerifiedGpu] = GPUS, nras: NrasResult | None = None, **policy: Any) -> None:
@@ -37,9 +59,16 @@ def reason(gpus: list[VerifiedGpu] = GPUS, nras: NrasResult | None = None, **pol
 
 def near_nras() -> NrasResult:
     d = Path(__file__).resolve().parent.parent / "fixtures/redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629"
-    return verify_nras_response((d / "nras_v3_response.json").read_bytes(), jwks=json.loads((d / "nras_jwks.json").read_text()),
-                                expected_nonce=bytes.fromhex("e79c2ec87ccfa76f3aef88deec0687facbd85d1689d82b0cc2de1353f7a62609"),
-                                gpu_count=8, now=1782698900, anchors=production_anchors())
+    report = json.loads((d / "attestation_report.json").read_text())
+    devices = gpu_identities(parse_nvidia_payload(report["model_attestations"][0]["nvidia_payload"]).evidence)
+    return verify_nras_response(
+        (d / "nras_v3_response.json").read_bytes(),
+        jwks=json.loads((d / "nras_jwks.json").read_text()),
+        expected_nonce=bytes.fromhex("e79c2ec87ccfa76f3aef88deec0687facbd85d1689d82b0cc2de1353f7a62609"),
+        devices=devices,
+        now=1782698900,
+        anchors=production_anchors(),
+    )
 
 
 def test_open_policy_passes() -> None:
@@ -73,7 +102,7 @@ def test_driver_allowlist_and_minimum() -> None:
 
 
 def test_one_bad_gpu_fails_the_set() -> None:
-    gpus = [*GPUS[:7], replace(GPU, index=7, driver_version="535.86.09")]
+    gpus = [*GPUS[:7], replace(GPUS[7], driver_version="535.86.09")]
     assert reason(gpus, min_driver="550") == "gpu_driver_not_allowed"
 
 
@@ -105,6 +134,19 @@ def test_nras_versions_are_appraised() -> None:
     assert isinstance(bad.gpus[7], NrasGpuClaims)
     appraise(nras=nras, min_driver="570.172.08")
     assert reason(nras=bad, min_driver="570.172.08") == "gpu_driver_not_allowed"
+
+
+@pytest.mark.parametrize("shared", ["ueid", "leaf_sha256", "device_sha256"])
+def test_one_gpu_repeated_cannot_satisfy_the_expected_count(shared: str) -> None:
+    repeated = [replace(GPUS[i], **{shared: getattr(GPUS[0], shared)}) for i in range(8)]
+    with pytest.raises(CheckFailed) as exc:
+        appraise(repeated, expected_count=8)
+    assert exc.value.reason == "gpu_duplicate_evidence"
+    assert "GPU-0, GPU-1, GPU-2" in exc.value.message and shared in exc.value.message
+
+
+def test_two_entries_of_one_device_fail_even_without_a_count_policy() -> None:
+    assert reason([GPUS[0], GPUS[1], replace(GPUS[0], index=2)]) == "gpu_duplicate_evidence"
 
 
 def test_no_gpus_at_all() -> None:

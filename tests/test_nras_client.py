@@ -15,13 +15,15 @@ from aiohttp import web
 from verifier.adapters.nras_client import NrasClient
 from verifier.core.errors import UpstreamError
 from verifier.core.trust import production_anchors
+from verifier.evidence.gpu_cert import gpu_identities
 from verifier.evidence.gpu_payload import parse_nvidia_payload
 from verifier.verify.nras_token import verify_nras_response
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures/nvidia/single-gpu-nras-20260629"
 RESPONSE = (FIX / "nras_v3_response.json").read_bytes()
 JWKS = (FIX / "nras_jwks.json").read_bytes()
-REQUEST = parse_nvidia_payload((FIX / "nras_v3_request.json").read_bytes()).nras_request
+PAYLOAD = parse_nvidia_payload((FIX / "nras_v3_request.json").read_bytes())
+REQUEST = PAYLOAD.nras_request
 
 
 class MockNras:
@@ -88,7 +90,8 @@ async def test_round_trip_verifies_offline(nras: Server, session: aiohttp.Client
     _, base = nras
     client = NrasClient(session, base)
     body = await client.attest(REQUEST)
-    result = verify_nras_response(body, jwks=await client.jwks(), expected_nonce=bytes.fromhex(REQUEST["nonce"]), gpu_count=1,
+    result = verify_nras_response(body, jwks=await client.jwks(), expected_nonce=bytes.fromhex(REQUEST["nonce"]),
+                                  devices=gpu_identities(PAYLOAD.evidence),
                                   now=1782698900, anchors=production_anchors())
     assert result.overall
 

@@ -1,4 +1,4 @@
-"""Offline verification of NRAS v3 detached-EAT responses (nvidia-gpu.md §1)."""
+"""Offline verification of NRAS v3 detached-EAT responses: signatures, key chain (RFC 5280), claims, device pairing."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ from hypothesis import strategies as st
 
 from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
 from verifier.core.trust import production_anchors
+from verifier.evidence.gpu_cert import GpuIdentity, gpu_identities
+from verifier.evidence.gpu_payload import parse_nvidia_payload
+from verifier.simulator import SimulatorWorld
+from verifier.simulator import nras as sim_nras
+from verifier.verify import nras_token
 from verifier.verify.nras_token import verify_nras_response
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
@@ -30,14 +35,33 @@ ANCHORS = production_anchors()
 TODAY = 1795000000
 
 
+@pytest.fixture(autouse=True)
+def _fresh_key_cache() -> None:
+    nras_token.clear_key_cache()
+
+
+def _devices(path: str, *keys: str | int) -> tuple[GpuIdentity, ...]:
+    """The identities of the evidence NRAS was asked about: the recorded request, or the report's payload."""
+    doc: Any = json.loads((FIX / path).read_text())
+    for k in keys:
+        doc = doc[k]
+    return gpu_identities(parse_nvidia_payload(doc).evidence)
+
+
 class Case:
-    def __init__(self, folder: str, jwks: str, nonce: str, gpus: int, iat: int) -> None:
+    def __init__(self, folder: str, jwks: str, nonce: str, devices: tuple[GpuIdentity, ...], iat: int) -> None:
         self.body = (FIX / folder / "nras_v3_response.json").read_bytes()
         self.jwks = json.loads((FIX / jwks).read_text())
-        self.nonce, self.gpus, self.now = bytes.fromhex(nonce), gpus, iat + 30
+        self.nonce, self.devices, self.gpus, self.now = bytes.fromhex(nonce), devices, len(devices), iat + 30
 
     def verify(self, body: bytes | list[Any] | None = None, **over: Any) -> Any:
-        args: dict[str, Any] = {"jwks": self.jwks, "expected_nonce": self.nonce, "gpu_count": self.gpus, "now": self.now, "anchors": ANCHORS}
+        args: dict[str, Any] = {
+            "jwks": self.jwks,
+            "expected_nonce": self.nonce,
+            "devices": self.devices,
+            "now": self.now,
+            "anchors": ANCHORS,
+        }
         return verify_nras_response(self.body if body is None else body, **{**args, **over})
 
     def reason(self, body: bytes | list[Any] | None = None, **over: Any) -> str:
@@ -49,14 +73,36 @@ class Case:
         return json.loads(self.body)
 
 
-SINGLE = Case("nvidia/single-gpu-nras-20260629", "nvidia/single-gpu-nras-20260629/nras_jwks.json",
-              "080c405ce6789e1761445180029523df3ae49576043f7f0868413a38e5e9a84e", 1, 1782698883)
-GEMMA = Case("redpill/attestation/phala-flat-ecdsa-nanogpt-gemma-20260610", "nvidia/redpill-chutes-8gpu-nras-fail-20260610/nras_jwks.json",
-             "9a796732359e9324a45576a730e5a9c47bff518b8ee8bcb882d00b5b1ff6f39a", 1, 1781056142)
-NEAR = Case("redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629", "redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629/nras_jwks.json",
-            "e79c2ec87ccfa76f3aef88deec0687facbd85d1689d82b0cc2de1353f7a62609", 8, 1782698812)
-CHUTES = Case("nvidia/redpill-chutes-8gpu-nras-fail-20260610", "nvidia/redpill-chutes-8gpu-nras-fail-20260610/nras_jwks.json",
-              "aa8aa7cb237cb07d054e2ba1c1660b6d6bf60a1501e4d33bec8115148543e501", 8, 1781056156)
+_NEAR_DIR = "redpill/attestation/nearcloud-two-layer-ed25519-tls-20260629"
+_GEMMA_DIR = "redpill/attestation/phala-flat-ecdsa-nanogpt-gemma-20260610"
+SINGLE = Case(
+    "nvidia/single-gpu-nras-20260629",
+    "nvidia/single-gpu-nras-20260629/nras_jwks.json",
+    "080c405ce6789e1761445180029523df3ae49576043f7f0868413a38e5e9a84e",
+    _devices("nvidia/single-gpu-nras-20260629/nras_v3_request.json"),
+    1782698883,
+)
+GEMMA = Case(
+    _GEMMA_DIR,
+    "nvidia/redpill-chutes-8gpu-nras-fail-20260610/nras_jwks.json",
+    "9a796732359e9324a45576a730e5a9c47bff518b8ee8bcb882d00b5b1ff6f39a",
+    _devices(f"{_GEMMA_DIR}/attestation_report.json", "nvidia_payload"),
+    1781056142,
+)
+NEAR = Case(
+    _NEAR_DIR,
+    f"{_NEAR_DIR}/nras_jwks.json",
+    "e79c2ec87ccfa76f3aef88deec0687facbd85d1689d82b0cc2de1353f7a62609",
+    _devices(f"{_NEAR_DIR}/attestation_report.json", "model_attestations", 0, "nvidia_payload"),
+    1782698812,
+)
+CHUTES = Case(
+    "nvidia/redpill-chutes-8gpu-nras-fail-20260610",
+    "nvidia/redpill-chutes-8gpu-nras-fail-20260610/nras_jwks.json",
+    "aa8aa7cb237cb07d054e2ba1c1660b6d6bf60a1501e4d33bec8115148543e501",
+    _devices("nvidia/redpill-chutes-8gpu-nras-fail-20260610/nras_v3_request.json"),
+    1781056156,
+)
 GENUINE = [SINGLE, GEMMA, NEAR]
 
 
@@ -67,7 +113,9 @@ GENUINE = [SINGLE, GEMMA, NEAR]
 def test_recorded_rounds_pass_at_their_time(case: Case) -> None:
     r = case.verify()
     assert r.overall and r.nonce == case.nonce.hex() and len(r.gpus) == case.gpus
-    assert all(g.measres == "success" and g.secboot and g.dbgstat == "disabled" and g.hwmodel == "GH100" for g in r.gpus)
+    assert all(
+        g.measres == "success" and g.secboot and g.dbgstat == "disabled" and g.hwmodel == "GH100" for g in r.gpus
+    )
     assert [g.name for g in r.gpus] == [f"GPU-{i}" for i in range(case.gpus)]
     assert r.kid.startswith("nv-eat-kid-prod-") and r.exp == r.iat + 3600
     json.dumps(r.to_json())
@@ -140,22 +188,50 @@ def test_token_resigned_with_a_fresh_key_under_the_same_kid() -> None:
     assert SINGLE.reason(body) == "nras_token_invalid"
 
 
-def _self_made_jwks(kid: str, leaf_key: ec.EllipticCurvePrivateKey, *, intermediate_der: bytes | None = None) -> dict[str, Any]:
+def _self_made_jwks(
+    kid: str, leaf_key: ec.EllipticCurvePrivateKey, *, intermediate_der: bytes | None = None
+) -> dict[str, Any]:
     inter_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     genuine_inter = x509.load_der_x509_certificate(ANCHORS.nras_intermediate_der)
     name = genuine_inter.subject
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    inter = (x509.CertificateBuilder().subject_name(name).issuer_name(genuine_inter.issuer).public_key(inter_key.public_key())
-             .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650)).sign(inter_key, hashes.SHA256()))
-    leaf = (x509.CertificateBuilder().subject_name(x509.Name.from_rfc4514_string("CN=NVIDIA Attestation Service GPU GH100"))
-            .issuer_name(name).public_key(leaf_key.public_key()).serial_number(2)
-            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650)).sign(inter_key, hashes.SHA256()))
+    inter = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(genuine_inter.issuer)
+        .public_key(inter_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .sign(inter_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name.from_rfc4514_string("CN=NVIDIA Attestation Service GPU GH100"))
+        .issuer_name(name)
+        .public_key(leaf_key.public_key())
+        .serial_number(2)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .sign(inter_key, hashes.SHA256())
+    )
     nums = leaf_key.public_key().public_numbers()
     inter_der = intermediate_der or inter.public_bytes(serialization.Encoding.DER)
-    return {"keys": [{
-        "kty": "EC", "crv": "P-384", "kid": kid, "x": _b64u(nums.x.to_bytes(48, "big")), "y": _b64u(nums.y.to_bytes(48, "big")),
-        "x5c": [base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode(), base64.b64encode(inter_der).decode()],
-    }]}
+    return {
+        "keys": [
+            {
+                "kty": "EC",
+                "crv": "P-384",
+                "kid": kid,
+                "x": _b64u(nums.x.to_bytes(48, "big")),
+                "y": _b64u(nums.y.to_bytes(48, "big")),
+                "x5c": [
+                    base64.b64encode(leaf.public_bytes(serialization.Encoding.DER)).decode(),
+                    base64.b64encode(inter_der).decode(),
+                ],
+            }
+        ]
+    }
 
 
 def _resign_all(body: list[Any], key: ec.EllipticCurvePrivateKey) -> list[Any]:
@@ -163,7 +239,9 @@ def _resign_all(body: list[Any], key: ec.EllipticCurvePrivateKey) -> list[Any]:
     kid = _kid(body[0][1])
     devices = {n: jwt.encode(_claims(t), key, algorithm="ES384", headers={"kid": kid}) for n, t in body[1].items()}
     overall = _claims(body[0][1])
-    overall["submods"] = {n: ["DIGEST", ["SHA-256", hashlib.sha256(t.encode()).hexdigest()]] for n, t in devices.items()}
+    overall["submods"] = {
+        n: ["DIGEST", ["SHA-256", hashlib.sha256(t.encode()).hexdigest()]] for n, t in devices.items()
+    }
     return [["JWT", jwt.encode(overall, key, algorithm="ES384", headers={"kid": kid})], devices]
 
 
@@ -171,7 +249,9 @@ def _resign_all(body: list[Any], key: ec.EllipticCurvePrivateKey) -> list[Any]:
 def test_attacker_jwks_with_self_made_x5c(pin_intermediate: bool) -> None:
     attacker = ec.generate_private_key(ec.SECP384R1())
     body = _resign_all(SINGLE.tokens(), attacker)
-    jwks = _self_made_jwks(_kid(body[0][1]), attacker, intermediate_der=ANCHORS.nras_intermediate_der if pin_intermediate else None)
+    jwks = _self_made_jwks(
+        _kid(body[0][1]), attacker, intermediate_der=ANCHORS.nras_intermediate_der if pin_intermediate else None
+    )
     assert SINGLE.reason(body, jwks=jwks) == "nras_token_invalid"
 
 
@@ -221,8 +301,9 @@ def test_missing_or_extra_device_tokens_break_the_submods() -> None:
     body = NEAR.tokens()
     del body[1]["GPU-7"]
     assert NEAR.reason(body) == "nras_submod_mismatch"
-    assert NEAR.reason(gpu_count=7) == "nras_submod_mismatch"
-    assert NEAR.reason(gpu_count=9) == "nras_submod_mismatch"
+    assert NEAR.reason(devices=NEAR.devices[:7]) == "nras_submod_mismatch"
+    extra = GpuIdentity(8, "1", "GH100 A01 GSP BROM", "00", "00")
+    assert NEAR.reason(devices=(*NEAR.devices, extra)) == "nras_submod_mismatch"
     body = NEAR.tokens()
     body[1]["GPU-8"] = body[1]["GPU-0"]
     assert NEAR.reason(body) == "nras_submod_mismatch"
@@ -232,29 +313,65 @@ def test_missing_or_extra_device_tokens_break_the_submods() -> None:
 
 
 class FakeNras:
-    """An RSA 'intermediate' + P-384 leaf, pinned through test TrustAnchors; mints any claims."""
+    """The simulator's NRAS signing PKI (RFC 5280-conformant, pinned through test TrustAnchors); mints any claims."""
 
-    KID = "nv-eat-kid-test"
-
-    def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP384R1())
-        jwks = _self_made_jwks(self.KID, self.key)
-        self.jwks = jwks
-        self.anchors = replace(ANCHORS, name="test", nras_intermediate_der=base64.b64decode(jwks["keys"][0]["x5c"][1]))
+    def __init__(self, fault: str | None = None) -> None:
+        pki = sim_nras.build_nras_pki(b"test_nras_token", fault=fault)
+        self.key, self.jwks, self.kid = pki.leaf_key, pki.jwks(), pki.kid
+        self.anchors = replace(ANCHORS, name="test", nras_intermediate_der=pki.intermediate_der)
         self.iat = 1790000000
         self.nonce = bytes(range(32))
 
-    def body(self, n: int = 2, *, overall: dict[str, Any] | None = None, device: dict[str, Any] | None = None) -> list[Any]:
-        std = {"iss": ANCHORS.nras_issuer, "iat": self.iat, "nbf": self.iat, "exp": self.iat + 3600, "eat_nonce": self.nonce.hex()}
-        dev = {**std, "measres": "success", "secboot": True, "dbgstat": "disabled", "hwmodel": "GH100",
-               "x-nvidia-gpu-driver-version": "570.172.08", "x-nvidia-gpu-vbios-version": "96.00.CF.00.02", "ueid": "1", **(device or {})}
-        devices = {f"GPU-{i}": jwt.encode(dev, self.key, algorithm="ES384", headers={"kid": self.KID}) for i in range(n)}
+    @staticmethod
+    def devices(n: int = 2) -> tuple[GpuIdentity, ...]:
+        return tuple(GpuIdentity(i, str(1000 + i), "GH100 A01 GSP BROM", f"leaf{i}", f"device{i}") for i in range(n))
+
+    def body(
+        self,
+        n: int = 2,
+        *,
+        overall: dict[str, Any] | None = None,
+        device: dict[str, Any] | None = None,
+        per_gpu: dict[int, dict[str, Any]] | None = None,
+    ) -> list[Any]:
+        std = {
+            "iss": ANCHORS.nras_issuer,
+            "iat": self.iat,
+            "nbf": self.iat,
+            "exp": self.iat + 3600,
+            "eat_nonce": self.nonce.hex(),
+        }
+        dev = {
+            **std,
+            "measres": "success",
+            "secboot": True,
+            "dbgstat": "disabled",
+            "hwmodel": "GH100",
+            "x-nvidia-gpu-driver-version": "570.172.08",
+            "x-nvidia-gpu-vbios-version": "96.00.CF.00.02",
+            **(device or {}),
+        }
+        devices = {
+            f"GPU-{i}": jwt.encode(
+                {"ueid": str(1000 + i), **dev, **(per_gpu or {}).get(i, {})},
+                self.key,
+                algorithm="ES384",
+                headers={"kid": self.kid},
+            )
+            for i in range(n)
+        }
         subs = {k: ["DIGEST", ["SHA-256", hashlib.sha256(v.encode()).hexdigest()]] for k, v in devices.items()}
         top = {**std, "x-nvidia-overall-att-result": True, "submods": subs, "x-nvidia-ver": "2.0", **(overall or {})}
-        return [["JWT", jwt.encode(top, self.key, algorithm="ES384", headers={"kid": self.KID})], devices]
+        return [["JWT", jwt.encode(top, self.key, algorithm="ES384", headers={"kid": self.kid})], devices]
 
     def verify(self, body: list[Any], n: int = 2, **over: Any) -> Any:
-        args = {"jwks": self.jwks, "expected_nonce": self.nonce, "gpu_count": n, "now": self.iat + 10, "anchors": self.anchors}
+        args = {
+            "jwks": self.jwks,
+            "expected_nonce": self.nonce,
+            "devices": self.devices(n),
+            "now": self.iat + 10,
+            "anchors": self.anchors,
+        }
         return verify_nras_response(json.dumps(body).encode(), **{**args, **over})
 
     def reason(self, body: list[Any], n: int = 2, **over: Any) -> str:
@@ -287,7 +404,8 @@ def test_submod_digest_tampered(fake: FakeNras) -> None:
 
 
 @pytest.mark.parametrize(
-    "device", [{"measres": "fail"}, {"secboot": False}, {"secboot": "true"}, {"dbgstat": "enabled"}, {"measres": None}],
+    "device",
+    [{"measres": "fail"}, {"secboot": False}, {"secboot": "true"}, {"dbgstat": "enabled"}, {"measres": None}],
 )
 def test_per_gpu_claims_must_be_acceptable(fake: FakeNras, device: dict[str, Any]) -> None:
     assert fake.reason(fake.body(device=device)) == "nras_claim_failed"
@@ -307,10 +425,10 @@ def test_device_eat_nonce_must_match_too(fake: FakeNras) -> None:
     assert fake.reason(fake.body(device={"eat_nonce": "00" * 32})) == "nras_nonce_mismatch"
 
 
-def test_signing_certificate_must_be_valid_at_iat(fake: FakeNras) -> None:
-    early = 1700000000  # before the fake leaf's 2026 notBefore
+def test_a_signing_certificate_not_yet_valid_at_the_verification_time_is_expired(fake: FakeNras) -> None:
+    early = 1700000000  # 2023: before the simulator leaf's 2025-12-08 notBefore
     body = fake.body(overall={"iat": early, "nbf": early, "exp": early + 3600})
-    assert fake.reason(body, now=early + 10) == "nras_token_invalid"
+    assert fake.reason(body, now=early + 10) == "nras_token_expired"
 
 
 def test_signatures_are_checked_before_claims(fake: FakeNras) -> None:
@@ -324,8 +442,20 @@ def test_signatures_are_checked_before_claims(fake: FakeNras) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"{}", b"[]", b'[["JWT"], {}]', b'[["JWS", "a.b.c"], {}]', b'[["JWT", 5], {}]',
-     b'[["JWT", "a.b.c"], []]', b'[["JWT", "a.b.c"], {"GPU-0": 1}]', b'[["JWT", "not a jwt"], {}]', b'[["JWT", "e30"], {}]', b'[["JWT", "W10.e30.AA"], {}]'],
+    [
+        b"",
+        b"not json",
+        b"{}",
+        b"[]",
+        b'[["JWT"], {}]',
+        b'[["JWS", "a.b.c"], {}]',
+        b'[["JWT", 5], {}]',
+        b'[["JWT", "a.b.c"], []]',
+        b'[["JWT", "a.b.c"], {"GPU-0": 1}]',
+        b'[["JWT", "not a jwt"], {}]',
+        b'[["JWT", "e30"], {}]',
+        b'[["JWT", "W10.e30.AA"], {}]',
+    ],
 )
 def test_garbage_bodies_are_evidence_errors(body: bytes) -> None:
     with pytest.raises(EvidenceError):
@@ -347,7 +477,10 @@ def test_malformed_jwk_entry_is_token_invalid() -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet="ab.-_JWTGPU0eyJ", max_size=30),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["GPU-0", "keys", "kid", "x5c", "JWT"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["GPU-0", "keys", "kid", "x5c", "JWT"]), inner, max_size=3)
+    ),
     max_leaves=15,
 )
 
@@ -358,4 +491,172 @@ def test_random_json_raises_only_verifier_errors(body: Any, jwks: Any) -> None:
     for b in (body, json.dumps(body).encode()):
         for j in (jwks, SINGLE.jwks):
             with contextlib.suppress(EvidenceError, CheckFailed, Indeterminate):
-                verify_nras_response(b, jwks=j, expected_nonce=SINGLE.nonce, gpu_count=1, now=SINGLE.now, anchors=ANCHORS)
+                verify_nras_response(
+                    b, jwks=j, expected_nonce=SINGLE.nonce, devices=SINGLE.devices, now=SINGLE.now, anchors=ANCHORS
+                )
+
+
+# ---------------------------------------------------------------- the signing chain under RFC 5280 (simulator faults)
+
+
+_LEAF_NOT_BEFORE = 1765152000  # 2025-12-08T00:00:00Z: the simulator NRAS leaf's notBefore
+_FAULTY_LEAF_NOT_AFTER = 1765324800  # 2025-12-10T00:00:00Z: notAfter of the "leaf_expired" leaf
+
+
+def test_signing_certificate_must_be_valid_at_iat_even_when_it_is_valid_now(fake: FakeNras) -> None:
+    iat = _LEAF_NOT_BEFORE - 600  # signed before its certificate existed; the token itself is still live at `now`
+    body = fake.body(overall={"iat": iat, "nbf": iat, "exp": iat + 3600})
+    with pytest.raises(CheckFailed) as exc:
+        fake.verify(body, now=_LEAF_NOT_BEFORE + 60)
+    assert (
+        exc.value.reason == "nras_token_invalid" and "outside its signing certificate's validity" in exc.value.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "needle"),
+    [
+        ("intermediate_not_ca", "depth 1"),
+        ("intermediate_no_cert_sign", "depth 1"),
+        ("leaf_no_digital_signature", "digitalSignature"),
+    ],
+)
+def test_an_rfc5280_violation_of_the_pinned_signing_chain_is_token_invalid(fault: str, needle: str) -> None:
+    faulty = FakeNras(fault)  # the faulty intermediate is the pinned one: only path validation can catch it
+    with pytest.raises(CheckFailed) as exc:
+        faulty.verify(faulty.body())
+    assert exc.value.reason == "nras_token_invalid" and needle in exc.value.message
+
+
+def test_a_signing_leaf_expired_at_the_verification_time_fails_while_the_token_is_live() -> None:
+    iat, now = (
+        _FAULTY_LEAF_NOT_AFTER - 600,
+        _FAULTY_LEAF_NOT_AFTER + 600,
+    )  # iat in the leaf's validity, token exp = iat + 1 h
+    for fault, want in ((None, None), ("leaf_expired", "nras_token_expired")):
+        nras = FakeNras(fault)
+        body = nras.body(
+            overall={"iat": iat, "nbf": iat, "exp": iat + 3600}, device={"iat": iat, "nbf": iat, "exp": iat + 3600}
+        )
+        if want is None:
+            assert nras.verify(
+                body, now=now
+            ).overall  # control: the genuine simulator leaf (to 2049) passes at the same times
+        else:
+            with pytest.raises(CheckFailed) as exc:
+                nras.verify(body, now=now)
+            assert exc.value.reason == want and "path validation" in exc.value.message
+
+
+def test_every_nras_chain_fault_has_a_negative_test() -> None:
+    assert set(sim_nras.CHAIN_FAULTS) == {
+        "intermediate_not_ca",
+        "intermediate_no_cert_sign",
+        "leaf_no_digital_signature",
+        "leaf_expired",
+    }
+
+
+def test_a_cached_signing_key_is_still_judged_at_each_verification_time() -> None:
+    SINGLE.verify()  # caches the key, validated at SINGLE.now
+    leaf = x509.load_der_x509_certificate(base64.b64decode(SINGLE.jwks["keys"][0]["x5c"][0]))
+    assert leaf.not_valid_after_utc.timestamp() < TODAY
+    assert (
+        SINGLE.reason(now=TODAY, leeway=10**9) == "nras_token_expired"
+    )  # token times waived: only the key's window fails
+
+
+# ---------------------------------------------------------------- pairing: each token names its evidence's device
+
+
+def test_recorded_tokens_name_the_devices_of_the_recorded_evidence() -> None:
+    r = NEAR.verify()
+    assert [g.ueid for g in r.gpus] == [d.ueid for d in NEAR.devices] and len(set(d.ueid for d in NEAR.devices)) == 8
+
+
+def test_a_genuine_token_for_gpu_a_fails_for_the_evidence_of_gpu_b() -> None:
+    other = replace(GEMMA.devices[0], index=0)  # another real H100 than the one NRAS attested in SINGLE
+    with pytest.raises(CheckFailed) as exc:
+        SINGLE.verify(devices=(other,))
+    assert exc.value.reason == "nras_device_mismatch"
+    assert exc.value.details["gpus"]["GPU-0"]["got"]["ueid"] == SINGLE.devices[0].ueid
+
+
+def test_the_right_tokens_for_the_evidence_in_another_order_fail() -> None:
+    permuted = tuple(replace(d, index=i) for i, d in enumerate((NEAR.devices[1], NEAR.devices[0], *NEAR.devices[2:])))
+    assert NEAR.reason(devices=permuted) == "nras_device_mismatch"
+
+
+@pytest.mark.parametrize(
+    "claims", [{"ueid": "999"}, {"ueid": None}, {"hwmodel": "GB100"}, {"hwmodel": None}, {"hwmodel": "GH100 A01"}]
+)
+def test_a_token_naming_another_device_fails(fake: FakeNras, claims: dict[str, Any]) -> None:
+    assert fake.reason(fake.body(per_gpu={1: claims})) == "nras_device_mismatch"
+
+
+def test_hwmodel_may_be_the_chip_or_the_whole_device_certificate_cn(fake: FakeNras) -> None:
+    fake.verify(fake.body(device={"hwmodel": "GH100"}))
+    fake.verify(
+        fake.body(device={"hwmodel": "GH100 A01 GSP BROM"})
+    )  # what older NRAS answers and nvtrust's local verifier say
+
+
+def test_evidence_naming_one_device_twice_fails_before_any_token_is_read(fake: FakeNras) -> None:
+    twice = (fake.devices(1)[0], replace(fake.devices(1)[0], index=1))
+    assert fake.reason(fake.body(), devices=twice) == "gpu_duplicate_evidence"
+
+
+def test_a_failure_answer_keeps_its_own_reason_whatever_devices_it_is_for() -> None:
+    assert CHUTES.reason(devices=tuple(replace(d, ueid=f"x{d.index}") for d in CHUTES.devices)) == "nras_result_false"
+
+
+# ---------------------------------------------------------------- property tests: mutated real bodies and key chains
+
+
+@settings(max_examples=200, deadline=None)
+@given(pos=st.integers(0, 10**6), byte=st.integers(32, 126))
+def test_mutated_recorded_bodies_raise_only_verifier_errors(pos: int, byte: int) -> None:
+    raw = bytearray(NEAR.body)
+    raw[pos % len(raw)] = byte
+    try:
+        NEAR.verify(bytes(raw))
+    except (EvidenceError, CheckFailed, Indeterminate):
+        return
+    assert bytes(raw) == NEAR.body  # only a no-op "mutation" may pass
+
+
+@pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")  # mutated serials
+@settings(max_examples=200, deadline=None)
+@given(
+    which=st.integers(0, 1),
+    pos=st.integers(0, 4000),
+    byte=st.integers(0, 255),
+    cut=st.one_of(st.none(), st.integers(0, 4000)),
+)
+def test_mutated_jwks_certificates_raise_only_verifier_errors(which: int, pos: int, byte: int, cut: int | None) -> None:
+    jwks = copy.deepcopy(SINGLE.jwks)
+    kid = _kid(SINGLE.tokens()[0][1])
+    key = next(k for k in jwks["keys"] if k["kid"] == kid)
+    der = bytearray(base64.b64decode(key["x5c"][which]))
+    der[pos % len(der)] = byte
+    key["x5c"][which] = base64.b64encode(bytes(der)[:cut] if cut is not None else bytes(der)).decode()
+    nras_token.clear_key_cache()
+    try:
+        SINGLE.verify(jwks=jwks)
+    except (EvidenceError, CheckFailed, Indeterminate):
+        return
+    assert base64.b64decode(key["x5c"][which]) == base64.b64decode(
+        next(k for k in SINGLE.jwks["keys"] if k["kid"] == kid)["x5c"][which]
+    )  # passes only if the mutation changed nothing
+
+
+def test_a_world_with_an_nras_fault_signs_real_answers_that_fail_only_path_validation() -> None:
+    world = SimulatorWorld("test_nras_token/world").with_nras_fault("intermediate_not_ca")
+    payload = world.gpu_payload(bytes(32), 1)
+    body = json.dumps(world.nras_response(payload, now=1_790_000_000)).encode()
+    devices = gpu_identities(parse_nvidia_payload(payload).evidence)
+    assert base64.b64decode(world.jwks()["keys"][0]["x5c"][1]) == world.anchors.nras_intermediate_der  # pinned
+    with pytest.raises(CheckFailed) as exc:
+        verify_nras_response(body, jwks=world.jwks(), expected_nonce=bytes(32), devices=devices, now=1_790_000_010,
+                             anchors=world.anchors)
+    assert exc.value.reason == "nras_token_invalid" and "RFC 5280" in exc.value.message

@@ -59,7 +59,9 @@ def test_nvidia_samples_parse(report: str, driver: str, vbios: str, feature_flag
 def test_chutes_feature_flag_is_ppcie() -> None:
     import base64
 
-    inst = json.loads((FIX / "nvidia/redpill-chutes-8gpu-nras-fail-20260610/attestation_report.json").read_text())["all_attestations"][0]
+    inst = json.loads((FIX / "nvidia/redpill-chutes-8gpu-nras-fail-20260610/attestation_report.json").read_text())[
+        "all_attestations"
+    ][0]
     assert parse_spdm(base64.b64decode(inst["gpu_evidence"][0]["evidence"])).feature_flag == 2
 
 
@@ -69,7 +71,9 @@ def test_vbios_formatting_rule() -> None:
     assert replace(r, opaque={}).vbios_version is None
 
 
-@pytest.mark.parametrize("cut", [0, 3, 4, 35, 36, 41, 44, 45, 100, 3565, 3597, 3600, len(PHALA_EV) - 97, len(PHALA_EV) - 1])
+@pytest.mark.parametrize(
+    "cut", [0, 3, 4, 35, 36, 41, 44, 45, 100, 3565, 3597, 3600, len(PHALA_EV) - 97, len(PHALA_EV) - 1]
+)
 def test_truncated_transcript_is_evidence_error(cut: int) -> None:
     with pytest.raises(EvidenceError):
         parse_spdm(PHALA_EV[:cut])
@@ -137,7 +141,10 @@ def test_phala_0325_fails_against_the_client_nonce_and_passes_against_its_reques
     assert exc.value.reason == "gpu_nonce_mismatch"
     mism = exc.value.details["mismatches"]
     assert set(mism) == {"payload", "GPU-0"}
-    assert mism["GPU-0"] == {"expected": client.hex(), "got": "362ce79951d276775deaa81a3098c62269a794bad7158ab61a7f9c79fd0145a4"}
+    assert mism["GPU-0"] == {
+        "expected": client.hex(),
+        "got": "362ce79951d276775deaa81a3098c62269a794bad7158ab61a7f9c79fd0145a4",
+    }
     check_gpu_nonces(payload, bytes.fromhex(payload.nonce or ""))
 
 

@@ -89,7 +89,7 @@ REASONS: dict[str, str] = {
     "gpu_driver_not_allowed": "the GPU driver version is not allowed by policy",
     "gpu_vbios_not_allowed": "the GPU VBIOS version is not allowed by policy",
     "nras_token_invalid": "an NRAS token's signature, key or certificate chain is invalid",
-    "nras_token_expired": "an NRAS token is expired (or not yet valid) at the verification time",
+    "nras_token_expired": "an NRAS token, or the certificate that signed it, is expired (or not yet valid) at the verification time",
     "nras_nonce_mismatch": "the NRAS token's eat_nonce differs from our nonce",
     "nras_submod_mismatch": "the NRAS overall token's submods do not match the device tokens",
     "nras_result_false": "NRAS says the attestation failed (its error details are in the message)",
@@ -130,4 +130,7 @@ REASONS: dict[str, str] = {
     "gpu_boot_policy_relaxed": "the measured GPU policy waives a dstack GPU check (allow_devtools, allow_debug, "
                                "allow_insecure_boot or attest_gpu false)",
     "gpu_boot_policy_unknown": "the boot measured a non-default GPU policy and no app_compose shows what it allows",
+    # gpu device identity and NRAS pairing (h-gpu)
+    "gpu_duplicate_evidence": "two GPU entries of one attestation name the same device (ueid, leaf or device certificate)",
+    "nras_device_mismatch": "an NRAS per-GPU token names another device (ueid, hwmodel) than the evidence entry it pairs with",
 }

@@ -1,5 +1,7 @@
-"""Policy on verified GPUs (and NRAS claims when present): model, driver, VBIOS, count (nvidia-gpu.md §3).
+"""Policy on the verified GPUs of ONE attestation (and NRAS claims when present): model, driver, VBIOS, count.
 
+The GPUs must be distinct devices first (``gpu_duplicate_evidence``): one GPU's evidence repeated
+must not satisfy ``gpu.expected_count``, which is a count per attestation, never a sum over several.
 Models match by prefix ("GH100" matches "GH100 A01 GSP BROM"). Versions compare numerically by
 dotted component: decimal for drivers (570.172.08), hex for VBIOS (96.00.D0.00.03).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from verifier.core.errors import CheckFailed, ConfigError
+from verifier.evidence.gpu_cert import check_distinct_gpus
 from verifier.verify.gpu_device import VerifiedGpu
 from verifier.verify.nras_token import NrasResult
 
@@ -24,8 +27,11 @@ def appraise_gpus(
     min_vbios: str | None,
     expected_count: int | None,
 ) -> None:
+    check_distinct_gpus([g.identity for g in gpus])
     # (name, hwmodel, driver, vbios) from the local evidence and, when given, from NRAS
-    rows: list[tuple[str, str | None, str | None, str | None]] = [(f"GPU-{g.index}", g.hwmodel, g.driver_version, g.vbios_version) for g in gpus]
+    rows: list[tuple[str, str | None, str | None, str | None]] = [
+        (f"GPU-{g.index}", g.hwmodel, g.driver_version, g.vbios_version) for g in gpus
+    ]
     if nras is not None:
         rows += [(f"NRAS {c.name}", c.hwmodel, c.driver_version, c.vbios_version) for c in nras.gpus]
     if not rows:
@@ -33,18 +39,33 @@ def appraise_gpus(
     if expected_count is not None:
         counts = {"evidence": len(gpus)} | ({"nras": len(nras.gpus)} if nras is not None else {})
         if any(n != expected_count for n in counts.values()):
-            raise CheckFailed(f"{counts} GPU(s), policy expects {expected_count}", reason="gpu_count_mismatch",
-                              details={"expected": expected_count, "got": counts})
+            raise CheckFailed(
+                f"{counts} GPU(s), policy expects {expected_count}",
+                reason="gpu_count_mismatch",
+                details={"expected": expected_count, "got": counts},
+            )
     if hwmodel_allowlist is not None:
-        _fail_if("gpu_model_not_allowed", "hardware model", {"prefixes": _sorted(hwmodel_allowlist)},
-                 [(n, m) for n, m, _, _ in rows if m is None or not any(m.startswith(p) for p in hwmodel_allowlist)])
+        _fail_if(
+            "gpu_model_not_allowed",
+            "hardware model",
+            {"prefixes": _sorted(hwmodel_allowlist)},
+            [(n, m) for n, m, _, _ in rows if m is None or not any(m.startswith(p) for p in hwmodel_allowlist)],
+        )
     min_d = _version(min_driver, 10, "min_driver") if min_driver else None
-    _fail_if("gpu_driver_not_allowed", "driver", {"allowed": _sorted(driver_allowlist), "min": min_driver},
-             [(n, d) for n, _, d, _ in rows if not _allowed(d, driver_allowlist, min_d, 10)])
+    _fail_if(
+        "gpu_driver_not_allowed",
+        "driver",
+        {"allowed": _sorted(driver_allowlist), "min": min_driver},
+        [(n, d) for n, _, d, _ in rows if not _allowed(d, driver_allowlist, min_d, 10)],
+    )
     min_v = _version(min_vbios, 16, "min_vbios") if min_vbios else None
     vb_allow = frozenset(v.upper() for v in vbios_allowlist) if vbios_allowlist is not None else None
-    _fail_if("gpu_vbios_not_allowed", "VBIOS", {"allowed": _sorted(vbios_allowlist), "min": min_vbios},
-             [(n, v) for n, _, _, v in rows if not _allowed(v and v.upper(), vb_allow, min_v, 16)])
+    _fail_if(
+        "gpu_vbios_not_allowed",
+        "VBIOS",
+        {"allowed": _sorted(vbios_allowlist), "min": min_vbios},
+        [(n, v) for n, _, _, v in rows if not _allowed(v and v.upper(), vb_allow, min_v, 16)],
+    )
 
 
 def _allowed(value: str | None, allow: frozenset[str] | None, minimum: tuple[int, ...] | None, base: int) -> bool:
@@ -73,8 +94,11 @@ def _fail_if(reason: str, what: str, expected: dict[str, object], bad: Iterable[
     bad = list(bad)
     if bad:
         shown = ", ".join(f"{n}={v}" for n, v in bad)
-        raise CheckFailed(f"GPU {what} not allowed by policy: {shown}", reason=reason,
-                          details={"expected": expected, "got": dict(bad)})
+        raise CheckFailed(
+            f"GPU {what} not allowed by policy: {shown}",
+            reason=reason,
+            details={"expected": expected, "got": dict(bad)},
+        )
 
 
 def _sorted(values: frozenset[str] | None) -> list[str] | None:

@@ -18,6 +18,7 @@ from verifier.core.errors import EvidenceError, Indeterminate, Skip, VerifierErr
 from verifier.core.model import Severity
 from verifier.engine.context import Context
 from verifier.evidence.bundle import Bundle
+from verifier.evidence.gpu_cert import gpu_identities
 from verifier.evidence.gpu_payload import GpuPayload, chutes_gpu_nonce, parse_chutes_gpu_evidence, parse_nvidia_payload
 from verifier.evidence.report import Attestation
 from verifier.verify.gpu_device import VerifiedGpu, verify_gpu
@@ -118,7 +119,7 @@ async def _nras(name: str, payload: GpuPayload, expected: bytes, bundle: Bundle,
     loop = asyncio.get_running_loop()
 
     def verify(keys: dict[str, Any]) -> NrasResult:
-        return verify_nras_response(body, jwks=keys, expected_nonce=expected, gpu_count=len(payload.evidence),
+        return verify_nras_response(body, jwks=keys, expected_nonce=expected, devices=gpu_identities(payload.evidence),
                                     now=ctx.now, anchors=ctx.anchors, leeway=ctx.policy.gpu.nras_leeway)
 
     try:

@@ -1,6 +1,7 @@
 """Parse the GPU evidence a report carries: ``nvidia_payload`` (Phala / NEAR) and Chutes ``gpu_evidence``.
 
-Shapes: nvidia-gpu.md §0, redpill-protocol.md §5. ``nvidia_payload`` is the NRAS v3 request body
+Shapes: as recorded in ``fixtures/redpill/attestation/**`` and ``fixtures/nvidia/**``.
+``nvidia_payload`` is the NRAS v3 request body
 (a JSON string, any key order); each item is ``{"certificate": b64(PEM chain), "evidence": b64(SPDM),
 "arch"?, "nonce"?}``. Only structure is checked here; the SPDM transcript is parsed by ``spdm.py``.
 """
@@ -40,7 +41,10 @@ class GpuPayload:
 
 
 def chutes_gpu_nonce(nonce_hex: str, e2e_pubkey_b64: str) -> bytes:
-    """Chutes SPDM nonce = sha256(ascii(nonce_hex) || ascii(e2e_pubkey_b64)) (nvidia-gpu.md §0, redpill-protocol §5)."""
+    """Chutes SPDM nonce = sha256(ascii(nonce_hex) || ascii(e2e_pubkey_b64)).
+
+    As recorded in fixtures/nvidia/redpill-chutes-8gpu-nras-fail-20260610.
+    """
     try:
         return hashlib.sha256(nonce_hex.encode("ascii") + e2e_pubkey_b64.encode("ascii")).digest()
     except (UnicodeEncodeError, AttributeError):

@@ -1,6 +1,7 @@
 """SPDM 1.1 GET_MEASUREMENTS request || MEASUREMENTS response, as NVIDIA GPUs return it.
 
-Layout: nvidia-gpu.md §2.1 (absolute offsets; L = measurement record length, O = opaque length).
+Layout: DMTF DSP0274 (SPDM 1.1) GET_MEASUREMENTS / MEASUREMENTS, with NVIDIA's opaque data TLVs as
+NVIDIA/nvtrust reads them (``local_gpu_verifier/src/verifier/attestation/spdm_msrt_resp_msg.py``).
 Every length is bounds-checked; the 96-byte P-384 signature must end the buffer exactly.
 """
 
@@ -20,7 +21,7 @@ _GET_MEASUREMENTS, _MEASUREMENTS = 0xE0, 0x60
 _BLOCK_HDR = struct.Struct("<BBH")
 _TLV_HDR = struct.Struct("<HH")
 
-# opaque data types (nvidia-gpu.md §2.1)
+# opaque data types (NVIDIA's OPAQUE_FIELD_ID_* numbering)
 OPAQUE_DRIVER_VERSION = 3
 OPAQUE_VBIOS_VERSION = 6
 OPAQUE_CHIP_SKU = 15
@@ -86,7 +87,10 @@ class _Reader:
 
     def take(self, n: int, what: str) -> bytes:
         if n < 0 or self.pos + n > len(self.buf):
-            raise EvidenceError(f"SPDM evidence truncated in {what} (need {n} bytes at offset {self.pos}, have {len(self.buf) - self.pos})")
+            raise EvidenceError(
+                f"SPDM evidence truncated in {what} "
+                f"(need {n} bytes at offset {self.pos}, have {len(self.buf) - self.pos})"
+            )
         out = self.buf[self.pos : self.pos + n]
         self.pos += n
         return out
@@ -113,7 +117,10 @@ def parse_spdm(evidence: bytes) -> SpdmReport:
     responder_nonce = r.take(32, "responder nonce")
     opaque = _parse_opaque(r.take(r.u(2, "opaque length"), "opaque data"))
     if len(evidence) - r.pos != SIG_LEN:
-        raise EvidenceError(f"SPDM evidence has {len(evidence) - r.pos} bytes after the opaque data (expected a {SIG_LEN}-byte signature)")
+        raise EvidenceError(
+            f"SPDM evidence has {len(evidence) - r.pos} bytes after the opaque data "
+            f"(expected a {SIG_LEN}-byte signature)"
+        )
     return SpdmReport(nonce, blocks, responder_nonce, opaque, evidence[:-SIG_LEN], evidence[-SIG_LEN:])
 
 

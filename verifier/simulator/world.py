@@ -10,6 +10,7 @@ any process (deterministic keys and RFC 6979 signatures), so a verifier started 
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from verifier.core.trust import SIMULATOR, TrustAnchors
@@ -150,11 +151,15 @@ class SimulatorWorld:
             dev = self._gpus[index] = gpu.build_device(self.seed, self.devices, index)
         return dev
 
-    def gpu_payload(self, nonce: bytes, gpu_count: int = 1, *, wrong_nonce: bool = False) -> str:
-        """``nvidia_payload`` (JSON text, Phala key order) for GPUs 0..gpu_count-1, SPDM nonce = ``nonce``.
+    def gpu_payload(self, nonce: bytes, gpu_count: int = 1, *, wrong_nonce: bool = False, first_gpu: int = 0,
+                    repeat: bool = False, chain_fault: str | None = None) -> str:
+        """``nvidia_payload`` (JSON text, Phala key order) for GPUs first_gpu.., SPDM nonce = ``nonce``.
 
         ``wrong_nonce`` mimics a gateway that substituted its own nonce: the evidence and the
-        payload's ``nonce`` carry sha256("simulator/substituted:" ‖ nonce) instead.
+        payload's ``nonce`` carry sha256("simulator/substituted:" ‖ nonce) instead. ``repeat``: every
+        entry is GPU ``first_gpu`` answering the nonce again (same chain, fresh SPDM transcript), so
+        one GPU poses as ``gpu_count``. ``chain_fault``: every chain commits that ``gpu.CHAIN_FAULTS``
+        RFC 5280 violation.
         """
         if len(nonce) != 32:
             raise ValueError("the GPU nonce is 32 bytes")
@@ -162,13 +167,31 @@ class SimulatorWorld:
             nonce = hashlib.sha256(b"simulator/substituted:" + nonce).digest()
         items = []
         for i in range(gpu_count):
-            dev = self.gpu(i)
-            items.append((self.devices.chain_pem(dev), gpu.device_evidence(dev, nonce)))
+            dev = self.gpu(first_gpu if repeat else first_gpu + i)
+            chain = (gpu.faulty_chain_pem(self.seed, self.devices, dev, chain_fault) if chain_fault
+                     else self.devices.chain_pem(dev))
+            items.append((chain, gpu.device_evidence(dev, nonce, attempt=i if repeat else 0)))
         return gpu.nvidia_payload(nonce, items)
 
-    def nras_response(self, payload: str | bytes | dict[str, Any], *, now: int, fail: bool = False) -> list[Any]:
-        """The NRAS ``/v3/attest/gpu`` answer to ``payload`` (JSON-ready list; ``json.dumps`` it for the body)."""
+    def nras_response(self, payload: str | bytes | dict[str, Any], *, now: int, fail: bool = False,
+                      other_gpus: bool = False) -> list[Any]:
+        """The NRAS ``/v3/attest/gpu`` answer to ``payload`` (JSON-ready list; ``json.dumps`` it for the body).
+
+        ``other_gpus``: genuine tokens, same nonce, but about other devices: NRAS answers as if the
+        request had carried GPUs n..2n-1 of this world (n = the payload's GPU count) instead.
+        """
+        if other_gpus:
+            body = json.loads(payload) if isinstance(payload, str | bytes) else payload
+            n = len(body["evidence_list"])
+            payload = self.gpu_payload(bytes.fromhex(body["nonce"]), n, first_gpu=n)
         return nras.attest(self.nras, payload, now=now, fail=fail)
+
+    def with_nras_fault(self, fault: str) -> SimulatorWorld:
+        """The same world whose NRAS signing PKI commits a ``nras.CHAIN_FAULTS`` violation (its anchors pin it)."""
+        clone = object.__new__(SimulatorWorld)
+        clone.__dict__.update(self.__dict__)
+        clone.nras = nras.build_nras_pki(self.seed, fault=fault)
+        return clone
 
     def jwks(self) -> dict[str, Any]:
         return self.nras.jwks()

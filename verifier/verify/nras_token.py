@@ -1,9 +1,19 @@
 """Offline verification of an NRAS v3 "detached EAT" response ``[["JWT", overall], {"GPU-0": jwt, ...}]``.
 
-Rules: nvidia-gpu.md §1 ("Recommended for us": the C++ SDK's checks plus the pinned intermediate).
+Rules: the checks of NVIDIA/attestation-sdk (C++) on an NRAS answer, plus a pinned intermediate.
 Every signature is verified before any claim is read; a failure token counts only if it is genuine.
-Key: picked by ``kid`` from a JWKS snapshot; its ``x5c[1]`` must be the pinned intermediate, ``x5c[0]``
-issued by it and valid at the token's ``iat``, and the JWK must be ``x5c[0]``'s key.
+Key: picked by ``kid`` from a JWKS snapshot; its ``x5c[1]`` must be the pinned intermediate, and
+``x5c[0]`` → ``x5c[1]`` must pass RFC 5280 path validation at the verification time with the pinned
+intermediate as trust anchor (``verify.x509_path``); ``x5c[0]`` must also be valid at the token's
+``iat``, and the JWK must be ``x5c[0]``'s key. A chain outside its validity at the verification time
+is ``nras_token_expired`` (a token cannot outlive the certificate that signed it, and a recorded
+answer re-verified later keeps saying so); any other chain failure is ``nras_token_invalid``.
+
+Pairing: NRAS names its per-GPU tokens ``GPU-<i>``, i = position in the request's ``evidence_list``,
+and states which device each is about as ``ueid`` (the leaf certificate serial, decimal) and
+``hwmodel`` (the device certificate's chip, "GH100"; older answers give its whole CN). Token ``GPU-i``
+must name exactly the device of evidence entry i: a token NRAS issued for another GPU, or the
+right tokens in another order, fail ``nras_device_mismatch``. The devices themselves must be distinct.
 """
 
 from __future__ import annotations
@@ -15,18 +25,20 @@ import hmac
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
 
 import jwt
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
 from verifier.core.trust import TrustAnchors
+from verifier.evidence.certificate import load_der, public_key
+from verifier.evidence.gpu_cert import GpuIdentity, check_distinct_gpus
+from verifier.verify.x509_path import validate_path
 
 _ALG = "ES384"
 _MAX_GPUS = 64
@@ -84,46 +96,74 @@ def verify_nras_response(
     *,
     jwks: dict[str, Any],
     expected_nonce: bytes,
-    gpu_count: int,
+    devices: Sequence[GpuIdentity],
     now: int,
     anchors: TrustAnchors,
     leeway: int = 60,
 ) -> NrasResult:
+    """``devices``: the identities of the evidence entries NRAS was asked about, in request order."""
+    gpu_count = len(devices)
+    check_distinct_gpus(devices)
     overall_jws, device_jws = _split_body(body)
     keys = _jwks_by_kid(jwks)
     # 1. signatures (and key provenance) of every token, before any claim is trusted
-    overall = _verify_token("overall", overall_jws, keys, anchors)
-    devices = [_verify_token(name, tok, keys, anchors) for name, tok in device_jws.items()]
-    tokens = [overall, *devices]
+    overall = _verify_token("overall", overall_jws, keys, anchors, now)
+    tokens_by_gpu = [_verify_token(name, tok, keys, anchors, now) for name, tok in device_jws.items()]
+    tokens = [overall, *tokens_by_gpu]
     # 2. claims
     for t in tokens:
         if t.claims.get("iss") != anchors.nras_issuer:
-            raise CheckFailed(f"NRAS {t.name} token issuer {t.claims.get('iss')!r} is not {anchors.nras_issuer!r}",
-                              reason="nras_token_invalid", details={"expected": anchors.nras_issuer, "got": t.claims.get("iss")})
+            raise CheckFailed(
+                f"NRAS {t.name} token issuer {t.claims.get('iss')!r} is not {anchors.nras_issuer!r}",
+                reason="nras_token_invalid",
+                details={"expected": anchors.nras_issuer, "got": t.claims.get("iss")},
+            )
     for t in tokens:
         _check_times(t, now, leeway)
-    _check_submods(overall, devices, gpu_count)
-    gpus = tuple(_gpu_claims(t) for t in sorted(devices, key=lambda d: int(d.name[4:])))  # names are GPU-0..n-1 now
+    _check_submods(overall, tokens_by_gpu, gpu_count)
+    gpus = tuple(
+        _gpu_claims(t) for t in sorted(tokens_by_gpu, key=lambda d: int(d.name[4:]))
+    )  # names are GPU-0..n-1 now
     # A negative answer is a fail whatever nonce it carries, so NRAS's own reason (e.g. NONCE_NOT_MATCHING) is
     # reported first; only a positive answer needs our nonce for it to count.
     if overall.claims.get("x-nvidia-overall-att-result") is not True:
         detail = _failure_summary(gpus)
-        raise CheckFailed(f"NRAS overall attestation result is false: {detail}", reason="nras_result_false",
-                          details={"gpus": {g.name: g.error for g in gpus}, "kid": overall.kid, "iat": overall.claims.get("iat"),
-                                   "eat_nonce": overall.claims.get("eat_nonce"), "expected_nonce": expected_nonce.hex()})
+        raise CheckFailed(
+            f"NRAS overall attestation result is false: {detail}",
+            reason="nras_result_false",
+            details={
+                "gpus": {g.name: g.error for g in gpus},
+                "kid": overall.kid,
+                "iat": overall.claims.get("iat"),
+                "eat_nonce": overall.claims.get("eat_nonce"),
+                "expected_nonce": expected_nonce.hex(),
+            },
+        )
     for t in tokens:
         if t is overall or "eat_nonce" in t.claims:
             got = t.claims.get("eat_nonce")
             if not isinstance(got, str) or not hmac.compare_digest(got.lower().encode(), expected_nonce.hex().encode()):
-                raise CheckFailed(f"NRAS {t.name} token eat_nonce {got!r} is not {expected_nonce.hex()}",
-                                  reason="nras_nonce_mismatch", details={"expected": expected_nonce.hex(), "got": got})
+                raise CheckFailed(
+                    f"NRAS {t.name} token eat_nonce {got!r} is not {expected_nonce.hex()}",
+                    reason="nras_nonce_mismatch",
+                    details={"expected": expected_nonce.hex(), "got": got},
+                )
+    _check_pairing(gpus, devices)
     bad = {g.name: _claim_problem(g) for g in gpus if _claim_problem(g)}
     if bad:
-        raise CheckFailed("NRAS per-GPU claims not acceptable: " + "; ".join(f"{k}: {v}" for k, v in bad.items()),
-                          reason="nras_claim_failed", details={"gpus": bad})
+        raise CheckFailed(
+            "NRAS per-GPU claims not acceptable: " + "; ".join(f"{k}: {v}" for k, v in bad.items()),
+            reason="nras_claim_failed",
+            details={"gpus": bad},
+        )
     return NrasResult(
-        overall=True, nonce=expected_nonce.hex(), kid=overall.kid, iat=overall.claims["iat"], exp=overall.claims["exp"],
-        version=_opt_str(overall.claims.get("x-nvidia-ver")), gpus=gpus,
+        overall=True,
+        nonce=expected_nonce.hex(),
+        kid=overall.kid,
+        iat=overall.claims["iat"],
+        exp=overall.claims["exp"],
+        version=_opt_str(overall.claims.get("x-nvidia-ver")),
+        gpus=gpus,
     )
 
 
@@ -155,7 +195,9 @@ def _jwks_by_kid(jwks: object) -> dict[str, Mapping[str, Any]]:
 # ---------------------------------------------------------------- signatures
 
 
-def _verify_token(name: str, compact: str, keys: dict[str, Mapping[str, Any]], anchors: TrustAnchors) -> _Token:
+def _verify_token(
+    name: str, compact: str, keys: dict[str, Mapping[str, Any]], anchors: TrustAnchors, now: int
+) -> _Token:
     header = _header(name, compact)
     alg, kid = header.get("alg"), header.get("kid")
     if alg != _ALG:  # never none / HS* / RS*: the key type is fixed by us, not the token
@@ -164,16 +206,32 @@ def _verify_token(name: str, compact: str, keys: dict[str, Mapping[str, Any]], a
         raise CheckFailed(f"NRAS {name} token has no kid", reason="nras_token_invalid")
     jwk = keys.get(kid)
     if jwk is None:
-        raise Indeterminate(f"NRAS {name} token kid {kid} is not in the JWKS snapshot", reason="nras_jwks_unavailable",
-                            details={"kid": kid})
-    key = _trusted_key(kid, jwk, anchors)
+        raise Indeterminate(
+            f"NRAS {name} token kid {kid} is not in the JWKS snapshot",
+            reason="nras_jwks_unavailable",
+            details={"kid": kid},
+        )
+    key = _trusted_key(kid, jwk, anchors, now)
     try:
-        claims = jwt.decode(compact, key=key.public_key, algorithms=[_ALG], options={
-            "verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
-            "verify_aud": False, "verify_iss": False, "verify_sub": False, "verify_jti": False,
-        })
+        claims = jwt.decode(
+            compact,
+            key=key.public_key,
+            algorithms=[_ALG],
+            options={
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+            },
+        )
     except jwt.InvalidSignatureError:
-        raise CheckFailed(f"NRAS {name} token signature does not verify with key {kid}", reason="nras_token_invalid") from None
+        raise CheckFailed(
+            f"NRAS {name} token signature does not verify with key {kid}", reason="nras_token_invalid"
+        ) from None
     except jwt.PyJWTError as exc:
         raise EvidenceError(f"NRAS {name} token does not decode: {exc}") from None
     iat = claims.get("iat")
@@ -181,8 +239,10 @@ def _verify_token(name: str, compact: str, keys: dict[str, Mapping[str, Any]], a
         raise EvidenceError(f"NRAS {name} token has no integer iat")
     lo, hi = key.window
     if not lo <= iat <= hi:
-        raise CheckFailed(f"NRAS {name} token iat {iat} is outside its signing certificate's validity {lo}..{hi}",
-                          reason="nras_token_invalid")
+        raise CheckFailed(
+            f"NRAS {name} token iat {iat} is outside its signing certificate's validity {lo}..{hi}",
+            reason="nras_token_invalid",
+        )
     return _Token(name, compact, kid, claims)
 
 
@@ -199,20 +259,34 @@ def _header(name: str, compact: str) -> dict[str, Any]:
     return header
 
 
-def _trusted_key(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors) -> _Key:
-    ident = hashlib.sha256(json.dumps(jwk, sort_keys=True, default=str).encode() + anchors.nras_intermediate_der).digest()
-    cached = _key_cache.get(ident)
-    if cached is not None:
-        return cached
-    key = _check_jwk(kid, jwk, anchors)
-    with _key_lock:
-        if len(_key_cache) > 256:
-            _key_cache.clear()
-        _key_cache[ident] = key
+def _trusted_key(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int) -> _Key:
+    """A JWK whose chain validated once is remembered with its validity window, still judged at each ``now``."""
+    ident = hashlib.sha256(
+        json.dumps(jwk, sort_keys=True, default=str).encode() + anchors.nras_intermediate_der
+    ).digest()
+    key = _key_cache.get(ident)
+    if key is None:
+        key = _check_jwk(kid, jwk, anchors, now)
+        with _key_lock:
+            if len(_key_cache) > 256:
+                _key_cache.clear()
+            _key_cache[ident] = key
+    lo, hi = key.window
+    if not lo <= now <= hi:  # as OpenSSL judges it on a cache miss: the token cannot outlive its signing certificate
+        raise CheckFailed(
+            f"NRAS JWKS key {kid}: its certificate chain is not valid at {now} (valid {lo}..{hi})",
+            reason="nras_token_expired",
+            details={"kid": kid, "now": now, "not_before": lo, "not_after": hi},
+        )
     return key
 
 
-def _check_jwk(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors) -> _Key:
+def clear_key_cache() -> None:
+    with _key_lock:
+        _key_cache.clear()
+
+
+def _check_jwk(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int) -> _Key:
     def bad(why: str) -> CheckFailed:
         return CheckFailed(f"NRAS JWKS key {kid}: {why}", reason="nras_token_invalid", details={"kid": kid})
 
@@ -223,24 +297,34 @@ def _check_jwk(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors) -> _Key:
         raise bad("no x5c chain")
     try:
         ders = [base64.b64decode(c, validate=True) for c in x5c[:2]]
-        leaf, inter = (x509.load_der_x509_certificate(d) for d in ders)
-        x, y = (int.from_bytes(_b64url(jwk[c]), "big") for c in ("x", "y"))
-    except (binascii.Error, ValueError, KeyError, TypeError):
+        leaf, inter = (load_der(d, f"NRAS JWKS key {kid} x5c[{i}]") for i, d in enumerate(ders))
+        jwk_key = ECAlgorithm.from_jwk(dict(jwk))
+    except (binascii.Error, ValueError, TypeError, EvidenceError, jwt.InvalidKeyError):
         raise bad("x5c or x/y do not decode") from None
     if not hmac.compare_digest(ders[1], anchors.nras_intermediate_der):
         raise bad("x5c[1] is not the pinned NRAS intermediate")
     try:
-        leaf.verify_directly_issued_by(inter)
-    except (ValueError, TypeError, InvalidSignature):
-        raise bad("x5c[0] is not issued by the pinned NRAS intermediate") from None
-    pub = leaf.public_key()
+        pub = public_key(leaf, f"NRAS JWKS key {kid} x5c[0]")
+    except EvidenceError as exc:
+        raise bad(exc.message) from None
     if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.curve.name != "secp384r1":
         raise bad("x5c[0] key is not P-384")
-    nums = pub.public_numbers()
-    if (nums.x, nums.y) != (x, y):
+    if not isinstance(jwk_key, ec.EllipticCurvePublicKey) or jwk_key.public_numbers() != pub.public_numbers():
         raise bad("the JWK x/y differ from x5c[0]'s key")
-    window = (max(_ts(leaf.not_valid_before_utc), _ts(inter.not_valid_before_utc)),
-              min(_ts(leaf.not_valid_after_utc), _ts(inter.not_valid_after_utc)))
+    validate_path(
+        leaf,
+        [],
+        inter,
+        now=now,
+        partial=True,
+        reason="nras_token_invalid",
+        expired_reason="nras_token_expired",
+        what=f"NRAS JWKS key {kid} x5c",
+    )
+    window = (
+        max(_ts(leaf.not_valid_before_utc), _ts(inter.not_valid_before_utc)),
+        min(_ts(leaf.not_valid_after_utc), _ts(inter.not_valid_after_utc)),
+    )
     return _Key(pub, window)
 
 
@@ -253,8 +337,11 @@ def _check_times(t: _Token, now: int, leeway: int) -> None:
     if not (_is_int(exp) and _is_int(nbf) and _is_int(iat)):
         raise EvidenceError(f"NRAS {t.name} token lacks integer exp/nbf/iat")
     if now > exp + leeway or now < nbf - leeway or now < iat - leeway:
-        raise CheckFailed(f"NRAS {t.name} token is not valid at {now} (nbf {nbf}, exp {exp}, leeway {leeway}s)",
-                          reason="nras_token_expired", details={"now": now, "nbf": nbf, "iat": iat, "exp": exp})
+        raise CheckFailed(
+            f"NRAS {t.name} token is not valid at {now} (nbf {nbf}, exp {exp}, leeway {leeway}s)",
+            reason="nras_token_expired",
+            details={"now": now, "nbf": nbf, "iat": iat, "exp": exp},
+        )
 
 
 def _check_submods(overall: _Token, devices: list[_Token], gpu_count: int) -> None:
@@ -274,10 +361,45 @@ def _check_submods(overall: _Token, devices: list[_Token], gpu_count: int) -> No
     for d in devices:
         entry = submods[d.name]
         digest = hashlib.sha256(d.compact.encode("ascii")).hexdigest()
-        ok = (isinstance(entry, list) and len(entry) == 2 and entry[0] == "DIGEST" and isinstance(entry[1], list)
-              and len(entry[1]) == 2 and entry[1][0] == "SHA-256" and isinstance(entry[1][1], str))
+        ok = (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and entry[0] == "DIGEST"
+            and isinstance(entry[1], list)
+            and len(entry[1]) == 2
+            and entry[1][0] == "SHA-256"
+            and isinstance(entry[1][1], str)
+        )
         if not ok or not hmac.compare_digest(entry[1][1].lower().encode(), digest.encode()):
             raise bad(f"{d.name}: the digest does not match sha256 of its device token")
+
+
+def _check_pairing(gpus: tuple[NrasGpuClaims, ...], devices: Sequence[GpuIdentity]) -> None:
+    """Token GPU-i is about evidence entry i's device: same ueid, and its hwmodel is that device's (chip)."""
+    by_name = {f"GPU-{d.index}": d for d in devices}
+    bad: dict[str, dict[str, Any]] = {}
+    for g in gpus:
+        dev = by_name.get(g.name)
+        if dev is None:
+            bad[g.name] = {"expected": None, "got": {"ueid": g.ueid, "hwmodel": g.hwmodel}}
+            continue
+        chip = dev.hwmodel.split(" ", 1)[0]
+        if g.ueid != dev.ueid or g.hwmodel not in (dev.hwmodel, chip):
+            bad[g.name] = {
+                "expected": {"ueid": dev.ueid, "hwmodel": f"{chip} or {dev.hwmodel}"},
+                "got": {"ueid": g.ueid, "hwmodel": g.hwmodel},
+            }
+    if bad:
+        shown = "; ".join(
+            f"{name} is about ueid {v['got']['ueid']} ({v['got']['hwmodel']})"
+            + (f", the evidence's {name} is ueid {v['expected']['ueid']}" if v["expected"] else "")
+            for name, v in bad.items()
+        )
+        raise CheckFailed(
+            f"NRAS tokens do not name the devices of the evidence: {shown}",
+            reason="nras_device_mismatch",
+            details={"gpus": bad},
+        )
 
 
 def _gpu_claims(t: _Token) -> NrasGpuClaims:
@@ -290,10 +412,16 @@ def _gpu_claims(t: _Token) -> NrasGpuClaims:
             error += f" ({err['fieldName']})"
     secboot = c.get("secboot")
     return NrasGpuClaims(
-        name=t.name, hwmodel=_opt_str(c.get("hwmodel")), ueid=_opt_str(c.get("ueid")),
-        driver_version=_opt_str(c.get("x-nvidia-gpu-driver-version")), vbios_version=_opt_str(c.get("x-nvidia-gpu-vbios-version")),
-        measres=_opt_str(c.get("measres")), secboot=secboot if isinstance(secboot, bool) else None,
-        dbgstat=_opt_str(c.get("dbgstat")), warning=_opt_str(c.get("x-nvidia-attestation-warning")), error=error,
+        name=t.name,
+        hwmodel=_opt_str(c.get("hwmodel")),
+        ueid=_opt_str(c.get("ueid")),
+        driver_version=_opt_str(c.get("x-nvidia-gpu-driver-version")),
+        vbios_version=_opt_str(c.get("x-nvidia-gpu-vbios-version")),
+        measres=_opt_str(c.get("measres")),
+        secboot=secboot if isinstance(secboot, bool) else None,
+        dbgstat=_opt_str(c.get("dbgstat")),
+        warning=_opt_str(c.get("x-nvidia-attestation-warning")),
+        error=error,
     )
 
 
