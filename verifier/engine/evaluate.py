@@ -40,10 +40,11 @@ from verifier.evidence.gpu_payload import GpuPayload, chutes_gpu_nonce, parse_ch
 from verifier.evidence.pck import pck_identity
 from verifier.evidence.quote import TdxQuote, decode_quote_text, parse_quote
 from verifier.evidence.report import Attestation, Report, ReportFormat, parse_report, select_attestations
-from verifier.evidence.signature import ResponseSignature, normalize_signer, parse_signature, verify_signature
+from verifier.evidence.signature import ResponseSignature, normalize_signer, parse_signature
 from verifier.evidence.spdm import check_gpu_nonces
 from verifier.verify.gpu_device import VerifiedGpu, verify_gpu
 from verifier.verify.nras_token import NrasResult, verify_nras_response
+from verifier.verify.signature import verify_signature  # moved out of evidence.signature (now parsing only)
 
 log = logging.getLogger(__name__)
 
