@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
 from verifier.evidence.exchange import chat_id_from_response, reserialized_sha256, sha256_hex
-from verifier.evidence.signature import normalize_signer, parse_signature, parse_signed_text, verify_signature
+from verifier.evidence.signature import normalize_signer, parse_signature, parse_signed_text
+from verifier.verify.signature import verify_signature
 
 ED25519 = "near-gateway-ed25519-signature-only-20260906"
 
@@ -99,6 +100,14 @@ def test_unknown_signing_algo_is_indeterminate_never_pass() -> None:
     with pytest.raises(Indeterminate) as exc:
         verify_signature(parse_signature(body))
     assert exc.value.reason == "unsupported_signing_algo"
+
+
+def test_signed_text_with_a_lone_surrogate_is_malformed_not_a_crash() -> None:
+    body = {**_sig_body("near-direct-qwen35-3part-stream-20260602")}
+    body["text"] = "\ud800" + body["text"]
+    with pytest.raises(EvidenceError) as exc:
+        parse_signature(json.dumps(body).encode())
+    assert exc.value.reason == "signed_text_malformed"
 
 
 def test_missing_signing_algo_means_ecdsa() -> None:

@@ -8,8 +8,9 @@ from concurrent.futures import Executor
 
 from verifier.core.errors import EvidenceError, Skip, VerifierError
 from verifier.evidence.bundle import Bundle
-from verifier.evidence.signature import ResponseSignature, parse_signature, verify_signature
+from verifier.evidence.signature import ResponseSignature, parse_signature
 from verifier.verify.results import Outcome, SignatureFacts, attempt, failed
+from verifier.verify.signature import verify_signature
 
 
 async def verify_signature_stage(bundle: Bundle, fetch_errors: Mapping[str, VerifierError],

@@ -8,15 +8,23 @@ trusted: dcap-qvl checks the chain, and that the TCB info's FMSPC matches this e
 
 from __future__ import annotations
 
+from asn1crypto import core
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from verifier.core.errors import EvidenceError
 
 SGX_EXTENSION_OID = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
-_FMSPC_OID = bytes.fromhex("2a864886f84d010d0104")  # DER content of 1.2.840.113741.1.13.1.4
+_FMSPC_OID = "1.2.840.113741.1.13.1.4"
 _CA_BY_ISSUER = {"Intel SGX PCK Platform CA": "platform", "Intel SGX PCK Processor CA": "processor"}
-_SEQUENCE, _OID, _OCTETS = 0x30, 0x06, 0x04
+
+
+class _SgxEntry(core.Sequence):
+    _fields = [("id", core.ObjectIdentifier), ("value", core.Any)]  # noqa: RUF012 (asn1crypto's class-level spec)
+
+
+class _SgxExtension(core.SequenceOf):
+    _child_spec = _SgxEntry
 
 
 def pck_identity(pck_chain_pem: bytes) -> tuple[str, str]:
@@ -45,43 +53,20 @@ def pck_identity(pck_chain_pem: bytes) -> tuple[str, str]:
 
 
 def fmspc_from_extension(der: bytes) -> str:
-    """The FMSPC (upper hex) from the DER value of the SGX extension; EvidenceError if absent or malformed."""
-    tag, start, end = _tlv(der, 0, len(der))
-    if tag != _SEQUENCE or end != len(der):
-        raise EvidenceError(f"SGX extension: expected one SEQUENCE spanning {len(der)} bytes, got tag 0x{tag:02x} ending at {end}")
-    pos = start
-    while pos < end:
-        tag, item, item_end = _tlv(der, pos, end)
-        if tag != _SEQUENCE:
-            raise EvidenceError(f"SGX extension: entry at offset {pos} has tag 0x{tag:02x}, expected SEQUENCE")
-        oid_tag, oid_start, oid_end = _tlv(der, item, item_end)
-        if oid_tag != _OID:
-            raise EvidenceError(f"SGX extension: entry at offset {pos} starts with tag 0x{oid_tag:02x}, expected OID")
-        if der[oid_start:oid_end] == _FMSPC_OID:
-            vtag, vstart, vend = _tlv(der, oid_end, item_end)
-            if vtag != _OCTETS or vend - vstart != 6:
-                raise EvidenceError(f"SGX extension: FMSPC is tag 0x{vtag:02x} of {vend - vstart} bytes, expected a 6-byte OCTET STRING")
-            return der[vstart:vend].hex().upper()
-        pos = item_end
-    raise EvidenceError("SGX extension has no FMSPC entry (OID 1.2.840.113741.1.13.1.4)")
+    """The FMSPC (upper hex) from the DER value of the SGX extension; EvidenceError if absent or malformed.
 
-
-def _tlv(buf: bytes, pos: int, limit: int) -> tuple[int, int, int]:
-    """(tag, content start, content end) of the DER element at ``pos``, which must end by ``limit``."""
-    if pos + 2 > limit:
-        raise EvidenceError(f"SGX extension: truncated DER element at offset {pos} (limit {limit})")
-    tag, first = buf[pos], buf[pos + 1]
-    if tag & 0x1F == 0x1F:
-        raise EvidenceError(f"SGX extension: multi-byte DER tag at offset {pos} is not supported")
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        n = first & 0x7F
-        if n == 0 or n > 4 or pos + n > limit:
-            raise EvidenceError(f"SGX extension: bad DER length form 0x{first:02x} at offset {pos - 1}")
-        length = int.from_bytes(buf[pos:pos + n], "big")
-        pos += n
-    if pos + length > limit:
-        raise EvidenceError(f"SGX extension: DER element at offset {pos} claims {length} bytes, only {limit - pos} remain")
-    return tag, pos, pos + length
+    Only the shape the FMSPC lookup needs is enforced: a SEQUENCE OF SEQUENCE { OID, value } spanning
+    ``der`` exactly, and exactly one FMSPC entry, a 6-byte OCTET STRING; the other entries' values are not
+    read. asn1crypto also reads BER length forms; harmless here, as dcap-qvl re-reads the extension itself.
+    """
+    try:
+        entries = _SgxExtension.load(der, strict=True)
+        found = [entry["value"] for entry in entries if entry["id"].dotted == _FMSPC_OID]
+        if len(found) != 1:
+            raise EvidenceError(f"SGX extension has {len(found)} FMSPC entries (OID {_FMSPC_OID}), expected one")
+        fmspc = found[0].parse(core.OctetString).native
+    except (ValueError, TypeError) as exc:  # asn1crypto's errors for bad tags, lengths and trailing data
+        raise EvidenceError(f"SGX extension: not a SEQUENCE OF (OID, value): {exc}") from None
+    if len(fmspc) != 6:
+        raise EvidenceError(f"SGX extension: FMSPC is {len(fmspc)} bytes, expected a 6-byte OCTET STRING")
+    return bytes(fmspc).hex().upper()

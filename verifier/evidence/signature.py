@@ -1,4 +1,4 @@
-"""The response signature: ``GET /v1/signature/{id}`` (redpill-protocol.md §2).
+"""The response signature: ``GET /v1/signature/{id}`` (redpill-protocol.md §2). Parsing only.
 
 Body ``{text, signature, signing_address, signing_algo?, signature_kind?, api_version?, receipt?}``;
 missing ``signing_algo`` means ecdsa. ``text`` is ``req_hash:resp_hash`` or
@@ -9,33 +9,22 @@ informational). Schemes:
   signer an Ethereum address compared case-insensitively (§2.1);
 - ``ed25519``: 64 bytes hex (no 0x) over the UTF-8 text; the address is the raw 32-byte key (§2.2).
 
-Anything else is unverifiable (§2.3).
+Anything else is unverifiable (§2.3). The cryptographic check is ``verifier.verify.signature``.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
-import sys
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from eth_account import Account
-from eth_account.messages import encode_defunct
-
-from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
+from verifier.core.errors import EvidenceError
+from verifier.evidence.eth_address import parse_address
 from verifier.evidence.json_object import load_object
-
-# py_ecc, imported by eth-account, raises the interpreter's recursion limit to 100000 at import. With it,
-# json.loads of deeply nested untrusted input ("[" * 100000) overflows the C stack — a segfault of the
-# service — instead of raising RecursionError. Put the default back (we never use py_ecc's recursion).
-sys.setrecursionlimit(min(sys.getrecursionlimit(), 1000))
 
 ALGOS = ("ecdsa", "ed25519")
 _HASH = re.compile(r"[0-9a-f]{64}", re.ASCII)
-_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+", re.ASCII)
+_ED25519_KEY = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 _MAX_TEXT = 4096
 
 
@@ -84,6 +73,11 @@ def parse_signature(raw: bytes | str | dict[str, Any]) -> ResponseSignature:
     text = _field(body, "text")
     if len(text) > _MAX_TEXT:
         raise EvidenceError(f"signature: text is {len(text)} characters, expected at most {_MAX_TEXT}", reason="signed_text_malformed")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise EvidenceError("signature: text is not encodable as UTF-8 (a lone surrogate)", reason="signed_text_malformed") from None
     algo = body.get("signing_algo", "ecdsa")
     if not isinstance(algo, str):
         raise EvidenceError(f"signature: signing_algo: got {algo!r:.40}, expected a string")
@@ -105,51 +99,9 @@ def normalize_signer(signing_algo: str, signing_address: str) -> str:
         raise EvidenceError(f"signing_algo {str(signing_algo)[:40]!r}: expected one of {', '.join(ALGOS)}",
                             reason="unsupported_signing_algo")
     s = str(signing_address).strip()
+    if algo == "ecdsa":
+        return "0x" + parse_address(s).hex()
     body = s[2:] if s[:2] in ("0x", "0X") else s
-    want = 20 if algo == "ecdsa" else 32
-    if not _HEX.fullmatch(body) or len(body) != 2 * want:
-        raise EvidenceError(f"{algo} signing_address {s[:80]!r}: expected {want} bytes as hex",
-                            details={"got": s[:80]})
-    return ("0x" if algo == "ecdsa" else "") + body.lower()
-
-
-def verify_signature(sig: ResponseSignature) -> str:
-    """Verify ``sig`` over its exact text; returns the normalized signer. CheckFailed when it does not verify."""
-    if sig.signing_algo not in ALGOS:
-        raise Indeterminate(f"signing_algo {sig.signing_algo[:40]!r} has no known implementation (§2.3)",
-                            reason="unsupported_signing_algo")
-    claimed = normalize_signer(sig.signing_algo, sig.signing_address)
-    if sig.signing_algo == "ecdsa":
-        return _verify_ecdsa(sig, claimed)
-    return _verify_ed25519(sig, claimed)
-
-
-def _signature_bytes(sig: ResponseSignature, n: int) -> bytes:
-    s = sig.signature.strip()
-    body = s[2:] if s[:2] in ("0x", "0X") else s
-    if not _HEX.fullmatch(body) or len(body) != 2 * n:
-        raise CheckFailed(f"{sig.signing_algo} signature: expected {n} bytes as hex, got {len(body)} characters",
-                          reason="signature_invalid", details={"got": s[:140]})
-    return bytes.fromhex(body)
-
-
-def _verify_ecdsa(sig: ResponseSignature, claimed: str) -> str:
-    raw = _signature_bytes(sig, 65)
-    try:
-        recovered = str(Account.recover_message(encode_defunct(text=sig.text), signature=raw)).lower()
-    except Exception as exc:  # eth-account raises several types (ValueError, BadSignature, ...) for bad r/s/v
-        raise CheckFailed(f"ecdsa signature does not recover: {str(exc)[:120]}", reason="signature_invalid") from None
-    if not hmac.compare_digest(recovered.encode(), claimed.encode()):
-        raise CheckFailed(f"ecdsa signature recovers to {recovered}, signing_address is {claimed}", reason="signer_mismatch",
-                          details={"expected": claimed, "got": recovered})
-    return claimed
-
-
-def _verify_ed25519(sig: ResponseSignature, claimed: str) -> str:
-    raw = _signature_bytes(sig, 64)
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(claimed)).verify(raw, sig.text.encode("utf-8"))
-    except (InvalidSignature, ValueError):
-        raise CheckFailed(f"ed25519 signature does not verify for key {claimed}", reason="signature_invalid",
-                          details={"signer": claimed}) from None
-    return claimed
+    if not _ED25519_KEY.fullmatch(body):
+        raise EvidenceError(f"ed25519 signing_address {s[:80]!r}: expected 32 bytes as hex", details={"got": s[:80]})
+    return body.lower()

@@ -25,9 +25,8 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from eth_account import Account
-from eth_account.messages import encode_defunct
 
+from verifier.simulator.eth_key import EthKey
 from verifier.simulator.event_log import ATTACKS
 from verifier.simulator.pcs import add_pcs_routes
 from verifier.simulator.world import SimulatorWorld
@@ -86,13 +85,8 @@ class _Signer:
 
 
 def _ecdsa_signer(secret: bytes) -> _Signer:
-    acct = Account.from_key(secret)
-    pub = acct._key_obj.public_key.to_hex().removeprefix("0x")
-
-    def sign(text: str) -> str:
-        return "0x" + acct.sign_message(encode_defunct(text=text)).signature.hex().removeprefix("0x")
-
-    return _Signer("ecdsa", acct.address, pub, sign)
+    key = EthKey(secret)  # coincurve; same bytes as eth-account's sign_message(encode_defunct(text=...))
+    return _Signer("ecdsa", key.address, key.public_key.hex(), lambda text: "0x" + key.personal_sign(text).hex())
 
 
 def _ed25519_signer(secret: bytes) -> _Signer:

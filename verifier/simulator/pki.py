@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ObjectIdentifier
 
-from verifier.simulator import _cert, _der, keys
+from verifier.simulator import _cert, keys
 from verifier.simulator.platform import Platform
 
 SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
@@ -124,28 +125,44 @@ def build_intel_pki(seed: bytes, platform: Platform) -> IntelPki:
     return IntelPki(root_key, root, ca_key, platform_ca, pck_key, pck, tcb_key, tcb_signing)
 
 
+class _SgxField(core.Sequence):
+    """One entry of the SGX extension: SEQUENCE { OID, value }; a value may itself be a SEQUENCE OF entries."""
+
+    _fields = [("id", core.ObjectIdentifier), ("value", core.Any)]  # noqa: RUF012 (asn1crypto's class-level spec)
+
+
+class _SgxFields(core.SequenceOf):
+    _child_spec = _SgxField
+
+
+class _SgxType(core.Enumerated):
+    """Intel SGX PCK Certificate and CRL Profile: SGX Type ENUMERATED."""
+
+    _map = {0: "standard", 1: "scalable", 2: "scalable_with_integrity"}  # noqa: RUF012 (asn1crypto's class-level spec)
+
+
 def sgx_extension_value(seed: bytes, p: Platform) -> bytes:
     """DER of Intel's SGX extension, field for field as in the real PCK leaf (dcap-qvl ``pck_extension()``)."""
 
-    def field(n: str, value: bytes) -> bytes:
-        return _der.seq(_der.oid(f"{SGX_EXTENSION_OID}.{n}"), value)
+    def field(n: str, value: core.Asn1Value) -> _SgxField:
+        return _SgxField({"id": f"{SGX_EXTENSION_OID}.{n}", "value": value})
 
-    tcb = [field(f"2.{i + 1}", _der.integer(svn)) for i, svn in enumerate(p.cpu_svn)]
-    tcb += [field("2.17", _der.integer(p.pce_svn)), field("2.18", _der.octets(p.cpu_svn))]
+    tcb = [field(f"2.{i + 1}", core.Integer(svn)) for i, svn in enumerate(p.cpu_svn)]
+    tcb += [field("2.17", core.Integer(p.pce_svn)), field("2.18", core.OctetString(p.cpu_svn))]
     config = [
-        field("7.1", _der.boolean(p.dynamic_platform)),
-        field("7.2", _der.boolean(p.cached_keys)),
-        field("7.3", _der.boolean(p.smt_enabled)),
+        field("7.1", core.Boolean(p.dynamic_platform)),
+        field("7.2", core.Boolean(p.cached_keys)),
+        field("7.3", core.Boolean(p.smt_enabled)),
     ]
-    return _der.seq(
-        field("1", _der.octets(keys.derive(seed, "intel/ppid", 16))),
-        field("2", _der.seq(*tcb)),
-        field("3", _der.octets(p.pce_id)),
-        field("4", _der.octets(p.fmspc)),
-        field("5", _der.enumerated(p.sgx_type)),
-        field("6", _der.octets(keys.derive(seed, "intel/platform-instance-id", 16))),
-        field("7", _der.seq(*config)),
-    )
+    return _SgxFields([
+        field("1", core.OctetString(keys.derive(seed, "intel/ppid", 16))),
+        field("2", _SgxFields(tcb)),
+        field("3", core.OctetString(p.pce_id)),
+        field("4", core.OctetString(p.fmspc)),
+        field("5", _SgxType(p.sgx_type)),
+        field("6", core.OctetString(keys.derive(seed, "intel/platform-instance-id", 16))),
+        field("7", _SgxFields(config)),
+    ]).dump()
 
 
 def _crl(key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate, this_update: datetime, next_update: datetime,
