@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/bench_verdict.py [--rounds N]``. Prints a Markdown table: wall time
 per verdict (median, p95) sequentially, this process's CPU per verdict, and throughput with several
-verdicts in flight on a pool of two workers. Compare with primitive-costs.md: the cryptographic
+verdicts in flight on a pool of two workers. The cryptographic
 floor is about 1.8 ms (1 GPU, ecdsa) and 7 ms (8 GPUs, ed25519) of CPU per verdict.
 """
 
@@ -40,7 +40,7 @@ async def bench(rounds: int) -> list[tuple[str, float, float, float, float]]:
         for name, (bundle, at) in CASES.items():
             ctx = Context(policy=policy, now=at, anchors=anchors, quotes=pool, dcap_version=pool.version())
             first = await evaluate(bundle, ctx)
-            assert first.verdict["checks"], name
+            assert first.verdict.checks, name
             for _ in range(10):
                 await evaluate(bundle, ctx)
             walls = []

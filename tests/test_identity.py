@@ -8,7 +8,7 @@ Then the operator workflow on a loopback gateway: `refs pull` (app ids, trust on
 
 from __future__ import annotations
 
-import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ from test_refs_cli import serving
 
 from verifier.appraise.refs import load_refs
 from verifier.cli import main
-from verifier.demo import run_demo
 from verifier.simulator import SimulatorWorld
 from verifier.simulator.gateway import SimulatedGateway, SimulatorConfig
 
@@ -151,6 +150,8 @@ def test_pull_then_pin_the_boot_chain_from_a_reviewed_verdict_then_verify(tmp_pa
 
 
 def test_the_demo_can_show_how_an_unpinned_model_is_reported() -> None:
-    (result,) = asyncio.run(run_demo(model="sim/plain-1"))
-    assert result.verdict["status"] == "indeterminate"
-    assert checks(result.verdict)["tdx.app"] == ("indeterminate", "identity_not_pinned")
+    out = CliRunner().invoke(main, ["demo", "--unpinned", "--json"])
+    verdict = json.loads(out.output)
+    assert out.exit_code == 3 and verdict["status"] == "indeterminate"
+    assert checks(verdict)["tdx.app"] == ("indeterminate", "identity_not_pinned")
+    assert verdict["subject"]["model"] == "sim/plain-1"
