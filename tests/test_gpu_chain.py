@@ -21,7 +21,6 @@ from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.gpu_payload import GpuEvidence, parse_nvidia_payload
 from verifier.simulator import SimulatorWorld, keys
 from verifier.simulator import gpu as sim_gpu
-from verifier.verify import gpu_device as device
 from verifier.verify.gpu_device import verify_gpu
 
 WORLD = SimulatorWorld("test_gpu_chain")
@@ -34,11 +33,6 @@ REAL = GpuEvidence(
     0, "HOPPER", (PHALA_DIR / "gpu0_cert_chain.pem").read_bytes(), (PHALA_DIR / "gpu0_evidence.bin").read_bytes(), None
 )
 REAL_NOW = 1782698812
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
-    device.clear_chain_cache()
 
 
 def _evidence(chain_pem: bytes, dev: sim_gpu.GpuDevice | None = None) -> GpuEvidence:

@@ -15,6 +15,7 @@ from verifier.simulator import SimulatorWorld
 from verifier.simulator import gpu as sim_gpu
 from verifier.verify import gpu_device as device
 from verifier.verify.gpu_device import verify_gpu
+from verifier.verify.memo import Memo
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 ROOT_PEM = (Path(__file__).resolve().parent.parent / "verifier/anchors/nvidia_device_identity_ca.pem").read_bytes()
@@ -45,11 +46,6 @@ PHALA = GpuEvidence(
     (FIX / "nvidia/phala-format-1gpu-20260325/gpu0_evidence.bin").read_bytes(),
     None,
 )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
-    device.clear_chain_cache()
 
 
 def _reason(ev: GpuEvidence, *, root: bytes = ROOT_PEM, now: int = NOW) -> str:
@@ -229,8 +225,9 @@ def test_fwid_mismatch_under_a_consistent_chain() -> None:
     assert _reason(ev, root=ATTACKER_ROOT) == "gpu_fwid_mismatch"
 
 
-def test_a_recurring_chain_is_verified_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_recurring_chain_is_verified_once_per_memo(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[bytes] = []
+    memo = Memo(16)
     real = device._verify_chain
 
     def counting(pem: bytes, root: x509.Certificate, *, now: int, where: str) -> object:
@@ -239,7 +236,9 @@ def test_a_recurring_chain_is_verified_once(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(device, "_verify_chain", counting)
     for _ in range(3):
-        verify_gpu(PHALA, root_pem=ROOT_PEM, now=NOW)
+        verify_gpu(PHALA, root_pem=ROOT_PEM, now=NOW, memo=memo)
     assert len(calls) == 1
-    verify_gpu(PHALA, root_pem=ROOT_PEM + b"\n", now=NOW)  # other root bytes are another cache entry
+    verify_gpu(PHALA, root_pem=ROOT_PEM + b"\n", now=NOW, memo=memo)  # other root bytes are another entry
     assert len(calls) == 2
+    verify_gpu(PHALA, root_pem=ROOT_PEM, now=NOW)  # no memo: no state kept anywhere
+    assert len(calls) == 3

@@ -19,7 +19,6 @@ from verifier.core.errors import CheckFailed, EvidenceError
 from verifier.evidence.gpu_cert import TCB_INFO_OIDS, check_distinct_gpus, gpu_identities, gpu_identity, leaf_fwid
 from verifier.evidence.gpu_payload import GpuEvidence, parse_nvidia_payload
 from verifier.simulator import SimulatorWorld
-from verifier.verify import gpu_device as device
 from verifier.verify.gpu_device import verify_gpu
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
@@ -110,7 +109,6 @@ def test_inputs_outputs_and_errors_of_verify_gpu_pickle() -> None:
 def test_verify_gpu_runs_in_a_process_pool_and_a_thread_pool_with_the_same_results() -> None:
     evidence = _near()
     local = [verify_gpu(ev, root_pem=ROOT_PEM, now=NEAR_NOW) for ev in evidence]
-    device.clear_chain_cache()
     with ProcessPoolExecutor(max_workers=2) as procs, ThreadPoolExecutor(max_workers=4) as threads:
         for pool in (procs, threads):
             results = list(pool.map(_verify_near, evidence))

@@ -27,17 +27,12 @@ from verifier.evidence.gpu_cert import GpuIdentity, gpu_identities
 from verifier.evidence.gpu_payload import parse_nvidia_payload
 from verifier.simulator import SimulatorWorld
 from verifier.simulator import nras as sim_nras
-from verifier.verify import nras_token
+from verifier.verify.memo import Memo
 from verifier.verify.nras_token import verify_nras_response
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 ANCHORS = production_anchors()
 TODAY = 1795000000
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache() -> None:
-    nras_token.clear_key_cache()
 
 
 def _devices(path: str, *keys: str | int) -> tuple[GpuIdentity, ...]:
@@ -557,12 +552,14 @@ def test_every_nras_chain_fault_has_a_negative_test() -> None:
     }
 
 
-def test_a_cached_signing_key_is_still_judged_at_each_verification_time() -> None:
-    SINGLE.verify()  # caches the key, validated at SINGLE.now
+def test_a_remembered_signing_key_is_still_judged_at_each_verification_time() -> None:
+    memo = Memo(8)
+    SINGLE.verify(memo=memo)  # remembers the key, validated at SINGLE.now
+    assert len(memo) == 1
     leaf = x509.load_der_x509_certificate(base64.b64decode(SINGLE.jwks["keys"][0]["x5c"][0]))
     assert leaf.not_valid_after_utc.timestamp() < TODAY
     assert (
-        SINGLE.reason(now=TODAY, leeway=10**9) == "nras_token_expired"
+        SINGLE.reason(now=TODAY, leeway=10**9, memo=memo) == "nras_token_expired"
     )  # token times waived: only the key's window fails
 
 
@@ -640,7 +637,6 @@ def test_mutated_jwks_certificates_raise_only_verifier_errors(which: int, pos: i
     der = bytearray(base64.b64decode(key["x5c"][which]))
     der[pos % len(der)] = byte
     key["x5c"][which] = base64.b64encode(bytes(der)[:cut] if cut is not None else bytes(der)).decode()
-    nras_token.clear_key_cache()
     try:
         SINGLE.verify(jwks=jwks)
     except (EvidenceError, CheckFailed, Indeterminate):

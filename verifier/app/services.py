@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import sqlite_utils
@@ -29,6 +29,7 @@ from verifier.appraise.policy import Policy, default_policy, load_policy
 from verifier.appraise.refs import Refs
 from verifier.core.trust import TrustAnchors
 from verifier.engine.evaluate import Context
+from verifier.verify.memo import VerificationMemo
 
 
 @dataclass(slots=True)
@@ -44,17 +45,19 @@ class Services:
     clock: Callable[[], float]
     refs: Refs | None = None
     cpu: Executor | None = None  # CPU-heavy verification (SPDM, NRAS, signatures) runs here, never on the loop
+    memo: VerificationMemo = field(default_factory=VerificationMemo)  # validated chains and keys, this process
 
     def context(self, *, now: int | None = None) -> Context:
         return Context(
             policy=self.policy, now=int(self.clock()) if now is None else now, anchors=self.anchors, quotes=self.pool,
             collateral=self.collateral, nras=self.nras, dcap_version=self.pool.version(), refs=self.refs, cpu=self.cpu,
+            memo=self.memo,
         )
 
     def offline_context(self, *, now: int) -> Context:
         """Re-evaluation of stored evidence: nothing is fetched."""
         return Context(policy=self.policy, now=now, anchors=self.anchors, quotes=self.pool, dcap_version=self.pool.version(),
-                       refs=self.refs, cpu=self.cpu)
+                       refs=self.refs, cpu=self.cpu, memo=self.memo)
 
     def gateway(self, base_url: str, *, api_key: str | None) -> GatewayClient:
         s = self.settings

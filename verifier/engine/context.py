@@ -10,6 +10,7 @@ from verifier.appraise.policy import Policy
 from verifier.core.ports import QuoteVerifier
 from verifier.core.trust import TrustAnchors
 from verifier.evidence.collateral import Collateral
+from verifier.verify.memo import VerificationMemo
 
 
 class CollateralProvider(Protocol):
@@ -33,3 +34,4 @@ class Context:
     dcap_version: str | None = None
     refs: Any = None  # verifier.appraise.refs.Refs: the reference values software identity is appraised against
     cpu: Executor | None = None  # where CPU-heavy verification runs (None: the loop's default executor), never the loop
+    memo: VerificationMemo | None = None  # validated chains and keys, owned by the running services (None: no memo)

@@ -94,7 +94,8 @@ async def _devices(payload: GpuPayload, ctx: Context) -> Outcome[tuple[VerifiedG
     loop = asyncio.get_running_loop()
     root = ctx.anchors.nvidia_device_root_pem
     outcomes = await asyncio.gather(*(
-        loop.run_in_executor(ctx.cpu, attempt, partial(verify_gpu, ev, root_pem=root, now=ctx.now))
+        loop.run_in_executor(ctx.cpu, attempt, partial(verify_gpu, ev, root_pem=root, now=ctx.now,
+                                                        memo=ctx.memo.gpu_chains if ctx.memo else None))
         for ev in payload.evidence
     ))
     errors = [(f"GPU-{ev.index}", o.error) for ev, o in zip(payload.evidence, outcomes, strict=True) if o.error]
@@ -120,7 +121,8 @@ async def _nras(name: str, payload: GpuPayload, expected: bytes, bundle: Bundle,
 
     def verify(keys: dict[str, Any]) -> NrasResult:
         return verify_nras_response(body, jwks=keys, expected_nonce=expected, devices=gpu_identities(payload.evidence),
-                                    now=ctx.now, anchors=ctx.anchors, leeway=ctx.policy.gpu.nras_leeway)
+                                    now=ctx.now, anchors=ctx.anchors, leeway=ctx.policy.gpu.nras_leeway,
+                                    memo=ctx.memo.nras_keys if ctx.memo else None)
 
     try:
         return await loop.run_in_executor(ctx.cpu, verify, jwks)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -33,11 +32,11 @@ from verifier.evidence.certificate import common_name, public_key
 from verifier.evidence.gpu_cert import GpuIdentity, chain_identity, device_chain, leaf_fwid
 from verifier.evidence.gpu_payload import GpuEvidence
 from verifier.evidence.spdm import SIG_LEN, parse_spdm
+from verifier.verify.memo import Memo
 from verifier.verify.x509_path import validate_path
 
 _MAX_CHAIN = 8
 _HOPPER_BELOW_ROOT = 4  # leaf, BROM, ICA, Identity (nvtrust MAX_CERT_CHAIN_LENGTH is 5 with the root)
-_CACHE_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +76,17 @@ class _Chain:
     window: tuple[int, int]  # intersection of every certificate's validity, root included
 
 
-_cache: dict[bytes, _Chain] = {}
-_cache_lock = threading.Lock()
-
-
-def verify_gpu(ev: GpuEvidence, *, root_pem: bytes, now: int) -> VerifiedGpu:
+def verify_gpu(ev: GpuEvidence, *, root_pem: bytes, now: int, memo: Memo | None = None) -> VerifiedGpu:
+    """One GPU's evidence, verified offline at ``now``; ``memo`` remembers validated chains (judged again at ``now``)."""
     where = f"GPU-{ev.index}"
     spdm = parse_spdm(ev.evidence)  # structure first: garbage is EvidenceError, not a crypto failure
     chain_hash = hashlib.sha256(ev.certificate_pem).digest()
     key = hashlib.sha256(hashlib.sha256(root_pem).digest() + chain_hash).digest()
-    chain = _cache.get(key)
+    chain: _Chain | None = memo.get(key) if memo is not None else None
     if chain is None:
         chain = _verify_chain(ev.certificate_pem, _load_root(root_pem), now=now, where=where)
-        with _cache_lock:
-            if len(_cache) >= _CACHE_MAX:
-                _cache.clear()
-            _cache[key] = chain
+        if memo is not None:
+            memo.put(key, chain)
     lo, hi = chain.window
     if not lo <= now <= hi:
         raise CheckFailed(
@@ -135,11 +129,6 @@ def verify_gpu(ev: GpuEvidence, *, root_pem: bytes, now: int) -> VerifiedGpu:
         leaf_sha256=ident.leaf_sha256,
         device_sha256=ident.device_sha256,
     )
-
-
-def clear_chain_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
 
 
 @functools.lru_cache(maxsize=8)

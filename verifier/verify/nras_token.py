@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -38,6 +37,7 @@ from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
 from verifier.core.trust import TrustAnchors
 from verifier.evidence.certificate import load_der, public_key
 from verifier.evidence.gpu_cert import GpuIdentity, check_distinct_gpus
+from verifier.verify.memo import Memo
 from verifier.verify.x509_path import validate_path
 
 _ALG = "ES384"
@@ -87,10 +87,6 @@ class _Key:
     window: tuple[int, int]  # leaf ∩ intermediate validity
 
 
-_key_cache: dict[bytes, _Key] = {}
-_key_lock = threading.Lock()
-
-
 def verify_nras_response(
     body: bytes | list[Any],
     *,
@@ -100,15 +96,17 @@ def verify_nras_response(
     now: int,
     anchors: TrustAnchors,
     leeway: int = 60,
+    memo: Memo | None = None,
 ) -> NrasResult:
-    """``devices``: the identities of the evidence entries NRAS was asked about, in request order."""
+    """``devices``: the identities of the evidence entries NRAS was asked about, in request order. ``memo``
+    remembers JWKS keys whose chain validated (each use still judges the key's window at ``now``)."""
     gpu_count = len(devices)
     check_distinct_gpus(devices)
     overall_jws, device_jws = _split_body(body)
     keys = _jwks_by_kid(jwks)
     # 1. signatures (and key provenance) of every token, before any claim is trusted
-    overall = _verify_token("overall", overall_jws, keys, anchors, now)
-    tokens_by_gpu = [_verify_token(name, tok, keys, anchors, now) for name, tok in device_jws.items()]
+    overall = _verify_token("overall", overall_jws, keys, anchors, now, memo)
+    tokens_by_gpu = [_verify_token(name, tok, keys, anchors, now, memo) for name, tok in device_jws.items()]
     tokens = [overall, *tokens_by_gpu]
     # 2. claims
     for t in tokens:
@@ -196,7 +194,7 @@ def _jwks_by_kid(jwks: object) -> dict[str, Mapping[str, Any]]:
 
 
 def _verify_token(
-    name: str, compact: str, keys: dict[str, Mapping[str, Any]], anchors: TrustAnchors, now: int
+    name: str, compact: str, keys: dict[str, Mapping[str, Any]], anchors: TrustAnchors, now: int, memo: Memo | None
 ) -> _Token:
     header = _header(name, compact)
     alg, kid = header.get("alg"), header.get("kid")
@@ -211,7 +209,7 @@ def _verify_token(
             reason="nras_jwks_unavailable",
             details={"kid": kid},
         )
-    key = _trusted_key(kid, jwk, anchors, now)
+    key = _trusted_key(kid, jwk, anchors, now, memo)
     try:
         claims = jwt.decode(
             compact,
@@ -259,18 +257,16 @@ def _header(name: str, compact: str) -> dict[str, Any]:
     return header
 
 
-def _trusted_key(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int) -> _Key:
+def _trusted_key(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int, memo: Memo | None) -> _Key:
     """A JWK whose chain validated once is remembered with its validity window, still judged at each ``now``."""
     ident = hashlib.sha256(
         json.dumps(jwk, sort_keys=True, default=str).encode() + anchors.nras_intermediate_der
     ).digest()
-    key = _key_cache.get(ident)
+    key: _Key | None = memo.get(ident) if memo is not None else None
     if key is None:
         key = _check_jwk(kid, jwk, anchors, now)
-        with _key_lock:
-            if len(_key_cache) > 256:
-                _key_cache.clear()
-            _key_cache[ident] = key
+        if memo is not None:
+            memo.put(ident, key)
     lo, hi = key.window
     if not lo <= now <= hi:  # as OpenSSL judges it on a cache miss: the token cannot outlive its signing certificate
         raise CheckFailed(
@@ -279,11 +275,6 @@ def _trusted_key(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: i
             details={"kid": kid, "now": now, "not_before": lo, "not_after": hi},
         )
     return key
-
-
-def clear_key_cache() -> None:
-    with _key_lock:
-        _key_cache.clear()
 
 
 def _check_jwk(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int) -> _Key:
