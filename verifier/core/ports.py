@@ -24,6 +24,3 @@ class QuoteVerifier(Protocol):
         """Raise CheckFailed (evidence wrong, with a reason code) or Indeterminate (worker trouble)."""
         ...
 
-
-class Clock(Protocol):
-    def __call__(self) -> float: ...
