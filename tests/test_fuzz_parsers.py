@@ -167,7 +167,6 @@ _MEMBER_NAMES = st.one_of(
             "dir/",
             "collateral/",
             "nras\\jwks.json",
-            "report.json\x00",
             "README.md",
             "case/PROVENANCE.md",
         ]

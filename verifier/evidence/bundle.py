@@ -240,7 +240,7 @@ def _read_zip(path: Path) -> dict[str, bytes]:
 def _check_member(path: Path, info: zipfile.ZipInfo) -> None:
     name = info.filename
     parts = name.removesuffix("/").split("/")
-    if not name or name.startswith("/") or "\\" in name or "\0" in name or any(p in ("", ".", "..") for p in parts):
+    if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
         raise BundleError(f"{path}: zip member name {name!r:.120} is not a plain relative path")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise BundleError(f"{path}: zip member {name!r:.120} uses compression method {info.compress_type} "

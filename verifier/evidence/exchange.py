@@ -74,7 +74,4 @@ def reserialized_sha256(body: bytes) -> str | None:
     doc = _json(body)
     if not isinstance(doc, dict):
         return None
-    try:
-        return sha256_hex(json.dumps(doc).encode("utf-8"))
-    except RecursionError:  # nesting json.loads just managed may not re-encode from a deeper stack
-        return None
+    return sha256_hex(json.dumps(doc).encode("utf-8"))
