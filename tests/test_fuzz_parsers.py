@@ -44,7 +44,7 @@ from verifier.evidence.report_data import (
 ROOT = Path(__file__).resolve().parent.parent
 TDX = ROOT / "fixtures" / "tdx"
 SCALE = int(os.environ.get("VERIFIER_FUZZ_SCALE", "1"))
-FEW, SOME, MORE = (settings(max_examples=n * SCALE) for n in (20, 50, 150))
+FEW, SOME, MORE = (settings(max_examples=n * SCALE) for n in (20, 60, 200))
 PHALA_SIGNER = "0xa6df16ebBc510D97A32b99B4DFD33793acC90e2b"
 _LAYOUT = re.compile(
     r"meta\.json|request\.body|response\.body|signature\.json|report\.json|(collateral|nras)/[A-Za-z0-9._-]+\.json"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,14 +18,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fixture_bundles import CHUTES_AT, chutes
+from fixture_bundles import ALL, CHUTES_AT, NEAR_AT, PHALA_FLAT_AT, chutes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mutations import Seed, mutated_bytes
+from mutations import Seed, mutated_bytes, mutated_json
 
 from verifier.cli import main
 from verifier.demo import run_demo
 from verifier.evidence.quote import HEADER_LEN, TD10_LEN
+from verifier.simulator.gateway import SimulatorConfig
 
 NOW = 1_790_000_000  # the simulator's and the service's pinned clock
 Files = dict[str, bytes]
@@ -37,8 +39,6 @@ def _clock() -> float:
 @pytest.fixture(scope="module")
 def passing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Files, int]:
     """A simulator-made bundle (phala_flat, ecdsa, one GPU) that the verifier passed, exported from its ledger."""
-    from verifier.simulator.gateway import SimulatorConfig
-
     workdir = tmp_path_factory.mktemp("passing")
     (result,) = asyncio.run(run_demo(config=SimulatorConfig(clock=_clock), db_dir=workdir))
     assert result.verdict["status"] == "pass", result.verdict
@@ -57,13 +57,22 @@ def _write(root: Path, files: Files) -> Path:
     return root
 
 
-def _verify(path: Path, at: int, trust: str = "simulator") -> tuple[dict[str, Any], dict[str, tuple[str, str | None]]]:
+def _invoke(path: Path, at: int, trust: str) -> Any:
     result = CliRunner().invoke(main, ["verify-bundle", str(path), "--at", str(at), "--trust", trust, "--json"])
-    assert "Traceback" not in result.output
-    verdict = json.loads(result.output)
+    # CliRunner catches what escapes the command: only click's own exit (a verdict's code, a usage error) may
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    return result
+
+
+def _judge(output: str) -> tuple[dict[str, Any], dict[str, tuple[str, str | None]]]:
+    verdict = json.loads(output)
     checks = {c["id"]: (c["status"], c["reason"]) for c in verdict["checks"]}
-    assert not [cid for cid, (_, reason) in checks.items() if reason == "internal_error"], result.output[-3000:]
+    assert not [cid for cid, (_, reason) in checks.items() if reason == "internal_error"], output[-3000:]
     return verdict, checks
+
+
+def _verify(path: Path, at: int, trust: str = "simulator") -> tuple[dict[str, Any], dict[str, tuple[str, str | None]]]:
+    return _judge(_invoke(path, at, trust).output)
 
 
 def _edit_json(name: str, edit: Callable[[Any], None]) -> Callable[[Files], Files]:
@@ -184,6 +193,31 @@ def test_random_edits_of_signed_bytes_are_never_pass_and_never_internal_error(
     assert verdict["status"] != "pass" or not changed, checks
 
 
+RECORDED = {"phala-flat": PHALA_FLAT_AT, "near-two-layer-model": NEAR_AT, "chutes": CHUTES_AT}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(sorted(RECORDED)),
+    part=st.sampled_from(["meta.json", "report.json", "nras/response.json"]),
+    data=st.data(),
+)
+def test_random_mutations_of_recorded_bundles_are_never_pass_and_never_internal_error(
+    tmp_path_factory: pytest.TempPathFactory, name: str, part: str, data: st.DataObject
+) -> None:
+    # recorded evidence carries a supplied nonce (never minted by us), so no mutation of it may pass either
+    files = ALL[name]().files()
+    doc = json.loads(files[part])
+    seed = Seed(f"{name}/{part}", files[part])
+    files[part] = data.draw(st.one_of(mutated_json(Seed(seed.name, doc)), mutated_bytes(seed)))
+    result = _invoke(_write(tmp_path_factory.mktemp("recorded"), files), RECORDED[name], "production")
+    if result.exit_code == 1:  # an unreadable bundle (meta.json): a usage error with a message
+        assert result.output.startswith("Error: "), result.output
+        return
+    verdict, _ = _judge(result.output)
+    assert verdict["status"] in ("fail", "indeterminate")
+
+
 def test_a_chutes_instance_nonce_with_a_lone_surrogate_fails_as_malformed_evidence(tmp_path: Path) -> None:
     files = chutes().files()
     doc = json.loads(files["report.json"])
@@ -208,7 +242,7 @@ def test_an_unreadable_meta_json_is_a_usage_error_not_a_traceback(
     tmp_path: Path, passing: tuple[Files, int], make: Callable[[Files], Files], needle: str
 ) -> None:
     files, at = passing
-    result = CliRunner().invoke(main, ["verify-bundle", str(_write(tmp_path / "b", make(files))), "--at", str(at)])
+    result = _invoke(_write(tmp_path / "b", make(files)), at, "simulator")
     assert result.exit_code == 1 and needle in result.output and "Traceback" not in result.output, result.output
 
 
@@ -218,8 +252,6 @@ def test_an_unreadable_meta_json_is_a_usage_error_not_a_traceback(
 def test_a_zip_with_a_hostile_member_name_is_a_usage_error_not_a_traceback(
     tmp_path: Path, passing: tuple[Files, int], bad_name: str
 ) -> None:
-    import warnings
-
     files, at = passing
     path = tmp_path / "b.zip"
     with zipfile.ZipFile(path, "w") as zf, warnings.catch_warnings():
@@ -227,6 +259,6 @@ def test_a_zip_with_a_hostile_member_name_is_a_usage_error_not_a_traceback(
         for name, body in files.items():
             zf.writestr(name, body)
         zf.writestr(zipfile.ZipInfo(bad_name), b"{}")
-    result = CliRunner().invoke(main, ["verify-bundle", str(path), "--at", str(at)])
-    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    result = _invoke(path, at, "simulator")
+    assert result.exit_code == 1, result.output
     assert "plain relative path" in result.output or "more than once" in result.output

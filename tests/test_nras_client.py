@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from fixture_bundles import PHALA_FLAT_AT, phala_flat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mutations import Seed, mutated_bytes, mutated_json
 
 from verifier.adapters.nras_client import NrasClient
+from verifier.appraise.policy import default_policy
 from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate, UpstreamError
 from verifier.core.trust import production_anchors
+from verifier.engine.evaluate import Context, evaluate
 from verifier.evidence.gpu_payload import parse_nvidia_payload
 from verifier.verify.nras_token import verify_nras_response
 
@@ -225,3 +229,12 @@ def test_any_2xx_answer_is_returned_verbatim_or_nras_unavailable_never_another_e
     except (CheckFailed, EvidenceError, Indeterminate) as exc:
         shape_errors = ("the NRAS response is not", "the NRAS response does not start")
         assert not exc.message.startswith(shape_errors), f"the client let a wrong shape through: {exc.message}"
+
+
+async def test_a_wrong_shaped_nras_answer_makes_gpu_nras_indeterminate_not_fail() -> None:
+    bundle = phala_flat()
+    bundle = replace(bundle, nras={"jwks.json": bundle.nras["jwks.json"]})  # the answer is fetched, not in the bundle
+    client = NrasClient(_Session(WRONG_SHAPES["an object"]), "http://nras.invalid")  # type: ignore[arg-type]
+    ctx = Context(policy=default_policy(), now=PHALA_FLAT_AT, anchors=production_anchors(), nras=client)
+    checks = {c["id"]: (c["status"], c["reason"]) for c in (await evaluate(bundle, ctx)).verdict["checks"]}
+    assert checks["gpu.nras"] == ("indeterminate", "nras_unavailable")

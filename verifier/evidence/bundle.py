@@ -202,7 +202,7 @@ def _read_dir(root: Path) -> dict[str, bytes]:
         if f.is_file() and not f.name.startswith(".") and f.name not in _SKIPPED:
             if len(files) >= MAX_FILES:
                 raise BundleError(f"{root}: more than {MAX_FILES} files")
-            with f.open("rb") as fh:  # read at most what is left of the budget (+1 to notice more): never stat-trusting
+            with f.open("rb") as fh:  # at most what is left of the budget, +1 to notice more (no trust in a stat size)
                 body = fh.read(MAX_BUNDLE_BYTES - total + 1)
             total += len(body)
             if total > MAX_BUNDLE_BYTES:
