@@ -1,5 +1,6 @@
 """Simulator-made evidence for the property tests: attestation reports fetched from the simulated gateway (its
-public HTTP interface, on an in-process test server) in each format it speaks, and the identity they attest."""
+public HTTP interface, on an in-process test server) in each format it speaks, the identity they attest, and the
+simulator world itself (its quotes and collateral)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from fixture_bundles import NEAR_MODEL, NEAR_MODEL_KEY, SIG, chutes, near_two_la
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mutations import SURROGATES, Seed, mutated_bytes, mutated_json, odd_json
-from simulated_evidence import MODEL, signer_address, simulated_report
+from simulated_evidence import MODEL, signer_address, simulated_report, world
 
 from verifier.appraise.policy import KEYS, parse_policy
 from verifier.core.errors import CheckFailed, ConfigError, EvidenceError
@@ -87,8 +87,11 @@ QUOTES = {
     "v4": (TDX / "dcap-qvl-samples" / "tdx_quote.bin").read_bytes(),
     "v5": (TDX / "dcap-qvl-samples" / "tdx_quote_outdated.bin").read_bytes(),
     "chutes_v4": (TDX / "quotes" / "redpill-chutes-20260610-instance0.bin").read_bytes(),
+    "simulated_v4": world().tdx_quote(bytes(range(64))),
 }
-COLLATERAL = {p.name: p.read_text() for p in sorted((TDX / "collateral").glob("*.json"))}
+COLLATERAL = {p.name: p.read_text() for p in sorted((TDX / "collateral").glob("*.json"))} | {
+    "simulated": world().collateral_json(1_790_000_000)
+}
 _V4 = parse_quote(QUOTES["v4"])
 REPORT_DATA = _V4.report.report_data
 PCK_PEM = _V4.pck_chain_pem
