@@ -105,6 +105,28 @@ def test_parse_errors_name_the_field(bad: str, message: str) -> None:
         Collateral.parse(bad, source="bundle")
 
 
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (_edit(JUNE10, **{"tcb_info.id": "\udc00"}), r"collateral: tcb_info: \$\.id: a string holds a lone UTF-16"),
+        (_edit(JUNE10, qe_identity_signature="\ud800"), r"collateral: \$\.qe_identity_signature: a string holds"),
+        (_edit(JUNE10, **{"tcb_info.tcbLevels": _nested(40)}),
+         r"collateral: tcb_info: \$\.tcbLevels.*: nested deeper than"),
+    ],
+)
+def test_a_lone_surrogate_or_deep_nesting_in_collateral_is_malformed_evidence(bad: str, message: str) -> None:
+    # the TCB id is recorded in the verdict and the ledger: a string that cannot be encoded must not get there
+    with pytest.raises(EvidenceError, match=message):
+        Collateral.parse(bad, source="bundle")
+
+
 # ---------------------------------------------------------------- bundle
 
 

@@ -140,3 +140,70 @@ def test_the_foundation_rule_holds_for_every_declared_dependency_of_the_registry
         with pytest.raises(ConfigError) as exc:
             parse_policy(_every_check_advisory_but(check_id, dep), source="weak.toml")
         assert f"is required but checks.{dep} is off" in exc.value.message, (check_id, dep)
+# ---------------------------------------------------------------- fuzzing regressions: wrong types, nesting, formats
+
+
+@pytest.mark.parametrize("value", ['["required"]', '{a = "required"}', "1", "true", "1979-05-27"])
+def test_a_severity_of_the_wrong_type_is_a_config_error_naming_the_key(value: str) -> None:
+    # fuzzing found: a list severity raised TypeError (unhashable) from the membership test
+    expected = r"bad\.toml: checks\.tdx\.quote: got .*, expected required \| advisory \| off"
+    with pytest.raises(ConfigError, match=expected):
+        parse_policy(f'[checks]\n"tdx.quote" = {value}\n'.encode(), source="bad.toml")
+
+
+@pytest.mark.parametrize(("key", "value", "parsed"), [
+    ("allowed_mrtd", "[" * 5000 + "]" * 5000, False),
+    ("app_ids", "{a = " * 3000 + "1" + "}" * 3000, False),
+    ("allowed_mrtd", "[" * 300 + "]" * 300, True),  # tomllib manages this depth: the coercion names the key
+])
+def test_a_deeply_nested_value_is_a_config_error_naming_the_key_not_a_recursion_error(key: str, value: str,
+                                                                                      parsed: bool) -> None:
+    text = f'[policy]\nid = "deep"\n\n[tdx]\nallow_debug = false\n{key} = {value}\n'
+    with pytest.raises(ConfigError) as err:
+        parse_policy(text.encode(), source="deep.toml")
+    message = err.value.message
+    assert message.startswith("deep.toml: ") and f"tdx.{key}" in message
+    assert parsed or f"line 6 (key 'tdx.{key}') nests too deeply" in message
+
+
+def test_a_deeply_nested_value_spread_over_lines_names_its_key() -> None:
+    text = '[gpu]\nnras = "local"\nallowed_drivers = ' + "[\n" * 3000 + "]\n" * 3000
+    with pytest.raises(ConfigError, match=r"key 'gpu\.allowed_drivers'"):
+        parse_policy(text.encode(), source="deep.toml")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("min_driver", "abc"), ("min_driver", "570..1"), ("min_driver", "570.172.08 "), ("min_driver", "5a0.1"),
+    ("min_driver", "\u0663\u0665"),  # Arabic-Indic digits: int() would take them, the version form does not
+    ("min_vbios", "xyz"), ("min_vbios", "96.00.D0.00.0G"), ("min_vbios", ".96"),
+])
+def test_a_minimum_gpu_version_that_is_not_a_dotted_version_is_refused_at_load(key: str, value: str) -> None:
+    # fuzzing found: "abc" loaded, then failed every GPU verification as internal_error
+    with pytest.raises(ConfigError, match=rf"bad\.toml: gpu\.{key}: got .*, expected a dotted"):
+        parse_policy(f'[gpu]\n{key} = "{value}"\n'.encode(), source="bad.toml")
+
+
+def test_dotted_minimum_gpu_versions_load() -> None:
+    policy = parse_policy(b'[gpu]\nmin_driver = "570.172.08"\nmin_vbios = "96.00.d0.00.03"\n', source="ok.toml")
+    assert (policy.gpu.min_driver, policy.gpu.min_vbios) == ("570.172.08", "96.00.d0.00.03")
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("[attestation]\nmax_attestation_age = 1099511627777\n", "attestation.max_attestation_age: got 1099511627777"),
+    ("[gpu]\nnras_leeway = -1099511627777\n", "gpu.nras_leeway: got -1099511627777"),
+    ("[gpu]\nexpected_count = " + "9" * 5000 + "\n", "not valid TOML"),
+])
+def test_integers_out_of_range_are_refused_at_load(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_policy(text.encode(), source="big.toml")
+    assert needle in err.value.message
+
+
+def test_an_oversized_policy_file_is_refused() -> None:
+    with pytest.raises(ConfigError, match="a policy file is at most"):
+        parse_policy(b"# " + b"x" * (1024 * 1024) + b"\n", source="huge.toml")
+
+
+def test_a_wrong_type_message_describes_containers_without_repr() -> None:
+    with pytest.raises(ConfigError, match=r"policy\.id: got an array, expected str"):
+        parse_policy(b"[policy]\nid = [[[1]]]\n", source="t.toml")

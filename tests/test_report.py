@@ -202,3 +202,55 @@ def test_a_signature_kind_must_match_the_role_of_the_attestation() -> None:
     assert exc.value.reason == "signer_not_attested"
     with pytest.raises(CheckFailed):
         select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models=None, signature_kind="gateway")
+
+
+# ---------------------------------------------------------------- fuzzing regressions: surrogates, nesting, constants
+
+
+@pytest.mark.parametrize("field", ["nonce", "e2e_pubkey"])
+def test_chutes_instance_field_with_a_lone_surrogate_is_malformed_evidence_naming_it(field: str) -> None:
+    # fuzzing found: a "\ud800" in the instance nonce reached an .encode() in the nonce check (internal_error)
+    doc = _doc(chutes().report)
+    doc["all_attestations"][3][field] = doc["all_attestations"][3][field][:8] + "\ud800"
+    for raw in (json.dumps(doc).encode(), doc):
+        with pytest.raises(EvidenceError) as exc:
+            parse_report(raw)
+        assert f"$.all_attestations[3].{field}" in exc.value.message and "surrogate" in exc.value.message
+
+
+@pytest.mark.parametrize("value", ["é" * 8, "ab\x00cd", "ab\ncd"])
+def test_chutes_instance_nonce_that_is_not_printable_ascii_is_malformed_evidence(value: str) -> None:
+    doc = _doc(chutes().report)
+    doc["all_attestations"][0]["nonce"] = value
+    with pytest.raises(EvidenceError, match=r"\$\.all_attestations\[0\]\.nonce: .* is not printable ASCII"):
+        parse_report(doc)
+
+
+def test_a_lone_surrogate_anywhere_in_a_report_is_malformed_evidence() -> None:
+    doc = _doc(phala_flat().report)
+    doc["info"]["app_name"] = "\udc00"
+    with pytest.raises(EvidenceError, match=r"\$\.info\.app_name: a string holds a lone UTF-16 surrogate"):
+        parse_report(json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize("depth", [40, 3000])
+def test_a_report_nested_deeper_than_the_limit_is_malformed_evidence(depth: int) -> None:
+    doc = _doc(phala_flat().report)
+    doc["info"]["tcb_info"] = "__deep__"
+    raw = json.dumps(doc).replace('"__deep__"', "[" * depth + "]" * depth).encode()
+    with pytest.raises(EvidenceError, match=r"nested deeper than|not valid JSON"):
+        parse_report(raw)
+
+
+def test_deep_nesting_inside_a_tcb_info_string_is_malformed_evidence() -> None:
+    doc = _doc(phala_flat().report)
+    doc["info"]["tcb_info"] = "[" * 3000 + "]" * 3000
+    with pytest.raises(EvidenceError, match=r"\$\.info\.tcb_info \(a JSON string\): not valid JSON"):
+        parse_report(doc)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json_in_a_report(constant: str) -> None:
+    raw = json.dumps({**_doc(phala_flat().report), "extra": "__c__"}).replace('"__c__"', constant).encode()
+    with pytest.raises(EvidenceError, match="not valid JSON"):
+        parse_report(raw)

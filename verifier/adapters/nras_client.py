@@ -1,7 +1,9 @@
 """NVIDIA NRAS over HTTP: POST the evidence (v3) and fetch the JWKS (nvidia-gpu.md §1).
 
-Every fault (timeout, connection error, non-2xx, body that is not JSON) becomes
-``UpstreamError(reason="nras_unavailable")``; nothing else escapes. The response body is returned
+Every fault (timeout, connection error, non-2xx, body that is not JSON, JSON of the wrong shape)
+becomes ``UpstreamError(reason="nras_unavailable")``; nothing else escapes. A 2xx answer that is not a
+detached EAT ``[["JWT", token], {"GPU-n": token, ...}]`` is an NRAS malfunction, not bad evidence: the
+tokens in a well-shaped answer are what ``verify.nras_token`` judges. The response body is returned
 verbatim so it can be kept as evidence and re-verified offline.
 """
 
@@ -15,6 +17,7 @@ import aiohttp
 
 from verifier.adapters.transport import BodyTooLarge, read_capped
 from verifier.core.errors import UpstreamError
+from verifier.evidence.json_object import shape_problem
 
 DEFAULT_BASE_URL = "https://nras.attestation.nvidia.com"
 _MAX_BODY = 4 * 1024 * 1024
@@ -35,7 +38,13 @@ class NrasClient:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        return await self._call("POST", f"{self._base}/v3/attest/gpu", headers, json.dumps(nras_request).encode())
+        url = f"{self._base}/v3/attest/gpu"
+        body = await self._call("POST", url, headers, json.dumps(nras_request).encode())
+        problem = _detached_eat_problem(json.loads(body))
+        if problem is not None:
+            raise UpstreamError(f"NRAS POST {url}: the answer is not a detached EAT: {problem}",
+                                reason="nras_unavailable", details={"url": url})
+        return body
 
     async def jwks(self, kid: str | None = None) -> dict[str, Any]:
         """The JWKS, cached; fetched again (at most once per call) when ``kid`` is not in the cached set."""
@@ -43,9 +52,10 @@ class NrasClient:
             if self._jwks is None or (kid is not None and kid not in _kids(self._jwks)):
                 url = f"{self._base}/.well-known/jwks.json"
                 body = json.loads(await self._call("GET", url, {"Accept": "application/json"}, None))
-                if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
-                    raise UpstreamError(f"NRAS JWKS at {url} is not {{\"keys\": [...]}}", reason="nras_unavailable",
-                                        details={"url": url})
+                keys = body.get("keys") if isinstance(body, dict) else None
+                if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys) or shape_problem(body):
+                    raise UpstreamError(f"NRAS JWKS at {url} is not {{\"keys\": [{{...}}, ...]}}",
+                                        reason="nras_unavailable", details={"url": url})
                 self._jwks = body
             return self._jwks
 
@@ -73,6 +83,18 @@ class NrasClient:
         except (ValueError, RecursionError):
             raise fail(f"HTTP {status} with a body that is not JSON", status) from None
         return body
+
+
+def _detached_eat_problem(doc: Any) -> str | None:
+    """What is wrong with the shape of a /v3/attest/gpu answer, or None (nvidia-gpu.md §1)."""
+    if not (isinstance(doc, list) and len(doc) == 2):
+        return f"a JSON {type(doc).__name__}, expected a 2-element array"
+    head, detached = doc
+    if not (isinstance(head, list) and len(head) == 2 and head[0] == "JWT" and isinstance(head[1], str)):
+        return 'the first element is not ["JWT", <token>]'
+    if not isinstance(detached, dict) or not all(isinstance(t, str) for t in detached.values()):
+        return "the second element is not an object of GPU names to tokens"
+    return shape_problem(doc)
 
 
 def _kids(jwks: dict[str, Any]) -> set[str]:

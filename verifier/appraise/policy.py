@@ -8,6 +8,7 @@ Every key is declared in ``KEYS`` (type, default, meaning); the README documents
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,16 @@ TCB_STATUSES = frozenset(
     }
 )  # "Revoked" is never allowable (dcap-qvl.md §4.2)
 _NEEDS_ADVISORY_ALLOWLIST = frozenset({"SWHardeningNeeded", "ConfigurationAndSWHardeningNeeded"})
+MAX_POLICY_BYTES = 1024 * 1024
+MAX_INT = 2**40  # every int key is seconds or a count: anything larger is a typo (and overflows SQLite's INTEGER)
+# The version forms appraise.gpu compares by dotted component: decimal for drivers, hex for VBIOS (nvidia-gpu.md §3)
+_VERSIONS = {
+    "gpu.min_driver": (re.compile(r"[0-9]+(?:\.[0-9]+)*", re.ASCII), "dotted decimal", "570.172.08"),
+    "gpu.min_vbios": (re.compile(r"[0-9A-Fa-f]+(?:\.[0-9A-Fa-f]+)*", re.ASCII), "dotted hex", "96.00.D0.00.03"),
+}
+_BARE_OR_QUOTED = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
+_ASSIGNMENT = re.compile(rf"\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
+_HEADER = re.compile(rf"\s*\[\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +162,15 @@ def default_policy() -> Policy:
 
 
 def parse_policy(data: bytes, *, source: str) -> Policy:
+    if len(data) > MAX_POLICY_BYTES:
+        raise ConfigError(f"{source}: {len(data)} bytes, a policy file is at most {MAX_POLICY_BYTES}")
     try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        text = data.decode("utf-8")
+        doc = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: {_too_deep(text)} nests too deeply for the TOML parser") from None
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, and tomllib's int() over 4300 digits
+        raise ConfigError(f"{source}: not valid TOML: {str(exc)[:200]}") from None
     values = _flatten(doc, source)
     v: dict[str, Any] = {name: _coerce(name, values[name], source) if name in values else key.default for name, key in KEYS.items()}
 
@@ -174,6 +190,9 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
     for name in ("attestation.max_attestation_age", "tdx.min_tcb_eval_data_number", "tdx.max_collateral_age", "gpu.expected_count", "gpu.nras_leeway"):
         if v[name] < 0:
             raise ConfigError(f"{source}: {name}: got {v[name]}, expected a number >= 0")
+    for name, (pattern, form, example) in _VERSIONS.items():
+        if v[name] and not pattern.fullmatch(v[name]):
+            raise ConfigError(f"{source}: {name}: got {_show(v[name])}, expected a {form} version (e.g. {example})")
 
     severities = {check_id: Severity(v[f"checks.{check_id}"]) for check_id in CHECK_IDS}
     if v["gpu.nras"] != "required":
@@ -262,6 +281,39 @@ def _flatten(doc: dict[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
+def _too_deep(text: str) -> str:
+    """Where the nesting is (tomllib raises a bare RecursionError): the first line whose prefix of the file
+    recurses too deeply (found by bisection, each prefix parsed by tomllib again), and the key assigned there."""
+    lines = text.splitlines(keepends=True)
+    lo, hi = 1, len(lines)  # invariant: lines[:hi] recurses too deeply
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:
+            tomllib.loads("".join(lines[:mid]))
+        except RecursionError:
+            hi = mid
+            continue
+        except ValueError:
+            pass
+        lo = mid + 1
+    key = section = None
+    for line in reversed(lines[:hi]):
+        if key is None and (m := _ASSIGNMENT.match(line)):
+            key = m.group(1)
+        elif key is not None and (m := _HEADER.match(line)):
+            section = m.group(1)
+            break
+    name = f"{section}.{key}" if section and key else key
+    return f"line {hi}" + (f" (key {name!r:.80})" if name else "")
+
+
+def _show(value: Any) -> str:
+    """A bounded description of a value for a message: repr of a scalar, the type of an array or table."""
+    if isinstance(value, list | dict):
+        return "an array" if isinstance(value, list) else "a table"
+    return f"{value!r:.80}"
+
+
 def _hex_bytes(name: str, value: Any, size: int, source: str) -> bytes:
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {name}: got {type(value).__name__}, expected a hex string of {size} bytes")
@@ -284,11 +336,13 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     }
     if kind in scalar:
         if not scalar[kind](value):
-            raise ConfigError(f"{source}: {name}: got {value!r}, expected {kind}")
+            raise ConfigError(f"{source}: {name}: got {_show(value)}, expected {kind}")
+        if kind == "int" and not -MAX_INT <= value <= MAX_INT:
+            raise ConfigError(f"{source}: {name}: got {value}, expected a number within ±{MAX_INT}")
         return value
     if kind == "severity":
-        if value not in {s.value for s in Severity}:
-            raise ConfigError(f"{source}: {name}: got {value!r}, expected required | advisory | off")
+        if not isinstance(value, str) or value not in {s.value for s in Severity}:
+            raise ConfigError(f"{source}: {name}: got {_show(value)}, expected required | advisory | off")
         return value
     if kind == "str_list":
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):

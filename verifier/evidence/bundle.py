@@ -12,7 +12,10 @@ A directory, or a .zip of one, holding (each part optional):
     nras/*.json          NRAS response bodies
 
 A bundle that cannot be read (not a directory or zip, bad meta.json) is a ``BundleError``: a usage
-error naming what is wrong. Evidence inside it is judged by the checks, never here.
+error naming what is wrong. Evidence inside it is judged by the checks, never here. Reading is bounded:
+at most ``MAX_FILES`` files and ``MAX_BUNDLE_BYTES`` in all (on disk and uncompressed); zip members must
+have plain relative names (no empty, ``.``/``..``, absolute or backslash components), appear once, and be
+stored or deflated (other methods have no bounded decompression in ``zipfile``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -28,12 +32,18 @@ from typing import Any
 
 from verifier.core.errors import VerifierError
 from verifier.core.model import NonceOrigin
+from verifier.evidence.json_object import shape_problem
 
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+MAX_FILES = 256
+MAX_META_BYTES = 64 * 1024
 MAX_UNIX_SECONDS = 2**40  # year 36812: any time beyond is an input error, not a date
 _NAME = re.compile(r"^(meta\.json|request\.body|response\.body|signature\.json|report\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$")
 _META_KEYS = {"model", "chat_id", "signing_algo", "signing_address", "nonce", "nonce_origin", "captured_at", "gateway",
               "reused_from", "report_fetched_at"}
+_META_STRINGS = ("model", "chat_id", "signing_algo", "signing_address", "gateway", "reused_from")
+_NONCE = re.compile(r"(?:0[xX])?[0-9a-fA-F]{64}", re.ASCII)
+_SKIPPED = ("PROVENANCE.md", "README.md")  # notes kept next to recorded evidence, not part of the bundle
 
 
 class BundleError(VerifierError):
@@ -71,32 +81,34 @@ class BundleMeta:
     def from_json(cls, data: object) -> BundleMeta:
         if not isinstance(data, dict):
             raise BundleError(f"meta.json: got {type(data).__name__}, expected a JSON object")
+        problem = shape_problem(data)
+        if problem is not None:
+            raise BundleError(f"meta.json: {problem}")
         unknown = set(data) - _META_KEYS
         if unknown:
             raise BundleError(f"meta.json: unknown keys {sorted(unknown)}; allowed: {sorted(_META_KEYS)}")
-        for key in ("model", "chat_id", "signing_algo", "signing_address", "gateway", "reused_from"):
+        for key in _META_STRINGS:
             if data.get(key) is not None and not isinstance(data[key], str):
-                raise BundleError(f"meta.json: {key}: got {data[key]!r}, expected a string or null")
+                raise BundleError(f"meta.json: {key}: got {_show(data[key])}, expected a string or null")
         nonce = None
         if data.get("nonce") is not None:
             text = data["nonce"]
-            try:
-                nonce = bytes.fromhex(text.lower().removeprefix("0x")) if isinstance(text, str) else None
-            except ValueError:
-                nonce = None
-            if nonce is None or len(nonce) != 32:
-                raise BundleError(f"meta.json: nonce: got {text!r}, expected 64 hex characters (32 bytes)")
+            if not isinstance(text, str) or not _NONCE.fullmatch(text):
+                raise BundleError(f"meta.json: nonce: got {_show(text)}, expected 64 hex characters (32 bytes)")
+            nonce = bytes.fromhex(text[-64:])
         origin = data.get("nonce_origin")
-        if origin is not None and origin not in {o.value for o in NonceOrigin}:
-            raise BundleError(f"meta.json: nonce_origin: got {origin!r}, expected 'minted' or 'supplied'")
+        if origin is not None and (not isinstance(origin, str) or origin not in {o.value for o in NonceOrigin}):
+            raise BundleError(f"meta.json: nonce_origin: got {_show(origin)}, expected 'minted' or 'supplied'")
         captured = data.get("captured_at")
         if captured is not None and (not isinstance(captured, int | float) or isinstance(captured, bool)
                                      or not 0 <= captured <= MAX_UNIX_SECONDS):  # NaN and Infinity fail the range too
-            raise BundleError(f"meta.json: captured_at: got {captured!r:.40}, expected unix seconds 0..{MAX_UNIX_SECONDS}")
+            raise BundleError(f"meta.json: captured_at: got {_show(captured)}, "
+                              f"expected unix seconds 0..{MAX_UNIX_SECONDS}")
         fetched = data.get("report_fetched_at")
         if fetched is not None and (not isinstance(fetched, int) or isinstance(fetched, bool)
                                     or not 0 <= fetched <= MAX_UNIX_SECONDS):
-            raise BundleError(f"meta.json: report_fetched_at: got {fetched!r:.40}, expected unix seconds 0..{MAX_UNIX_SECONDS}")
+            raise BundleError(f"meta.json: report_fetched_at: got {_show(fetched)}, "
+                              f"expected unix seconds 0..{MAX_UNIX_SECONDS}")
         return cls(
             model=data.get("model"),
             chat_id=data.get("chat_id"),
@@ -149,15 +161,22 @@ class Bundle:
 
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> Bundle:
+        if len(files) > MAX_FILES:
+            raise BundleError(f"bundle has {len(files)} files, at most {MAX_FILES} are read")
         for name in files:
             if not _NAME.match(name):
-                raise BundleError(f"unexpected file {name!r} in bundle; see README 'Evidence bundle' for the layout")
+                raise BundleError(f"unexpected file {name!r:.120} in bundle; "
+                                  "see README 'Evidence bundle' for the layout")
         meta = BundleMeta()
         if "meta.json" in files:
+            raw = files["meta.json"]
+            if len(raw) > MAX_META_BYTES:
+                raise BundleError(f"meta.json: {len(raw)} bytes, at most {MAX_META_BYTES}")
             try:
-                meta = BundleMeta.from_json(json.loads(files["meta.json"]))
-            except (ValueError, RecursionError) as exc:
-                raise BundleError(f"meta.json is not valid JSON: {exc}") from None
+                doc = json.loads(raw)  # NaN / Infinity decode, and from_json names the field they are in
+            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+                raise BundleError(f"meta.json is not valid JSON: {str(exc)[:200]}") from None
+            meta = BundleMeta.from_json(doc)
         return cls(
             meta=meta,
             request=files.get("request.body"),
@@ -171,38 +190,76 @@ class Bundle:
     @classmethod
     def load(cls, path: str | Path) -> Bundle:
         p = Path(path)
-        if p.is_dir():
-            return cls.from_files(_read_dir(p))
-        if p.is_file():
-            return cls.from_files(_read_zip(p))
+        try:
+            if p.is_dir():
+                return cls.from_files(_read_dir(p))
+            if p.is_file():
+                return cls.from_files(_read_zip(p))
+        except OSError as exc:  # permission denied, a file vanishing mid-read, an I/O error
+            raise BundleError(f"{p}: cannot read the bundle ({type(exc).__name__}: {exc.strerror or exc})") from None
         raise BundleError(f"{p}: no such bundle (expected a directory or a .zip)")
+
+
+def _show(value: object) -> str:
+    """A bounded description of an untrusted value for a message: repr of a scalar, the type of a container."""
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    return f"{value!r:.80}"
 
 
 def _read_dir(root: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     total = 0
     for f in sorted(root.rglob("*")):
-        if f.is_file() and not f.name.startswith(".") and f.name not in ("PROVENANCE.md", "README.md"):
-            name = f.relative_to(root).as_posix()
-            files[name] = f.read_bytes()
-            total += len(files[name])
+        if f.is_file() and not f.name.startswith(".") and f.name not in _SKIPPED:
+            if len(files) >= MAX_FILES:
+                raise BundleError(f"{root}: more than {MAX_FILES} files")
+            with f.open("rb") as fh:  # at most what is left of the budget, +1 to notice more (no trust in a stat size)
+                body = fh.read(MAX_BUNDLE_BYTES - total + 1)
+            total += len(body)
             if total > MAX_BUNDLE_BYTES:
                 raise BundleError(f"{root}: bundle larger than {MAX_BUNDLE_BYTES} bytes")
+            files[f.relative_to(root).as_posix()] = body
     return files
 
 
 def _read_zip(path: Path) -> dict[str, bytes]:
+    if path.stat().st_size > MAX_BUNDLE_BYTES:
+        raise BundleError(f"{path}: zip larger than {MAX_BUNDLE_BYTES} bytes")
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = [i for i in zf.infolist() if not i.is_dir()]
-            if sum(i.file_size for i in infos) > MAX_BUNDLE_BYTES:
+            infos = zf.infolist()
+            if len(infos) > MAX_FILES:
+                raise BundleError(f"{path}: {len(infos)} zip members, at most {MAX_FILES}")
+            for info in infos:
+                _check_member(path, info)
+            members = [i for i in infos if not i.filename.endswith("/")]
+            if sum(i.file_size for i in members) > MAX_BUNDLE_BYTES:
                 raise BundleError(f"{path}: bundle larger than {MAX_BUNDLE_BYTES} bytes uncompressed")
-            names = {i.filename: i for i in infos}
-            prefix = _common_folder(list(names))
-            return {name[len(prefix):]: zf.read(info) for name, info in names.items() if not name.endswith(("PROVENANCE.md", "README.md"))}
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError) as exc:
+            names = [i.filename for i in members]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise BundleError(f"{path}: zip members {duplicates} appear more than once")
+            prefix = _common_folder(names)
+            # zipfile stops at the declared size and checks the CRC, so a member cannot expand past file_size
+            return {i.filename[len(prefix):]: zf.read(i) for i in members if not i.filename.endswith(_SKIPPED)}
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError,
+            struct.error) as exc:
         # NotImplementedError: unsupported compression method; RuntimeError: encrypted member
         raise BundleError(f"{path}: not a readable zip bundle ({type(exc).__name__}: {exc})") from None
+
+
+def _check_member(path: Path, info: zipfile.ZipInfo) -> None:
+    name = info.filename
+    parts = name.removesuffix("/").split("/")
+    if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise BundleError(f"{path}: zip member name {name!r:.120} is not a plain relative path")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise BundleError(f"{path}: zip member {name!r:.120} uses compression method {info.compress_type} "
+                          "(only stored and deflated are read)")
+    if info.file_size > MAX_BUNDLE_BYTES:
+        raise BundleError(f"{path}: zip member {name!r:.120} is {info.file_size} bytes uncompressed, "
+                          f"at most {MAX_BUNDLE_BYTES}")
 
 
 def _common_folder(names: list[str]) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from verifier.core.errors import EvidenceError
+from verifier.evidence.json_object import check_shape
 
 Source = Literal["bundle", "cache", "pcs"]
 FIELDS = ("pck_crl_issuer_chain", "root_ca_crl", "pck_crl", "tcb_info_issuer_chain", "tcb_info", "tcb_info_signature",
@@ -47,6 +48,7 @@ class Collateral:
             raise EvidenceError(f"collateral is not JSON: {exc}") from exc
         if not isinstance(doc, dict):
             raise EvidenceError(f"collateral: expected a JSON object, got {type(doc).__name__}")
+        check_shape(doc, "collateral")
         for name in FIELDS:
             if not isinstance(doc.get(name), str):
                 got = "missing" if name not in doc else type(doc[name]).__name__
@@ -103,6 +105,7 @@ def _inner(doc: dict[str, Any], name: str) -> dict[str, Any]:
         raise EvidenceError(f"collateral: {name} is not JSON: {exc}") from exc
     if not isinstance(inner, dict):
         raise EvidenceError(f"collateral: {name} is a JSON {type(inner).__name__}, expected an object")
+    check_shape(inner, f"collateral: {name}")
     return inner
 
 

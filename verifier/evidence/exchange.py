@@ -13,6 +13,8 @@ import hashlib
 import json
 from typing import Any
 
+MAX_CHAT_ID = 256
+
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -40,17 +42,26 @@ def sse_data(body: bytes) -> list[bytes]:
 
 
 def chat_id_from_response(body: bytes) -> str | None:
-    """The completion's ``id``: of the JSON body, or of the first ``data:`` chunk of a stream (§1.1)."""
+    """The completion's ``id``: of the JSON body, or of the first ``data:`` chunk of a stream (§1.1).
+
+    None when there is none or it is not usable as a chat id: empty, longer than ``MAX_CHAT_ID``, or holding
+    a control character or a lone UTF-16 surrogate (it goes into a URL path, the ledger and the terminal).
+    """
     if is_sse(body):
         for data in sse_data(body):
             chunk = _json(data)
             if isinstance(chunk, dict):
-                chat_id = chunk.get("id")
-                return chat_id if isinstance(chat_id, str) and chat_id else None
+                return _usable_id(chunk.get("id"))
         return None
     doc = _json(body)
-    chat_id = doc.get("id") if isinstance(doc, dict) else None
-    return chat_id if isinstance(chat_id, str) and chat_id else None
+    return _usable_id(doc.get("id") if isinstance(doc, dict) else None)
+
+
+def _usable_id(value: object) -> str | None:
+    # str.isprintable is False for control characters (Cc), lone surrogates (Cs) and other non-printing classes
+    if isinstance(value, str) and 0 < len(value) <= MAX_CHAT_ID and value.isprintable():
+        return value
+    return None
 
 
 def reserialized_sha256(body: bytes) -> str | None:

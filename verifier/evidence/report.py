@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from verifier.core.errors import CheckFailed, EvidenceError
-from verifier.evidence.json_object import load_object
+from verifier.evidence.json_object import check_shape, load_json, load_object
 from verifier.evidence.signature import normalize_signer
 
 
@@ -83,7 +83,11 @@ _MAX_ATTESTATIONS = 64
 
 
 def parse_report(raw: bytes | str | dict[str, Any]) -> Report:
-    doc = raw if isinstance(raw, dict) else load_object(raw, "report")
+    if isinstance(raw, dict):
+        check_shape(raw, "report")
+        doc = raw
+    else:
+        doc = load_object(raw, "report")
     if doc.get("attestation_type") == "chutes":
         return _chutes(doc)
     if isinstance(doc.get("attestation_type"), str):
@@ -118,8 +122,8 @@ def _chutes(doc: dict[str, Any]) -> Report:
         path = f"$.all_attestations[{i}]"
         e = _obj(e, path)
         entries.append(Attestation(
-            path=path, role="instance", intel_quote=_quote(e, path), instance_nonce=_str(e, "nonce", path),
-            e2e_pubkey=_str(e, "e2e_pubkey", path), gpu_evidence=e.get("gpu_evidence"),
+            path=path, role="instance", intel_quote=_quote(e, path), instance_nonce=_ascii(e, "nonce", path),
+            e2e_pubkey=_ascii(e, "e2e_pubkey", path), gpu_evidence=e.get("gpu_evidence"),
         ))
     if not entries:
         raise EvidenceError("report: Chutes report without instances ($.all_attestations is empty)")
@@ -221,6 +225,14 @@ def _str(doc: dict[str, Any], key: str, path: str) -> str | None:
     return value
 
 
+def _ascii(doc: dict[str, Any], key: str, path: str) -> str | None:
+    """A Chutes binding input: hashed as ASCII exactly as written (§4 Chutes row), so printable ASCII or absent."""
+    value = _str(doc, key, path)
+    if value is not None and not (value.isascii() and value.isprintable()):
+        raise EvidenceError(f"report: {path}.{key}: {value[:40]!r} is not printable ASCII")
+    return value
+
+
 def _lower(value: str | None) -> str | None:
     return value.lower() if value is not None else None
 
@@ -235,8 +247,5 @@ def _quote(e: dict[str, Any], path: str) -> str:
 def _maybe_json(value: Any, path: str) -> Any:
     """``info.tcb_info`` is an object in current reports and a JSON string in older ones (§3.1)."""
     if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except (ValueError, RecursionError):
-            raise EvidenceError(f"report: {path}: a string that is not JSON") from None
+        return load_json(value, f"report: {path} (a JSON string)")
     return value
