@@ -257,7 +257,7 @@ def _select(raw: bytes | dict[str, Any], signer: str, algo: str, model: str | No
         for text in (att.instance_nonce, att.e2e_pubkey):
             assert text is None or (text.isascii() and text.isprintable())
     try:
-        chosen = select_attestations(report, signing_address=signer, signing_algo=algo, model=model)
+        chosen = select_attestations(report, signing_address=signer, signing_algo=algo, models={model.lower()} if model else None)
     except (CheckFailed, EvidenceError):
         return
     assert chosen
@@ -443,7 +443,7 @@ _POLICY_KEYS = st.one_of(st.sampled_from(sorted(KEYS)), st.sampled_from(["tdx.un
 def test_policy_with_any_keys_and_value_types_raises_only_config_errors(values: dict[str, Any], nesting: int) -> None:
     sections: dict[str, list[str]] = {}
     for name, value in values.items():
-        section, key = name.split(".", 1)
+        section, key = name.split(".", 1) if "." in name else (name, "fuzz/model")  # [models]: one table-valued key
         sections.setdefault(section, []).append(f"{json.dumps(key)} = {_toml_value(value)}")
     text = "".join(f"[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items())
     if nesting:

@@ -227,7 +227,7 @@ def test_any_2xx_answer_is_returned_verbatim_or_nras_unavailable_never_another_e
         return
     assert got == body
     try:  # a well-shaped answer is judged by the token verifier: a fail or indeterminate, never a crash
-        verify_nras_response(got, jwks=json.loads(JWKS), expected_nonce=bytes.fromhex(REQUEST["nonce"]), gpu_count=1,
+        verify_nras_response(got, jwks=json.loads(JWKS), expected_nonce=bytes.fromhex(REQUEST["nonce"]), devices=gpu_identities(PAYLOAD.evidence),
                              now=1782698900, anchors=production_anchors())
     except (CheckFailed, EvidenceError, Indeterminate) as exc:
         shape_errors = ("the NRAS response is not", "the NRAS response does not start")
@@ -239,5 +239,5 @@ async def test_a_wrong_shaped_nras_answer_makes_gpu_nras_indeterminate_not_fail(
     bundle = replace(bundle, nras={"jwks.json": bundle.nras["jwks.json"]})  # the answer is fetched, not in the bundle
     client = NrasClient(_Session(WRONG_SHAPES["an object"]), "http://nras.invalid")  # type: ignore[arg-type]
     ctx = Context(policy=default_policy(), now=PHALA_FLAT_AT, anchors=production_anchors(), nras=client)
-    checks = {c["id"]: (c["status"], c["reason"]) for c in (await evaluate(bundle, ctx)).verdict["checks"]}
+    checks = {c["id"]: (c["status"], c["reason"]) for c in (await evaluate(bundle, ctx)).verdict.to_json()["checks"]}
     assert checks["gpu.nras"] == ("indeterminate", "nras_unavailable")

@@ -105,9 +105,13 @@ def test_unknown_signing_algo_is_indeterminate_never_pass() -> None:
 def test_signed_text_with_a_lone_surrogate_is_malformed_not_a_crash() -> None:
     body = {**_sig_body("near-direct-qwen35-3part-stream-20260602")}
     body["text"] = "\ud800" + body["text"]
-    with pytest.raises(EvidenceError) as exc:
+    with pytest.raises(EvidenceError) as exc:  # the JSON shape check of signature.json refuses it first, naming it
         parse_signature(json.dumps(body).encode())
-    assert exc.value.reason == "signed_text_malformed"
+    assert exc.value.reason == "malformed_evidence" and "$.text" in exc.value.message
+    assert "surrogate" in exc.value.message
+    with pytest.raises(EvidenceError) as direct:  # an already-decoded body is refused by the signature parser itself
+        parse_signature(body)
+    assert direct.value.reason == "signed_text_malformed"
 
 
 def test_missing_signing_algo_means_ecdsa() -> None:
