@@ -270,8 +270,9 @@ def test_migrations_idempotent_when_opened_twice(tmp_path: Path) -> None:
     Ledger.open(path).close()
     with Ledger.open(path) as again:
         applied = list(again.db.query("SELECT name FROM _sqlite_migrations WHERE migration_set = 'verifier.adapters.ledger'"))
-        assert applied == [{"name": "0001_initial"}]
-        assert {"verdicts", "checks", "evidence", "verdict_evidence", "attestations", "heartbeat"} <= set(
+        assert applied == [{"name": "0001_initial"}, {"name": "0002_append_only_keys_chain"}]
+        assert {"verdicts", "checks", "evidence", "verdict_evidence", "attestations", "heartbeat", "api_keys",
+                "api_key_revocations", "collateral_cache"} <= set(
             again.db.table_names()
         )
 
@@ -305,6 +306,9 @@ def test_wal_mode_busy_timeout_and_foreign_keys_on(tmp_path: Path) -> None:
 
 def test_corruption_of_a_blob_detected(ledger: Ledger) -> None:
     verdict_id = ledger.save(make_verdict(), BUNDLE)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        ledger.db.execute("UPDATE evidence SET data = ?", [b"x"])
+    ledger.db.execute("DROP TRIGGER evidence_no_update")  # what someone editing the file by hand can do
     ledger.db.execute(
         "UPDATE evidence SET data = ? WHERE size = ?", [zlib.compress(REPORT.replace(b"abc", b"abd")), len(REPORT)]
     )

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("ledger", "export", "Export a verdict's evidence bundle (zip) for `verifier verify-bundle`."),
     "reverify": ("ledger", "reverify", "Re-evaluate a recorded verdict's evidence offline; the new verdict supersedes the old."),
     "policy": ("offline", "policy_group", "Policy files."),
+    "keys": ("keys", "keys_group", "API keys for the HTTP API: create (shown once), list, revoke."),
+    "ledger": ("ledger_check", "ledger_group", "The ledger file: `ledger check` re-hashes every blob and reference."),
 }
 
 
