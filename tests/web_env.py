@@ -70,14 +70,14 @@ async def start(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, *, con
     return Env(client, gateway, url, db, keys)
 
 
-async def completion(env: Env, content: str = "hi") -> tuple[bytes, bytes]:
-    request = json.dumps({"model": "sim/echo-1", "stream": True, "messages": [{"role": "user", "content": content}]}).encode()
+async def completion(env: Env, content: str = "hi", *, stream: bool = True) -> tuple[bytes, bytes]:
+    request = json.dumps({"model": "sim/echo-1", "stream": stream, "messages": [{"role": "user", "content": content}]}).encode()
     async with env.client.session.post(f"{env.gateway_url}/v1/chat/completions", data=request) as resp:
         return request, await resp.read()
 
 
-async def post(env: Env, *, role: Role = Role.SUBMIT, upstream_key: str = API_KEY, **extra: Any) -> Any:
-    request, response = await completion(env)
+async def post(env: Env, *, role: Role = Role.SUBMIT, upstream_key: str = API_KEY, stream: bool = True, **extra: Any) -> Any:
+    request, response = await completion(env, stream=stream)
     body = {"request_b64": base64.b64encode(request).decode(), "response_b64": base64.b64encode(response).decode(),
             "model": "sim/echo-1", "gateway": env.gateway_url, **extra}
     return await env.client.post("/v1/verifications", json=body,
