@@ -8,6 +8,7 @@ Every key is declared in ``KEYS`` (type, default, meaning); the README documents
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,6 +145,11 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
     allowlist = None if v["tdx.advisory_allowlist"] is None else frozenset(v["tdx.advisory_allowlist"])
     if statuses & _NEEDS_ADVISORY_ALLOWLIST and allowlist is None:
         raise ConfigError(f"{source}: tdx.allowed_tcb_statuses includes {sorted(statuses & _NEEDS_ADVISORY_ALLOWLIST)}, which needs tdx.advisory_allowlist")
+    # (issue 13) a minimum version that is not a dotted number fails here, at load, not at verification time
+    for name, pattern in (("gpu.min_driver", r"\d+(\.\d+)*"), ("gpu.min_vbios", r"[0-9A-Fa-f]+(\.[0-9A-Fa-f]+)*")):
+        if v[name] and not re.fullmatch(pattern, v[name].strip()):
+            kind = "numeric version (e.g. 550.54.15)" if name == "gpu.min_driver" else "hex version (e.g. 96.00.74.00.1C)"
+            raise ConfigError(f"{source}: {name}: got {v[name]!r}, expected a dotted {kind} or ''")
     if v["gpu.nras"] not in ("required", "local"):
         raise ConfigError(f"{source}: gpu.nras: got {v['gpu.nras']!r}, expected 'required' or 'local'")
     for name in ("attestation.max_attestation_age", "tdx.min_tcb_eval_data_number", "tdx.max_collateral_age", "gpu.expected_count", "gpu.nras_leeway"):

@@ -92,13 +92,11 @@ def serve(host: str, port: int, allow_gateways: tuple[str, ...], max_inflight_mi
         policy = load_policy_option(settings.policy_path)
     except ConfigError as exc:
         raise click.ClickException(exc.message) from None
-    configure_json_logging()
-    if settings.auth:
-        bootstrap_admin_key(settings.db_path, admin_key_file)
-    else:
-        bootstrap_admin_key(settings.db_path, None, create=False)  # still checks the database opens
-        log.warning("authentication is OFF (--insecure-no-auth on %s): every caller is an admin", host)
+    bootstrap_admin_key(settings.db_path, admin_key_file, create=settings.auth)  # also: the database opens
     sock = listen(host, port)
+    configure_json_logging()  # from here on, every log line is one JSON object
+    if not settings.auth:
+        log.warning("authentication is OFF (--insecure-no-auth on %s): every caller is an admin", host)
     bound = sock.getsockname()
     click.echo(f"verifier {__version__}: policy {policy.id} sha256:{policy.sha256[:16]}…, trust {settings.trust_profile}, "
                f"db {settings.db_path}, gateways {', '.join(settings.allow_gateways)}, retain bodies {settings.retain_bodies}")
