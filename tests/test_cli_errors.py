@@ -47,7 +47,7 @@ def test_serve_on_a_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
     (["--workers", "0"], "--workers"),
     (["--allow-gateway", "http://[::1"], "gateway URL"),
     (["--allow-gateway", "http://h:99999"], "gateway URL"),
-    (["--insecure-no-auth", "--host", "0.0.0.0"], "loopback"),  # noqa: S104 - the refused case
+    (["--insecure-no-auth", "--host", "0.0.0.0"], "loopback"),
     (["--retain-bodies", "some"], "retain-bodies"),
 ])
 def test_serve_refuses_bad_options_before_starting(tmp_path: Path, args: list[str], needle: str) -> None:
