@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -51,12 +52,19 @@ def test_serve_on_a_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
     (["--retain-bodies", "some"], "retain-bodies"),
 ])
 def test_serve_refuses_bad_options_before_starting(tmp_path: Path, args: list[str], needle: str) -> None:
-    # through the console entry point, which maps click's usage errors to exit 1
-    proc = subprocess.run([sys.executable, "-c", "from verifier.cli import run; run()", "serve", "--db", str(tmp_path / "x.db"),
-                           *args], capture_output=True, text=True, timeout=60)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1 and "Traceback" not in out and needle in out, out
-    assert [line for line in out.splitlines() if line.strip()][-1].startswith("Error: ")
+    # as the console entry point runs it (`verifier.cli.run`: a ClickException is one `Error: …` line and exit 1)
+    result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "x.db"), *args], standalone_mode=False)
+    assert isinstance(result.exception, click.ClickException), result.exception
+    assert needle in result.exception.format_message() and not (tmp_path / "x.db").exists()
+
+
+def test_the_console_entry_point_turns_a_usage_error_into_one_line_and_exit_1(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", "from verifier.cli import run; run()", "serve", "--port", "70000",
+                           "--db", str(tmp_path / "x.db")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr and [line for line in lines if line.startswith("Error: ")] == [lines[-1]]
+    assert "70000" in lines[-1]  # click's usage hint above it, then the one error line
 
 
 @pytest.mark.parametrize("db", ["{tmp}/missing/x.db", "{tmp}/notsqlite.db", "{tmp}"])

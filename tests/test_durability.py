@@ -67,7 +67,7 @@ async def caller(session: aiohttp.ClientSession, gateway_url: str, service_url: 
             async with session.post(f"{service_url}/v1/verifications", json=body) as answer:
                 if answer.status == 201:
                     acked.append((await answer.json())["id"])  # acknowledged: it must survive any crash from here on
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             await asyncio.sleep(0.05)  # the service died under us: this one was never acknowledged
 
 

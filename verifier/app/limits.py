@@ -179,12 +179,14 @@ class ByteAdmission:
 
 
 class Lease:
-    """The bytes one verification holds; all released together when it ends."""
+    """The bytes one verification holds; all released together when it ends. A lease never holds more than the
+    whole budget, so one verification alone always gets through (it may then exceed the budget by its own size)."""
 
     def __init__(self, admission: ByteAdmission) -> None:
         self._admission = admission
         self.held = 0
 
     async def reserve(self, n: int) -> None:
+        n = max(0, min(n, self._admission.limit - self.held))
         await self._admission.reserve(n)
-        self.held += min(n, self._admission.limit)
+        self.held += n
