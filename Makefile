@@ -27,3 +27,4 @@ test: lint
 bench: install
 	$(BIN)/python benchmarks/bench_dcap.py
 	$(BIN)/python benchmarks/bench_verdict.py
+	$(BIN)/python benchmarks/bench_memory.py
