@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import click
-from pathlib import Path
 
 from verifier.appraise.catalog import CHECKS, REASONS
 from verifier.appraise.policy import KEYS

@@ -113,10 +113,12 @@ BODIES = st.one_of(
 
 
 PLAIN = st.from_regex(r"[a-z0-9/._-]{1,16}", fullmatch=True)
+VALID_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)  # any text UTF-8 can carry
+# valid in every field the validator checks, varied in everything else: each one runs the whole pipeline
 NEAR_VALID = st.fixed_dictionaries(
-    {"request": PLAIN | PLAIN | TEXT, "response": TEXT | st.just('{"id": "c1"}'), "model": PLAIN | PLAIN | NAMES,
-     "chat_id": PLAIN | PLAIN | NAMES},
-    optional={"signing_algo": st.sampled_from(["ecdsa", "ed25519", "rsa"])},
+    {"request": VALID_TEXT, "response": VALID_TEXT, "model": PLAIN, "chat_id": PLAIN},
+    optional={"signing_algo": st.sampled_from(["ecdsa", "ed25519"]),
+              "response_b64": st.none()},
 ).map(lambda d: json.dumps(d).encode())
 
 
@@ -132,10 +134,10 @@ def test_no_generated_body_is_answered_with_a_5xx(harness: Harness, bodies: list
 @given(body=NEAR_VALID)
 def test_no_near_valid_body_is_answered_with_a_5xx_through_the_pipeline(harness: Harness, body: bytes) -> None:
     status = harness.post(body)
-    assert status in (201, 400), (status, body[:200])
+    assert status == 201, (status, body[:200])
 
 
 def test_the_generated_bodies_reached_both_validation_and_the_pipeline(harness: Harness) -> None:
     # runs after the two properties (file order): the cheap path and the whole pipeline were both exercised
     assert sum(harness.statuses.values()) >= 10_150
-    assert harness.statuses.get(400, 0) > 5_000 and harness.statuses.get(201, 0) > 30, harness.statuses
+    assert harness.statuses.get(400, 0) > 5_000 and harness.statuses.get(201, 0) >= 150, harness.statuses

@@ -7,15 +7,18 @@ the ledger id. Everything else handles that JSON.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from verifier.adapters.ledger import Ledger
 from verifier.adapters.transport import REDACTED, redactor, secret_forms
 from verifier.app.limits import Lease
-from verifier.engine.evaluate import Evaluation, evaluate
+from verifier.app.offload import bridge
+from verifier.engine.evaluate import Context, Evaluation, evaluate
 from verifier.engine.pipeline import Exchange, verify_exchange
 from verifier.evidence.bundle import Bundle
 
@@ -45,7 +48,7 @@ class Records:
         ticket = svc.budget.ticket(exchange.gateway)
         try:
             gateway = svc.gateway(exchange.gateway, api_key=api_key, calls=ticket, reserve=lease.reserve if lease else None)
-            evaluation = await verify_exchange(exchange, gateway=gateway, ctx=svc.context(), prior=svc.recorder)
+            evaluation = await self._engine(verify_exchange, exchange, gateway=gateway, ctx=svc.context(), prior=svc.recorder)
         finally:
             ticket.release()
         return await self._recorded(evaluation, secrets=(api_key,) if api_key else (), submitted_by=submitted_by, save=record)
@@ -57,8 +60,17 @@ class Records:
         if bundle is None:
             raise UnknownVerdict(verdict_id)
         now = at if at is not None else int(svc.clock())
-        evaluation = await evaluate(bundle, svc.offline_context(now=now))
+        evaluation = await self._engine(evaluate, bundle, svc.offline_context(now=now))
         return await self._recorded(evaluation, supersedes=verdict_id, submitted_by=submitted_by)
+
+    async def _engine(self, fn: Callable[..., Coroutine[Any, Any, Evaluation]], *args: Any, **ports: Any) -> Evaluation:
+        """Run the engine off the service loop (``app.offload``); its ports (and the Context's) stay on this loop."""
+        offloader = self._svc.offloader
+        if offloader is None:
+            return await fn(*args, **ports)
+        home = asyncio.get_running_loop()
+        args = tuple(bridge(a, home) if isinstance(a, Context) else a for a in args)
+        return await offloader.run(fn, *args, **{k: bridge(v, home) for k, v in ports.items()})
 
     async def _recorded(self, evaluation: Evaluation, *, secrets: tuple[str, ...] = (), supersedes: str | None = None,
                         submitted_by: str | None = None, save: bool = True) -> JSON:

@@ -2,7 +2,8 @@
 
 Order of start: metrics -> ledger (writer thread + reader threads) -> one aiohttp ClientSession with explicit
 timeouts -> collateral cache over our own PCS/PCCS client (its table behind the ledger's threads) -> NRAS
-client -> dcap-qvl worker pool -> the event-loop lag watcher. Closing happens in reverse. The limits
+client -> dcap-qvl worker pool -> the event-loop lag watcher -> the engine's worker thread (``app.offload``).
+Closing happens in reverse. The limits
 (per-key rate, per-gateway upstream budget, in-flight bytes) and the record service live here too.
 """
 
@@ -24,6 +25,7 @@ from verifier.adapters.recorder import Recorder
 from verifier.app.keys import ApiKey, KeyStore
 from verifier.app.limits import ByteAdmission, RateLimiter, UpstreamBudget
 from verifier.app.metrics import Metrics, lag_watcher
+from verifier.app.offload import Offloader
 from verifier.app.profiles import anchors_for
 from verifier.app.records import Records
 from verifier.app.settings import Settings
@@ -47,6 +49,7 @@ class Services:
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
     budget: UpstreamBudget = field(default_factory=lambda: UpstreamBudget(0))
     admission: ByteAdmission = field(default_factory=lambda: ByteAdmission(1 << 40, wait=0))
+    offloader: Offloader | None = None  # None: the engine runs on the caller's loop
     records: Records = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,8 +96,10 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         pool = await stack.enter_async_context(DcapPool(size=settings.dcap_workers, timeout=settings.dcap_timeout))
         metrics.watch_dcap(pool.stats)
         await stack.enter_async_context(lag_watcher(metrics))
+        offloader = Offloader()
+        stack.callback(offloader.close)
         yield Services(settings=settings, policy=policy, anchors=anchors, recorder=recorder, session=session, pool=pool,
                        collateral=collateral, nras=nras, clock=clock, metrics=metrics,
                        limiter=RateLimiter(settings.rate_per_minute, settings.rate_burst),
                        budget=UpstreamBudget(settings.upstream_per_minute),
-                       admission=ByteAdmission(settings.max_inflight_bytes, wait=settings.admission_wait))
+                       admission=ByteAdmission(settings.max_inflight_bytes, wait=settings.admission_wait), offloader=offloader)
