@@ -309,16 +309,20 @@ async def test_bad_request_arguments_are_evidence_errors(session: aiohttp.Client
 DAY = 86400
 
 
-def cache_for(session: aiohttp.ClientSession, url: str | None, **kw: Any) -> CollateralCache:
+class _Cache(CollateralCache):
+    db: sqlite_utils.Database  # the database behind the store, for the tests to look at (and break)
+
+
+def cache_for(session: aiohttp.ClientSession, url: str | None, **kw: Any) -> _Cache:
     fetcher = PcsClient(session, url, pccs=True, timeout=5) if url else None
     db = sqlite_utils.Database(memory=True)
-    cache = CollateralCache(SqliteCollateralStore.inline(db), fetcher, clock=lambda: 1_700_000_000, **kw)
-    cache.db = db  # type: ignore[attr-defined]  # the tests look at the table behind the store
+    cache = _Cache(SqliteCollateralStore.inline(db), fetcher, clock=lambda: 1_700_000_000, **kw)
+    cache.db = db
     return cache
 
 
-def table(cache: CollateralCache) -> Any:
-    return cache.db.table("collateral_cache")  # type: ignore[attr-defined]
+def table(cache: _Cache) -> Any:
+    return cache.db.table("collateral_cache")
 
 
 async def test_cache_hit_within_validity_does_not_refetch(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
@@ -397,6 +401,6 @@ async def test_fetch_error_propagates_from_cache(session: aiohttp.ClientSession,
 
 async def test_cache_write_failure_still_returns_fetch(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
     cache = cache_for(session, pccs_url)
-    cache.db.execute("DROP TABLE collateral_cache")  # type: ignore[attr-defined]  # reads and writes now fail with sqlite3 errors
+    cache.db.execute("DROP TABLE collateral_cache")  # reads and writes now fail with sqlite3 errors
     got = await cache.get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)
     assert got.source == "pcs"

@@ -175,6 +175,35 @@ async def test_a_writer_blocked_past_the_busy_timeout_is_a_503_while_the_loop_st
     assert after.status == 201 and (await after.json())["status"] == "pass"
 
 
+async def test_a_lock_held_from_the_start_stalls_neither_the_collateral_cache_nor_healthz(
+        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    # the first verification fetches collateral and writes it to the cache while the lock is held: that write waits
+    # on the ledger's writer thread (and gives up after the busy timeout), never on the event loop
+    env = await start(aiohttp_client, aiohttp_server, tmp_path, db_busy_timeout=0.5)
+    release = hold_write_lock(env.db_path, 2.0)
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def probe() -> None:
+        while not done.is_set():
+            t0 = time.monotonic()
+            assert (await env.client.get("/healthz")).status == 200
+            lags.append(time.monotonic() - t0)
+            await asyncio.sleep(0.02)
+
+    async def verification() -> Any:
+        try:
+            return await post(env)
+        finally:
+            done.set()
+
+    busy, _ = await asyncio.gather(verification(), probe())
+    release()
+    assert busy.status == 503 and (await busy.json())["error"]["code"] == "ledger_busy"
+    assert len(lags) > 10 and max(lags) < 0.5, max(lags)
+    assert (await post(env)).status == 201  # the lock is gone: the next one commits (and caches the collateral)
+
+
 KNOWN_PASS_FIRST = {"replayed_report"}  # its first report is genuine: the second verification is the replay
 
 
