@@ -200,3 +200,16 @@ async def test_reverify_at_out_of_range_is_a_400(env: Env, at: object) -> None:
     error = await resp.json()
     valid(error, "Error")
     assert error["error"]["field"] == "at"
+
+
+def test_readme_documents_every_error_code_of_the_envelope() -> None:
+    from verifier.web.errors import ERROR_CODES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert [code for code in ERROR_CODES if f"| `{code}` |" not in readme] == []
+    sources = "".join(p.read_text() for p in (Path(__file__).resolve().parent.parent / "verifier" / "web").glob("*.py"))
+    sources += (Path(__file__).resolve().parent.parent / "verifier" / "app" / "limits.py").read_text()
+    import re
+
+    used = set(re.findall(r'(?:HTTPProblem\(\d+, |bad_request\([^)]*, |Limited\(\d+, |envelope\(request, \d+, )"([a-z_]+)"', sources))
+    assert used and used <= set(ERROR_CODES), used - set(ERROR_CODES)

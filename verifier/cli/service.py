@@ -100,7 +100,7 @@ def serve(host: str, port: int, allow_gateways: tuple[str, ...], max_inflight_mi
     bound = sock.getsockname()
     click.echo(f"verifier {__version__}: policy {policy.id} sha256:{policy.sha256[:16]}…, trust {settings.trust_profile}, "
                f"db {settings.db_path}, gateways {', '.join(settings.allow_gateways)}, retain bodies {settings.retain_bodies}")
-    click.echo(f"listening on http://{host}:{bound[1]}")
+    click.echo(f"listening on http://{f'[{host}]' if ':' in host else host}:{bound[1]}")
     web.run_app(create_app(settings), sock=sock, shutdown_timeout=10, print=None, access_log=None)
 
 

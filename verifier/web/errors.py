@@ -29,6 +29,22 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# The `error.code` values of the envelope: stable public names, documented in README (tests/test_web.py).
+ERROR_CODES: dict[str, str] = {
+    "bad_request": "the input is wrong; `field` names where",
+    "gateway_not_allowed": "the gateway is not in the server's allow-list",
+    "body_too_large": "the request body is over the limit (413)",
+    "unauthorized": "no API key, or an unknown or revoked one (401)",
+    "forbidden": "the key's role may not use this route (403)",
+    "not_found": "no such verification or key, or none this key may see (404)",
+    "method_not_allowed": "the route exists, not with this method (405)",
+    "rate_limited": "the key's rate limit is exceeded (429, Retry-After)",
+    "upstream_budget_exhausted": "the gateway's upstream call budget is spent; nothing was called (429, Retry-After)",
+    "overloaded": "too many bytes of evidence in flight; nothing was recorded (503, Retry-After)",
+    "ledger_busy": "another process holds the ledger's write lock; nothing was recorded (503, Retry-After)",
+    "internal_error": "a bug; the log has it under the request id (500)",
+}
+
 
 class HTTPProblem(Exception):
     def __init__(self, status: int, code: str, message: str, field: str | None = None,

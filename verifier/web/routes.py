@@ -49,7 +49,7 @@ async def post_verification(request: web.Request) -> web.Response:
         assert model is not None
         exchange = Exchange(request=req_bytes, response=resp_bytes, model=model, gateway=gateway_url, chat_id=chat_id,
                             signing_algo=algo)
-        del body
+        del body  # the exchange holds the bytes; the decoded JSON (a second copy of them) can go now
         try:
             verdict = await svc.records.verify(exchange, api_key=api_key, submitted_by=request[API_KEY].id, lease=lease)
         except InputError as exc:
