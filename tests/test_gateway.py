@@ -201,3 +201,21 @@ def test_a_key_that_is_not_printable_ascii_is_refused_before_any_call() -> None:
         GatewayClient(None, "http://gw", api_key="sk-\u00e9")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         GatewayClient(None, "http://gw", api_key="sk\r\nX-Evil: 1")  # type: ignore[arg-type]
+
+
+async def test_a_compressed_answer_is_capped_by_its_decoded_size_not_its_content_length(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    async def handler(request: web.Request) -> web.Response:
+        resp = web.json_response({"text": "a:b", "pad": "x" * 100_000})
+        resp.enable_compression(web.ContentCoding.gzip)
+        return resp
+
+    reserved = []
+
+    async def reserve(n: int) -> None:
+        reserved.append(n)
+
+    server = await aiohttp_server(_app(handler))
+    async with aiohttp.ClientSession() as session:
+        body = await GatewayClient(session, str(server.make_url("/")), reserve=reserve).report(
+            model="m", nonce=b"\x01" * 32, signing_address=None, signing_algo="ecdsa")
+    assert len(body) > 100_000 and reserved == [16 * 1024 * 1024]  # the cap, not the compressed length

@@ -48,3 +48,15 @@ async def test_pcs_does_not_follow_redirects(aiohttp_server: Any) -> None:
             await PcsClient(session, url, pccs=True).fetch(fmspc="90C06F000000", ca="platform")
     assert err.value.reason == "collateral_unavailable" and "redirects are not followed" in err.value.message
     assert hits == []
+
+
+def test_no_client_turns_tls_verification_off() -> None:
+    from pathlib import Path
+
+    sources = {p: p.read_text() for p in (Path(__file__).resolve().parent.parent / "verifier").rglob("*.py")
+               if "simulator" not in p.parts}
+    for needle in ("ssl=False", "verify_ssl", "CERT_NONE", "check_hostname = False", "allow_redirects=True"):
+        assert [str(p) for p, text in sources.items() if needle in text] == [], needle
+    for adapter in ("gateway.py", "nras_client.py", "pcs.py"):
+        text = next(t for p, t in sources.items() if p.name == adapter)
+        assert "allow_redirects=False" in text, adapter

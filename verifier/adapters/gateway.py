@@ -117,6 +117,8 @@ class GatewayClient:
             async with self._session.get(url, params=params, headers=self._headers, timeout=self._timeout,
                                          allow_redirects=False) as resp:
                 size = resp.content_length
+                if resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+                    size = None  # the length of the compressed body: the decoded one may be larger
                 if size is not None and size > MAX_EVIDENCE_BYTES:
                     raise BodyTooLarge(MAX_EVIDENCE_BYTES)
                 if self._reserve is not None:
