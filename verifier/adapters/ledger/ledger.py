@@ -135,19 +135,20 @@ class Ledger:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
+        """One write transaction; ``LedgerBusy`` (nothing written) if the lock is not had within the busy timeout."""
         conn = self.db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 raise LedgerBusy(f"the ledger is locked by another writer: {exc}") from None
-            raise
-        try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise
 
     # --- writes -----------------------------------------------------------------------------
