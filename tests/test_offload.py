@@ -97,3 +97,15 @@ async def test_a_slow_engine_step_does_not_delay_healthz(aiohttp_client: Any, ai
     resp, _ = await asyncio.gather(verification(), probe())
     assert resp.status == 201 and (await resp.json())["status"] == "pass"
     assert len(lags) > 10 and max(lags) < 0.3, (len(lags), max(lags))  # on the service loop it would be >= 0.8 s
+
+
+def test_bridge_leaves_plain_data_alone() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        for value in ("v_1", 5, None, b"x", Ctx(None)):
+            assert bridge(value, loop) is value
+        bundle_like = Ctx(Port())
+        bridged = bridge(bundle_like, loop)
+        assert bridged is not bundle_like and bridged.name == "ctx" and bridged.port is not bundle_like.port
+    finally:
+        loop.close()

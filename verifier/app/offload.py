@@ -44,12 +44,15 @@ def _has_coroutine_methods(value: object) -> bool:
 
 
 def bridge(value: T, home: asyncio.AbstractEventLoop) -> T:
-    """An I/O port usable from the worker loop (or a dataclass of them: each port field is bridged)."""
+    """``value`` made usable from the worker loop: an I/O port (an object with coroutine methods) is bridged; a
+    dataclass gets each of its port fields bridged (a ``Context``); anything else (data) is returned as it is."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         ports = {f.name: _Bridge(v, home) for f in dataclasses.fields(value)
                  if (v := getattr(value, f.name)) is not None and _has_coroutine_methods(v)}
-        return dataclasses.replace(value, **ports)
-    return _Bridge(value, home)  # type: ignore[return-value]
+        return dataclasses.replace(value, **ports) if ports else value
+    if _has_coroutine_methods(value):
+        return _Bridge(value, home)  # type: ignore[return-value]
+    return value
 
 
 class Offloader:

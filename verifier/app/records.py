@@ -18,7 +18,7 @@ from verifier.adapters.ledger import Ledger
 from verifier.adapters.transport import REDACTED, redactor, secret_forms
 from verifier.app.limits import Lease
 from verifier.app.offload import bridge
-from verifier.engine.evaluate import Context, Evaluation, evaluate
+from verifier.engine.evaluate import Evaluation, evaluate
 from verifier.engine.pipeline import Exchange, verify_exchange
 from verifier.evidence.bundle import Bundle
 
@@ -63,14 +63,14 @@ class Records:
         evaluation = await self._engine(evaluate, bundle, svc.offline_context(now=now))
         return await self._recorded(evaluation, supersedes=verdict_id, submitted_by=submitted_by)
 
-    async def _engine(self, fn: Callable[..., Coroutine[Any, Any, Evaluation]], *args: Any, **ports: Any) -> Evaluation:
+    async def _engine(self, fn: Callable[..., Coroutine[Any, Any, Evaluation]], *args: Any, **kwargs: Any) -> Evaluation:
         """Run the engine off the service loop (``app.offload``); its ports (and the Context's) stay on this loop."""
         offloader = self._svc.offloader
         if offloader is None:
-            return await fn(*args, **ports)
+            return await fn(*args, **kwargs)
         home = asyncio.get_running_loop()
-        args = tuple(bridge(a, home) if isinstance(a, Context) else a for a in args)
-        return await offloader.run(fn, *args, **{k: bridge(v, home) for k, v in ports.items()})
+        args = tuple(bridge(a, home) for a in args)
+        return await offloader.run(fn, *args, **{k: bridge(v, home) for k, v in kwargs.items()})
 
     async def _recorded(self, evaluation: Evaluation, *, secrets: tuple[str, ...] = (), supersedes: str | None = None,
                         submitted_by: str | None = None, save: bool = True) -> JSON:
