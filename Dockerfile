@@ -1,7 +1,10 @@
-# The verifier service: slim Python base, non-root user, ledger on a volume, health check.
+# The verifier service: slim Python base, non-root user, ledger on a volume, health check, API keys on.
+# The first admin key: -e VERIFIER_ADMIN_KEY=... or -e VERIFIER_ADMIN_KEY_FILE=/run/secrets/...; without either,
+# the service makes one at first start and prints it once (see `docker logs`). It listens on all interfaces
+# because every route but /healthz, /readyz and /openapi.json needs a key (--insecure-no-auth is loopback-only).
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 VERIFIER_DB=/data/verifier.db
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY verifier ./verifier

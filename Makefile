@@ -28,3 +28,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_dcap.py
 	$(BIN)/python benchmarks/bench_verdict.py
 	$(BIN)/python benchmarks/bench_startup.py
+	$(BIN)/python benchmarks/bench_memory.py

@@ -14,7 +14,7 @@ import pytest
 import sqlite_utils
 from aiohttp import web
 
-from verifier.adapters.collateral_cache import CollateralCache
+from verifier.adapters.collateral_cache import CollateralCache, SqliteCollateralStore
 from verifier.adapters.pcs import PcsClient
 from verifier.core.errors import EvidenceError, UpstreamError
 from verifier.evidence.collateral import Collateral, collateral_from_bundle
@@ -331,9 +331,20 @@ async def test_bad_request_arguments_are_evidence_errors(session: aiohttp.Client
 DAY = 86400
 
 
-def cache_for(session: aiohttp.ClientSession, url: str | None, **kw: Any) -> CollateralCache:
+class _Cache(CollateralCache):
+    db: sqlite_utils.Database  # the database behind the store, for the tests to look at (and break)
+
+
+def cache_for(session: aiohttp.ClientSession, url: str | None, **kw: Any) -> _Cache:
     fetcher = PcsClient(session, url, pccs=True, timeout=5) if url else None
-    return CollateralCache(sqlite_utils.Database(memory=True), fetcher, clock=lambda: 1_700_000_000, **kw)
+    db = sqlite_utils.Database(memory=True)
+    cache = _Cache(SqliteCollateralStore.inline(db), fetcher, clock=lambda: 1_700_000_000, **kw)
+    cache.db = db
+    return cache
+
+
+def table(cache: _Cache) -> Any:
+    return cache.db.table("collateral_cache")
 
 
 async def test_cache_hit_within_validity_does_not_refetch(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
@@ -342,7 +353,7 @@ async def test_cache_hit_within_validity_does_not_refetch(session: aiohttp.Clien
     second = await cache.get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10 + 5 * DAY)
     assert (first.source, second.source) == ("pcs", "cache") and first.json_text == second.json_text
     assert pccs.hits["tcb"] == 1
-    row = cache.table.get(("tdx", "90C06F000000", "platform"))
+    row = table(cache).get(("tdx", "90C06F000000", "platform"))
     assert (row["fetched_at"], row["valid_from"], row["valid_until"]) == (1_700_000_000, first.issued_at, first.next_update)
 
 
@@ -377,8 +388,9 @@ async def test_offline_never_fetches(session: aiohttp.ClientSession, pccs: Pccs,
 
 async def test_offline_serves_valid_cached_entries(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
     db = sqlite_utils.Database(memory=True)
-    await CollateralCache(db, PcsClient(session, pccs_url, pccs=True)).get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)
-    offline = CollateralCache(db, None, offline=True)
+    store = SqliteCollateralStore.inline(db)
+    await CollateralCache(store, PcsClient(session, pccs_url, pccs=True)).get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)
+    offline = CollateralCache(store, None, offline=True)
     assert (await offline.get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)).source == "cache"
     with pytest.raises(UpstreamError, match="offline"):
         await offline.get(fmspc="90C06F000000", ca="processor", now=NOW_JUNE10)
@@ -387,7 +399,7 @@ async def test_offline_serves_valid_cached_entries(session: aiohttp.ClientSessio
 async def test_corrupt_cache_row_is_a_miss(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
     cache = cache_for(session, pccs_url)
     await cache.get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)
-    cache.table.update(("tdx", "90C06F000000", "platform"), {"json_text": "garbage"})
+    table(cache).update(("tdx", "90C06F000000", "platform"), {"json_text": "garbage"})
     assert (await cache.get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)).source == "pcs"
     assert pccs.hits["tcb"] == 2
 
@@ -411,6 +423,6 @@ async def test_fetch_error_propagates_from_cache(session: aiohttp.ClientSession,
 
 async def test_cache_write_failure_still_returns_fetch(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
     cache = cache_for(session, pccs_url)
-    cache.table.db.execute("DROP TABLE collateral_cache")  # reads and writes now fail with sqlite3 errors
+    cache.db.execute("DROP TABLE collateral_cache")  # reads and writes now fail with sqlite3 errors
     got = await cache.get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)
     assert got.source == "pcs"

@@ -52,6 +52,7 @@ def test_readme_documents_every_check_reason_and_policy_key() -> None:
 
 
 def _commands() -> dict[str, click.Command]:
+    """Every command of the lazy group, imported (``main.commands`` is empty: commands load on first use)."""
     ctx = click.Context(main)
     found = {name: main.get_command(ctx, name) for name in main.list_commands(ctx)}
     assert all(found.values()) and set(found) == set(COMMANDS)  # every lazily listed command loads
@@ -64,13 +65,13 @@ def test_readme_documents_every_cli_command() -> None:
     for name, cmd in _commands().items():
         subs = getattr(cmd, "commands", None)
         names += [f"{name} {sub}" for sub in subs] if subs else [name]
-    assert len(names) >= len(COMMANDS)
+    assert len(names) >= max(12, len(COMMANDS))
     assert [n for n in names if f"verifier {n}" not in text] == []
 
 
 def test_every_cli_command_has_help_text() -> None:
     commands = _commands()
-    assert commands
+    assert commands and set(commands) == set(COMMANDS)
     for name, cmd in commands.items():
         assert cmd.help, name
 

@@ -271,8 +271,10 @@ def test_migrations_idempotent_when_opened_twice(tmp_path: Path) -> None:
     Ledger.open(path).close()
     with Ledger.open(path) as again:
         applied = list(again.db.query("SELECT name FROM _sqlite_migrations WHERE migration_set = 'verifier.adapters.ledger'"))
-        assert applied == [{"name": "0001_initial"}, {"name": "0002_reuse_key_gateway"}]
-        assert {"verdicts", "checks", "evidence", "verdict_evidence", "attestations", "heartbeat"} <= set(
+        assert applied == [{"name": "0001_initial"}, {"name": "0002_append_only_keys_chain"},
+                           {"name": "0003_reuse_key_gateway"}]
+        assert {"verdicts", "checks", "evidence", "verdict_evidence", "attestations", "heartbeat", "api_keys",
+                "api_key_revocations", "collateral_cache"} <= set(
             again.db.table_names()
         )
 
@@ -306,6 +308,9 @@ def test_wal_mode_busy_timeout_and_foreign_keys_on(tmp_path: Path) -> None:
 
 def test_corruption_of_a_blob_detected(ledger: Ledger) -> None:
     verdict_id = ledger.save(make_verdict(), BUNDLE)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        ledger.db.execute("UPDATE evidence SET data = ?", [b"x"])
+    ledger.db.execute("DROP TRIGGER evidence_no_update")  # what someone editing the file by hand can do
     ledger.db.execute(
         "UPDATE evidence SET data = ? WHERE size = ?", [zlib.compress(REPORT.replace(b"abc", b"abd")), len(REPORT)]
     )
@@ -507,3 +512,40 @@ def test_hypothesis_arbitrary_json_verdicts_round_trip(
     verdict_id = ledger.save(verdict, evidence)
     assert ledger.get(verdict_id) == {**expected, "id": verdict_id}
     assert ledger.evidence(verdict_id) == evidence
+
+
+def test_a_save_blocked_past_the_busy_timeout_is_ledger_busy_and_writes_nothing(tmp_path: Path) -> None:
+    from verifier.adapters.ledger import LedgerBusy
+
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path, busy_timeout_ms=50) as ledger:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(LedgerBusy):
+                ledger.save(make_verdict(), BUNDLE)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert ledger.db.table("verdicts").count == 0 and not ledger.db.conn.in_transaction
+        assert ledger.save(make_verdict(), BUNDLE)
+
+
+@pytest.mark.parametrize("kind", ["missing folder", "directory", "not sqlite"])
+def test_a_path_that_is_not_a_ledger_is_a_ledger_error_naming_it(tmp_path: Path, kind: str) -> None:
+    from verifier.adapters.ledger import LedgerError
+
+    path = {"missing folder": tmp_path / "no" / "x.db", "directory": tmp_path, "not sqlite": tmp_path / "x.db"}[kind]
+    if kind == "not sqlite":
+        path.write_bytes(b"plain text, not a database" * 50)
+    for opener in (Ledger.open, Ledger.open_readonly):
+        with pytest.raises(LedgerError, match=str(path.name)):
+            opener(path)
+
+
+def test_strings_with_lone_surrogates_round_trip_and_index_columns_stay_storable(ledger: Ledger) -> None:
+    verdict = make_verdict(subject__model="m\ud800", notes=[{"code": "x", "message": "upstream said \udfff"}])
+    verdict_id = ledger.save(verdict, BUNDLE)
+    assert ledger.get(verdict_id) == {**verdict, "id": verdict_id}
+    row = next(ledger.db.query("SELECT model FROM verdicts WHERE id = ?", [verdict_id]))
+    assert row["model"] == "m\\ud800"

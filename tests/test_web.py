@@ -4,75 +4,25 @@ against its schema, errors share one envelope naming the field, the upstream key
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import zipfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from web_env import API_KEY, DOC, NOW, Env, post, start, valid
 
+from verifier.app.keys import Role
 from verifier.demo import simulator_settings
-from verifier.openapi import openapi_document
-from verifier.simulator import SimulatorWorld
-from verifier.simulator.gateway import SimulatedGateway, SimulatorConfig
 from verifier.web import create_app
-
-NOW = 1_790_000_000
-API_KEY = "sk-test-secret-key-0123456789"
-DOC = openapi_document()
-REGISTRY: Registry[Any] = Registry().with_resource("urn:openapi", Resource.from_contents(DOC, default_specification=DRAFT202012))
-
-
-def clock() -> float:
-    return float(NOW)
-
-
-def schema(name: str) -> dict[str, Any]:
-    return {"$ref": f"urn:openapi#/components/schemas/{name}"}
-
-
-def valid(body: Any, name: str) -> None:
-    jsonschema.Draft202012Validator(schema(name), registry=REGISTRY).validate(body)
-
-
-@dataclass
-class Env:
-    client: TestClient[Any, Any]
-    gateway: SimulatedGateway
-    gateway_url: str
-    db_path: Path
 
 
 @pytest.fixture
 async def env(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[Env]:
-    gateway = SimulatedGateway(SimulatorWorld(), SimulatorConfig(clock=clock))
-    server = await aiohttp_server(gateway.app())
-    url = str(server.make_url("")).rstrip("/")
-    db = tmp_path / "verifier.db"
-    client = await aiohttp_client(create_app(simulator_settings(db, url, dcap_workers=1), clock=clock))
-    yield Env(client, gateway, url, db)
-
-
-async def completion(env: Env) -> tuple[bytes, bytes]:
-    request = json.dumps({"model": "sim/echo-1", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
-    async with env.client.session.post(f"{env.gateway_url}/v1/chat/completions", data=request) as resp:
-        return request, await resp.read()
-
-
-async def post(env: Env, **extra: Any) -> Any:
-    request, response = await completion(env)
-    body = {"request_b64": base64.b64encode(request).decode(), "response_b64": base64.b64encode(response).decode(),
-            "model": "sim/echo-1", "gateway": env.gateway_url, **extra}
-    return await env.client.post("/v1/verifications", json=body, headers={"X-Upstream-Authorization": API_KEY})
+    yield await start(aiohttp_client, aiohttp_server, tmp_path)
 
 
 def test_every_route_is_documented_and_every_documented_route_exists() -> None:
@@ -84,8 +34,10 @@ def test_every_route_is_documented_and_every_documented_route_exists() -> None:
 
 def test_the_document_is_a_valid_openapi_3_1_shape() -> None:
     assert DOC["openapi"] == "3.1.0"
-    for name, body in DOC["components"]["schemas"].items():
-        jsonschema.Draft202012Validator.check_schema(body), name
+    import jsonschema
+
+    for body in DOC["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(body)
     for ops in DOC["paths"].values():
         for op in ops.values():
             assert op["responses"] and op["summary"]
@@ -100,33 +52,34 @@ async def test_a_verification_is_201_with_a_schema_valid_passing_verdict(env: En
     assert resp.headers["Location"] == f"/v1/verifications/{verdict['id']}"
     assert resp.headers["X-Request-Id"]
 
-    got = await env.client.get(f"/v1/verifications/{verdict['id']}")
+    got = await env.client.get(f"/v1/verifications/{verdict['id']}", headers=env.auth(Role.READ))
     assert got.status == 200
     stored = await got.json()
     valid(stored, "Verdict")
     assert stored["checks"] == verdict["checks"] and stored["id"] == verdict["id"]
 
-    listed = await (await env.client.get("/v1/verifications", params={"status": "pass", "limit": "5"})).json()
+    listed = await (await env.client.get("/v1/verifications", params={"status": "pass", "limit": "5"},
+                                         headers=env.auth(Role.READ))).json()
     valid(listed, "VerificationList")
     assert [i["id"] for i in listed["items"]] == [verdict["id"]]
 
 
 async def test_the_exported_bundle_holds_the_evidence_and_reverification_supersedes(env: Env) -> None:
     verdict = await (await post(env)).json()
-    resp = await env.client.get(f"/v1/verifications/{verdict['id']}/bundle")
+    resp = await env.client.get(f"/v1/verifications/{verdict['id']}/bundle", headers=env.auth(Role.READ))
     assert resp.status == 200 and resp.content_type == "application/zip"
     names = set(zipfile.ZipFile(io.BytesIO(await resp.read())).namelist())
     assert {"meta.json", "request.body", "response.body", "signature.json", "report.json", "nras/jwks.json", "nras/response.json"} <= names
     assert any(n.startswith("collateral/") for n in names)
 
-    again = await env.client.post(f"/v1/verifications/{verdict['id']}/reverify", json={"at": NOW})
+    again = await env.client.post(f"/v1/verifications/{verdict['id']}/reverify", json={"at": NOW}, headers=env.auth())
     assert again.status == 201
     new = await again.json()
     valid(new, "Verdict")
     assert new["supersedes"] == verdict["id"] and new["id"] != verdict["id"]
     # a re-verification judges the same evidence offline: the minted nonce is still ours, the verdict the same
     assert {c["id"]: c["status"] for c in new["checks"]} == {c["id"]: c["status"] for c in verdict["checks"]}
-    old = await (await env.client.get(f"/v1/verifications/{verdict['id']}")).json()
+    old = await (await env.client.get(f"/v1/verifications/{verdict['id']}", headers=env.auth())).json()
     assert old["status"] == verdict["status"]  # nothing recorded is overwritten
 
 
@@ -137,7 +90,7 @@ async def test_verify_bundle_on_the_export_reproduces_the_recorded_verdict(env: 
 
     verdict = await (await post(env)).json()
     export = tmp_path / "export.zip"
-    export.write_bytes(await (await env.client.get(f"/v1/verifications/{verdict['id']}/bundle")).read())
+    export.write_bytes(await (await env.client.get(f"/v1/verifications/{verdict['id']}/bundle", headers=env.auth())).read())
     at = str(verdict["times"]["verified_at"])
     # the CLI runs its own event loop: off this test's loop, in a thread
     result = await asyncio.to_thread(CliRunner().invoke, main, ["verify-bundle", str(export), "--at", at, "--trust", "simulator", "--json"])
@@ -157,7 +110,7 @@ async def test_the_upstream_key_is_never_stored_logged_or_echoed(env: Env, caplo
     assert API_KEY not in text
     assert API_KEY not in caplog.text
     assert API_KEY.encode() not in env.db_path.read_bytes()
-    bundle = await (await env.client.get(f"/v1/verifications/{json.loads(text)['id']}/bundle")).read()
+    bundle = await (await env.client.get(f"/v1/verifications/{json.loads(text)['id']}/bundle", headers=env.auth())).read()
     assert API_KEY.encode() not in bundle
 
 
@@ -173,7 +126,7 @@ async def test_the_upstream_key_is_never_stored_logged_or_echoed(env: Env, caplo
     ({"request": "x", "response": "{}", "model": "m"}, "chat_id"),
 ])
 async def test_bad_input_is_a_400_naming_the_field(env: Env, body: dict[str, Any], field: str) -> None:
-    resp = await env.client.post("/v1/verifications", json=body)
+    resp = await env.client.post("/v1/verifications", json=body, headers=env.auth(Role.SUBMIT))
     assert resp.status == 400
     error = await resp.json()
     valid(error, "Error")
@@ -182,29 +135,32 @@ async def test_bad_input_is_a_400_naming_the_field(env: Env, body: dict[str, Any
 
 
 async def test_a_body_that_is_not_json_is_a_400(env: Env) -> None:
-    resp = await env.client.post("/v1/verifications", data=b"{not json", headers={"Content-Type": "application/json"})
+    resp = await env.client.post("/v1/verifications", data=b"{not json",
+                                 headers={"Content-Type": "application/json", **env.auth(Role.SUBMIT)})
     assert resp.status == 400
     valid(await resp.json(), "Error")
 
 
 async def test_a_body_over_the_limit_is_a_413(env: Env) -> None:
-    resp = await env.client.post("/v1/verifications", data=b"x" * (8 * 1024 * 1024 + 10), headers={"Content-Type": "application/json"})
+    resp = await env.client.post("/v1/verifications", data=b"x" * (8 * 1024 * 1024 + 10),
+                                 headers={"Content-Type": "application/json", **env.auth(Role.SUBMIT)})
     assert resp.status == 413
     body = await resp.json()
     valid(body, "Error")
     assert body["error"]["code"] == "body_too_large"
 
 
-@pytest.mark.parametrize("path", ["/v1/verifications/nope", "/v1/verifications/nope/bundle"])
+@pytest.mark.parametrize("path", ["/v1/verifications/nope", "/v1/verifications/nope/bundle",
+                                  "/v1/verifications/v_00000000000000000000000000"])
 async def test_unknown_ids_are_a_404_envelope(env: Env, path: str) -> None:
-    resp = await env.client.get(path)
+    resp = await env.client.get(path, headers=env.auth(Role.READ))
     assert resp.status == 404
     valid(await resp.json(), "Error")
 
 
 @pytest.mark.parametrize("query", [{"status": "maybe"}, {"limit": "0"}, {"limit": "x"}, {"since": "-1"}, {"cursor": "garbage"}, {"colour": "x"}])
 async def test_bad_list_queries_are_a_400(env: Env, query: dict[str, str]) -> None:
-    resp = await env.client.get("/v1/verifications", params=query)
+    resp = await env.client.get("/v1/verifications", params=query, headers=env.auth(Role.READ))
     assert resp.status == 400
     valid(await resp.json(), "Error")
 
@@ -239,8 +195,21 @@ async def test_an_internal_error_is_a_500_that_echoes_no_exception_text(aiohttp_
 @pytest.mark.parametrize("at", [2**63, -1, "soon", True])
 async def test_reverify_at_out_of_range_is_a_400(env: Env, at: object) -> None:
     verdict = await (await post(env)).json()
-    resp = await env.client.post(f"/v1/verifications/{verdict['id']}/reverify", json={"at": at})
+    resp = await env.client.post(f"/v1/verifications/{verdict['id']}/reverify", json={"at": at}, headers=env.auth())
     assert resp.status == 400
     error = await resp.json()
     valid(error, "Error")
     assert error["error"]["field"] == "at"
+
+
+def test_readme_documents_every_error_code_of_the_envelope() -> None:
+    from verifier.web.errors import ERROR_CODES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert [code for code in ERROR_CODES if f"| `{code}` |" not in readme] == []
+    sources = "".join(p.read_text() for p in (Path(__file__).resolve().parent.parent / "verifier" / "web").glob("*.py"))
+    sources += (Path(__file__).resolve().parent.parent / "verifier" / "app" / "limits.py").read_text()
+    import re
+
+    used = set(re.findall(r'(?:HTTPProblem\(\d+, |bad_request\([^)]*, |Limited\(\d+, |envelope\(request, \d+, )"([a-z_]+)"', sources))
+    assert used and used <= set(ERROR_CODES), used - set(ERROR_CODES)

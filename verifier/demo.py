@@ -3,7 +3,8 @@
 Works on a fresh machine with no network and no API key: the simulated gateway answers a chat
 completion, the service verifies it over HTTP exactly as it would a real one (signature, fresh
 nonce, report, TDX quote through the dcap-qvl workers, collateral from the simulator's PCCS, GPU
-evidence, NRAS) under the ``simulator`` trust profile, and records the verdict in SQLite.
+evidence, NRAS) under the ``simulator`` trust profile, and records the verdict in SQLite. The demo makes its
+own API key (a ``submit`` key in its temporary ledger) and sends it like any caller would.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from verifier.adapters.ledger import Ledger
+from verifier.app.keys import KeyStore, Role
 from verifier.app.settings import Settings
 from verifier.core.trust import SIMULATOR
 from verifier.simulator import SimulatorWorld
@@ -36,6 +39,7 @@ class DemoResult:
     gateway: SimulatedGateway
     gateway_url: str
     service_url: str
+    api_key: str = ""  # the demo's own submit key
 
 
 @contextlib.asynccontextmanager
@@ -67,6 +71,9 @@ async def run_demo(*, report_format: str = "phala_flat", signing_algo: str = "ec
     config = config or SimulatorConfig(report_format=report_format, three_part_text=report_format == "near_two_layer")
     gateway = SimulatedGateway(world or SimulatorWorld(), config)
     settings.setdefault("dcap_workers", 1)
+    with Ledger.open(db_path) as ledger:
+        _, api_key = KeyStore(ledger).create(Role.SUBMIT, "verifier demo")
+    auth = {"Authorization": f"Bearer {api_key}"}
     async with (
         serve(gateway.app()) as gateway_url,
         aiohttp.ClientSession() as client,
@@ -82,9 +89,9 @@ async def run_demo(*, report_format: str = "phala_flat", signing_algo: str = "ec
             async with client.post(f"{service_url}/v1/verifications", json={
                 "request_b64": base64.b64encode(request).decode(), "response_b64": base64.b64encode(response).decode(),
                 "model": model, "gateway": gateway_url, "signing_algo": signing_algo,
-            }) as answer:
+            }, headers=auth) as answer:
                 verdict = await answer.json()
                 return DemoResult(verdict=verdict, http_status=answer.status, db_path=db_path, gateway=gateway,
-                                  gateway_url=gateway_url, service_url=service_url)
+                                  gateway_url=gateway_url, service_url=service_url, api_key=api_key)
 
         return list(await asyncio.gather(*(one(i) for i in range(rounds))))

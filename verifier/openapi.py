@@ -111,6 +111,17 @@ SCHEMAS: dict[str, Any] = {
         "required": ["items", "next_cursor"],
         "properties": {"items": {"type": "array", "items": _ref("VerificationSummary")}, "next_cursor": _NULLABLE_STR},
     },
+    "Key": {
+        "type": "object",
+        "required": ["id", "role", "name", "created_at", "revoked_at"],
+        "properties": {"id": {"type": "string"}, "role": {"type": "string", "enum": ["submit", "read", "metrics", "admin"]},
+                       "name": {"type": "string"}, "created_at": {"type": "number"}, "revoked_at": {"type": ["number", "null"]}},
+    },
+    "NewKey": {
+        "allOf": [_ref("Key"), {"type": "object", "required": ["key"],
+                                "properties": {"key": {"type": "string", "description": "the key itself: shown only here"}}}],
+    },
+    "KeyList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Key")}}},
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     "Ready": {
         "type": "object",
@@ -120,6 +131,14 @@ SCHEMAS: dict[str, Any] = {
 }
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_AUTH_ERRORS = {"401": _error("no API key, or an unknown or revoked one"), "403": _error("the key's role may not use this route"),
+                "429": _error("the key's rate limit is exceeded (Retry-After says when to retry)")}
+
+
+def _secured(op: dict[str, Any], roles: str) -> dict[str, Any]:
+    """An operation that needs an API key of one of ``roles``."""
+    return {**op, "description": f"roles: {roles}", "security": [{"bearer": []}],
+            "responses": {**op["responses"], **_AUTH_ERRORS}}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -132,45 +151,70 @@ def openapi_document() -> dict[str, Any]:
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     ]
+    readers = "submit (its own verdicts only), read, admin"
     return {
         "openapi": "3.1.0",
         "info": {"title": "Attestation verifier", "version": __version__,
-                 "description": "Verifies that confidential-AI chat completions came from genuine TEE hardware."},
+                 "description": "Verifies that confidential-AI chat completions came from genuine TEE hardware. Every route "
+                                "except /healthz, /readyz and /openapi.json needs `Authorization: Bearer <API key>`."},
         "paths": {
             "/v1/verifications": {
-                "post": {
+                "post": _secured({
                     "summary": "Verify one completion with a freshly minted nonce and record the verdict",
                     "parameters": [{"name": "X-Upstream-Authorization", "in": "header", "schema": {"type": "string"},
                                     "description": "the gateway API key; used for the upstream calls, never stored or logged"}],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("VerificationRequest")}}},
                     "responses": {"201": _json(_ref("Verdict"), "the recorded verdict (its status describes the evidence)"),
-                                  "400": _error("bad input, naming the field"), "413": _error("body too large")},
-                },
-                "get": {
+                                  "400": _error("bad input, naming the field"), "413": _error("body too large"),
+                                  "503": _error("overloaded (in-flight evidence over the limit) or the ledger is busy: "
+                                                "nothing was recorded; Retry-After says when to retry")},
+                }, "submit, admin"),
+                "get": _secured({
                     "summary": "List verdicts, newest first",
                     "parameters": list_params,
                     "responses": {"200": _json(_ref("VerificationList"), "a page of verdicts"), "400": _error("bad query parameter")},
-                },
+                }, readers),
             },
             "/v1/verifications/{id}": {
-                "get": {"summary": "One verdict", "parameters": [_ID],
-                        "responses": {"200": _json(_ref("Verdict"), "the verdict"), "404": _error("unknown id")}},
+                "get": _secured({"summary": "One verdict", "parameters": [_ID],
+                                 "responses": {"200": _json(_ref("Verdict"), "the verdict"), "404": _error("unknown id")}}, readers),
             },
             "/v1/verifications/{id}/bundle": {
-                "get": {"summary": "The evidence bundle (zip) of a verdict, for `verifier verify-bundle`", "parameters": [_ID],
-                        "responses": {"200": {"description": "zip", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
-                                      "404": _error("unknown id")}},
+                "get": _secured({"summary": "The evidence bundle (zip) of a verdict, for `verifier verify-bundle`", "parameters": [_ID],
+                                 "responses": {"200": {"description": "zip", "content": {"application/zip": {"schema": {
+                                     "type": "string", "format": "binary"}}}}, "404": _error("unknown id")}}, readers),
             },
             "/v1/verifications/{id}/reverify": {
-                "post": {"summary": "Re-evaluate the stored bundle offline; the new verdict supersedes the old", "parameters": [_ID],
-                         "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                             "type": "object", "properties": {"at": {"type": "integer", "description": "verification time (unix seconds)"}}}}}},
-                         "responses": {"201": _json(_ref("Verdict"), "the new verdict"), "404": _error("unknown id"), "400": _error("bad input")}},
+                "post": _secured({"summary": "Re-evaluate the stored bundle offline; the new verdict supersedes the old",
+                                  "parameters": [_ID],
+                                  "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                                      "type": "object", "additionalProperties": False,
+                                      "properties": {"at": {"type": "integer", "description": "verification time (unix seconds)"}}}}}},
+                                  "responses": {"201": _json(_ref("Verdict"), "the new verdict"), "404": _error("unknown id"),
+                                                "400": _error("bad input"), "503": _error("the ledger is busy")}}, "admin"),
             },
+            "/v1/keys": {
+                "get": _secured({"summary": "The API keys (ids, roles, names; never the keys)",
+                                 "responses": {"200": _json(_ref("KeyList"), "every key, revoked ones too")}}, "admin"),
+                "post": _secured({"summary": "Create an API key; the answer is the only time the key is shown",
+                                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                                      "type": "object", "required": ["role"], "additionalProperties": False,
+                                      "properties": {"role": {"type": "string", "enum": ["submit", "read", "metrics", "admin"]},
+                                                     "name": {"type": "string"}}}}}},
+                                  "responses": {"201": _json(_ref("NewKey"), "the new key"), "400": _error("bad input")}}, "admin"),
+            },
+            "/v1/keys/{id}/revoke": {
+                "post": _secured({"summary": "Revoke an API key (it stops working at once)", "parameters": [_ID],
+                                  "responses": {"200": _json(_ref("Key"), "the revoked key"), "404": _error("unknown key")}},
+                                 "admin"),
+            },
+            "/metrics": {"get": _secured({"summary": "Prometheus metrics (text exposition format)",
+                                          "responses": {"200": {"description": "metrics", "content": {"text/plain": {
+                                              "schema": {"type": "string"}}}}}}, "read, metrics, admin")},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(_ref("Health"), "alive")}}},
             "/readyz": {"get": {"summary": "Readiness: database writable, dcap workers alive",
                                 "responses": {"200": _json(_ref("Ready"), "ready"), "503": _json(_ref("Ready"), "not ready")}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1 document"}}}},
         },
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

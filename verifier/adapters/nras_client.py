@@ -1,9 +1,9 @@
 """NVIDIA NRAS over HTTP: POST the evidence (v3) and fetch the JWKS (nvidia-gpu.md §1).
 
-Every fault (timeout, connection error, non-2xx, body that is not JSON, JSON of the wrong shape)
-becomes ``UpstreamError(reason="nras_unavailable")``; nothing else escapes. A 2xx answer that is not a
-detached EAT ``[["JWT", token], {"GPU-n": token, ...}]`` is an NRAS malfunction, not bad evidence: the
-tokens in a well-shaped answer are what ``verify.nras_token`` judges. The response body is returned
+Every fault (timeout, connection error, non-2xx — a redirect is never followed —, body that is not JSON, JSON of
+the wrong shape) becomes ``UpstreamError(reason="nras_unavailable")``; nothing else escapes. A 2xx answer that is not
+a detached EAT ``[["JWT", token], {"GPU-n": token, ...}]`` is an NRAS malfunction, not bad evidence: the tokens in a
+well-shaped answer are what ``verify.nras_token`` judges. The response body is returned
 verbatim so it can be kept as evidence and re-verified offline.
 """
 
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
 
-from verifier.adapters.transport import BodyTooLarge, read_capped
+from verifier.adapters.transport import BodyTooLarge, Observer, read_capped
 from verifier.core.errors import UpstreamError
 from verifier.evidence.json_object import shape_problem
 
@@ -25,8 +26,9 @@ _MAX_BODY = 4 * 1024 * 1024
 
 class NrasClient:
     def __init__(self, session: aiohttp.ClientSession, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 15,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, observe: Observer | None = None) -> None:
         self._session = session
+        self._observe = observe
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._api_key = api_key
@@ -60,12 +62,25 @@ class NrasClient:
             return self._jwks
 
     async def _call(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> bytes:
+        started, outcome = time.monotonic(), "ok"
+        try:
+            return await self._exchange(method, url, headers, data)
+        except UpstreamError as exc:
+            outcome = exc.reason
+            raise
+        finally:
+            if self._observe is not None:
+                self._observe("nras_jwks" if method == "GET" else "nras_attest", time.monotonic() - started, outcome)
+
+    async def _exchange(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> bytes:
         def fail(why: str, status: int | None = None) -> UpstreamError:
             return UpstreamError(f"NRAS {method} {url}: {why}", reason="nras_unavailable", details={"url": url, "status": status})
 
         try:
-            async with self._session.request(method, url, headers=headers, data=data, timeout=self._timeout) as resp:
+            async with self._session.request(method, url, headers=headers, data=data, timeout=self._timeout,
+                                             allow_redirects=False) as resp:
                 status = resp.status
+                location = resp.headers.get("Location")
                 try:
                     body = await read_capped(resp, _MAX_BODY)
                 except BodyTooLarge:
@@ -76,6 +91,8 @@ class NrasClient:
             raise fail(f"connection failed: {type(exc).__name__}: {exc}") from None
         if status == 429:
             raise fail("HTTP 429 (rate limited)", status)
+        if 300 <= status < 400:
+            raise fail(f"HTTP {status} redirecting to {(location or 'no Location')[:200]}; redirects are not followed", status)
         if not 200 <= status < 300:
             raise fail(f"HTTP {status}", status)
         try:

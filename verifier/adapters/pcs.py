@@ -5,13 +5,14 @@ interpreter exit, dcap-qvl.md §0.4, and cannot be cached or pinned in time)."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
 from cryptography import x509
 
-from verifier.adapters.transport import BodyTooLarge, read_capped
+from verifier.adapters.transport import BodyTooLarge, Observer, read_capped
 from verifier.core.errors import EvidenceError, UpstreamError
 from verifier.evidence.collateral import Collateral, is_hex
 
@@ -27,7 +28,8 @@ class PcsClient:
     """
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, *, pccs: bool = False, timeout: float = 30.0,
-                 root_ca_crl_url: str | None = None, max_body: int = MAX_BODY_BYTES) -> None:
+                 root_ca_crl_url: str | None = None, max_body: int = MAX_BODY_BYTES, observe: Observer | None = None) -> None:
+        self._observe = observe
         base = base_url.rstrip("/")
         for suffix in ("/sgx/certification/v4", "/tdx/certification/v4"):  # §1.5: trimmed like dcap-qvl does
             base = base.removesuffix(suffix)
@@ -64,10 +66,24 @@ class PcsClient:
         return got
 
     async def _get(self, url: str, *chain_headers: str) -> tuple[bytes, str]:
-        """(body, decoded issuer-chain PEM or "") of a 2xx response."""
+        """(body, decoded issuer-chain PEM or "") of a 2xx response; a redirect is never followed."""
+        started, outcome = time.monotonic(), "ok"
         try:
-            async with self.session.get(url, timeout=self.timeout) as resp:
+            return await self._get_once(url, *chain_headers)
+        except UpstreamError as exc:
+            outcome = exc.reason
+            raise
+        finally:
+            if self._observe is not None:
+                self._observe("pcs", time.monotonic() - started, outcome)
+
+    async def _get_once(self, url: str, *chain_headers: str) -> tuple[bytes, str]:
+        try:
+            async with self.session.get(url, timeout=self.timeout, allow_redirects=False) as resp:
                 status, headers = resp.status, resp.headers
+                if 300 <= status < 400:
+                    target = (headers.get("Location") or "no Location")[:200]
+                    raise _unavailable(url, f"HTTP {status} redirecting to {target}; redirects are not followed", status=status)
                 if not 200 <= status < 300:
                     extra = {"retry_after": headers.get("Retry-After")} if status == 429 else {}
                     raise _unavailable(url, f"HTTP {status}, expected 200", status=status, **extra)

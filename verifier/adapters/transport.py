@@ -5,7 +5,36 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable
+
 import aiohttp
+
+# (endpoint, seconds, outcome: "ok" or the reason code) -> None: how adapters report each upstream call
+Observer = Callable[[str, float, str], None]
+REDACTED = "[redacted]"
+
+
+def secret_forms(secrets: Iterable[str]) -> set[str]:
+    """Every form a secret can appear in: as given, its bare token after an auth scheme, and JSON-escaped."""
+    forms: set[str] = set()
+    for secret in secrets:
+        for candidate in (secret.strip(), *secret.split()[-1:]):  # "Bearer sk-..." -> also "sk-..."
+            if candidate:
+                forms |= {candidate, json.dumps(candidate)[1:-1], json.dumps(candidate, ensure_ascii=False)[1:-1]}
+    return forms
+
+
+def redactor(secrets: Iterable[str]) -> Callable[[str], str]:
+    """A function replacing every form of the secrets in a text (longest first), whatever their length."""
+    forms = sorted(secret_forms(secrets), key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for form in forms:
+            text = text.replace(form, REDACTED)
+        return text
+
+    return redact
 
 
 class BodyTooLarge(Exception):

@@ -1,29 +1,35 @@
 """The running verifier's long-lived resources, opened and closed together (HTTP app and CLI alike).
 
-Order of start: ledger (writer thread) -> one aiohttp ClientSession with explicit timeouts ->
-collateral cache over our own PCS/PCCS client -> NRAS client -> dcap-qvl worker pool. Closing
-happens in reverse.
+Order of start: metrics -> ledger (writer thread + reader threads) -> one aiohttp ClientSession with explicit
+timeouts -> collateral cache over our own PCS/PCCS client (its table behind the ledger's threads) -> NRAS
+client -> dcap-qvl worker pool -> the event-loop lag watcher -> the engine's worker thread (``app.offload``).
+Closing happens in reverse. The limits
+(per-key rate, per-gateway upstream budget, in-flight bytes) and the record service live here too.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
-import sqlite_utils
 
 from verifier.adapters.collateral_cache import CollateralCache
 from verifier.adapters.dcap.pool import DcapPool
-from verifier.adapters.gateway import GatewayClient, Retry
+from verifier.adapters.gateway import CallBudget, GatewayClient, Retry
 from verifier.adapters.nras_client import NrasClient
 from verifier.adapters.pcs import PcsClient
 from verifier.adapters.recorder import Recorder
+from verifier.app.keys import ApiKey, KeyStore
+from verifier.app.limits import ByteAdmission, RateLimiter, UpstreamBudget
+from verifier.app.metrics import Metrics, lag_watcher
+from verifier.app.offload import Offloader
 from verifier.app.profiles import anchors_for, refs_for
+from verifier.app.records import Records
 from verifier.app.settings import Settings
 from verifier.appraise.policy import Policy, default_policy, load_policy
 from verifier.appraise.refs import Refs
@@ -46,6 +52,15 @@ class Services:
     refs: Refs | None = None
     cpu: Executor | None = None  # CPU-heavy verification (SPDM, NRAS, signatures) runs here, never on the loop
     memo: VerificationMemo = field(default_factory=VerificationMemo)  # validated chains and keys, this process
+    metrics: Metrics = field(default_factory=Metrics)
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
+    budget: UpstreamBudget = field(default_factory=lambda: UpstreamBudget(0))
+    admission: ByteAdmission = field(default_factory=lambda: ByteAdmission(1 << 40, wait=0))
+    offloader: Offloader | None = None  # None: the engine runs on the caller's loop
+    records: Records = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.records = Records(self)
 
     def context(self, *, now: int | None = None) -> Context:
         return Context(
@@ -59,9 +74,16 @@ class Services:
         return Context(policy=self.policy, now=now, anchors=self.anchors, quotes=self.pool, dcap_version=self.pool.version(),
                        refs=self.refs, cpu=self.cpu, memo=self.memo)
 
-    def gateway(self, base_url: str, *, api_key: str | None) -> GatewayClient:
+    def gateway(self, base_url: str, *, api_key: str | None, calls: CallBudget | None = None,
+                reserve: Callable[[int], Awaitable[None]] | None = None) -> GatewayClient:
         s = self.settings
-        return GatewayClient(self.session, base_url, api_key=api_key, timeout=s.upstream_timeout, retry=Retry(deadline=s.signature_deadline))
+        return GatewayClient(self.session, base_url, api_key=api_key, timeout=s.upstream_timeout,
+                             retry=Retry(deadline=s.signature_deadline), calls=calls, reserve=reserve,
+                             observe=self.metrics.upstream)
+
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        """The active API key this secret is (looked up on a ledger reader thread), or None."""
+        return await self.recorder.read(lambda ledger: KeyStore(ledger).authenticate(secret))
 
 
 @asynccontextmanager
@@ -69,18 +91,27 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
     anchors = anchors_for(settings.trust_profile)
     refs = refs_for(settings.trust_profile, settings.refs_path)
+    metrics = Metrics()
     async with AsyncExitStack() as stack:
         cpu = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify-cpu")
         stack.callback(cpu.shutdown, wait=False)
-        recorder = await Recorder.open(settings.db_path, trust_profile=anchors.name)
+        recorder = await Recorder.open(settings.db_path, trust_profile=anchors.name, busy_timeout=settings.db_busy_timeout,
+                                       observe_write=metrics.ledger_write_seconds.observe)
         stack.push_async_callback(recorder.close)
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, connect=min(10.0, settings.upstream_timeout))
         session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "attestation-verifier"}))
         fetcher = PcsClient(session, settings.pcs_url, pccs=settings.pccs, timeout=settings.upstream_timeout,
-                            root_ca_crl_url=settings.root_ca_crl_url)
-        # its own connection: the ledger's belongs to the writer thread
-        collateral = CollateralCache(sqlite_utils.Database(settings.db_path), fetcher, offline=settings.offline)
-        nras = None if settings.offline else NrasClient(session, settings.nras_url, timeout=settings.upstream_timeout)
+                            root_ca_crl_url=settings.root_ca_crl_url, observe=metrics.upstream)
+        collateral = CollateralCache(recorder.collateral_store(), fetcher, offline=settings.offline)
+        nras = None if settings.offline else NrasClient(session, settings.nras_url, timeout=settings.upstream_timeout,
+                                                        observe=metrics.upstream)
         pool = await stack.enter_async_context(DcapPool(size=settings.dcap_workers, timeout=settings.dcap_timeout))
+        metrics.watch_dcap(pool.stats)
+        await stack.enter_async_context(lag_watcher(metrics))
+        offloader = Offloader()
+        stack.callback(offloader.close)
         yield Services(settings=settings, policy=policy, anchors=anchors, recorder=recorder, session=session, pool=pool,
-                       collateral=collateral, nras=nras, clock=clock, refs=refs, cpu=cpu)
+                       collateral=collateral, nras=nras, clock=clock, refs=refs, cpu=cpu, metrics=metrics,
+                       limiter=RateLimiter(settings.rate_per_minute, settings.rate_burst),
+                       budget=UpstreamBudget(settings.upstream_per_minute),
+                       admission=ByteAdmission(settings.max_inflight_bytes, wait=settings.admission_wait), offloader=offloader)

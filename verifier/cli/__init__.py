@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reverify": ("ledger", "reverify", "Re-evaluate a recorded verdict's evidence offline; the new verdict supersedes the old."),
     "policy": ("offline", "policy_group", "Policy files."),
     "refs": ("refs", "refs_group", "Reference values: pull a gateway's app ids, pin a reviewed verdict, detect drift, show."),
+    "keys": ("keys", "keys_group", "API keys for the HTTP API: create (shown once), list, revoke."),
+    "ledger": ("ledger_check", "ledger_group", "The ledger file: `ledger check` re-hashes every blob and reference."),
 }
 
 

@@ -1,21 +1,19 @@
-"""Ledger commands: `show`, `list`, `export`, `reverify`."""
+"""Ledger commands: `show`, `list`, `export` (read-only), `reverify` (a new verdict that supersedes)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from verifier.adapters.ledger import Ledger
+from verifier.adapters.ledger import LedgerError
+from verifier.app.records import UnknownVerdict, export_bundle, reproduce_command
 from verifier.app.services import open_services
 from verifier.cli.options import AT_RANGE, db_option, emit, open_ledger, settings_from
 from verifier.core.trust import PRODUCTION
-from verifier.engine.evaluate import evaluate
-from verifier.evidence.bundle import Bundle
 from verifier.table import render
 
 
@@ -25,7 +23,8 @@ from verifier.table import render
 @click.option("--json", "as_json", is_flag=True)
 def show(verdict_id: str, db_path: str, as_json: bool) -> None:
     """Show a recorded verdict."""
-    verdict = open_ledger(db_path).get(verdict_id)
+    with open_ledger(db_path) as ledger:
+        verdict = ledger.get(verdict_id)
     if verdict is None:
         raise click.ClickException(f"no verdict {verdict_id!r} in {db_path}")
     click.echo(json.dumps(verdict, indent=2, sort_keys=True) if as_json else render(verdict))
@@ -44,7 +43,8 @@ def show(verdict_id: str, db_path: str, as_json: bool) -> None:
 def list_cmd(db_path: str, as_json: bool, **filters: Any) -> None:
     """List recorded verdicts, newest first."""
     try:
-        items, cursor = open_ledger(db_path).list(**filters)
+        with open_ledger(db_path) as ledger:
+            items, cursor = ledger.list(**filters)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -63,13 +63,17 @@ def list_cmd(db_path: str, as_json: bool, **filters: Any) -> None:
 def export(verdict_id: str, db_path: str, output: Path) -> None:
     """Export a verdict's evidence bundle (zip) for `verifier verify-bundle`."""
     try:
-        files = open_ledger(db_path).evidence(verdict_id)
-    except KeyError:
+        with open_ledger(db_path) as ledger:
+            bundle, verdict = export_bundle(ledger, verdict_id)
+    except UnknownVerdict:
         raise click.ClickException(f"no verdict {verdict_id!r} in {db_path}") from None
-    output.write_bytes(Bundle.from_files(files).to_zip())
-    verdict = open_ledger(db_path).get(verdict_id) or {}
-    click.echo(f"wrote {output}; reproduce with: verifier verify-bundle {output} --at {verdict.get('times', {}).get('verified_at')}"
-               + (" --trust simulator" if verdict.get("simulator") else ""))
+    except LedgerError as exc:
+        raise click.ClickException(exc.message) from None
+    try:
+        output.write_bytes(bundle.to_zip())
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote {output}; reproduce with: {reproduce_command(str(output), verdict)}")
 
 
 @click.command()
@@ -79,20 +83,18 @@ def export(verdict_id: str, db_path: str, output: Path) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def reverify(verdict_id: str, db_path: str, at: int | None, as_json: bool) -> None:
     """Re-evaluate a recorded verdict's evidence offline; the new verdict supersedes the old."""
-    open_ledger(db_path)
-    verdict = asyncio.run(_reverify(verdict_id, db_path, at))
-    emit(verdict, as_json)
-
-
-async def _reverify(verdict_id: str, db_path: str, at: int | None) -> dict[str, Any]:
-    old = Ledger.open(db_path).get(verdict_id)
+    with open_ledger(db_path) as ledger:
+        old = ledger.get(verdict_id)
     if old is None:
         raise click.ClickException(f"no verdict {verdict_id!r} in {db_path}")
     settings = settings_from(db_path=db_path, offline=True, dcap_workers=1, trust_profile=old.get("trust_profile", PRODUCTION))
+    try:
+        verdict = asyncio.run(_reverify(settings, verdict_id, at))
+    except LedgerError as exc:
+        raise click.ClickException(exc.message) from None
+    emit(verdict, as_json)
+
+
+async def _reverify(settings: Any, verdict_id: str, at: int | None) -> dict[str, Any]:
     async with open_services(settings) as svc:
-        bundle = await svc.recorder.bundle(verdict_id)
-        assert bundle is not None
-        evaluation = await evaluate(bundle, svc.offline_context(now=at if at is not None else int(time.time())),
-                                    supersedes=verdict_id)
-        new_id = await svc.recorder.save(evaluation.verdict.to_json(), evaluation.bundle)
-        return evaluation.verdict.with_id(new_id).to_json()
+        return await svc.records.reverify(verdict_id, at=at)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from verifier.adapters.ledger import Ledger
+from verifier.adapters.ledger import Ledger, LedgerError
 from verifier.app.settings import Settings
 from verifier.appraise.policy import Policy, default_policy, load_policy
 from verifier.core.errors import ConfigError
@@ -40,6 +40,18 @@ def settings_from(**kw: Any) -> Settings:
 
 
 def open_ledger(db_path: str) -> Ledger:
+    """The ledger, read-only: a read command never creates, migrates or writes anything."""
     if not Path(db_path).exists():
         raise click.ClickException(f"no ledger at {db_path} (use --db or VERIFIER_DB)")
-    return Ledger.open(db_path)
+    try:
+        return Ledger.open_readonly(db_path)
+    except LedgerError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def open_ledger_rw(db_path: str) -> Ledger:
+    """The ledger for writing (created and migrated if needed); a usage error naming the path if it cannot be."""
+    try:
+        return Ledger.open(db_path)
+    except LedgerError as exc:
+        raise click.ClickException(exc.message) from None

@@ -29,4 +29,7 @@ async def verify_signature_stage(bundle: Bundle, fetch_errors: Mapping[str, Veri
         sig = parsed.value
         loop = asyncio.get_running_loop()
         signer = await loop.run_in_executor(cpu, attempt, lambda: verify_signature(sig))
-    return SignatureFacts(signature=parsed, signer=signer, request=bundle.request, response=bundle.response)
+    retained = {part: digest for part, digest in (("request", bundle.request_sha256), ("response", bundle.response_sha256))
+                if digest is not None}
+    return SignatureFacts(signature=parsed, signer=signer, request=bundle.request, response=bundle.response,
+                          retained_hashes=retained)

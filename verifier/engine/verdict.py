@@ -33,8 +33,8 @@ def build_verdict(facts: Facts, results: tuple[CheckResult, ...], ctx: Context, 
             model=meta.model,
             chat_id=meta.chat_id or (exchange.chat_id_from_response(bundle.response) if bundle.response else None),
             gateway=meta.gateway, signing_algo=sel.algo, signer=sel.signer,
-            request_sha256=exchange.sha256_hex(bundle.request) if bundle.request is not None else None,
-            response_sha256=exchange.sha256_hex(bundle.response) if bundle.response is not None else None,
+            request_sha256=exchange.sha256_hex(bundle.request) if bundle.request is not None else bundle.request_sha256,
+            response_sha256=exchange.sha256_hex(bundle.response) if bundle.response is not None else bundle.response_sha256,
             signed_text=sig.text if sig else None,
             model_binding=_model_binding(checks, sorted(sel.names)),
         ),
@@ -136,6 +136,11 @@ def _notes(facts: Facts, checks: dict[str, CheckResult], origin: str, ctx: Conte
         notes.append({"code": "gpu_evidence_remote", "message": (
             "ACI legacy report: the GPU evidence was fetched from the upstream model node, another machine than the "
             "attested gateway TD; it shows that some CC GPU answered our nonce, not that it served this response")})
+    kept = facts.signature.retained_hashes
+    if kept:
+        notes.append({"code": "bodies_not_retained", "message": (
+            f"the {' and '.join(kept)} bytes were not retained: the signed hashes were checked against the sha256 "
+            "recorded when they were received")})
     if origin == "reused" and meta.report_fetched_at is not None:
         notes.append({"code": "reused_attestation", "message": (
             f"cites the attestation of verdict {meta.reused_from}, fetched with our nonce at {meta.report_fetched_at} "

@@ -5,6 +5,8 @@ A directory, or a .zip of one, holding (each part optional):
     meta.json            model, chat_id, signing_algo, signing_address, nonce, nonce_origin, captured_at, gateway
     request.body         exact request bytes sent
     response.body        exact response bytes received (an SSE stream as received)
+    request.sha256       instead of request.body when the bytes were not retained: their sha256, 64 hex digits
+    response.sha256      the same for response.body (``--retain-bodies hashes``)
     signature.json       body of GET /v1/signature/{id}
     report.json          body of GET /v1/attestation/report
     collateral/*.json    Intel TDX collateral, dcap-qvl QuoteCollateralV3 JSON
@@ -38,7 +40,9 @@ MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 MAX_FILES = 256
 MAX_META_BYTES = 64 * 1024
 MAX_UNIX_SECONDS = 2**40  # year 36812: any time beyond is an input error, not a date
-_NAME = re.compile(r"^(meta\.json|request\.body|response\.body|signature\.json|report\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$")
+_NAME = re.compile(r"^(meta\.json|request\.body|response\.body|request\.sha256|response\.sha256|signature\.json|report\.json"
+                   r"|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _META_KEYS = {"model", "chat_id", "signing_algo", "signing_address", "nonce", "nonce_origin", "captured_at", "gateway",
               "reused_from", "report_fetched_at"}
 _META_STRINGS = ("model", "chat_id", "signing_algo", "signing_address", "gateway", "reused_from")
@@ -132,6 +136,11 @@ class Bundle:
     report: bytes | None = None
     collateral: dict[str, bytes] = field(default_factory=dict)  # file name (no folder) -> bytes
     nras: dict[str, bytes] = field(default_factory=dict)  # file name (no folder) -> bytes
+    # --retain-bodies hashes (added by the edges' issue 13): the sha256 (hex) of request/response bytes that were
+    # not retained; a bundle holds a body or its hash, never both. The engine re-verifies the signed hashes
+    # against these when the body itself is absent.
+    request_sha256: str | None = None
+    response_sha256: str | None = None
 
     @property
     def nras_jwks(self) -> bytes | None:
@@ -146,6 +155,9 @@ class Bundle:
         for name, body in (("request.body", self.request), ("response.body", self.response), ("signature.json", self.signature), ("report.json", self.report)):
             if body is not None:
                 out[name] = body
+        for name, digest in (("request.sha256", self.request_sha256), ("response.sha256", self.response_sha256)):
+            if digest is not None:
+                out[name] = digest.encode() + b"\n"
         out.update({f"collateral/{n}": b for n, b in self.collateral.items()})
         out.update({f"nras/{n}": b for n, b in self.nras.items()})
         return out
@@ -177,7 +189,21 @@ class Bundle:
             except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
                 raise BundleError(f"meta.json is not valid JSON: {str(exc)[:200]}") from None
             meta = BundleMeta.from_json(doc)
+        digests: dict[str, str | None] = {}
+        for part in ("request", "response"):
+            stored = files.get(f"{part}.sha256")
+            if stored is None:
+                digests[part] = None
+                continue
+            text = stored.decode("ascii", "replace").strip().lower()
+            if not _SHA256_HEX.match(text):
+                raise BundleError(f"{part}.sha256: expected 64 hex digits, got {stored[:80]!r}")
+            if f"{part}.body" in files:
+                raise BundleError(f"bundle holds both {part}.body and {part}.sha256: keep one")
+            digests[part] = text
         return cls(
+            request_sha256=digests["request"],
+            response_sha256=digests["response"],
             meta=meta,
             request=files.get("request.body"),
             response=files.get("response.body"),

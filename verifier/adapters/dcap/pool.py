@@ -103,6 +103,7 @@ class DcapPool:
         self._ids = itertools.count(1)
         self._version: str | None = None
         self._closed = False
+        self._stats = {"restarts": 0, "timeouts": 0}  # for the service's metrics
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -137,6 +138,10 @@ class DcapPool:
         """True iff all ``size`` worker processes are running."""
         return not self._closed and len(self._workers) == self.size and all(w.running for w in self._workers)
 
+    def stats(self) -> dict[str, int]:
+        """Workers killed and replaced, and requests that timed out, since the pool started."""
+        return dict(self._stats)
+
     def pids(self) -> list[int]:
         """Process ids of the current workers (diagnostics)."""
         return sorted(w.proc.pid for w in self._workers)
@@ -159,6 +164,8 @@ class DcapPool:
             answer = await asyncio.wait_for(self._exchange(worker, line, req_id), self.timeout)
         except (TimeoutError, _WorkerFault) as exc:
             replacement = None
+            self._stats["timeouts"] += isinstance(exc, TimeoutError)
+            self._stats["restarts"] += worker is not None
             try:  # a replacement now, so alive() recovers; if it cannot start the slot stays empty
                 if worker is not None:
                     await self._kill(worker)

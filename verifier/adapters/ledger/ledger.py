@@ -28,22 +28,34 @@ from sqlite_utils import Database
 
 from verifier.adapters.ledger.rows import (
     JSON,
+    LedgerBusy,
+    LedgerError,
     attestation_row,
+    chain_digest,
     check_evidence_name,
     check_new_verdict,
     check_rows,
+    column_text,
     decode_cursor,
     decode_id,
     encode_cursor,
     encode_id,
+    evidence_digest,
     filters,
     refuse_secrets,
     unpack,
+    verdict_json_text,
     verdict_row,
 )
 from verifier.adapters.ledger.schema import MIGRATIONS
 
 MAX_LIMIT = 500
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 SUMMARY_COLUMNS = ("id", "status", "model", "signer", "created_at", "verified_at", "trust_profile", "supersedes")
 
 
@@ -53,21 +65,57 @@ class Ledger:
         self._clock = clock
 
     @classmethod
-    def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time) -> Ledger:
-        """Open (or create) the ledger at ``path`` (":memory:" works), in WAL mode, fully migrated."""
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time, busy_timeout_ms: int = 5000) -> Ledger:
+        """Open (or create) the ledger at ``path`` (":memory:" works), in WAL mode, fully migrated.
+
+        ``LedgerError`` (naming the path) if the file cannot be opened or is not SQLite; ``LedgerBusy`` if
+        another process holds the write lock past the busy timeout while we migrate.
+        """
+        try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open ledger {path}: {exc}") from None
         try:
             db = Database(conn, execute_plugins=False, strict=True)
-            db.execute("PRAGMA busy_timeout = 5000")
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             db.execute("PRAGMA foreign_keys = ON")
             db.enable_wal()  # an in-memory database stays in "memory" mode
             ledger = cls(db, clock=clock)
             with ledger._write():  # under the write lock, so two processes never both migrate
                 MIGRATIONS.apply(db)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if _is_busy(exc):
+                raise LedgerBusy(f"ledger {path} is locked by another writer: {exc}") from None
+            raise LedgerError(f"cannot open ledger {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LedgerError(f"{path} is not a verifier ledger (SQLite says: {exc})") from None
         except BaseException:
             conn.close()
             raise
         return ledger
+
+    @classmethod
+    def open_readonly(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> Ledger:
+        """Open an existing ledger read-only (``mode=ro``): read commands never create or migrate anything."""
+        p = Path(path)
+        if not p.is_file():
+            raise LedgerError(f"no ledger at {path}" + (" (it is a directory)" if p.is_dir() else ""))
+        try:
+            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open ledger {path}: {exc}") from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LedgerError(f"{path} is not a verifier ledger (SQLite says: {exc})") from None
+        if "verdicts" not in tables or "_sqlite_migrations" not in tables:
+            conn.close()
+            raise LedgerError(f"{path} is not a verifier ledger (no verdicts table)")
+        return cls(Database(conn, execute_plugins=False, strict=True))
 
     def close(self) -> None:
         self.db.close()
@@ -78,26 +126,41 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def now(self) -> float:
+        return self._clock()
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A write transaction (``BEGIN IMMEDIATE``) for the ledger's companion tables (API keys)."""
+        return self._write()
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
+        """One write transaction; ``LedgerBusy`` (nothing written) if the lock is not had within the busy timeout."""
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise LedgerBusy(f"the ledger is locked by another writer: {exc}") from None
             raise
 
     # --- writes -----------------------------------------------------------------------------
 
-    def save(self, verdict: dict[str, JSON], evidence: dict[str, bytes], *, secrets: Iterable[str] = ()) -> str:
+    def save(self, verdict: dict[str, JSON], evidence: dict[str, bytes], *, secrets: Iterable[str] = (),
+             submitted_by: str | None = None) -> str:
         """Store a new verdict and its evidence bundle in one transaction; return the new id.
 
         ``verdict["id"]`` must be None: ids are assigned here. The caller's dict is not modified.
         Raises ValueError for an unknown ``supersedes``, a bad evidence name, or any of ``secrets``
-        appearing in the verdict or the evidence.
+        appearing in the verdict or the evidence; ``LedgerBusy`` when another writer holds the lock
+        past the busy timeout (nothing is written).
         """
         check_new_verdict(verdict)
         for name, data in evidence.items():
@@ -105,42 +168,50 @@ class Ledger:
             if not isinstance(data, bytes):
                 raise TypeError(f"evidence {name!r} must be bytes, got {type(data).__name__}")
         refuse_secrets(verdict, evidence, secrets)
+        manifest = {name: hashlib.sha256(data).hexdigest() for name, data in evidence.items()}
+        evidence_sha = evidence_digest(manifest)
 
         supersedes = verdict.get("supersedes")
         with self._write():
             if supersedes is not None and not self._exists(supersedes):
                 raise ValueError(f"supersedes: no verdict with id {supersedes!r}")
             now = self._clock()
-            verdict_id = self._next_id(now)
+            verdict_id, previous_link = self._next_id(now)
             stored = {**verdict, "id": verdict_id}
-            verdict_json = json.dumps(stored, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-            self.db.table("verdicts").insert(verdict_row(stored, verdict_json, now))
+            verdict_json = verdict_json_text(stored)
+            row = verdict_row(stored, verdict_json, now)
+            row.update(submitted_by=column_text(submitted_by), evidence_sha256=evidence_sha,
+                       chain_sha256=chain_digest(previous_link, verdict_id=verdict_id, created_at=now, verdict_json=verdict_json,
+                                                 evidence_sha256=evidence_sha, submitted_by=column_text(submitted_by)))
+            self.db.table("verdicts").insert(row)
             self.db.table("checks").insert_all(check_rows(stored))
             for name, data in evidence.items():
-                sha = hashlib.sha256(data).hexdigest()
+                sha = manifest[name]
                 self.db.table("evidence").insert(
                     {"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}, ignore=True
                 )
                 self.db.table("verdict_evidence").insert({"verdict_id": verdict_id, "name": name, "sha256": sha})
             attestation = attestation_row(stored, evidence)
             if attestation is not None:
-                self.db.table("attestations").insert(attestation)
+                self.db.table("attestations").insert({k: column_text(v) for k, v in attestation.items()})
         return verdict_id
 
-    def _next_id(self, now: float) -> str:
-        """ULID-like: 48-bit ms time + 80 random bits, strictly above the newest id (read under the write lock)."""
+    def _next_id(self, now: float) -> tuple[str, str | None]:
+        """ULID-like: 48-bit ms time + 80 random bits, strictly above the newest id (read under the write lock).
+
+        Also returns the newest verdict's chain link, the previous link of the new verdict."""
         value = (int(now * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-        last = self.db.execute("SELECT id FROM verdicts ORDER BY id DESC LIMIT 1").fetchone()
+        last = self.db.execute("SELECT id, chain_sha256 FROM verdicts ORDER BY id DESC LIMIT 1").fetchone()
         if last is not None:
             value = max(value, decode_id(last[0]) + 1)
-        return encode_id(value)
+        return encode_id(value), None if last is None else last[1]
 
     def healthy(self) -> bool:
         """True if the ledger can take a write transaction and write to disk right now."""
         try:
             with self._write():
                 self.db.execute("INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?)", [self._clock()])
-        except sqlite3.Error:
+        except (sqlite3.Error, LedgerError):
             return False
         return True
 
@@ -149,13 +220,18 @@ class Ledger:
     def _exists(self, verdict_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM verdicts WHERE id = ?", [verdict_id]).fetchone() is not None
 
-    def get(self, verdict_id: str) -> dict[str, JSON] | None:
-        row = self.db.execute("SELECT verdict_json FROM verdicts WHERE id = ?", [verdict_id]).fetchone()
+    def get(self, verdict_id: str, *, submitted_by: str | None = None) -> dict[str, JSON] | None:
+        """The verdict, or None; with ``submitted_by``, only a verdict that key submitted."""
+        sql, params = "SELECT verdict_json FROM verdicts WHERE id = ?", [verdict_id]
+        if submitted_by is not None:
+            sql, params = sql + " AND submitted_by = ?", [*params, submitted_by]
+        row = self.db.execute(sql, params).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def evidence(self, verdict_id: str) -> dict[str, bytes]:
-        """The verdict's evidence bundle, each file checked against its sha256. KeyError if no such verdict."""
-        if not self._exists(verdict_id):
+    def evidence(self, verdict_id: str, *, submitted_by: str | None = None) -> dict[str, bytes]:
+        """The verdict's evidence bundle, each file checked against its sha256. KeyError if no such verdict
+        (with ``submitted_by``: none that key submitted)."""
+        if not self._exists(verdict_id) or (submitted_by is not None and self.get(verdict_id, submitted_by=submitted_by) is None):
             raise KeyError(verdict_id)
         rows = self.db.execute(
             "SELECT ve.name, e.sha256, e.size, e.encoding, e.data FROM verdict_evidence ve"
@@ -174,12 +250,16 @@ class Ledger:
         until: float | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        submitted_by: str | None = None,
     ) -> tuple[builtins.list[dict[str, JSON]], str | None]:
         """Verdict summaries, newest first; ``since <= created_at < until``. Returns (rows, next cursor or None)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         limit = min(limit, MAX_LIMIT)
         where, params = filters(status=status, model=model, signer=signer, since=since, until=until)
+        if submitted_by is not None:
+            where.append("submitted_by = ?")
+            params.append(submitted_by)
         if cursor is not None:
             where.append("id < ?")
             params.append(decode_cursor(cursor))

@@ -22,6 +22,18 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # ascending ASCII, so encoded i
 _ID_RE = re.compile(r"v_[0-9A-HJKMNP-TV-Z]{26}")
 
 
+class LedgerError(VerifierError):
+    """The ledger cannot be opened or used as asked (missing file, not SQLite, not a ledger)."""
+
+    reason = "ledger_error"
+
+
+class LedgerBusy(LedgerError):
+    """Another writer held the SQLite write lock past the busy timeout; nothing was written. Retry later."""
+
+    reason = "ledger_busy"
+
+
 class LedgerCorruptionError(VerifierError):
     """Stored data no longer matches its hash (or does not decompress)."""
 
@@ -42,9 +54,38 @@ def check_new_verdict(verdict: dict[str, JSON]) -> None:
         raise ValueError("verdict checks must be a list of objects, each with a string id")
 
 
+def column_text(value: JSON) -> JSON:
+    """A string SQLite can store as UTF-8: lone surrogates (from untrusted JSON) become ``\\udXXX`` escapes."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def verdict_json_text(verdict: dict[str, JSON]) -> str:
+    """The stored text of a verdict: ASCII JSON, so any string (a lone surrogate too) round-trips exactly."""
+    return json.dumps(verdict, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def evidence_digest(manifest: dict[str, str]) -> str:
+    """sha256 over a verdict's evidence manifest {name: blob sha256}, in name order."""
+    return hashlib.sha256(json.dumps(sorted(manifest.items()), separators=(",", ":")).encode()).hexdigest()
+
+
+def chain_digest(previous: str | None, *, verdict_id: str, created_at: float, verdict_json: str, evidence_sha256: str,
+                 submitted_by: str | None) -> str:
+    """Link of the verdict hash chain: commits to the previous link, the verdict text and its evidence manifest."""
+    verdict_sha = hashlib.sha256(verdict_json.encode()).hexdigest()
+    text = "\n".join((previous or "", verdict_id, repr(float(created_at)), verdict_sha, evidence_sha256, submitted_by or ""))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def verdict_row(verdict: dict[str, JSON], verdict_json: str, created_at: float) -> dict[str, JSON]:
     subject, nonce, times, policy = (_section(verdict, k) for k in ("subject", "nonce", "times", "policy"))
-    return {
+    row = {
         "id": verdict["id"],
         "created_at": created_at,
         "status": verdict["status"],
@@ -58,15 +99,17 @@ def verdict_row(verdict: dict[str, JSON], verdict_json: str, created_at: float) 
         "nonce_origin": nonce.get("origin"),
         "verdict_json": verdict_json,
     }
+    return {k: column_text(v) for k, v in row.items()}
 
 
 def check_rows(verdict: dict[str, JSON]) -> Iterator[dict[str, JSON]]:
     for check in verdict.get("checks") or ():
-        yield {
+        row = {
             "verdict_id": verdict["id"],
             "check_id": check["id"],
             **{k: check.get(k) for k in ("status", "severity", "reason", "message")},
         }
+        yield {k: column_text(v) for k, v in row.items()}
 
 
 def attestation_row(verdict: dict[str, JSON], evidence: dict[str, bytes]) -> dict[str, JSON] | None:

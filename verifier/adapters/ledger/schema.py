@@ -54,8 +54,54 @@ def _m0001_initial(db: Database) -> None:
         db.execute(statement)
 
 
-@MIGRATIONS(name="0002_reuse_key_gateway")
-def _m0002_reuse_key_gateway(db: Database) -> None:
+# 0002: every ledger table is append-only; API keys (and their revocations, also append-only); per verdict a
+# digest of its evidence manifest and a hash chain over all verdicts (``verifier ledger check`` re-derives both).
+# The collateral cache is a cache (untrusted, refetched at will), not ledger evidence: it stays writable, and so
+# does the one-row heartbeat the readiness probe writes.
+_APPEND_ONLY_0002 = ("checks", "evidence", "verdict_evidence", "attestations", "api_keys", "api_key_revocations")
+APPEND_ONLY_TABLES = ("verdicts", *_APPEND_ONLY_0002)
+
+_SCHEMA_0002 = (
+    "ALTER TABLE verdicts ADD COLUMN submitted_by TEXT",
+    "ALTER TABLE verdicts ADD COLUMN evidence_sha256 TEXT",
+    "ALTER TABLE verdicts ADD COLUMN chain_sha256 TEXT",
+    "CREATE INDEX verdicts_submitted_by ON verdicts(submitted_by)",
+    """CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY, key_sha256 TEXT NOT NULL, role TEXT NOT NULL, name TEXT NOT NULL, created_at REAL NOT NULL
+    ) STRICT""",
+    """CREATE TABLE api_key_revocations (
+        key_id TEXT PRIMARY KEY REFERENCES api_keys(id), revoked_at REAL NOT NULL
+    ) STRICT""",
+    """CREATE TABLE IF NOT EXISTS collateral_cache (
+        kind TEXT, fmspc TEXT, ca TEXT, json_text TEXT, sha256 TEXT, fetched_at INTEGER, valid_from INTEGER,
+        valid_until INTEGER, PRIMARY KEY (kind, fmspc, ca)
+    )""",
+)
+
+
+def _append_only_triggers(table: str) -> tuple[str, ...]:
+    return tuple(
+        f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}"
+        f" BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+        for op in ("UPDATE", "DELETE")
+    )
+
+
+def expected_triggers() -> frozenset[str]:
+    return frozenset(f"{t}_no_{op}" for t in APPEND_ONLY_TABLES for op in ("update", "delete"))
+
+
+@MIGRATIONS(name="0002_append_only_keys_chain")
+def _m0002_append_only_keys_chain(db: Database) -> None:
+    for statement in _SCHEMA_0002:
+        db.execute(statement)
+    for table in _APPEND_ONLY_0002:
+        for statement in _append_only_triggers(table):
+            db.execute(statement)
+
+
+@MIGRATIONS(name="0003_reuse_key_gateway")
+def _m0003_reuse_key_gateway(db: Database) -> None:
     """The reuse key includes the gateway: an attestation fetched through one gateway is never cited for another."""
     db.execute("ALTER TABLE attestations ADD COLUMN gateway TEXT")
     db.execute("CREATE INDEX attestations_reuse ON attestations(signer, signing_algo, gateway, captured_at)")

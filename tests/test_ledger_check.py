@@ -1,0 +1,107 @@
+"""`verifier ledger check`: every ledger table is append-only, and an edit made around the triggers (a repointed
+evidence reference, an edited check row or attestation, a removed verdict, a corrupted blob) is reported, exit 2."""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tests_support import EVIDENCE, REPORT, save_one
+
+from verifier.adapters.ledger import Ledger, check_ledger
+from verifier.adapters.ledger.schema import APPEND_ONLY_TABLES
+from verifier.cli import main
+
+
+def check(db: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["ledger", "check", "--db", str(db)])
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "l.db"
+    for i in range(3):
+        save_one(path, {**EVIDENCE, "response.body": f'{{"id": "c{i}"}}'.encode()}, subject={"model": f"m{i}", "signer": "0xabc"})
+    return path
+
+
+def edit(db: Path, *statements: str) -> None:
+    """What someone with the file can do: drop the triggers, edit, (not) put them back."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    for table in APPEND_ONLY_TABLES:
+        for op in ("update", "delete"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op}")
+    for statement in statements:
+        conn.execute(statement)
+    conn.close()
+
+
+def test_an_untouched_ledger_checks_ok(db: Path) -> None:
+    code, out = check(db)
+    assert code == 0 and out.startswith("ok:") and "3 verdicts" in out
+
+
+@pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
+def test_every_ledger_table_refuses_updates_and_deletes(db: Path, table: str) -> None:
+    with Ledger.open(db) as ledger:
+        if table in ("api_keys", "api_key_revocations"):
+            from verifier.app.keys import KeyStore
+
+            store = KeyStore(ledger)
+            key, _ = store.create("read")
+            store.revoke(key.id)
+        for statement in (f"DELETE FROM {table}", f"UPDATE {table} SET rowid = rowid"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                ledger.db.execute(statement)
+
+
+def test_a_repointed_response_body_is_detected(db: Path) -> None:
+    edit(db, "UPDATE verdict_evidence SET sha256 = (SELECT sha256 FROM verdict_evidence WHERE name = 'response.body'"
+             " ORDER BY verdict_id DESC LIMIT 1) WHERE name = 'response.body' AND verdict_id = (SELECT min(id) FROM verdicts)")
+    code, out = check(db)
+    assert code == 2 and "repointed" in out and "MISMATCH verdict v_" in out
+
+
+@pytest.mark.parametrize(("statement", "needle"), [
+    ("UPDATE checks SET status = 'fail' WHERE rowid = 1", "check rows"),
+    ("UPDATE attestations SET signer = '0xevil'", "attestation row"),
+    ("UPDATE verdicts SET status = 'fail' WHERE id = (SELECT min(id) FROM verdicts)", "columns status"),
+    ("DELETE FROM verdict_evidence WHERE name = 'report.json' AND verdict_id = (SELECT max(id) FROM verdicts)", "manifest"),
+    ("INSERT INTO checks (verdict_id, check_id, status) VALUES ('v_nobody', 'x', 'pass')", "point at no verdict"),
+])
+def test_edits_around_the_triggers_are_reported(db: Path, statement: str, needle: str) -> None:
+    edit(db, statement)
+    code, out = check(db)
+    assert code == 2 and needle in out, out
+    assert "trigger" in out  # the missing triggers are reported too
+
+
+def test_a_removed_verdict_breaks_the_hash_chain(db: Path) -> None:
+    with Ledger.open(db) as ledger:
+        middle = ledger.list()[0][1]["id"]
+    edit(db, f"DELETE FROM attestations WHERE verdict_id = '{middle}'", f"DELETE FROM checks WHERE verdict_id = '{middle}'",
+          f"DELETE FROM verdict_evidence WHERE verdict_id = '{middle}'", f"DELETE FROM verdicts WHERE id = '{middle}'")
+    code, out = check(db)
+    assert code == 2 and "hash chain broken" in out
+
+
+def test_a_corrupted_blob_is_reported(db: Path) -> None:
+    edit(db, f"UPDATE evidence SET data = X'{zlib.compress(REPORT.replace(b'abc', b'abd')).hex()}' WHERE size = {len(REPORT)}")
+    with Ledger.open_readonly(db) as ledger:
+        report = check_ledger(ledger)
+    assert not report.ok and any("evidence blob" in p for p in report.problems)
+    assert any("whose bytes do not match" in p for p in report.problems)
+
+
+def test_a_ledger_from_before_the_chain_checks_ok_and_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    save_one(db)
+    edit(db, "UPDATE verdicts SET chain_sha256 = NULL, evidence_sha256 = NULL, submitted_by = NULL")
+    with Ledger.open_readonly(db) as ledger:
+        report = check_ledger(ledger)
+    assert report.unchained == 1
+    assert [p for p in report.problems if "trigger" not in p] == []

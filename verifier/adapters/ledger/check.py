@@ -1,0 +1,168 @@
+"""``verifier ledger check``: re-derive everything the ledger can vouch for and report each mismatch.
+
+Checked: SQLite's own ``PRAGMA integrity_check``; the append-only triggers are all present; every evidence
+blob decompresses to bytes of its size and sha256; for every verdict, in id order: its JSON names its own id,
+its index columns, check rows and attestation row are the ones its JSON and evidence give, its evidence
+references name stored blobs and hash to the manifest digest recorded with it, and its link of the hash chain
+follows from the previous verdict's. Rows that point at no verdict are reported too. A verdict recorded before
+migration 0002 has no digest or link: it is counted as unchained, a mismatch only once chained verdicts exist
+before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from verifier.adapters.ledger.ledger import Ledger
+from verifier.adapters.ledger.rows import (
+    attestation_row,
+    chain_digest,
+    check_rows,
+    column_text,
+    evidence_digest,
+    verdict_row,
+)
+from verifier.adapters.ledger.schema import expected_triggers
+
+_VERDICT_COLUMNS = ("id", "created_at", "status", "model", "signer", "chat_id", "gateway", "trust_profile", "policy_id",
+                    "policy_sha256", "verified_at", "supersedes", "nonce", "nonce_origin", "verdict_json")
+
+
+@dataclass(slots=True)
+class CheckReport:
+    verdicts: int = 0
+    blobs: int = 0
+    unchained: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_ledger(ledger: Ledger) -> CheckReport:
+    report = CheckReport()
+    db = ledger.db
+    integrity = [row[0] for row in db.execute("PRAGMA integrity_check")]
+    if integrity != ["ok"]:
+        report.problems += [f"integrity_check: {line}" for line in integrity[:20]]
+    triggers = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    for missing in sorted(expected_triggers() - triggers):
+        report.problems.append(f"trigger {missing} is missing: that table can be edited in place")
+    bad_blobs = _check_blobs(ledger, report)
+    _check_verdicts(ledger, report, bad_blobs)
+    _check_orphans(ledger, report)
+    return report
+
+
+def _check_blobs(ledger: Ledger, report: CheckReport) -> set[str]:
+    bad: set[str] = set()
+    for sha, size, encoding, blob in ledger.db.execute("SELECT sha256, size, encoding, data FROM evidence ORDER BY sha256"):
+        report.blobs += 1
+        try:
+            data = zlib.decompress(blob) if encoding == "zlib" else None
+        except (zlib.error, TypeError) as exc:
+            report.problems.append(f"evidence blob {sha}: does not decompress ({exc})")
+            bad.add(sha)
+            continue
+        if data is None:
+            report.problems.append(f"evidence blob {sha}: unknown encoding {encoding!r}")
+            bad.add(sha)
+        elif len(data) != size or hashlib.sha256(data).hexdigest() != sha:
+            report.problems.append(f"evidence blob {sha}: stored bytes hash to {hashlib.sha256(data).hexdigest()} "
+                                   f"({len(data)} bytes, recorded {size})")
+            bad.add(sha)
+    return bad
+
+
+def _check_verdicts(ledger: Ledger, report: CheckReport, bad_blobs: set[str]) -> None:
+    db = ledger.db
+    columns = {row[1] for row in db.execute("PRAGMA table_info(verdicts)")}
+    chained = {"submitted_by", "evidence_sha256", "chain_sha256"} <= columns
+    extra = ", submitted_by, evidence_sha256, chain_sha256" if chained else ""
+    previous: str | None = None
+    seen_chained = False
+    cursor = db.execute(f"SELECT {', '.join(_VERDICT_COLUMNS)}{extra} FROM verdicts ORDER BY id")  # noqa: S608 - constants
+    for values in cursor:
+        report.verdicts += 1
+        row = dict(zip((*_VERDICT_COLUMNS, "submitted_by", "evidence_sha256", "chain_sha256"), values, strict=False))
+        vid = row["id"]
+        problems = _check_one(ledger, row, bad_blobs)
+        if not chained or row["chain_sha256"] is None:
+            report.unchained += 1
+            if seen_chained:
+                problems.append("has no chain link although earlier verdicts have one (recorded or edited outside the ledger)")
+        else:
+            link = chain_digest(previous, verdict_id=vid, created_at=row["created_at"], verdict_json=row["verdict_json"],
+                                evidence_sha256=row["evidence_sha256"] or "", submitted_by=row["submitted_by"])
+            if link != row["chain_sha256"]:
+                problems.append("hash chain broken: its link does not follow from the previous verdict's "
+                                "(a verdict was edited, inserted or removed)")
+            seen_chained = True
+        previous = row["chain_sha256"] if chained else None
+        report.problems += [f"verdict {vid}: {p}" for p in problems]
+
+
+def _check_one(ledger: Ledger, row: dict[str, object], bad_blobs: set[str]) -> list[str]:
+    db, vid, problems = ledger.db, str(row["id"]), []
+    try:
+        verdict = json.loads(str(row["verdict_json"]))
+    except ValueError:
+        return ["verdict_json is not JSON"]
+    if not isinstance(verdict, dict) or verdict.get("id") != vid:
+        return [f"verdict_json names id {verdict.get('id') if isinstance(verdict, dict) else None!r}, not its own"]
+    expected = verdict_row(verdict, str(row["verdict_json"]), float(row["created_at"]))  # type: ignore[arg-type]
+    differ = [k for k in _VERDICT_COLUMNS if expected.get(k) != row.get(k)]
+    if differ:
+        problems.append(f"columns {', '.join(differ)} differ from its verdict_json")
+    stored_checks = Counter(tuple(r) for r in db.execute(
+        "SELECT check_id, status, severity, reason, message FROM checks WHERE verdict_id = ?", [vid]))
+    want_checks = Counter((c["check_id"], c["status"], c["severity"], c["reason"], c["message"]) for c in check_rows(verdict))
+    if stored_checks != want_checks:
+        problems.append("its check rows differ from the checks in its verdict_json")
+    manifest = dict(db.execute("SELECT name, sha256 FROM verdict_evidence WHERE verdict_id = ?", [vid]).fetchall())
+    stored_blobs = {r[0] for r in db.execute(
+        "SELECT sha256 FROM evidence WHERE sha256 IN (SELECT sha256 FROM verdict_evidence WHERE verdict_id = ?)", [vid])}
+    for name, sha in sorted(manifest.items()):
+        if sha not in stored_blobs:
+            problems.append(f"evidence {name!r} points at blob {sha}, which is not stored")
+        elif sha in bad_blobs:
+            problems.append(f"evidence {name!r} points at blob {sha}, whose bytes do not match it")
+    if row.get("evidence_sha256") is not None and evidence_digest(manifest) != row["evidence_sha256"]:
+        problems.append("its evidence references do not hash to the manifest digest recorded with it "
+                        "(a reference was added, removed or repointed)")
+    problems += _check_attestation(ledger, verdict, manifest, bad_blobs)
+    return problems
+
+
+def _check_attestation(ledger: Ledger, verdict: dict[str, object], manifest: dict[str, str], bad_blobs: set[str]) -> list[str]:
+    vid = str(verdict["id"])
+    stored = ledger.db.execute("SELECT signer, signing_algo, model, trust_profile, captured_at, report_sha256, nonce"
+                               " FROM attestations WHERE verdict_id = ?", [vid]).fetchone()
+    report_sha = manifest.get("report.json")
+    evidence: dict[str, bytes] = {}
+    if report_sha is not None and report_sha not in bad_blobs:
+        blob = ledger.db.execute("SELECT data FROM evidence WHERE sha256 = ?", [report_sha]).fetchone()
+        if blob is not None:
+            try:
+                evidence["report.json"] = zlib.decompress(blob[0])
+            except (zlib.error, sqlite3.Error):
+                return []  # reported with the blob
+    want = attestation_row(verdict, evidence)
+    want_tuple = None if want is None else tuple(column_text(want[k]) for k in ("signer", "signing_algo", "model", "trust_profile",
+                                                                  "captured_at", "report_sha256", "nonce"))
+    if (None if stored is None else tuple(stored)) != want_tuple:
+        return ["its attestation row (the reuse index) differs from the one its verdict and evidence give"]
+    return []
+
+
+def _check_orphans(ledger: Ledger, report: CheckReport) -> None:
+    for table in ("checks", "verdict_evidence", "attestations"):
+        n = ledger.db.execute(f"SELECT count(*) FROM {table} WHERE verdict_id NOT IN (SELECT id FROM verdicts)").fetchone()[0]  # noqa: S608
+        if n:
+            report.problems.append(f"{table}: {n} row(s) point at no verdict")
