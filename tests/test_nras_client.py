@@ -193,6 +193,7 @@ class _Answer:
     """What NrasClient reads from an aiohttp response (status, content.iter_chunked), for a 200 with ``body``."""
 
     status = 200
+    headers: dict[str, str] = {}  # noqa: RUF012  (a stand-in for aiohttp's read-only headers)
 
     def __init__(self, body: bytes) -> None:
         self.content, self._body = self, body

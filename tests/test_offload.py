@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from web_env import post, start
 
-import verifier.engine.evaluate as engine
+import verifier.engine.gpus as engine
 from verifier.app.offload import Offloader, bridge
 
 

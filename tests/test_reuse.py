@@ -38,7 +38,7 @@ async def test_a_reused_attestation_is_never_relaundered_and_ages_from_its_origi
     gateway = SimulatedGateway(SimulatorWorld(), SimulatorConfig(clock=clock))
     db = tmp_path / "v.db"
     async with (serve(gateway.app()) as gw, aiohttp.ClientSession() as client,
-                serve(create_app(simulator_settings(db, gw, policy_path=str(policy), dcap_workers=1), clock=clock)) as svc):
+                serve(create_app(simulator_settings(db, gw, policy_path=str(policy), dcap_workers=1, auth=False), clock=clock)) as svc):
 
         async def verify(at: int) -> dict:
             clock.now = float(at)

@@ -210,7 +210,10 @@ KNOWN_PASS_FIRST = {"replayed_report"}  # its first report is genuine: the secon
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 async def test_every_fault_knob_is_a_201_whose_verdict_is_not_pass(
         aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, fault: str) -> None:
-    config = SimulatorConfig(clock=clock, faults=frozenset({fault}), hang_seconds=1.5)
+    # the model-substitution faults act on NEAR two-layer reports with 3-part signed texts
+    near = fault in ("signed_other_model", "attested_other_model")
+    config = SimulatorConfig(clock=clock, faults=frozenset({fault}), hang_seconds=1.5,
+                             report_format="near_two_layer" if near else "phala_flat", three_part_text=near)
     env = await start(aiohttp_client, aiohttp_server, tmp_path, config=config, upstream_timeout=0.5, signature_deadline=0.2)
     rounds = 2 if fault in KNOWN_PASS_FIRST else 1
     statuses = []

@@ -20,8 +20,9 @@ def verdict(**overrides: Any) -> dict[str, Any]:
         "times": {"verified_at": 1_700_000_000, "captured_at": 1_700_000_000},
         "policy": {"id": "default", "sha256": "cc" * 32},
         "checks": [{"id": c, "status": "pass", "severity": "required", "reason": None, "message": "", "details": {}}
-                   for c in ("tdx.quote", "tdx.binds_signer", "tdx.binds_nonce", "report.signer")],
-        "notes": [], "attestation": {"reused_from": None}, "supersedes": None,
+                   for c in ("tdx.quote", "tdx.binds_signer", "tdx.binds_nonce", "report.signer", "nonce.fresh")],
+        "notes": [], "attestation": {"reused_from": None, "origin": "fetched", "fetched_at": 1_700_000_000},
+        "supersedes": None,
     }
     base.update(overrides)
     return base
