@@ -5,11 +5,8 @@ gateway's keys, attestations mixed from several fetches or from another dstack a
 GPU evidence and NRAS answers moved between attestations. Each bundle is evaluated offline (dcap-qvl in its worker,
 simulator anchors) against a policy that pins the simulator CVM, as an operator would.
 
-Two kinds of tests:
-- ``FINDING`` tests assert the secure outcome and are marked ``xfail(strict=True)`` while the finding is open:
-  they fail on the current code (``pytest --runxfail tests/test_attacks.py`` shows the failures), and a fix turns
-  them into an XPASS, i.e. a failure, until the marker is removed;
-- the other tests prove that an attack is refused (regression tests).
+Every test asserts the secure outcome. The first group are the review's findings (each failed on the code as it was
+reviewed; the fixes made them pass); the rest prove that an attack was refused already (regression tests).
 """
 
 from __future__ import annotations
@@ -44,10 +41,6 @@ from verifier.simulator.gateway import SimulatedGateway, SimulatorConfig
 MODEL = "sim/echo-1"
 REQUEST = b'{"model":"sim/echo-1","messages":[{"role":"user","content":"hi"}]}'
 RESPONSE = b'{"id":"chatcmpl-attack","object":"chat.completion","choices":[]}'
-
-
-def finding(text: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"FINDING (open): {text}")
 
 
 # ------------------------------------------------------------------ the forger
@@ -186,7 +179,7 @@ def test_a_gateway_signed_near_response_passes_through_the_hop_and_says_so(offli
 # ------------------------------------------------------------------ FINDINGS (fail on the current code)
 
 
-@finding("the trust vector drops policy_off rows, so an aspect whose checks were turned off reads 'affirming'")
+
 def test_the_trust_vector_never_affirms_instance_identity_when_no_quote_binds_the_signer(offline: Offline,
                                                                                           flat: Forge) -> None:
     # A policy the loader accepts (nothing rests on tdx.binds_signer) and that pins everything else. The prover
@@ -202,7 +195,7 @@ def test_the_trust_vector_never_affirms_instance_identity_when_no_quote_binds_th
     assert tiers(v)["instance-identity"] != "affirming", v.trust_vector["instance-identity"]
 
 
-@finding("identity.require_pinned = true is accepted together with tdx.app / tdx.measurements turned off")
+
 def test_a_policy_that_requires_pinned_software_cannot_turn_the_pinning_checks_off(offline: Offline,
                                                                                    flat: Forge) -> None:
     # require_pinned (default true) documents "a pass requires a pinned app identity AND a pinned boot chain".
@@ -217,7 +210,7 @@ def test_a_policy_that_requires_pinned_software_cannot_turn_the_pinning_checks_o
     assert str(v.status) != "pass", (checks(v), tiers(v))
 
 
-@finding("executables reads 'affirming' when require_pinned = false and only the app (not the boot chain) is pinned")
+
 def test_the_trust_vector_warns_when_the_boot_chain_is_not_pinned(offline: Offline, flat: Forge) -> None:
     policy = strict_policy(flat.world, "[identity]\nrequire_pinned = false\n", boot=False)
     n = nonce()
@@ -227,7 +220,7 @@ def test_the_trust_vector_warns_when_the_boot_chain_is_not_pinned(offline: Offli
     assert tiers(v)["executables"] != "affirming", v.trust_vector["executables"]  # ...the trust vector must too
 
 
-@finding("a global allowed_compose_hashes pin is reported as model_binding 'app_id_pin' for any requested model")
+
 def test_a_model_agnostic_compose_hash_pin_does_not_claim_to_bind_the_model(offline: Offline, flat: Forge,
                                                                             cheap: Forge) -> None:
     # The operator allows the composes of two reviewed apps (sim/echo-1's and a cheap model's). The prover serves
@@ -236,11 +229,12 @@ def test_a_model_agnostic_compose_hash_pin_does_not_claim_to_bind_the_model(offl
     policy = parse_policy(f'[policy]\nid = "strict"\n[tdx]\n{_boot_pins(flat.world)}{composes}'.encode(), source="c")
     n = nonce()
     v = offline.verdict(cheap.bundle(cheap.report(n), n, signer="ecdsa"), policy)
-    assert checks(v)["tdx.app"] == ("pass", None)
+    # a model-agnostic allow-list restricts which apps may answer, it does not pin the app FOR this model
+    assert checks(v)["tdx.app"] == ("indeterminate", "identity_not_pinned") and str(v.status) != "pass"
     assert "app_id_pin" not in v.subject.model_binding["by"], (str(v.status), v.subject.model_binding)
 
 
-@finding('a refs "*" app entry is accepted as the model\'s pinned app and reported as binding the model')
+
 def test_a_wildcard_refs_app_does_not_claim_to_bind_a_model_pinned_to_another_app(offline: Offline, flat: Forge,
                                                                                   cheap: Forge) -> None:
     # refs pin sim/echo-1 to ITS app; the gateway's app is pinned under "*" (it fronts every model). An attestation
@@ -257,7 +251,7 @@ def test_a_wildcard_refs_app_does_not_claim_to_bind_a_model_pinned_to_another_ap
     assert "app_id_pin" not in v.subject.model_binding["by"], (str(v.status), v.subject.model_binding)
 
 
-@finding("tdx.os_image calls an image 'production' on the report's own unauthenticated vm_config.image (or none)")
+
 @pytest.mark.parametrize("claim", ["absent", "relabelled"])
 def test_os_image_is_never_called_production_on_the_reports_own_claim(offline: Offline, flat: Forge,
                                                                       claim: str) -> None:
@@ -274,7 +268,7 @@ def test_os_image_is_never_called_production_on_the_reports_own_claim(offline: O
     assert checks(v)["tdx.os_image"][0] != "pass", next(c.message for c in v.checks if c.id == "tdx.os_image")
 
 
-@finding("the reuse window is enforced only by the pipeline's lookup, never by the evaluation of a reused bundle")
+
 def test_a_reused_attestation_older_than_the_policy_window_is_not_a_pass(offline: Offline, flat: Forge) -> None:
     # meta.json says the report was reused from an earlier verdict and fetched 11 days before the response was
     # signed; the policy allows no reuse at all (max_attestation_age = 0).
@@ -289,7 +283,7 @@ def test_a_reused_attestation_older_than_the_policy_window_is_not_a_pass(offline
     assert str(v.status) != "pass", checks(v)
 
 
-@finding("the policy loader accepts ambiguous model names that the refs loader refuses")
+
 @pytest.mark.parametrize("text", [
     # two app-id lists for one model (names compare case-insensitively): the second silently replaces the first
     f'[tdx.app_ids]\n"Sim/Echo-1" = ["{"11" * 20}"]\n"sim/echo-1" = ["{"22" * 20}"]\n',

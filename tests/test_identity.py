@@ -54,7 +54,7 @@ def write_refs(tmp_path: Path, *, app: bool = True, boot_chain: bool = True, mrt
 def test_matching_refs_pass_and_say_what_is_pinned(tmp_path: Path) -> None:
     verdict, _ = record(tmp_path, refs_path=str(write_refs(tmp_path)))
     assert verdict["status"] == "pass", checks(verdict)
-    assert "pinned by app identity (refs 't': manual)" in message(verdict, "tdx.app")
+    assert "pinned by app identity for 'sim/echo-1' (refs 't': manual)" in message(verdict, "tdx.app")
     assert "pinned by boot chain (refs 't': manual)" in message(verdict, "tdx.measurements")
     assert verdict["trust_vector"]["executables"]["tier"] == "affirming"
 

@@ -198,6 +198,12 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
     if v["gpu.nras"] != "required":
         severities["gpu.nras"] = Severity.OFF
     _check_foundations(severities, source)
+    if v["identity.require_pinned"]:
+        weak = [c for c in ("tdx.app", "tdx.measurements") if severities[c] is not Severity.REQUIRED]
+        if weak:
+            raise ConfigError(f"{source}: identity.require_pinned is true but checks.{weak[0]} is "
+                              f"{severities[weak[0]]}: the pins are judged by tdx.app and tdx.measurements; keep them "
+                              "required, or set identity.require_pinned = false (an explicitly insecure policy)")
     tdx = TdxPolicy(
         allowed_tcb_statuses=statuses,
         advisory_allowlist=allowlist,
@@ -209,7 +215,7 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
             name: frozenset(v[f"tdx.allowed_{name}"])
             for name in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "mrseam", "compose_hashes", "os_image_hashes")
         },
-        app_ids={model.lower(): frozenset(ids) for model, ids in v["tdx.app_ids"].items()},  # models compare case-insensitively
+        app_ids=_app_id_table(v["tdx.app_ids"], source),  # models compare case-insensitively
     )
     gpu = GpuPolicy(
         nras_required=v["gpu.nras"] == "required",
@@ -229,7 +235,7 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
         tdx=tdx,
         gpu=gpu,
         max_attestation_age=v["attestation.max_attestation_age"],
-        aliases=_alias_groups(v["models"]),
+        aliases=_alias_groups(v["models"], source),
         require_pinned=v["identity.require_pinned"],
         allow_gateway_hop=v["attestation.allow_gateway_hop"],
         max_attestations=v["attestation.max_attestations"],
@@ -254,14 +260,30 @@ def _check_foundations(severities: dict[str, Severity], source: str) -> None:
                 )
 
 
-def _alias_groups(table: dict[str, list[str]]) -> dict[str, frozenset[str]]:
-    """Each configured name maps to its whole group (the key and its aliases), case-insensitively."""
+def _alias_groups(table: dict[str, list[str]], source: str) -> dict[str, frozenset[str]]:
+    """Each configured name maps to its group (the key and its aliases), case-insensitively. One name belongs to one
+    group only, and "*" is no model name (in refs it means every model): anything ambiguous is refused."""
     groups: dict[str, frozenset[str]] = {}
     for model, aliases in table.items():
         group = frozenset({model.lower(), *(x.lower() for x in aliases)})
         for name in group:
-            groups[name] = groups.get(name, frozenset()) | group
+            if name == "*":
+                raise ConfigError(f"{source}: models.{model}: '*' is not a model name")
+            if name in groups:
+                raise ConfigError(f"{source}: models.{model}: {name!r} is already a name of another model "
+                                  "(one name, one model; names compare case-insensitively)")
+        groups.update(dict.fromkeys(group, group))
     return groups
+
+
+def _app_id_table(table: dict[str, list[bytes]], source: str) -> dict[str, frozenset[bytes]]:
+    out: dict[str, frozenset[bytes]] = {}
+    for model, ids in table.items():
+        if model.lower() in out or model == "*":
+            raise ConfigError(f"{source}: tdx.app_ids.{model}: "
+                              + ("'*' is not a model name" if model == "*" else "listed twice (names compare case-insensitively)"))
+        out[model.lower()] = frozenset(ids)
+    return out
 
 
 def _flatten(doc: dict[str, Any], source: str) -> dict[str, Any]:

@@ -29,13 +29,20 @@ ASPECTS: dict[str, tuple[str, ...]] = {
 }
 
 
+# turned off by ``gpu.nras = "local"``: the GPUs are still verified to NVIDIA's root locally (gpu.evidence)
+_MAY_BE_OFF = frozenset({"gpu.nras"})
+
+
 def _tier(checks: Mapping[str, CheckResult], ids: tuple[str, ...]) -> tuple[str, str]:
-    rows = [checks[i] for i in ids if i in checks and checks[i].reason != "policy_off"]
+    rows = [checks[i] for i in ids if i in checks and not (i in _MAY_BE_OFF and checks[i].reason == "policy_off")]
     if not rows:
         return "none", "no check of this aspect ran"
     failed = [r for r in rows if r.status is Status.FAIL]
     if failed:
         return "contraindicated", "; ".join(f"{r.id} failed ({r.reason})" for r in failed)
+    off = [r for r in rows if r.reason == "policy_off"]
+    if off:  # what the policy chose not to verify is not established, whatever the verdict's status
+        return "none", "; ".join(f"{r.id} turned off by the policy" for r in off)
     open_ = [r for r in rows if r.status is not Status.PASS]
     if open_:
         return "none", "; ".join(f"{r.id} {r.status} ({r.reason})" for r in open_)
@@ -51,7 +58,8 @@ def trust_vector(results: tuple[CheckResult, ...] | list[CheckResult]) -> dict[s
             os_image = checks.get("tdx.os_image")
             if os_image is not None and os_image.status is Status.FAIL:
                 tier, because = "warning", f"tdx.os_image: {os_image.message}"
-        if aspect == "executables" and tier == "affirming" and not (checks["tdx.app"].details or {}).get("pinned", True):
-            tier, because = "warning", "the app identity is not pinned (the policy accepts unpinned software)"
+        unpinned = [c for c in ("tdx.app", "tdx.measurements") if not (checks[c].details or {}).get("pinned", True)]
+        if aspect == "executables" and tier == "affirming" and unpinned:
+            tier, because = "warning", f"{' and '.join(unpinned)}: not pinned (the policy accepts unpinned software)"
         out[aspect] = {"tier": tier, "value": TIERS[tier], "because": because}
     return out

@@ -64,7 +64,7 @@ def build_verdict(facts: Facts, results: tuple[CheckResult, ...], ctx: Context, 
 def _model_binding(checks: dict[str, CheckResult], names: list[str]) -> dict[str, Any]:
     by: list[str] = []
     app = checks.get("tdx.app")
-    if app is not None and app.status is Status.PASS and app.details.get("pinned"):
+    if app is not None and app.status is Status.PASS and app.details.get("model_pinned"):
         by.append("app_id_pin")
     binding = checks.get("model.binding")
     if binding is not None and binding.status is Status.PASS:

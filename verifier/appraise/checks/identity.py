@@ -49,6 +49,7 @@ def tdx_app(f: Facts, a: Appraisal) -> Passed:
     pol, model = a.policy.tdx, (f.bundle.meta.model or "").lower()
     refs = _model_refs(f, a)
     unpinned: list[str] = []
+    model_pins: list[str] = []  # attestations whose app is pinned for the requested model (what binds the model)
 
     def rule(t: TdxFacts) -> str:
         att, q, events = t.attestation, t.quote.get(), t.events.get()
@@ -56,13 +57,17 @@ def tdx_app(f: Facts, a: Appraisal) -> Passed:
                                       mr_config_id=q.report.mr_config_id, quote_rtmr3=q.report.rtmrs[3])
         app_id = evlog.runtime_event(events, "app-id")
         app_hex = app_id.hex() if app_id else None
+        # model pins (the app is pinned FOR this model) bind the model; model-agnostic ones (a global compose-hash
+        # allow-list, refs entries under "*") only restrict: they pin a gateway TD, never which model answered
         pinned: list[str] = []
+        gateway = att.role == "gateway"
         if pol.allowed["compose_hashes"]:
             if compose not in pol.allowed["compose_hashes"]:
                 raise CheckFailed(f"compose hash {compose.hex()} is not in the policy allow-list",
                                   reason="compose_hash_not_allowed",
                                   details={"got": compose.hex(), "expected": _hexes(pol.allowed["compose_hashes"])})
-            pinned.append("compose hash (policy)")
+            if gateway:
+                pinned.append("compose hash (policy)")
         if pol.app_ids:
             # a policy that pins app ids pins them for every model: a model it does not name is not allowed
             allowed_ids = pol.app_ids.get(model, frozenset())
@@ -71,17 +76,28 @@ def tdx_app(f: Facts, a: Appraisal) -> Passed:
                                   + ("" if model in pol.app_ids else f" (the policy pins app ids for {sorted(pol.app_ids)} only)"),
                                   reason="app_id_not_allowed", details={"got": app_hex, "expected": _hexes(allowed_ids)})
             pinned.append("app id (policy)")
+            model_pins.append(att.path)
         if refs is not None and refs.apps:
-            match = refs.match_app(app_id, compose)
+            own = tuple(e for e in refs.apps if e.model != "*")
+            # a model's own entries are the only ones that may answer for it; "*" entries cover gateways (and models
+            # that have no entry of their own, as a restriction only)
+            candidates = refs.apps if gateway or not own else own
+            match = next((e for e in candidates if e.matches(app_id, compose)), None)
             if match is None:
-                reason = "app_id_not_allowed" if refs.app_ids and app_id not in refs.app_ids else "compose_hash_not_allowed"
+                ids = {e.app_id for e in candidates if e.app_id is not None}
+                reason = "app_id_not_allowed" if ids and app_id not in ids else "compose_hash_not_allowed"
                 raise CheckFailed(f"app id {app_hex} / compose hash {compose.hex()} is not a pinned identity of model "
                                   f"{model!r} in refs {a.refs.id!r}", reason=reason,
                                   details={"got": {"app_id": app_hex, "compose_hash": compose.hex()},
                                            "expected": [{"app_id": e.app_id.hex() if e.app_id else None,
                                                          "compose_hash": e.compose_hash.hex() if e.compose_hash else None,
-                                                         "source": e.provenance.source} for e in refs.apps]})
-            pinned.append(f"app identity (refs {a.refs.id!r}: {match.provenance.source})")
+                                                         "model": e.model, "source": e.provenance.source}
+                                                        for e in candidates]})
+            if match.model != "*":
+                pinned.append(f"app identity for {match.model!r} (refs {a.refs.id!r}: {match.provenance.source})")
+                model_pins.append(att.path)
+            elif gateway:
+                pinned.append(f"gateway app identity (refs {a.refs.id!r} \"*\": {match.provenance.source})")
         ident = f"compose hash {compose.hex()}" + (f", app id {app_hex}" if app_hex else "")
         if pinned:
             return f"{ident}: pinned by {', '.join(pinned)}"
@@ -89,7 +105,7 @@ def tdx_app(f: Facts, a: Appraisal) -> Passed:
         return f"{ident}: {_not_pinned(a, f'the app identity (app id or compose hash) of model {model!r}')}"
 
     passed = over_quotes(f, rule)
-    return Passed(passed.message, {"pinned": not unpinned})
+    return Passed(passed.message, {"pinned": not unpinned, "model_pinned": bool(model_pins)})
 
 
 def _boot_values(t: TdxFacts) -> dict[str, bytes | None]:
@@ -103,6 +119,7 @@ def _boot_values(t: TdxFacts) -> dict[str, bytes | None]:
 def tdx_measurements(f: Facts, a: Appraisal) -> Passed:
     pol, model = a.policy.tdx, (f.bundle.meta.model or "").lower()
     refs = _model_refs(f, a)
+    unpinned: list[str] = []
 
     def rule(t: TdxFacts) -> str:
         values = _boot_values(t)
@@ -131,9 +148,13 @@ def tdx_measurements(f: Facts, a: Appraisal) -> Passed:
             pinned.append(f"boot chain (refs {a.refs.id!r}: {chain.provenance.source})")
         mrtd = values["mrtd"]
         head = f"MRTD {mrtd.hex()[:16]}…" if mrtd else "MRTD ?"
-        return f"{head}: pinned by {', '.join(pinned)}" if pinned else f"{head}: {_not_pinned(a, f'the boot chain (MRTD, RTMR0-2) of model {model!r}')}"
+        if pinned:
+            return f"{head}: pinned by {', '.join(pinned)}"
+        unpinned.append(t.attestation.path)
+        return f"{head}: {_not_pinned(a, f'the boot chain (MRTD, RTMR0-2) of model {model!r}')}"
 
-    return over_quotes(f, rule)
+    passed = over_quotes(f, rule)
+    return Passed(passed.message, {"pinned": not unpinned})
 
 
 @check("tdx.os_image", "the dstack OS image is a production image (not a dev image with operator access)",
@@ -151,12 +172,16 @@ def tdx_os_image(f: Facts, a: Appraisal) -> Passed:
             raise CheckFailed("vm_config.os_image_hash differs from the measured os-image-hash", reason="os_image_mismatch",
                               details={"expected": measured.hex(), "got": claimed})
         pinned = refs.match_os_image(measured) if refs is not None else None
+        image = vm.get("image")
         if pinned is not None and pinned.dev is not None:
             dev, source = pinned.dev, f"refs ({pinned.provenance.source})"
+        elif isinstance(image, str) and "-dev" in image.lower():  # a claim may only ever make this worse
+            dev, source = True, f"vm_config.image {image!r} (the report's own claim)"
         else:
-            image = vm.get("image")
-            dev = isinstance(image, str) and "-dev" in image.lower()
-            source = f"vm_config.image {image!r} (a claim of the report, tied only by the OS image hash)"
+            raise Indeterminate(
+                f"OS image {measured.hex()[:16]}…: no reviewed reference value says whether it is a production image "
+                f"(vm_config.image {image!r} is the report's own claim, tied to nothing but the hash)",
+                reason="not_applicable")
         if dev:
             raise CheckFailed(f"OS image {measured.hex()[:16]}… is a dstack dev image ({source}): the operator can log in",
                               reason="dev_os_image", details={"got": "dev", "expected": "production", "source": source})

@@ -62,4 +62,15 @@ def nonce_fresh(f: Facts, a: Appraisal) -> Passed:
             f"nonce {meta.nonce.hex()} was supplied, not minted by this verifier: freshness is not proven",
             reason="nonce_not_minted",
         )
+    if meta.reused_from is not None:
+        # a reused attestation is fresh only within the policy's window, counted from the original fetch to the
+        # capture of this exchange (not to now: a later re-verification judges the same interval)
+        end = meta.captured_at if meta.captured_at is not None else f.now
+        age = end - meta.report_fetched_at if meta.report_fetched_at is not None else None
+        if age is None or not 0 <= age <= a.policy.max_attestation_age:
+            raise Indeterminate(
+                f"the attestation was reused from verdict {meta.reused_from}, fetched {age} s before this exchange; "
+                f"the policy allows {a.policy.max_attestation_age} s (attestation.max_attestation_age)",
+                reason="reused_attestation",
+                details={"got": age, "expected": f"0..{a.policy.max_attestation_age}", "reused_from": meta.reused_from})
     return Passed(f"nonce {meta.nonce.hex()} minted by this verifier", {"nonce": meta.nonce.hex()})
