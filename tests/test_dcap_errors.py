@@ -1,4 +1,4 @@
-"""dcap-qvl's error texts (measured, shared/reference/dcap-qvl.md §1.4) map to stable reason codes."""
+"""dcap-qvl's error texts (measured, docs/dcap.md §1.4) map to stable reason codes."""
 
 from __future__ import annotations
 

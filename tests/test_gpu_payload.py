@@ -1,4 +1,4 @@
-"""GPU payload parsing: Phala / NEAR ``nvidia_payload`` and Chutes ``gpu_evidence`` (nvidia-gpu.md §0)."""
+"""GPU payload parsing: Phala / NEAR ``nvidia_payload`` and Chutes ``gpu_evidence`` (docs/gpu.md §0)."""
 
 from __future__ import annotations
 

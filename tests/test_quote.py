@@ -24,7 +24,7 @@ TDX_CASES = [c for c in CASES if c["type"] == "TDX"]
 V4 = (TDX / "dcap-qvl-samples" / "tdx_quote.bin").read_bytes()
 V5 = (TDX / "dcap-qvl-samples" / "tdx_quote_outdated.bin").read_bytes()
 CHUTES = (TDX / "quotes" / "redpill-chutes-20260610-instance0.bin").read_bytes()
-TD_ATTR_OFF = 48 + 120  # v4 absolute offset of TDATTRIBUTES (dcap-qvl.md §4.1)
+TD_ATTR_OFF = 48 + 120  # v4 absolute offset of TDATTRIBUTES (docs/dcap.md §4.1)
 
 _FIELD = {f"rt_mr{i}": f"rtmr{i}" for i in range(4)}
 

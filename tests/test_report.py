@@ -60,7 +60,7 @@ def test_chutes_report_is_five_instances_without_signers() -> None:
 
 
 def test_a_nearai_gateway_key_signature_selects_the_gateway_attestation() -> None:
-    # anchor-failures.md #3: searching only model_attestations crashes or verifies the wrong key
+    # a failure seen in other verifiers (#3): searching only model_attestations crashes or verifies the wrong key
     report = parse_report(near_two_layer().report or b"")
     (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models={NEAR_MODEL.lower()})
     assert att.path == "$.gateway_attestation"
@@ -73,7 +73,7 @@ def test_a_model_key_selects_its_model_attestation() -> None:
 
 
 def test_a_genuine_report_of_another_signer_is_signer_not_attested() -> None:
-    # anchor-failures.md #5: a valid signature by key A paired with a genuine report of key B must not pass
+    # a failure seen in other verifiers (#5): a valid signature by key A paired with a genuine report of key B must not pass
     report = parse_report(phala_flat().report or b"")
     with pytest.raises(CheckFailed) as exc:
         select_attestations(report, signing_address="0x" + "ab" * 20, signing_algo="ecdsa", models=None)
@@ -193,7 +193,7 @@ def test_a_copy_with_the_same_quote_but_other_gpu_evidence_is_kept_and_checked()
 
 
 def test_a_signature_kind_must_match_the_role_of_the_attestation() -> None:
-    # redpill-protocol §3.6 step 4: the NEAR gateway key signs gateway-kind signatures only
+    # docs/protocol.md §3.6 step 4: the NEAR gateway key signs gateway-kind signatures only
     report = parse_report(near_two_layer().report or b"")
     (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models=None, signature_kind="gateway")
     assert att.role == "gateway"

@@ -89,7 +89,7 @@ def test_ed25519_negative_variants_fail(mutate: str) -> None:
 
 
 def test_ed25519_signature_is_not_pushed_through_eip191_recovery() -> None:
-    # anchor-failures.md #2: both anchors crash on ed25519 ("v 12 is invalid")
+    # a failure seen in other verifiers (#2): both anchors crash on ed25519 ("v 12 is invalid")
     sig = parse_signature(_sig_body(ED25519))
     assert sig.signing_algo == "ed25519" and sig.kind == "gateway"
     assert verify_signature(sig) == "cb6fc58f6bd685919fa42fb54d3fcfe03222e324bdda91f0bac6d5c73dc4f1c6"

@@ -1,4 +1,4 @@
-"""SPDM GET_MEASUREMENTS transcript parsing (nvidia-gpu.md §2.1) and the GPU nonce check."""
+"""SPDM GET_MEASUREMENTS transcript parsing (docs/gpu.md §2.1) and the GPU nonce check."""
 
 from __future__ import annotations
 

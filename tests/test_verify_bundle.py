@@ -109,7 +109,7 @@ def test_redpill_chutes_report_fails_gpu_nras_with_nonce_not_matching(tmp_path: 
     assert checks["gpu.nras"][0:2] == ("fail", "nras_result_false")
     message = next(c["message"] for c in verdict["checks"] if c["id"] == "gpu.nras")
     assert "NONCE_NOT_MATCHING" in message
-    # the gateway substituted its own nonce for the client's (redpill-protocol §3.4)
+    # the gateway substituted its own nonce for the client's (docs/protocol.md §3.4)
     assert checks["tdx.binds_nonce"] == ("fail", "nonce_mismatch")
     assert checks["report.signer"] == ("indeterminate", "not_applicable")
     assert checks["tdx.quote"] == ("pass", None)
@@ -148,7 +148,7 @@ def test_recorded_exact_bytes_and_signature_pass_the_signature_checks(tmp_path: 
 
 
 def test_a_valid_signature_of_key_a_with_a_genuine_report_of_key_b_fails_report_signer(tmp_path: Path) -> None:
-    # anchor-failures.md #5
+    # a failure seen in other verifiers (#5)
     sig = ALL["signature-near-gateway-deepseek-2part-stream-20251203"]()
     mixed = Bundle(meta=phala_flat().meta, request=sig.request, response=sig.response, signature=sig.signature,
                    report=phala_flat().report, collateral=phala_flat().collateral, nras=phala_flat().nras)
@@ -179,7 +179,7 @@ def test_a_quote_with_a_flipped_report_byte_fails_tdx_quote(tmp_path: Path) -> N
     bundle = phala_flat()
     doc = json.loads(bundle.report or b"")
     q = doc["intel_quote"]
-    i = 2 * (48 + 136)  # MRTD's first byte (dcap-qvl.md §4.1)
+    i = 2 * (48 + 136)  # MRTD's first byte (docs/dcap.md §4.1)
     doc["intel_quote"] = q[:i] + ("0" if q[i] != "0" else "1") + q[i + 1:]
     doc.pop("all_attestations")
     doc.pop("quote")

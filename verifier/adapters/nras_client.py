@@ -1,4 +1,4 @@
-"""NVIDIA NRAS over HTTP: POST the evidence (v3) and fetch the JWKS (nvidia-gpu.md §1).
+"""NVIDIA NRAS over HTTP: POST the evidence (v3) and fetch the JWKS (docs/gpu.md §1).
 
 Every fault (timeout, connection error, non-2xx — a redirect is never followed —, body that is not JSON, JSON of
 the wrong shape) becomes ``UpstreamError(reason="nras_unavailable")``; nothing else escapes. A 2xx answer that is not
@@ -103,7 +103,7 @@ class NrasClient:
 
 
 def _detached_eat_problem(doc: Any) -> str | None:
-    """What is wrong with the shape of a /v3/attest/gpu answer, or None (nvidia-gpu.md §1)."""
+    """What is wrong with the shape of a /v3/attest/gpu answer, or None (docs/gpu.md §1)."""
     if not (isinstance(doc, list) and len(doc) == 2):
         return f"a JSON {type(doc).__name__}, expected a 2-element array"
     head, detached = doc

@@ -1,6 +1,6 @@
-"""Our own HTTP client for Intel PCS v4 or a PCCS (dcap-qvl.md §1.5): fetches the four collateral pieces
+"""Our own HTTP client for Intel PCS v4 or a PCCS (docs/dcap.md §1.5): fetches the four collateral pieces
 and assembles them into QuoteCollateralV3 JSON. dcap-qvl's own fetcher is not used (it segfaulted at
-interpreter exit, dcap-qvl.md §0.4, and cannot be cached or pinned in time)."""
+interpreter exit, docs/dcap.md §0.4, and cannot be cached or pinned in time)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # real bodies: PCK CRL ~3.4 kB, TCB info ~4.3 
 
 
 class PcsClient:
-    """Our own HTTP client for Intel PCS v4 / a PCCS (dcap-qvl.md §1.5); assembles QuoteCollateralV3 JSON.
+    """Our own HTTP client for Intel PCS v4 / a PCCS (docs/dcap.md §1.5); assembles QuoteCollateralV3 JSON.
 
     Every fault (timeout, connection, non-2xx, oversized or unparsable body, missing header) is an
     ``UpstreamError(reason="collateral_unavailable")`` naming the URL.
@@ -110,7 +110,7 @@ def _unavailable(url: str, what: str, *, status: int | None = None, **details: A
 def _signed(body: bytes, key: str, url: str) -> tuple[str, str]:
     """(exact text of body[key], signature hex) of ``{"<key>": {...}, "signature": "hex"}``.
 
-    The signature covers the exact bytes of the value (dcap-qvl.md §1.3), so the value is sliced out
+    The signature covers the exact bytes of the value (docs/dcap.md §1.3), so the value is sliced out
     of the raw text, never re-serialized.
     """
     try:

@@ -30,11 +30,11 @@ TCB_STATUSES = frozenset(
         "OutOfDate",
         "OutOfDateConfigurationNeeded",
     }
-)  # "Revoked" is never allowable (dcap-qvl.md §4.2)
+)  # "Revoked" is never allowable (docs/dcap.md §4.2)
 _NEEDS_ADVISORY_ALLOWLIST = frozenset({"SWHardeningNeeded", "ConfigurationAndSWHardeningNeeded"})
 MAX_POLICY_BYTES = 1024 * 1024
 MAX_INT = 2**40  # every int key is seconds or a count: anything larger is a typo (and overflows SQLite's INTEGER)
-# The version forms appraise.gpu compares by dotted component: decimal for drivers, hex for VBIOS (nvidia-gpu.md §3)
+# The version forms appraise.gpu compares by dotted component: decimal for drivers, hex for VBIOS (docs/gpu.md §3)
 _VERSIONS = {
     "gpu.min_driver": (re.compile(r"[0-9]+(?:\.[0-9]+)*", re.ASCII), "dotted decimal", "570.172.08"),
     "gpu.min_vbios": (re.compile(r"[0-9A-Fa-f]+(?:\.[0-9A-Fa-f]+)*", re.ASCII), "dotted hex", "96.00.D0.00.03"),

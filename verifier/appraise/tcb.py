@@ -1,4 +1,4 @@
-"""tdx.tcb: judge what dcap-qvl established about the platform TCB against the policy (dcap-qvl.md §4.2).
+"""tdx.tcb: judge what dcap-qvl established about the platform TCB against the policy (docs/dcap.md §4.2).
 
 Runs only after dcap-qvl verified the quote with ``collateral``, so the collateral's dates and
 evaluation data number are those of signed, checked documents. The first violated rule raises.

@@ -1,7 +1,7 @@
 """Intel TDX collateral: the QuoteCollateralV3 JSON handed to dcap-qvl, where it comes from, and its facts.
 
 Three sources, in the order the evaluation tries them: the bundle (``collateral_from_bundle``), the
-local cache (``verifier.adapters.collateral_cache``), Intel PCS / a PCCS (``verifier.adapters.pcs``, dcap-qvl.md §1.5). None of them is trusted: dcap-qvl
+local cache (``verifier.adapters.collateral_cache``), Intel PCS / a PCCS (``verifier.adapters.pcs``, docs/dcap.md §1.5). None of them is trusted: dcap-qvl
 verifies signatures, chains, CRLs and validity on every use. The parsed facts here (issue dates,
 evaluation data number, sha256) only serve caching, policy (max age) and the verdict's record.
 """
@@ -19,7 +19,7 @@ from verifier.evidence.json_object import check_shape
 
 Source = Literal["bundle", "cache", "pcs"]
 FIELDS = ("pck_crl_issuer_chain", "root_ca_crl", "pck_crl", "tcb_info_issuer_chain", "tcb_info", "tcb_info_signature",
-          "qe_identity_issuer_chain", "qe_identity", "qe_identity_signature")  # dcap-qvl.md §1.1
+          "qe_identity_issuer_chain", "qe_identity", "qe_identity_signature")  # docs/dcap.md §1.1
 _HEX_FIELDS = ("root_ca_crl", "pck_crl", "tcb_info_signature", "qe_identity_signature")
 
 

@@ -3,7 +3,7 @@
 The address of a key is the last 20 bytes of ``keccak256(X ‖ Y)``, its uncompressed point without
 the ``04`` prefix (Ethereum Yellow Paper, appendix F). Producers write it EIP-55 mixed-case
 (Python proxies) or lower-case (Rust ones); it is compared case-insensitively, as every verifier of
-the protocol does (redpill-protocol.md §2.1): the EIP-55 checksum guards against typing mistakes,
+the protocol does (docs/protocol.md §2.1): the EIP-55 checksum guards against typing mistakes,
 not forgery, so a mixed-case spelling that is not the checksum form is read like any other.
 Keccak-256 is the original Keccak padding (not NIST SHA3-256): pycryptodome's ``Crypto.Hash.keccak``.
 """

@@ -1,4 +1,4 @@
-"""The exchange: the exact request bytes sent and response bytes received (redpill-protocol.md §1).
+"""The exchange: the exact request bytes sent and response bytes received (docs/protocol.md §1).
 
 Every producer signs SHA-256 (lowercase hex) of raw bytes; the verifier hashes exactly what crossed
 the wire, never a canonical form (two real fixtures have pretty-printed request bodies). The one

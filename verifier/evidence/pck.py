@@ -1,4 +1,4 @@
-"""FMSPC and PCK CA of a quote's PCK leaf certificate: they pick the collateral (dcap-qvl.md §1.5, §4.3).
+"""FMSPC and PCK CA of a quote's PCK leaf certificate: they pick the collateral (docs/dcap.md §1.5, §4.3).
 
 The leaf carries Intel's SGX extension (OID 1.2.840.113741.1.13.1), a SEQUENCE of
 SEQUENCE { OID, value }; sub-OID .4 is the FMSPC (OCTET STRING, 6 bytes). The CA is named by the

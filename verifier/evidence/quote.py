@@ -1,6 +1,6 @@
 """Intel TDX quote (v4/v5) parser: strict bounds checks, no signature verification (that is dcap-qvl's job).
 
-Layout: dcap-qvl.md §4.1 (little-endian). Every length field is checked against the buffer and against
+Layout: docs/dcap.md §4.1 (little-endian). Every length field is checked against the buffer and against
 the enclosing structure; anything malformed raises ``EvidenceError``. Bytes after the signature data are
 tolerated (real Chutes quotes carry 307 trailing zero bytes).
 """
@@ -72,12 +72,12 @@ class TdReport:
 
     @property
     def debug(self) -> bool:
-        """TDATTRIBUTES byte 0 bit 0 = TUD.DEBUG (dcap-qvl.md §4.1; redpill-protocol.md §4)."""
+        """TDATTRIBUTES byte 0 bit 0 = TUD.DEBUG (docs/dcap.md §4.1; docs/protocol.md §4)."""
         return bool(self.td_attributes[0] & 0x01)
 
 
 def _td_report(body: bytes, td15: bool) -> TdReport:
-    # offsets from body start, dcap-qvl.md §4.1
+    # offsets from body start, docs/dcap.md §4.1
     def f(off: int, n: int) -> bytes:
         return body[off : off + n]
 

@@ -1,4 +1,4 @@
-"""The attestation report (``GET /v1/attestation/report``) in each producer's format (redpill-protocol.md §3).
+"""The attestation report (``GET /v1/attestation/report``) in each producer's format (docs/protocol.md §3).
 
 | format           | recognised by                                   | attestations (paths)                                  |
 |------------------|-------------------------------------------------|-------------------------------------------------------|

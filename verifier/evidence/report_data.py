@@ -1,4 +1,4 @@
-"""TDX report_data bindings (redpill-protocol.md §4). ``report_data`` must come from the QUOTE BYTES
+"""TDX report_data bindings (docs/protocol.md §4). ``report_data`` must come from the QUOTE BYTES
 (``TdxQuote.report.report_data``), never from a JSON ``report_data`` field. All compares are constant time.
 """
 

@@ -1,4 +1,4 @@
-"""The response signature: ``GET /v1/signature/{id}`` (redpill-protocol.md §2). Parsing only.
+"""The response signature: ``GET /v1/signature/{id}`` (docs/protocol.md §2). Parsing only.
 
 Body ``{text, signature, signing_address, signing_algo?, signature_kind?, api_version?, receipt?}``;
 missing ``signing_algo`` means ecdsa. ``text`` is ``req_hash:resp_hash`` or

@@ -1,6 +1,6 @@
 """Signed TDX collateral: TCB info (id TDX, v3) and QE identity (TD_QE, v2) → QuoteCollateralV3 JSON.
 
-Mirrors ``fixtures/tdx/dcap-qvl-samples/tdx_quote_collateral.json`` (dcap-qvl.md §1.1 for the JSON
+Mirrors ``fixtures/tdx/dcap-qvl-samples/tdx_quote_collateral.json`` (docs/dcap.md §1.1 for the JSON
 form, §4.3 for the pieces). Each body is serialised once, compactly, and signed as those exact
 bytes by the TCB Signing key (ECDSA P-256 / SHA-256, signature = raw r‖s in hex) — what dcap-qvl
 checks (§1.3). Both issuer chains are "TCB Signing, Root" PEM; the PCK CRL issuer chain is

@@ -1,7 +1,7 @@
 """A gateway's secp256k1 signing key: EIP-191 personal_sign with libsecp256k1 (coincurve).
 
 Signs the way the Python producers do (``Account.sign_message(encode_defunct(text=...))``,
-redpill-protocol.md §2.1): RFC 6979 deterministic nonces, low ``s``, ``v = recovery id + 27``, so
+docs/protocol.md §2.1): RFC 6979 deterministic nonces, low ``s``, ``v = recovery id + 27``, so
 the bytes equal eth-account's for the same key and text. The digest is built here, independently of
 the verifier's ``verify.signature``, so the simulator is a second implementation to test it against.
 Addresses are written EIP-55 mixed-case (eips.ethereum.org/EIPS/eip-55), as Python producers do.

@@ -1,6 +1,6 @@
 """A simulated confidential-AI gateway on loopback: RedPill-shaped endpoints over simulator evidence.
 
-Routes (redpill-protocol.md §1-§3): ``POST /v1/chat/completions`` (JSON or SSE, an echo model),
+Routes (docs/protocol.md §1-§3): ``POST /v1/chat/completions`` (JSON or SSE, an echo model),
 ``GET /v1/signature/{id}`` (ecdsa EIP-191 and ed25519, text ``req:resp`` or ``model:req:resp``
 over the exact bytes), ``GET /v1/attestation/report`` (binds the requested nonce and the signer;
 formats ``phala_flat``, ``near_two_layer``, ``aci_legacy``), ``GET /v1/models`` and
@@ -96,7 +96,7 @@ def _ed25519_signer(secret: bytes) -> _Signer:
 
 
 def _report_data(signer: _Signer, nonce: bytes) -> bytes:
-    """redpill-protocol §4: ecdsa = address right-padded to 32 bytes; ed25519 = the 32-byte key; then the nonce."""
+    """docs/protocol.md §4: ecdsa = address right-padded to 32 bytes; ed25519 = the 32-byte key; then the nonce."""
     head = bytes.fromhex(signer.address.removeprefix("0x")).ljust(32, b"\0")
     return head + nonce
 

@@ -1,6 +1,6 @@
 """A PCCS-shaped endpoint set that serves QuoteCollateralV3 JSON back in Intel's wire format.
 
-It mirrors what the verifier's PCS client fetches (dcap-qvl.md §1.5, PCCS flavour): the PCK CRL as
+It mirrors what the verifier's PCS client fetches (docs/dcap.md §1.5, PCCS flavour): the PCK CRL as
 DER with its issuer chain header, TCB info and QE identity bodies `{"tcbInfo"|"enclaveIdentity":
 <exact signed bytes>, "signature": hex}` with their issuer-chain headers, and the root CA CRL as
 hex text. Used by the simulator (its own test collateral) and by tests (real recorded collateral).

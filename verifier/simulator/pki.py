@@ -1,7 +1,7 @@
 """A test Intel SGX PKI: Root CA, PCK Platform CA, PCK leaf (with the SGX extension), TCB Signing, CRLs.
 
 Mirrors the chain inside ``fixtures/tdx/dcap-qvl-samples/tdx_quote.bin`` and its collateral
-(dcap-qvl.md §4.3): P-256 keys, ecdsa-with-SHA256, the same subject attributes (CN, O, L, ST, C),
+(docs/dcap.md §4.3): P-256 keys, ecdsa-with-SHA256, the same subject attributes (CN, O, L, ST, C),
 extension order and criticality, and the PCK leaf's SGX extension (OID 1.2.840.113741.1.13.1)
 with the same ASN.1 shape: PPID, TCB {16 component SVNs, PCESVN, CPUSVN}, PCE-ID, FMSPC, SGX
 type, PlatformInstanceID, Configuration {dynamicPlatform, cachedKeys, SMTEnabled}.

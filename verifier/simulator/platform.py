@@ -1,11 +1,11 @@
 """The simulated TDX platform: the TCB numbers the PCK certificate, TCB info, QE identity and quote share.
 
 Values mirror the real sample ``fixtures/tdx/dcap-qvl-samples/tdx_quote.bin`` (an UpToDate
-FMSPC B0C06F000000 platform, TDX module 1.x): dcap-qvl.md §4.1 (quote fields), §4.3 (collateral).
+FMSPC B0C06F000000 platform, TDX module 1.x): docs/dcap.md §4.1 (quote fields), §4.3 (collateral).
 A quote verifies as UpToDate when every number here meets the first (UpToDate) TCB level:
 PCK SGX components ≥ level components, PCE SVN ≥ level pcesvn, TEE_TCB_SVN[2:] ≥ the TDX
 components (TEE_TCB_SVN[1] > 0 ⇒ components 0-1 are skipped and TDX module identity
-``TDX_%02x`` % TEE_TCB_SVN[1] rates TEE_TCB_SVN[0] against its isvsvn levels; dcap-qvl.md §1.3).
+``TDX_%02x`` % TEE_TCB_SVN[1] rates TEE_TCB_SVN[0] against its isvsvn levels; docs/dcap.md §1.3).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Intel TDX quote v4 builder (ECDSA-P256 attestation key, certification data type 6 ⊃ type 5).
 
-Layout: dcap-qvl.md §4.1, as in ``fixtures/tdx/dcap-qvl-samples/tdx_quote.bin``:
+Layout: docs/dcap.md §4.1, as in ``fixtures/tdx/dcap-qvl-samples/tdx_quote.bin``:
 header (48 B) ‖ TD report 1.0 (584 B) ‖ sig_data_len u32 ‖ quote signature r‖s (64) ‖ attestation
 public key x‖y (64) ‖ cert type 6 u16 + size u32 ‖ QE report (384 B SGX report body) ‖ QE report
 signature r‖s (64, by the PCK key) ‖ QE auth data (u16 len + bytes) ‖ cert type 5 u16 + size u32 ‖
@@ -27,7 +27,7 @@ QE_AUTH_DATA = bytes(range(32))  # what the real sample carries
 
 @dataclass(frozen=True, slots=True)
 class TdReport:
-    """TD report 1.0 fields in layout order (offsets from the body start: dcap-qvl.md §4.1)."""
+    """TD report 1.0 fields in layout order (offsets from the body start: docs/dcap.md §4.1)."""
 
     tee_tcb_svn: bytes
     mr_seam: bytes

@@ -1,4 +1,4 @@
-"""Cryptographic verification of a response signature (redpill-protocol.md §2): EIP-191 ecdsa and ed25519.
+"""Cryptographic verification of a response signature (docs/protocol.md §2): EIP-191 ecdsa and ed25519.
 
 ``ecdsa`` is EIP-191 version 0x45 "personal_sign" (eips.ethereum.org/EIPS/eip-191): the digest is
 ``keccak256(b"\\x19Ethereum Signed Message:\\n" + decimal byte length + message)`` and the signature

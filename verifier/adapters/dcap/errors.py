@@ -1,7 +1,7 @@
 """Map dcap-qvl's error text to the stable reason codes of ``verifier.appraise.catalog.REASONS``.
 
 dcap-qvl 0.7.0 raises ``ValueError("Verification failed: <what>[\\n\\nCaused by:\\n    <cause>]")``;
-the measured strings are listed in shared/reference/dcap-qvl.md §1.4 (policy errors §1.2; the
+the measured strings are listed in docs/dcap.md §1.4 (policy errors §1.2; the
 remaining ones are literal strings of the 0.7.0 extension module). The full text is always kept
 in the CheckFailed details; the code is only the stable summary.
 """

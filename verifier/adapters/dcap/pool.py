@@ -2,7 +2,7 @@
 
 The service never imports dcap_qvl (an import-linter contract): a native crash kills only a
 worker, and verify() (≈1 ms, holds the GIL) does not block the event loop (reference
-shared/reference/dcap-qvl.md §0.3-0.4, §2). Each worker answers one JSON line per request line.
+docs/dcap.md §0.3-0.4, §2). Each worker answers one JSON line per request line.
 Any doubt about a worker's answer (timeout, EOF, garbage, wrong id) is Indeterminate, never a pass;
 the worker is killed and replaced.
 """

@@ -1,7 +1,7 @@
 """The dcap-qvl worker: the only module of the project that imports ``dcap_qvl``.
 
 Run as ``python -m verifier.adapters.dcap.worker`` by ``verifier.adapters.dcap.pool.DcapPool``. One JSON object per
-line in on stdin, one per line out on stdout (shared/reference/dcap-qvl.md §2):
+line in on stdin, one per line out on stdout (docs/dcap.md §2):
 
 * on start:  ``{"hello": true, "dcap_qvl": "<version>"}``
 * request:   ``{"id": int, "quote": hex, "collateral": QuoteCollateralV3 JSON text, "now": int, "root_ca": hex DER}``
