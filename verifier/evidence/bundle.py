@@ -142,14 +142,6 @@ class Bundle:
     request_sha256: str | None = None
     response_sha256: str | None = None
 
-    @property
-    def nras_jwks(self) -> bytes | None:
-        return self.nras.get("jwks.json")
-
-    @property
-    def nras_responses(self) -> dict[str, bytes]:
-        return {name: body for name, body in self.nras.items() if name != "jwks.json"}
-
     def files(self) -> dict[str, bytes]:
         out = {"meta.json": json.dumps(self.meta.to_json(), indent=2, sort_keys=True).encode() + b"\n"}
         for name, body in (("request.body", self.request), ("response.body", self.response), ("signature.json", self.signature), ("report.json", self.report)):

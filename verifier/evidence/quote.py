@@ -117,10 +117,6 @@ class TdxQuote:
     qe_auth_data: bytes
     pck_chain_pem: bytes  # inner certification data type 5, else b""
 
-    @property
-    def debug(self) -> bool:
-        return self.report.debug
-
     def to_json(self) -> dict[str, Any]:
         r = self.report
         out: dict[str, Any] = {
