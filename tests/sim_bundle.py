@@ -12,10 +12,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from verifier.adapters.dcap.pool import DcapPool
 from verifier.adapters.ledger import Ledger
+from verifier.appraise.policy import Policy
+from verifier.appraise.refs import Refs
+from verifier.core.verdict import Verdict
 from verifier.demo import run_demo
+from verifier.engine.context import Context
+from verifier.engine.evaluate import evaluate
 from verifier.evidence.bundle import Bundle
-from verifier.simulator import SimulatorWorld
+from verifier.simulator import SimulatorWorld, simulator_anchors
 from verifier.simulator.gateway import SimulatorConfig
 
 NOW = 1_790_000_000  # 2026-09-21: the pinned time of every simulator recording
@@ -46,3 +52,20 @@ def pins_policy(verdict: dict[str, Any], *, extra: str = "") -> bytes:
     return (f'[policy]\nid = "pinned-simulator"\n[tdx]\nallowed_mrtd = {hexes("mr_td")}\nallowed_rtmr0 = {hexes("rtmr0")}\n'
             f'allowed_rtmr1 = {hexes("rtmr1")}\nallowed_rtmr2 = {hexes("rtmr2")}\n'
             f'[tdx.app_ids]\n"{model}" = {json.dumps(app_ids)}\n{extra}').encode()
+
+
+class Offline:
+    """One event loop and one dcap-qvl worker for many offline evaluations (simulator anchors)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.pool = DcapPool(size=1)
+        self.loop.run_until_complete(self.pool.__aenter__())
+
+    def verdict(self, bundle: Bundle, policy: Policy, *, now: int = NOW, refs: Refs | None = None) -> Verdict:
+        ctx = Context(policy=policy, now=now, anchors=simulator_anchors(), quotes=self.pool, refs=refs)
+        return self.loop.run_until_complete(evaluate(bundle, ctx)).verdict
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.pool.__aexit__(None, None, None))
+        self.loop.close()

@@ -11,7 +11,6 @@ reviewed; the fixes made them pass); the rest prove that an attack was refused a
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import json
@@ -24,18 +23,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sim_bundle import NOW
+from sim_bundle import NOW, Offline
 
-from verifier.adapters.dcap.pool import DcapPool
 from verifier.appraise.policy import Policy, parse_policy
-from verifier.appraise.refs import Refs, parse_refs
+from verifier.appraise.refs import parse_refs
 from verifier.core.errors import ConfigError
 from verifier.core.model import NonceOrigin
 from verifier.core.verdict import Verdict
-from verifier.engine.context import Context
-from verifier.engine.evaluate import evaluate
 from verifier.evidence.bundle import Bundle, BundleMeta
-from verifier.simulator import SimulatorWorld, simulator_anchors
+from verifier.simulator import SimulatorWorld
 from verifier.simulator.gateway import SimulatedGateway, SimulatorConfig
 
 MODEL = "sim/echo-1"
@@ -105,28 +101,6 @@ def strict_policy(world: SimulatorWorld, extra: str = "", *, boot: bool = True, 
     if app_ids:
         text += f'[tdx.app_ids]\n"{MODEL}" = ["{world.identity.app_id.hex()}"]\n'
     return parse_policy((text + extra).encode(), source="strict.toml")
-
-
-class Offline:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.pool = DcapPool(size=1)
-        self.loop.run_until_complete(self.pool.__aenter__())
-
-    def verdict(self, bundle: Bundle, policy: Policy, *, refs: Refs | None = None) -> Verdict:
-        ctx = Context(policy=policy, now=NOW, anchors=simulator_anchors(), quotes=self.pool, refs=refs)
-        return self.loop.run_until_complete(evaluate(bundle, ctx)).verdict
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.pool.__aexit__(None, None, None))
-        self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def offline() -> Iterator[Offline]:
-    o = Offline()
-    yield o
-    o.close()
 
 
 @pytest.fixture(scope="module")

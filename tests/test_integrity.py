@@ -7,11 +7,9 @@ pins the recorded identity) must not pass.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,40 +17,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sim_bundle import NOW, pins_policy, record
+from sim_bundle import Offline, pins_policy, record
 
-from verifier.adapters.dcap.pool import DcapPool
 from verifier.appraise.policy import Policy, parse_policy
 from verifier.core.verdict import Verdict
 from verifier.engine import gpus as gpu_stage
-from verifier.engine.context import Context
-from verifier.engine.evaluate import evaluate
 from verifier.evidence.bundle import Bundle
-from verifier.simulator import simulator_anchors
-
-
-class Offline:
-    """One event loop and one dcap-qvl worker for many offline evaluations."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.pool = DcapPool(size=1)
-        self.loop.run_until_complete(self.pool.__aenter__())
-
-    def verdict(self, bundle: Bundle, policy: Policy, *, now: int = NOW) -> Verdict:
-        ctx = Context(policy=policy, now=now, anchors=simulator_anchors(), quotes=self.pool)
-        return self.loop.run_until_complete(evaluate(bundle, ctx)).verdict
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.pool.__aexit__(None, None, None))
-        self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def offline() -> Iterator[Offline]:
-    o = Offline()
-    yield o
-    o.close()
 
 
 @pytest.fixture(scope="module")
