@@ -37,6 +37,7 @@ from verifier.appraise.refs import (
     load_refs,
     parse_refs,
     simulator_refs,
+    with_model,
 )
 from verifier.appraise.refs_pull import TOFU_NOTE, Published, plan_pull
 from verifier.core.errors import ConfigError, UpstreamError
@@ -239,11 +240,11 @@ def test_a_boot_chain_matches_all_four_registers_and_mrseam_only_when_pinned() -
 
 def test_with_model_revalidates_and_drops_emptied_tables() -> None:
     r = refs()
-    added = r.with_model(ModelEntry(name="new/model", aliases=("n",), apps=(AppRef(app_id=A2, compose_hash=None, provenance=MANUAL),)))
+    added = with_model(r, ModelEntry(name="new/model", aliases=("n",), apps=(AppRef(app_id=A2, compose_hash=None, provenance=MANUAL),)))
     assert added.for_model("N").app_ids == {A2} and added.sha256 and added != r
-    assert added.with_model(ModelEntry(name="NEW/model")) == r  # emptied: the table goes
+    assert with_model(added, ModelEntry(name="NEW/model")) == r  # emptied: the table goes
     with pytest.raises(ConfigError, match="already the name or an alias"):
-        r.with_model(ModelEntry(name="x", aliases=("Qwen/Qwen3.5-27B",)))
+        with_model(r, ModelEntry(name="x", aliases=("Qwen/Qwen3.5-27B",)))
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from verifier.appraise.refs import WILDCARD, AppRef, ModelEntry, Provenance, Refs
+from verifier.appraise.refs import WILDCARD, AppRef, ModelEntry, Provenance, Refs, with_model
 
 TOFU_NOTE = "trust on first use: published by the gateway, not proven by an attestation"
 
@@ -96,5 +96,5 @@ def plan_pull(refs: Refs, published: Iterable[Published], *, gateway: str, now: 
             apps = [a for a in entry.apps if a not in removed]
             apps += [AppRef(app_id=i, compose_hash=None, provenance=Provenance(
                 source=f"gateway {ids[i]} at {iso(now)}", added_at=now, note=TOFU_NOTE)) for i in added]
-            out = out.with_model(replace(entry, apps=tuple(apps)))
+            out = with_model(out, replace(entry, apps=tuple(apps)))
     return PullPlan(changes=tuple(changes), refs=out, ignored=tuple(ignored))

@@ -31,6 +31,7 @@ from verifier.appraise.refs import (
     load_refs,
     parse_refs,
     refs_document,
+    with_model,
 )
 from verifier.appraise.refs_pull import Published, PullChange, PullPlan, iso, plan_pull
 from verifier.cli.options import AT_RANGE, db_option, open_ledger
@@ -214,7 +215,7 @@ def add(refs_path: Path, verdict_id: str, model: str | None, db_path: str, force
              missing="OS image hash not recorded in this verdict")
         _add(chains, chain, "boot_chain " + _kv(mrtd=ident.mrtd, rtmr0=ident.rtmr0, rtmr1=ident.rtmr1, rtmr2=ident.rtmr2,
                                                 mrseam=ident.mrseam), missing="")
-    updated = refs.with_model(replace(entry, apps=tuple(apps), os_images=tuple(images), boot_chains=tuple(chains)))
+    updated = with_model(refs, replace(entry, apps=tuple(apps), os_images=tuple(images), boot_chains=tuple(chains)))
     if updated == refs:
         click.echo(f"{refs_path} already pins everything verdict {verdict_id} attests for {key!r}; nothing to write")
         return

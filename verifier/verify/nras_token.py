@@ -26,19 +26,15 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any, TypeGuard
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
 
 from verifier.core.errors import CheckFailed, EvidenceError, Indeterminate
 from verifier.core.trust import TrustAnchors
-from verifier.evidence.certificate import load_der, public_key
 from verifier.evidence.gpu_cert import GpuIdentity, check_distinct_gpus
 from verifier.verify.memo import Memo
-from verifier.verify.x509_path import validate_path
+from verifier.verify.nras_keys import jwks_by_kid, trusted_key
 
 _ALG = "ES384"
 _MAX_GPUS = 64
@@ -81,12 +77,6 @@ class _Token:
     claims: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class _Key:
-    public_key: ec.EllipticCurvePublicKey
-    window: tuple[int, int]  # leaf ∩ intermediate validity
-
-
 def verify_nras_response(
     body: bytes | list[Any],
     *,
@@ -103,7 +93,7 @@ def verify_nras_response(
     gpu_count = len(devices)
     check_distinct_gpus(devices)
     overall_jws, device_jws = _split_body(body)
-    keys = _jwks_by_kid(jwks)
+    keys = jwks_by_kid(jwks)
     # 1. signatures (and key provenance) of every token, before any claim is trusted
     overall = _verify_token("overall", overall_jws, keys, anchors, now, memo)
     tokens_by_gpu = [_verify_token(name, tok, keys, anchors, now, memo) for name, tok in device_jws.items()]
@@ -184,12 +174,6 @@ def _split_body(body: bytes | list[Any]) -> tuple[str, dict[str, str]]:
     return head[1], detached
 
 
-def _jwks_by_kid(jwks: object) -> dict[str, Mapping[str, Any]]:
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise EvidenceError('the NRAS JWKS is not {"keys": [...]}')
-    return {k["kid"]: k for k in jwks["keys"] if isinstance(k, dict) and isinstance(k.get("kid"), str)}
-
-
 # ---------------------------------------------------------------- signatures
 
 
@@ -209,7 +193,7 @@ def _verify_token(
             reason="nras_jwks_unavailable",
             details={"kid": kid},
         )
-    key = _trusted_key(kid, jwk, anchors, now, memo)
+    key = trusted_key(kid, jwk, anchors, now, memo)
     try:
         claims = jwt.decode(
             compact,
@@ -255,68 +239,6 @@ def _header(name: str, compact: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise EvidenceError(f"NRAS {name} token header is not an object")
     return header
-
-
-def _trusted_key(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int, memo: Memo | None) -> _Key:
-    """A JWK whose chain validated once is remembered with its validity window, still judged at each ``now``."""
-    ident = hashlib.sha256(
-        json.dumps(jwk, sort_keys=True, default=str).encode() + anchors.nras_intermediate_der
-    ).digest()
-    key: _Key | None = memo.get(ident) if memo is not None else None
-    if key is None:
-        key = _check_jwk(kid, jwk, anchors, now)
-        if memo is not None:
-            memo.put(ident, key)
-    lo, hi = key.window
-    if not lo <= now <= hi:  # as OpenSSL judges it on a cache miss: the token cannot outlive its signing certificate
-        raise CheckFailed(
-            f"NRAS JWKS key {kid}: its certificate chain is not valid at {now} (valid {lo}..{hi})",
-            reason="nras_token_expired",
-            details={"kid": kid, "now": now, "not_before": lo, "not_after": hi},
-        )
-    return key
-
-
-def _check_jwk(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int) -> _Key:
-    def bad(why: str) -> CheckFailed:
-        return CheckFailed(f"NRAS JWKS key {kid}: {why}", reason="nras_token_invalid", details={"kid": kid})
-
-    x5c = jwk.get("x5c")
-    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-384":
-        raise bad("not an EC P-384 key")
-    if not isinstance(x5c, list) or len(x5c) < 2 or not all(isinstance(c, str) for c in x5c):
-        raise bad("no x5c chain")
-    try:
-        ders = [base64.b64decode(c, validate=True) for c in x5c[:2]]
-        leaf, inter = (load_der(d, f"NRAS JWKS key {kid} x5c[{i}]") for i, d in enumerate(ders))
-        jwk_key = ECAlgorithm.from_jwk(dict(jwk))
-    except (binascii.Error, ValueError, TypeError, EvidenceError, jwt.InvalidKeyError):
-        raise bad("x5c or x/y do not decode") from None
-    if not hmac.compare_digest(ders[1], anchors.nras_intermediate_der):
-        raise bad("x5c[1] is not the pinned NRAS intermediate")
-    try:
-        pub = public_key(leaf, f"NRAS JWKS key {kid} x5c[0]")
-    except EvidenceError as exc:
-        raise bad(exc.message) from None
-    if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.curve.name != "secp384r1":
-        raise bad("x5c[0] key is not P-384")
-    if not isinstance(jwk_key, ec.EllipticCurvePublicKey) or jwk_key.public_numbers() != pub.public_numbers():
-        raise bad("the JWK x/y differ from x5c[0]'s key")
-    validate_path(
-        leaf,
-        [],
-        inter,
-        now=now,
-        partial=True,
-        reason="nras_token_invalid",
-        expired_reason="nras_token_expired",
-        what=f"NRAS JWKS key {kid} x5c",
-    )
-    window = (
-        max(_ts(leaf.not_valid_before_utc), _ts(inter.not_valid_before_utc)),
-        min(_ts(leaf.not_valid_after_utc), _ts(inter.not_valid_after_utc)),
-    )
-    return _Key(pub, window)
 
 
 # ---------------------------------------------------------------- claims
@@ -448,7 +370,3 @@ def _b64url(s: object) -> bytes:
     if not isinstance(s, str):
         raise TypeError("not a string")
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-def _ts(dt: datetime) -> int:
-    return int(dt.timestamp())
