@@ -66,7 +66,9 @@ SCHEMAS: dict[str, Any] = {
     },
     "Verdict": {
         "type": "object",
-        "required": ["id", "status", "trust_profile", "simulator", "subject", "nonce", "times", "policy", "versions", "checks", "notes"],
+        "required": ["id", "status", "trust_profile", "simulator", "subject", "nonce", "times", "policy", "versions", "checks",
+                     "claims", "notes", "collateral", "attestation", "anchors", "trust_vector", "refs", "supersedes"],
+        "additionalProperties": False,
         "properties": {
             "id": {"type": ["string", "null"]},
             "status": {"type": "string", "enum": ["pass", "fail", "indeterminate"]},
@@ -74,9 +76,18 @@ SCHEMAS: dict[str, Any] = {
             "simulator": {"type": "boolean", "description": "true when the verdict was made against the simulator's test anchors"},
             "subject": {
                 "type": "object",
+                "additionalProperties": False,
                 "properties": {
-                    k: _NULLABLE_STR
-                    for k in ("model", "chat_id", "gateway", "signing_algo", "signer", "request_sha256", "response_sha256", "signed_text")
+                    **{k: _NULLABLE_STR
+                       for k in ("model", "chat_id", "gateway", "signing_algo", "signer", "request_sha256", "response_sha256",
+                                 "signed_text")},
+                    "model_binding": {
+                        "type": "object", "required": ["by", "names"],
+                        "description": "what bound the model: app_id_pin, signed_text, attestation, or nothing",
+                        "properties": {"by": {"type": "array", "items": {
+                            "type": "string", "enum": ["app_id_pin", "signed_text", "attestation", "nothing"]}},
+                            "names": {"type": "array", "items": {"type": "string"}}},
+                    },
                 },
             },
             "nonce": {"type": "object", "properties": {"value": _NULLABLE_STR, "origin": _NULLABLE_STR}},
@@ -96,8 +107,26 @@ SCHEMAS: dict[str, Any] = {
             "claims": {"type": "object"},
             "notes": {"type": "array", "items": {"type": "object", "required": ["code", "message"]}},
             "collateral": {"type": "array"},
-            "attestation": {"type": "object"},
+            "attestation": {
+                "type": "object", "additionalProperties": False,
+                "required": ["format", "paths", "hops", "origin", "fetched_at", "reused_from", "age_s"],
+                "properties": {
+                    "format": _NULLABLE_STR, "paths": {"type": "array", "items": {"type": "string"}},
+                    "hops": {"type": "array", "items": {"type": "string"}},
+                    "origin": {"type": "string", "enum": ["fetched", "reused", "recorded"]},
+                    "fetched_at": _NULLABLE_INT, "reused_from": _NULLABLE_STR, "age_s": _NULLABLE_INT,
+                },
+            },
             "anchors": {"type": "object"},
+            "trust_vector": {
+                "type": "object", "description": "AR4SI trustworthiness vector, one tier per aspect, from the checks",
+                "additionalProperties": {
+                    "type": "object", "required": ["tier", "value", "because"],
+                    "properties": {"tier": {"type": "string", "enum": ["none", "affirming", "warning", "contraindicated"]},
+                                   "value": {"type": "integer"}, "because": {"type": "string"}},
+                },
+            },
+            "refs": {"type": ["object", "null"], "description": "id and sha256 of the reference values appraised against"},
             "supersedes": _NULLABLE_STR,
         },
     },
