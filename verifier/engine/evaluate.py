@@ -32,7 +32,7 @@ from verifier.engine.verdict import build_verdict
 from verifier.evidence.bundle import Bundle
 from verifier.verify.results import Facts
 
-__all__ = ["CollateralProvider", "Context", "Evaluation", "NrasProvider", "evaluate"]
+__all__ = ["CollateralProvider", "Context", "Evaluation", "NrasProvider", "evaluate", "gather"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,17 @@ async def evaluate(bundle: Bundle, ctx: Context, *, fetch_errors: Mapping[str, V
     ``fetched_now``: the report was fetched by this verifier just now with the bundle's freshly minted nonce.
     ``supersedes``: the verdict this evaluation re-verifies (its evidence is recorded, never fetched now)."""
     started = time.perf_counter()
+    facts, kept = await gather(bundle, ctx, fetch_errors=fetch_errors)                    # 1-4
+    results = appraise(facts, Appraisal(policy=ctx.policy, refs=ctx.refs))                  # 5
+    origin = "reused" if bundle.meta.reused_from else "fetched" if fetched_now and supersedes is None else "recorded"
+    verdict = build_verdict(facts, results, ctx, origin=origin, supersedes=supersedes, started=started)  # 6
+    return Evaluation(verdict=verdict, bundle=kept)
+
+
+async def gather(bundle: Bundle, ctx: Context, *, fetch_errors: Mapping[str, VerifierError] | None = None
+                 ) -> tuple[Facts, Bundle]:
+    """Stages 1-4: parse and verify everything the checks judge. Returns the typed facts and the bundle plus what
+    was fetched on the way (collateral, NRAS answers)."""
     errors = dict(fetch_errors or {})
     names = _names(bundle, ctx)
     signature = await verify_signature_stage(bundle, errors, ctx.cpu)                      # 1
@@ -55,11 +66,8 @@ async def evaluate(bundle: Bundle, ctx: Context, *, fetch_errors: Mapping[str, V
     tdx = await verify_quotes(selection, bundle, ctx, collateral)                          # 3
     gpus = await verify_gpus(selection, bundle, ctx, nras)                                 # 4
     facts = Facts(bundle=bundle, now=ctx.now, signature=signature, selection=selection, tdx=tdx, gpus=gpus)
-    results = appraise(facts, Appraisal(policy=ctx.policy, refs=ctx.refs))                  # 5
-    origin = "reused" if bundle.meta.reused_from else "fetched" if fetched_now and supersedes is None else "recorded"
-    verdict = build_verdict(facts, results, ctx, origin=origin, supersedes=supersedes, started=started)  # 6
     kept = replace(bundle, collateral={**bundle.collateral, **collateral.files}, nras={**bundle.nras, **nras.files})
-    return Evaluation(verdict=verdict, bundle=kept)
+    return facts, kept
 
 
 def _names(bundle: Bundle, ctx: Context) -> frozenset[str]:
