@@ -5,6 +5,7 @@ tampered verdict, a forged checkpoint, a stale proof and a foreign EAR each fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -14,11 +15,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 from web_env import Env, post, start
 
+from verifier.app.audit import AuditError, audit_consistency, audit_inclusion
 from verifier.app.ear import jwks
 from verifier.app.keys import Role
 from verifier.cli import main
+from verifier.core.checkpoint import Checkpoint, NoteSigner
 
 SCRIPT = Path(__file__).resolve().parent.parent / "docs" / "audit_verdict.py"
 
@@ -140,3 +145,20 @@ def test_log_verify_refuses_incomplete_arguments(files: dict[str, Path]) -> None
     result = CliRunner().invoke(main, ["log", "verify", "--log-key", str(files["log.vkey"]),
                                        "--checkpoint", str(files["checkpoint.txt"]), "--proof", str(files["proof.json"])])
     assert result.exit_code != 0 and "give --proof with --verdict" in result.output
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 2**60) | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+                     max_leaves=20)
+_SIGNER = NoteSigner("audit.test/log", Ed25519PrivateKey.from_private_bytes(bytes(32)))
+_NOTE = _SIGNER.sign_checkpoint(Checkpoint("audit.test/log", 3, bytes(32)))
+
+
+@given(_JSON, _JSON, st.dictionaries(st.sampled_from(["log_index", "tree_size", "verdict_id", "inclusion_path"]),
+                                     _JSON | st.integers(0, 4) | st.lists(st.just("AAAA"), max_size=3)))
+def test_arbitrary_proof_and_verdict_files_raise_only_audit_error(verdict: Any, proof: Any, fields: dict[str, Any]) -> None:
+    for candidate in (proof, {"tree_size": 3, "verdict_id": None, **fields}):
+        with contextlib.suppress(AuditError):
+            audit_inclusion(verdict, candidate, _NOTE, _SIGNER.verifier)
+        with contextlib.suppress(AuditError):
+            audit_consistency(_NOTE, Checkpoint("audit.test/log", 3, bytes(32)), candidate, _SIGNER.verifier)

@@ -124,3 +124,15 @@ def test_a_key_file_with_another_kind_of_key_or_none_is_refused(tmp_path: Path) 
     empty.write_text("nothing here\n")
     with pytest.raises(ConfigError, match="no PEM private key"):
         load_keys(empty)
+
+
+_JWK = st.fixed_dictionaries({"kid": st.just(public_jwk(KEY.public_key())["kid"])},
+                             optional={"kty": st.sampled_from(["OKP", "EC", "RSA", "x"]), "crv": st.sampled_from(["Ed25519", "P-256", ""]),
+                                       "x": st.text(max_size=50), "alg": st.sampled_from(["EdDSA", "none", "HS256"])})
+
+
+@given(st.lists(_JWK, max_size=3) | st.none() | st.text(max_size=10))
+def test_arbitrary_jwks_raise_only_ear_error(keys: Any) -> None:
+    token = sign_ear(ear_claims(verdict(), log_index=0, iat=1), KEY)
+    with contextlib.suppress(EarError):
+        verify_ear(token, {"keys": keys})

@@ -124,7 +124,7 @@ def verify_ear(token: str, jwks_doc: dict[str, Any]) -> dict[str, Any]:
     """The claims of an EAR signed by a key of ``jwks_doc`` (by its ``kid``), with the EAR profile. EarError otherwise."""
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise EarError(f"not a JWT: {exc}") from None
     if header.get("alg") != "EdDSA":
         raise EarError(f"alg {header.get('alg')!r}: expected EdDSA")
@@ -137,7 +137,7 @@ def verify_ear(token: str, jwks_doc: dict[str, Any]) -> dict[str, Any]:
     try:
         public = jwt.PyJWK(match[0], algorithm="EdDSA").key
         claims: dict[str, Any] = jwt.decode(token, public, algorithms=["EdDSA"], options={"require": ["iat"]})
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:  # a malformed JWK as much as a bad signature
         raise EarError(f"the EAR does not verify: {exc}") from None
     if claims.get("eat_profile") != EAR_PROFILE:
         raise EarError(f"eat_profile {str(claims.get('eat_profile'))[:60]!r}: expected {EAR_PROFILE}")
