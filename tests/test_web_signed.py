@@ -31,6 +31,8 @@ async def _text(env: Env, path: str, role: Role | None = Role.READ) -> str:
 
 
 async def test_the_ear_verifies_with_pyjwt_against_the_served_jwks_and_carries_the_claims(env: Env) -> None:
+    for name in ("log.pem", "ear.pem"):  # made at first start, private to the service's user
+        assert (env.db_path.parent / name).stat().st_mode & 0o777 == 0o600
     verdict = await (await post(env)).json()
     token = await _text(env, f"/v1/verifications/{verdict['id']}/ear")
     jwks = await (await env.client.get("/.well-known/jwks.json")).json()

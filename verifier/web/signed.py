@@ -23,6 +23,8 @@ async def get_ear(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     verdict_id = inputs.verdict_id(request)
     verdict = await svc.records.get(verdict_id, submitted_by=owner_scope(request))
+    if not svc.ear_keys:
+        raise HTTPProblem(404, "not_found", "this verifier has no EAR key")
     index = await svc.recorder.read(lambda ledger: index_of(ledger.db, verdict_id))
     token = sign_ear(ear_claims(verdict, log_index=index, iat=int(svc.clock())), svc.ear_keys[-1])
     return web.Response(text=token, content_type=JWT_TYPE)
