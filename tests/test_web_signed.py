@@ -88,3 +88,14 @@ async def test_a_submit_key_gets_the_ear_of_its_own_verdicts_only(env: Env) -> N
     verdict = await (await post(env, role=Role.ADMIN)).json()
     resp = await env.client.get(f"/v1/verifications/{verdict['id']}/ear", headers=env.auth(Role.SUBMIT))
     assert resp.status == 404
+
+
+async def test_a_log_origin_that_is_no_key_name_is_a_config_error(tmp_path: Path) -> None:
+    from verifier.app.services import open_services
+    from verifier.core.errors import ConfigError
+    from verifier.demo import simulator_settings
+
+    settings = simulator_settings(tmp_path / "v.db", "http://127.0.0.1:1", log_origin="has space")
+    with pytest.raises(ConfigError, match="log_origin"):
+        async with open_services(settings):
+            pass

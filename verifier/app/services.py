@@ -35,7 +35,8 @@ from verifier.app.settings import Settings
 from verifier.app.signing_keys import load_keys
 from verifier.appraise.policy import Policy, default_policy, load_policy
 from verifier.appraise.refs import Refs
-from verifier.core.checkpoint import NoteSigner
+from verifier.core.checkpoint import CheckpointError, NoteSigner
+from verifier.core.errors import ConfigError
 from verifier.core.trust import TrustAnchors
 from verifier.engine.evaluate import Context
 from verifier.verify.memo import VerificationMemo
@@ -97,7 +98,10 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     anchors = anchors_for(settings.trust_profile)
     refs = refs_for(settings.trust_profile, settings.refs_path)
     metrics = Metrics()
-    log_signer = NoteSigner(settings.log_origin, load_keys(settings.log_key_path, create=True)[-1])
+    try:
+        log_signer = NoteSigner(settings.log_origin, load_keys(settings.log_key_path, create=True)[-1])
+    except CheckpointError as exc:
+        raise ConfigError(f"log_origin: {exc}") from None
     ear_keys = load_keys(settings.ear_key_path, create=True)
     async with AsyncExitStack() as stack:
         cpu = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify-cpu")
