@@ -162,3 +162,36 @@ def test_arbitrary_proof_and_verdict_files_raise_only_audit_error(verdict: Any, 
             audit_inclusion(verdict, candidate, _NOTE, _SIGNER.verifier)
         with contextlib.suppress(AuditError):
             audit_consistency(_NOTE, Checkpoint("audit.test/log", 3, bytes(32)), candidate, _SIGNER.verifier)
+
+
+def test_ear_verify_fetches_the_jwks_from_a_url_without_following_redirects(files: dict[str, Path]) -> None:
+    import http.server
+    import threading
+
+    body = files["jwks.json"].read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/.well-known/jwks.json":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.send_response(302)
+                self.send_header("Location", "/.well-known/jwks.json")
+                self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        ok = CliRunner().invoke(main, ["ear", "verify", str(files["ear.jwt"]), "--jwks", f"{base}/.well-known/jwks.json"])
+        assert ok.exit_code == 0, ok.output
+        moved = CliRunner().invoke(main, ["ear", "verify", str(files["ear.jwt"]), "--jwks", f"{base}/old"])
+        assert moved.exit_code != 0 and "HTTP 302" in moved.output and "FAIL" not in moved.output  # usage, not a verdict
+    finally:
+        server.shutdown()
