@@ -98,6 +98,8 @@ async def test_kill_9_under_load_loses_no_acknowledged_verdict(aiohttp_server: A
         report = check_ledger(ledger)
         assert report.ok, report.problems
         assert report.verdicts >= len(acked) >= KILLS * 12
+        # the transparency log: a leaf per verdict, the latest signed checkpoint covers every acknowledged verdict
+        assert report.log_size == report.verdicts and (report.checkpoint_size or 0) >= len(acked)
     # and it starts again on the same file
     proc, _ = await start_service(db, gateway_url)
     proc.send_signal(signal.SIGTERM)

@@ -54,6 +54,14 @@ def test_every_ledger_table_refuses_updates_and_deletes(db: Path, table: str) ->
             store = KeyStore(ledger)
             key, _ = store.create("read")
             store.revoke(key.id)
+        if table == "tlog_checkpoints":  # the transparency log (0005): a signed checkpoint to try to edit
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+            from verifier.adapters.ledger.tlog import sign_head
+            from verifier.core.checkpoint import NoteSigner
+
+            with ledger.transaction():
+                sign_head(ledger.db, NoteSigner("test/log", Ed25519PrivateKey.generate()), 0.0)
         for statement in (f"DELETE FROM {table}", f"UPDATE {table} SET rowid = rowid"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 ledger.db.execute(statement)

@@ -159,6 +159,29 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+_B64 = {"type": "string", "contentEncoding": "base64"}
+SCHEMAS.update({  # signed, portable results: the transparency log's proofs and the EAR keys
+    "InclusionProof": {
+        "type": "object",
+        "required": ["verdict_id", "log_index", "tree_size", "leaf_hash", "inclusion_path", "checkpoint"],
+        "properties": {"verdict_id": {"type": "string"}, "log_index": {"type": "integer"}, "tree_size": {"type": "integer"},
+                       "leaf_hash": _B64, "inclusion_path": {"type": "array", "items": _B64},
+                       "checkpoint": {"type": ["string", "null"], "description": "the signed checkpoint of tree_size"}},
+    },
+    "ConsistencyProof": {
+        "type": "object",
+        "required": ["from", "to", "old_root", "new_root", "consistency_path"],
+        "properties": {"from": {"type": "integer"}, "to": {"type": "integer"}, "old_root": _B64, "new_root": _B64,
+                       "consistency_path": {"type": "array", "items": _B64}},
+    },
+    "Jwks": {
+        "type": "object", "required": ["keys"],
+        "properties": {"keys": {"type": "array", "items": {"type": "object", "required": ["kty", "crv", "x", "kid"],
+                                                           "properties": {"kty": {"const": "OKP"}, "crv": {"const": "Ed25519"},
+                                                                          "x": {"type": "string"}, "kid": {"type": "string"}}}}},
+    },
+})
+
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _AUTH_ERRORS = {"401": _error("no API key, or an unknown or revoked one"), "403": _error("the key's role may not use this route"),
                 "429": _error("the key's rate limit is exceeded (Retry-After says when to retry)")}
@@ -168,6 +191,43 @@ def _secured(op: dict[str, Any], roles: str) -> dict[str, Any]:
     """An operation that needs an API key of one of ``roles``."""
     return {**op, "description": f"roles: {roles}", "security": [{"bearer": []}],
             "responses": {**op["responses"], **_AUTH_ERRORS}}
+
+
+def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
+
+
+def _signed_paths(readers: str) -> dict[str, Any]:
+    """The EAR, JWKS and transparency-log routes."""
+    size = {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1},
+            "description": "the tree size to prove inclusion in (default: the current one)"}
+    sizes = [{"name": n, "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}} for n in ("from", "to")]
+    return {
+        "/v1/verifications/{id}/ear": {
+            "get": _secured({"summary": "The verdict as a signed EAT Attestation Result (draft-ietf-rats-ear-04, EdDSA JWT)",
+                             "parameters": [_ID], "responses": {"200": _text("the EAR (compact JWT)", "application/jwt"),
+                                                                "404": _error("unknown id")}}, readers),
+        },
+        "/.well-known/jwks.json": {"get": {"summary": "The EAR signing keys (current first, retired ones kept)",
+                                           "responses": {"200": _json(_ref("Jwks"), "the JWKS")}}},
+        "/v1/log/key": {"get": {"summary": "The transparency log's verifier key (C2SP signed-note vkey)",
+                                "responses": {"200": _text("name+keyid+key"), "404": _error("no log key")}}},
+        "/v1/log/checkpoint": {
+            "get": _secured({"summary": "The signed checkpoint (C2SP tlog-checkpoint) of the verdict log's current head",
+                             "responses": {"200": _text("the signed note"), "503": _error("the ledger is busy")}}, "read, admin"),
+        },
+        "/v1/log/proof/{id}": {
+            "get": _secured({"summary": "RFC 9162 inclusion proof of a verdict in the tree of `size` leaves",
+                             "parameters": [_ID, size],
+                             "responses": {"200": _json(_ref("InclusionProof"), "the proof"), "404": _error("unknown id"),
+                                           "400": _error("a size that does not hold the verdict")}}, "read, admin"),
+        },
+        "/v1/log/consistency": {
+            "get": _secured({"summary": "RFC 9162 consistency proof between two tree sizes", "parameters": sizes,
+                             "responses": {"200": _json(_ref("ConsistencyProof"), "the proof"),
+                                           "400": _error("sizes outside 0 <= from <= to <= the tree size")}}, "read, admin"),
+        },
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -240,6 +300,7 @@ def openapi_document() -> dict[str, Any]:
             "/metrics": {"get": _secured({"summary": "Prometheus metrics (text exposition format)",
                                           "responses": {"200": {"description": "metrics", "content": {"text/plain": {
                                               "schema": {"type": "string"}}}}}}, "read, metrics, admin")},
+            **_signed_paths(readers),
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(_ref("Health"), "alive")}}},
             "/readyz": {"get": {"summary": "Readiness: database writable, dcap workers alive",
                                 "responses": {"200": _json(_ref("Ready"), "ready"), "503": _json(_ref("Ready"), "not ready")}}},

@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from verifier.adapters.collateral_cache import CollateralCache
 from verifier.adapters.dcap.pool import DcapPool
@@ -31,8 +32,11 @@ from verifier.app.offload import Offloader
 from verifier.app.profiles import anchors_for, refs_for
 from verifier.app.records import Records
 from verifier.app.settings import Settings
+from verifier.app.signing_keys import load_keys
 from verifier.appraise.policy import Policy, default_policy, load_policy
 from verifier.appraise.refs import Refs
+from verifier.core.checkpoint import CheckpointError, NoteSigner
+from verifier.core.errors import ConfigError
 from verifier.core.trust import TrustAnchors
 from verifier.engine.evaluate import Context
 from verifier.verify.memo import VerificationMemo
@@ -57,6 +61,8 @@ class Services:
     budget: UpstreamBudget = field(default_factory=lambda: UpstreamBudget(0))
     admission: ByteAdmission = field(default_factory=lambda: ByteAdmission(1 << 40, wait=0))
     offloader: Offloader | None = None  # None: the engine runs on the caller's loop
+    log_signer: NoteSigner | None = None  # the transparency log's checkpoint key (None: no checkpoints are signed)
+    ear_keys: tuple[Ed25519PrivateKey, ...] = ()  # EAR signing keys, oldest first; the last signs (empty: no EARs)
     records: Records = field(init=False)
 
     def __post_init__(self) -> None:
@@ -92,12 +98,18 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     anchors = anchors_for(settings.trust_profile)
     refs = refs_for(settings.trust_profile, settings.refs_path)
     metrics = Metrics()
+    try:
+        log_signer = NoteSigner(settings.log_origin, load_keys(settings.log_key_path, create=True)[-1])
+    except CheckpointError as exc:
+        raise ConfigError(f"log_origin: {exc}") from None
+    ear_keys = load_keys(settings.ear_key_path, create=True)
     async with AsyncExitStack() as stack:
         cpu = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify-cpu")
         stack.callback(cpu.shutdown, wait=False)
         recorder = await Recorder.open(settings.db_path, trust_profile=anchors.name, busy_timeout=settings.db_busy_timeout,
                                        observe_write=metrics.ledger_write_seconds.observe)
         stack.push_async_callback(recorder.close)
+        recorder.ledger.log_signer = log_signer  # before any write: every save signs the new tree head
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, connect=min(10.0, settings.upstream_timeout))
         session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "attestation-verifier"}))
         fetcher = PcsClient(session, settings.pcs_url, pccs=settings.pccs, timeout=settings.upstream_timeout,
@@ -114,4 +126,5 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
                        collateral=collateral, nras=nras, clock=clock, refs=refs, cpu=cpu, metrics=metrics,
                        limiter=RateLimiter(settings.rate_per_minute, settings.rate_burst),
                        budget=UpstreamBudget(settings.upstream_per_minute),
-                       admission=ByteAdmission(settings.max_inflight_bytes, wait=settings.admission_wait), offloader=offloader)
+                       admission=ByteAdmission(settings.max_inflight_bytes, wait=settings.admission_wait), offloader=offloader,
+                       log_signer=log_signer, ear_keys=ear_keys)

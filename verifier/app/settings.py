@@ -66,6 +66,10 @@ class Settings:
     upstream_per_minute: float = 60.0  # gateway calls per gateway and minute (a verification needs up to 2); 0 = no limit
     max_inflight_bytes: int = 256 * 1024 * 1024  # request bodies + upstream answers held at once; beyond: wait, then 503
     admission_wait: float = 10.0  # seconds a verification waits for room under max_inflight_bytes before a 503
+    # Signed results (EAR) and the transparency log: Ed25519 key files (PEM; made on first serve); None: in memory only
+    log_key_path: str | None = None
+    ear_key_path: str | None = None
+    log_origin: str = "attestation-verifier/verdict-log"  # the checkpoints' origin line and the log key's name
 
     def __post_init__(self) -> None:
         if self.retain_bodies not in RETAIN_BODIES:

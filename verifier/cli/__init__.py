@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "refs": ("refs", "refs_group", "Reference values: pull a gateway's app ids, pin a reviewed verdict, detect drift, show."),
     "keys": ("keys", "keys_group", "API keys for the HTTP API: create (shown once), list, revoke."),
     "ledger": ("ledger_check", "ledger_group", "The ledger file: `ledger check` re-hashes every blob and reference."),
+    "ear": ("ear", "ear_group", "EAT Attestation Results: `ear verify TOKEN --jwks FILE|URL`, `ear rotate-key`."),
+    "log": ("log", "log_group", "The transparency log of verdicts: `log verify` checks inclusion and consistency offline."),
 }
 
 

@@ -72,6 +72,11 @@ def listen(host: str, port: int) -> socket.socket:
 @click.option("--admin-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="VERIFIER_ADMIN_KEY_FILE",
               help="With an empty key store: read the first admin key from this file (else $VERIFIER_ADMIN_KEY, else one is made and printed).")
 @click.option("--insecure-no-auth", is_flag=True, help="No API keys at all (every caller is admin); only with a loopback --host.")
+@click.option("--log-key-file", "log_key_path", default=None, envvar="VERIFIER_LOG_KEY_FILE",
+              help="Ed25519 PEM key that signs the verdict log's checkpoints (default: <db>.log-key.pem; made if absent).")
+@click.option("--ear-key-file", "ear_key_path", default=None, envvar="VERIFIER_EAR_KEY_FILE",
+              help="Ed25519 PEM key file that signs EARs; the last key signs, earlier ones stay in the JWKS "
+                   "(default: <db>.ear-key.pem; made if absent; `verifier ear rotate-key` adds one).")
 def serve(host: str, port: int, allow_gateways: tuple[str, ...], max_inflight_mib: int | None, admin_key_file: Path | None,
           insecure_no_auth: bool, **kw: Any) -> None:
     """Run the HTTP API."""
@@ -89,6 +94,10 @@ def serve(host: str, port: int, allow_gateways: tuple[str, ...], max_inflight_mi
         if not is_loopback(host):
             raise click.ClickException(f"--insecure-no-auth needs a loopback --host (127.0.0.1, ::1), not {host!r}")
         kw["auth"] = False
+    db_path = kw.get("db_path") or "verifier.db"
+    for name, suffix in (("log_key_path", ".log-key.pem"), ("ear_key_path", ".ear-key.pem")):
+        if kw.get(name) is None and db_path != ":memory:":
+            kw[name] = db_path + suffix  # generated on first serve, like the admin key
     settings = settings_from(**kw)
     try:
         policy = load_policy_option(settings.policy_path)
@@ -102,6 +111,7 @@ def serve(host: str, port: int, allow_gateways: tuple[str, ...], max_inflight_mi
     bound = sock.getsockname()
     click.echo(f"verifier {__version__}: policy {policy.id} sha256:{policy.sha256[:16]}…, trust {settings.trust_profile}, "
                f"db {settings.db_path}, gateways {', '.join(settings.allow_gateways)}, retain bodies {settings.retain_bodies}")
+    click.echo(f"verdict log {settings.log_origin}: checkpoint key {settings.log_key_path}, EAR keys {settings.ear_key_path}")
     click.echo(f"listening on http://{f'[{host}]' if ':' in host else host}:{bound[1]}")
     web.run_app(create_app(settings), sock=sock, shutdown_timeout=10, print=None, access_log=None)
 

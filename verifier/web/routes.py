@@ -17,7 +17,7 @@ from verifier.core.model import Status
 from verifier.engine.pipeline import Exchange, InputError
 from verifier.evidence.bundle import MAX_UNIX_SECONDS
 from verifier.openapi import openapi_document
-from verifier.web import inputs
+from verifier.web import inputs, signed
 from verifier.web.access_log import VERDICT
 from verifier.web.auth import API_KEY, owner_scope
 from verifier.web.errors import SERVICES, SETTINGS, HTTPProblem, bad_request
@@ -176,4 +176,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", healthz, None),
     Route("GET", "/readyz", readyz, None),
     Route("GET", "/openapi.json", openapi, None),
+    # signed, portable results: EAR per verdict, its JWKS, the transparency log of verdicts
+    Route("GET", "/v1/verifications/{id}/ear", signed.get_ear, _ANY_READER),
+    Route("GET", "/.well-known/jwks.json", signed.get_jwks, None),
+    Route("GET", "/v1/log/key", signed.get_log_key, None),
+    Route("GET", "/v1/log/checkpoint", signed.get_checkpoint, frozenset({Role.READ, Role.ADMIN})),
+    Route("GET", "/v1/log/proof/{id}", signed.get_proof, frozenset({Role.READ, Role.ADMIN})),
+    Route("GET", "/v1/log/consistency", signed.get_consistency, frozenset({Role.READ, Role.ADMIN})),
 )

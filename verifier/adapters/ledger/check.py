@@ -28,6 +28,8 @@ from verifier.adapters.ledger.rows import (
     verdict_row,
 )
 from verifier.adapters.ledger.schema import expected_triggers
+from verifier.adapters.ledger.tlog_check import check_tlog
+from verifier.core.checkpoint import NoteVerifier
 
 _VERDICT_COLUMNS = ("id", "created_at", "status", "model", "signer", "chat_id", "gateway", "trust_profile", "policy_id",
                     "policy_sha256", "verified_at", "supersedes", "nonce", "nonce_origin", "verdict_json")
@@ -39,13 +41,16 @@ class CheckReport:
     blobs: int = 0
     unchained: int = 0
     problems: list[str] = field(default_factory=list)
+    log_size: int = 0  # the transparency log, recomputed from the verdicts
+    checkpoint_size: int | None = None  # the latest signed checkpoint's tree size (None: none issued)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def check_ledger(ledger: Ledger) -> CheckReport:
+def check_ledger(ledger: Ledger, *, log_key: NoteVerifier | None = None) -> CheckReport:
+    """With ``log_key``, every stored checkpoint's signature is verified too (else only its size and root)."""
     report = CheckReport()
     db = ledger.db
     integrity = [row[0] for row in db.execute("PRAGMA integrity_check")]
@@ -57,6 +62,9 @@ def check_ledger(ledger: Ledger) -> CheckReport:
     bad_blobs = _check_blobs(ledger, report)
     _check_verdicts(ledger, report, bad_blobs)
     _check_orphans(ledger, report)
+    tlog = check_tlog(ledger.db, log_key)
+    report.problems += tlog.problems
+    report.log_size, report.checkpoint_size = tlog.size, tlog.checkpoint_size
     return report
 
 

@@ -48,6 +48,8 @@ from verifier.adapters.ledger.rows import (
     verdict_row,
 )
 from verifier.adapters.ledger.schema import MIGRATIONS
+from verifier.adapters.ledger.tlog import append_leaf, sign_head
+from verifier.core.checkpoint import NoteSigner
 
 MAX_LIMIT = 500
 
@@ -63,6 +65,8 @@ class Ledger:
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self._clock = clock
+        # The transparency log's key: with one, every save also stores the signed checkpoint of the new tree head
+        self.log_signer: NoteSigner | None = None
 
     @classmethod
     def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time, busy_timeout_ms: int = 5000) -> Ledger:
@@ -194,6 +198,10 @@ class Ledger:
             attestation = attestation_row(stored, evidence)
             if attestation is not None:
                 self.db.table("attestations").insert({k: column_text(v) for k, v in attestation.items()})
+            # the transparency log: the leaf is the verdict exactly as a reader gets it back (same transaction)
+            append_leaf(self.db, verdict_id, json.loads(verdict_json))
+            if self.log_signer is not None:
+                sign_head(self.db, self.log_signer, now)
         return verdict_id
 
     def _next_id(self, now: float) -> tuple[str, str | None]:

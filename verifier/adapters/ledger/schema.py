@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlite_utils import Database, Migrations
 
 MIGRATIONS = Migrations("verifier.adapters.ledger")
@@ -59,7 +61,7 @@ def _m0001_initial(db: Database) -> None:
 # The collateral cache is a cache (untrusted, refetched at will), not ledger evidence: it stays writable, and so
 # does the one-row heartbeat the readiness probe writes.
 _APPEND_ONLY_0002 = ("checks", "evidence", "verdict_evidence", "attestations", "api_keys", "api_key_revocations")
-APPEND_ONLY_TABLES = ("verdicts", *_APPEND_ONLY_0002)
+APPEND_ONLY_TABLES: tuple[str, ...] = ("verdicts", *_APPEND_ONLY_0002)
 
 _SCHEMA_0002 = (
     "ALTER TABLE verdicts ADD COLUMN submitted_by TEXT",
@@ -105,3 +107,29 @@ def _m0003_reuse_key_gateway(db: Database) -> None:
     """The reuse key includes the gateway: an attestation fetched through one gateway is never cited for another."""
     db.execute("ALTER TABLE attestations ADD COLUMN gateway TEXT")
     db.execute("CREATE INDEX attestations_reuse ON attestations(signer, signing_algo, gateway, captured_at)")
+
+
+# 0005: the transparency log of verdicts (RFC 9162 Merkle tree). One leaf per verdict in id order, appended in the
+# verdict's own transaction, with the tree's right frontier and root at that size (so an append costs O(log n));
+# signed checkpoints (C2SP tlog-checkpoint notes) as they are issued. Both append-only. Verdicts recorded before
+# this migration are logged by it, in id order. See ``verifier.adapters.ledger.tlog``.
+_APPEND_ONLY_0005 = ("tlog", "tlog_checkpoints")
+APPEND_ONLY_TABLES = (*APPEND_ONLY_TABLES, *_APPEND_ONLY_0005)
+
+
+@MIGRATIONS(name="0005_tlog")
+def _m0005_tlog(db: Database) -> None:
+    from verifier.adapters.ledger.tlog import append_leaf
+
+    db.execute("""CREATE TABLE tlog (
+        idx INTEGER PRIMARY KEY, verdict_id TEXT NOT NULL UNIQUE REFERENCES verdicts(id),
+        leaf_sha256 TEXT NOT NULL, frontier TEXT NOT NULL, root_sha256 TEXT NOT NULL
+    ) STRICT""")
+    db.execute("""CREATE TABLE tlog_checkpoints (
+        size INTEGER PRIMARY KEY, root_sha256 TEXT NOT NULL, note TEXT NOT NULL, created_at REAL NOT NULL
+    ) STRICT""")
+    for table in _APPEND_ONLY_0005:
+        for statement in _append_only_triggers(table):
+            db.execute(statement)
+    for verdict_id, verdict_json in db.execute("SELECT id, verdict_json FROM verdicts ORDER BY id").fetchall():
+        append_leaf(db, verdict_id, json.loads(verdict_json))
