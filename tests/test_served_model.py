@@ -138,6 +138,8 @@ def test_recorded_headers_keep_only_the_allow_list_never_a_key() -> None:
        response=st.one_of(st.none(), st.binary(max_size=300), st.text(max_size=200).map(lambda t: t.encode())))
 def test_served_model_raises_only_evidence_error(headers: bytes | None, response: bytes | None) -> None:
     try:
-        served_model(headers, response)
+        got = served_model(headers, response)
     except EvidenceError:
-        pass
+        return
+    assert all(isinstance(m, str) and m.strip() == m and m for m in got.body_models)
+    assert got.fallback_depth is None or got.fallback_depth >= 0

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "refs": ("refs", "refs_group", "Reference values: pull a gateway's app ids, pin a reviewed verdict, detect drift, show."),
     "keys": ("keys", "keys_group", "API keys for the HTTP API: create (shown once), list, revoke."),
     "ledger": ("ledger_check", "ledger_group", "The ledger file: `ledger check` re-hashes every blob and reference."),
+    "proxy": ("proxy", "proxy", "Relay OpenAI-style chat completions to one gateway and verify every one."),
+    "simulator": ("simulator", "simulator", "Run the simulated gateway (with its PCCS and NRAS) on its own, for trying the API."),
 }
 
 
