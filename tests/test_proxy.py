@@ -3,12 +3,15 @@ call; the bytes the SDK receives are the bytes the gateway sent; every completio
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
 from aiohttp import web
@@ -203,3 +206,42 @@ async def test_a_policy_alias_allows_the_fallback_model(aiohttp_server: Any, tmp
     raw = await env.sdk().chat.completions.with_raw_response.create(model=MODEL, messages=messages())
     verdict = await verdict_by_id(env, raw.headers[ID_HEADER])
     assert {c["id"]: c["status"] for c in verdict["checks"]}["model.served"] == "pass"
+
+
+async def test_a_stream_is_relayed_chunk_by_chunk_before_the_upstream_finishes(aiohttp_server: Any, tmp_path: Path) -> None:
+    release = asyncio.Event()
+
+    async def slow_stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b'data: {"id":"chatcmpl-slow","model":"sim/echo-1","choices":[]}\n\n')
+        await asyncio.wait_for(release.wait(), 30)  # the rest only once the client has the first chunk
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    upstream = web.Application()
+    upstream.router.add_post("/v1/chat/completions", slow_stream)
+    server = await aiohttp_server(upstream)
+    url = str(server.make_url("")).rstrip("/")
+    db = tmp_path / "verifier.db"
+    keys = make_keys(db)
+    proxy = await aiohttp_server(create_proxy_app(simulator_settings(db, url, dcap_workers=1, signature_deadline=0),
+                                                  clock=clock))
+    async with aiohttp.ClientSession() as session, session.post(
+            str(proxy.make_url("/v1/chat/completions")), data=json.dumps({"model": MODEL, "stream": True}),
+            headers={"X-Verifier-Key": keys[Role.SUBMIT], "Authorization": f"Bearer {API_KEY}"}) as resp:
+        first = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 10)
+        assert b"chatcmpl-slow" in first and not release.is_set()
+        release.set()
+        assert await resp.read() == b"data: [DONE]\n\n"
+
+
+async def test_no_log_record_carries_the_gateway_key_or_the_verifier_key(sync_proxy: Proxied,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await sync_proxy.sdk().chat.completions.create(model=MODEL, messages=messages())
+    stream = await sync_proxy.sdk().chat.completions.create(model=MODEL, messages=messages(), stream=True)
+    _ = [c async for c in stream]
+    assert caplog.records, "nothing was logged: the test would prove nothing"
+    logged = "".join(repr(vars(r)) for r in caplog.records)
+    assert API_KEY not in logged and sync_proxy.keys[Role.SUBMIT] not in logged
