@@ -29,3 +29,5 @@ bench: install
 	$(BIN)/python benchmarks/bench_verdict.py
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_reuse.py
+	$(BIN)/python benchmarks/bench_proxy.py

@@ -71,6 +71,7 @@ FAULT_TABLE = [
     ("report_slow_body", "indeterminate", "report.signer", "upstream_timeout"),
     ("report_garbled", "indeterminate", "report.signer", "upstream_garbled"),
     ("signature_expired", "indeterminate", "signature.valid", "signature_unavailable"),
+    ("fallback_model", "fail", "model.served", "model_fallback"),
 ]
 
 

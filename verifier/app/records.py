@@ -166,7 +166,7 @@ def _redact(verdict: JSON, bundle: Bundle, secrets: tuple[str, ...]) -> tuple[JS
     verdict = walk(verdict)
     bundle = replace(
         bundle, request=scrub(bundle.request), response=scrub(bundle.response), signature=scrub(bundle.signature),
-        report=scrub(bundle.report), collateral={n: scrub(b) or b"" for n, b in bundle.collateral.items()},
+        report=scrub(bundle.report), headers=scrub(bundle.headers), collateral={n: scrub(b) or b"" for n, b in bundle.collateral.items()},
         nras={n: scrub(b) or b"" for n, b in bundle.nras.items()},
     )
     return verdict, bundle, found

@@ -133,4 +133,7 @@ REASONS: dict[str, str] = {
     # gpu device identity and NRAS pairing (h-gpu)
     "gpu_duplicate_evidence": "two GPU entries of one attestation name the same device (ueid, leaf or device certificate)",
     "nras_device_mismatch": "an NRAS per-GPU token names another device (ueid, hwmodel) than the evidence entry it pairs with",
+    # the verifying proxy: the model that served the completion (issue 16)
+    "model_fallback": "the completion was served by another model than the one requested (x-model-used, fallback "
+                      "headers or the response's model), and the policy's [models] table does not alias it",
 }

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ledger": ("ledger_check", "ledger_group", "The ledger file: `ledger check` re-hashes every blob and reference."),
     "ear": ("ear", "ear_group", "EAT Attestation Results: `ear verify TOKEN --jwks FILE|URL`, `ear rotate-key`."),
     "log": ("log", "log_group", "The transparency log of verdicts: `log verify` checks inclusion and consistency offline."),
+    "proxy": ("proxy", "proxy", "Relay OpenAI-style chat completions to one gateway and verify every one."),
+    "simulator": ("simulator", "simulator", "Run the simulated gateway (with its PCCS and NRAS) on its own, for trying the API."),
 }
 
 

@@ -38,6 +38,7 @@ class Exchange:
     gateway: str
     chat_id: str | None = None  # default: the response's id (first SSE chunk for streams)
     signing_algo: str = "ecdsa"
+    headers: bytes | None = None  # headers.json: allow-listed upstream response headers (the proxy records them)
 
 
 class Gateway(Protocol):
@@ -118,6 +119,7 @@ async def verify_exchange(
         response=ex.response,
         signature=signature,
         report=report,
+        headers=ex.headers,
         collateral=dict(reused.collateral) if reused else {},
         nras=dict(reused.nras) if reused else {},
     )

@@ -9,6 +9,8 @@ A directory, or a .zip of one, holding (each part optional):
     response.sha256      the same for response.body (``--retain-bodies hashes``)
     signature.json       body of GET /v1/signature/{id}
     report.json          body of GET /v1/attestation/report
+    headers.json         allow-listed upstream response headers of the completion (the proxy records them;
+                         never a key): a JSON object of lower-case name -> string value
     collateral/*.json    Intel TDX collateral, dcap-qvl QuoteCollateralV3 JSON
     nras/jwks.json       NVIDIA NRAS JWKS
     nras/*.json          NRAS response bodies
@@ -41,7 +43,7 @@ MAX_FILES = 256
 MAX_META_BYTES = 64 * 1024
 MAX_UNIX_SECONDS = 2**40  # year 36812: any time beyond is an input error, not a date
 _NAME = re.compile(r"^(meta\.json|request\.body|response\.body|request\.sha256|response\.sha256|signature\.json|report\.json"
-                   r"|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$")
+                   r"|headers\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _META_KEYS = {"model", "chat_id", "signing_algo", "signing_address", "nonce", "nonce_origin", "captured_at", "gateway",
               "reused_from", "report_fetched_at"}
@@ -141,6 +143,8 @@ class Bundle:
     # against these when the body itself is absent.
     request_sha256: str | None = None
     response_sha256: str | None = None
+    # the proxy (issue 16): headers.json, the allow-listed upstream response headers, exact bytes (parsed by the checks)
+    headers: bytes | None = None
 
     def files(self) -> dict[str, bytes]:
         out = {"meta.json": json.dumps(self.meta.to_json(), indent=2, sort_keys=True).encode() + b"\n"}
@@ -150,6 +154,8 @@ class Bundle:
         for name, digest in (("request.sha256", self.request_sha256), ("response.sha256", self.response_sha256)):
             if digest is not None:
                 out[name] = digest.encode() + b"\n"
+        if self.headers is not None:
+            out["headers.json"] = self.headers
         out.update({f"collateral/{n}": b for n, b in self.collateral.items()})
         out.update({f"nras/{n}": b for n, b in self.nras.items()})
         return out
@@ -201,6 +207,7 @@ class Bundle:
             response=files.get("response.body"),
             signature=files.get("signature.json"),
             report=files.get("report.json"),
+            headers=files.get("headers.json"),
             collateral={n.split("/", 1)[1]: b for n, b in files.items() if n.startswith("collateral/")},
             nras={n.split("/", 1)[1]: b for n, b in files.items() if n.startswith("nras/")},
         )

@@ -50,7 +50,9 @@ FAULTS = {
     "signature_expired": "the signature endpoint answers 404 (not found or expired)",
     "signed_other_model": "the signed text names another (cheaper) model than the one requested (3-part texts)",
     "attested_other_model": "the model attestation is for another model than the one requested (NEAR two-layer)",
+    "fallback_model": "the completion is served by a fallback model (x-model-used, x-fallback-from, the body's model)",
 }
+FALLBACK_MODEL = "sim/fallback-1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,10 @@ class SimulatedGateway:
         except (ValueError, KeyError, IndexError, TypeError):
             return web.json_response({"error": {"message": "expected {model, messages:[...]}"}}, status=400)
         chat_id = "chatcmpl-" + secrets.token_hex(12)
+        headers = {"x-model-used": model}
+        if self.fault("fallback_model"):
+            headers = {"x-model-used": FALLBACK_MODEL, "x-fallback-from": model, "x-fallback-depth": "1"}
+            model = FALLBACK_MODEL
         created = int(self.config.clock())
         words = f"echo: {text}".split(" ")
         if body.get("stream"):
@@ -181,8 +187,8 @@ class SimulatedGateway:
                    "usage": {"prompt_tokens": len(text.split()), "completion_tokens": len(words), "total_tokens": len(text.split()) + len(words)}}
             payload = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
             content_type = "application/json"
-        self.chats[chat_id] = (raw, payload, model)
-        return web.Response(body=payload, content_type=content_type)
+        self.chats[chat_id] = (raw, payload, body["model"])
+        return web.Response(body=payload, content_type=content_type, headers=headers)
 
     async def signature(self, request: web.Request) -> web.Response:
         chat_id = request.match_info["chat_id"]

@@ -43,6 +43,11 @@ ERROR_CODES: dict[str, str] = {
     "overloaded": "too many bytes of evidence in flight; nothing was recorded (503, Retry-After)",
     "ledger_busy": "another process holds the ledger's write lock; nothing was recorded (503, Retry-After)",
     "internal_error": "a bug; the log has it under the request id (500)",
+    # the verifying proxy (`verifier proxy`)
+    "upstream_unavailable": "proxy: the gateway could not be reached, or its answer was larger than the limit (502)",
+    "upstream_timeout": "proxy: the gateway did not answer in time (504)",
+    "verification_failed": "proxy: a ticket's verification could not run (budget, admission, ledger); the completion "
+                           "itself was relayed (502)",
 }
 
 

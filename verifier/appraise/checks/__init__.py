@@ -10,3 +10,4 @@ from verifier.appraise.checks import report
 from verifier.appraise.checks import tdx
 from verifier.appraise.checks import identity
 from verifier.appraise.checks import gpu
+from verifier.appraise.checks import fallback
