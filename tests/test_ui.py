@@ -123,7 +123,7 @@ async def test_the_failing_verdict_page_shows_each_checks_got_and_expected(env: 
     assert check["details"]["expected"] in row and check["details"]["got"] in row and "nonce_mismatch" in row
     for part in ('id="evidence"', 'id="chain"', "Trust vector", "Model binding", 'id="bundle-link"'):
         assert part in page
-    assert 'id="reverify"' not in page  # a read key sees no admin form
+    assert "the server will refuse it" in page  # a read key is told the admin form is not for it
 
 
 async def test_the_bundle_download_is_the_apis_zip(env: Env) -> None:
@@ -244,3 +244,13 @@ def test_the_chart_stacks_each_days_statuses_to_its_total() -> None:
     first = [b for b in chart.bars if b.day == "2026-12-01"]
     assert round(sum(b.height for b in first), 1) == chart.height - 48
     assert daily_chart([]).bars == ()
+
+
+async def test_a_passing_verdicts_advisory_non_passes_are_not_failure_reasons(env: Env) -> None:
+    ids, failed = await seed(env, passes=1)
+    await login(env)
+    rows = {r["id"]: r for r in json.loads(await (await env.client.get("/ui/verifications.json")).text())["items"]}
+    assert rows[ids[0]]["reasons"] == [] and "nonce_mismatch" in rows[failed]["reasons"]
+    overview = await (await env.client.get("/ui/")).text()
+    reasons = overview[overview.index('id="reasons"'):overview.index("</ol>", overview.index('id="reasons"'))]
+    assert "nonce_mismatch" in reasons and "not_applicable" not in reasons

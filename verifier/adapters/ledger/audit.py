@@ -82,8 +82,10 @@ def page(ledger: Ledger, flt: AuditFilter, *, before: str | None = None,
     """One page of verdict summaries (newest first) with their non-passing reasons; (rows, next ``before`` or None)."""
     limit = max(1, min(limit, PAGE_MAX))
     where, params = flt.where(before=before)
-    reasons = (f"(SELECT group_concat(DISTINCT c.reason) FROM checks c WHERE c.verdict_id = v.id AND c.{BAD}"  # noqa: S608
-               " AND c.reason IS NOT NULL) AS reasons")
+    # why the verdict is what it is: the reasons of its checks with the verdict's own status (a passing verdict's
+    # advisory non-passes, e.g. not_applicable, are not why anything failed)
+    reasons = ("(SELECT group_concat(DISTINCT c.reason) FROM checks c WHERE c.verdict_id = v.id AND c.status = v.status"
+               " AND v.status != 'pass' AND c.reason IS NOT NULL) AS reasons")
     sql = f"SELECT {', '.join(SUMMARY)}, {reasons} FROM verdicts v{where} ORDER BY v.id DESC LIMIT ?"  # noqa: S608
     rows = list(ledger.db.query(sql, [*params, limit + 1]))
     for row in rows:
@@ -131,7 +133,8 @@ def facets(ledger: Ledger, flt: AuditFilter, *, sample: int = SAMPLE) -> Counts:
 
 
 def overview(ledger: Ledger, *, sample: int = SAMPLE) -> dict[str, Any]:
-    """Status counts per (model, gateway), per day, the top failure reasons and the newest failures."""
+    """Status counts per (model, gateway), per day, the top failure reasons (of the checks that made a
+    verdict fail or indeterminate) and the newest failures."""
     inner, params = _sample(AuditFilter(), sample)
     bounded = f"SELECT * FROM ({inner}) LIMIT {int(sample)}"  # noqa: S608
     total = ledger.db.execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0]  # noqa: S608
@@ -142,8 +145,8 @@ def overview(ledger: Ledger, *, sample: int = SAMPLE) -> dict[str, Any]:
         f"SELECT date(created_at, 'unixepoch') AS day, status, count(*) AS n FROM ({bounded})"  # noqa: S608
         " GROUP BY 1, 2 ORDER BY 1", params))
     reasons = list(ledger.db.query(
-        f"SELECT c.reason, count(DISTINCT c.verdict_id) AS n FROM checks c WHERE c.{BAD}"  # noqa: S608
-        f" AND c.reason IS NOT NULL AND c.verdict_id IN (SELECT id FROM ({bounded}))"
+        f"SELECT c.reason, count(DISTINCT c.verdict_id) AS n FROM checks c JOIN ({bounded}) b ON b.id = c.verdict_id"  # noqa: S608
+        " WHERE c.status = b.status AND b.status != 'pass' AND c.reason IS NOT NULL"
         " GROUP BY 1 ORDER BY n DESC, 1 LIMIT 10", params))
     failures, _ = page(ledger, AuditFilter(status="fail"), limit=10)
     profiles = [r[0] for r in ledger.db.execute(
