@@ -10,6 +10,8 @@ bound was hit, and the pages say so.
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,10 +49,10 @@ class AuditFilter:
                 clauses.append(f"v.{column} = ?")
                 params.append(value)
         if self.reason is not None:
-            clauses.append(f"v.id IN (SELECT verdict_id FROM checks WHERE reason = ? AND {BAD})")  # noqa: S608
+            clauses.append(f"EXISTS (SELECT 1 FROM checks c WHERE c.verdict_id = v.id AND c.reason = ? AND c.{BAD})")  # noqa: S608
             params.append(self.reason)
         if self.check is not None:
-            clauses.append(f"v.id IN (SELECT verdict_id FROM checks WHERE check_id = ? AND {BAD})")  # noqa: S608
+            clauses.append(f"EXISTS (SELECT 1 FROM checks c WHERE c.verdict_id = v.id AND c.check_id = ? AND c.{BAD})")  # noqa: S608
             params.append(self.check)
         if self.since is not None:
             clauses.append("v.created_at >= ?")
@@ -106,68 +108,77 @@ def rows(ledger: Ledger, flt: AuditFilter, *, batch: int = PAGE_MAX) -> Iterator
             return
 
 
-def _sample(flt: AuditFilter, sample: int) -> tuple[str, list[Any]]:
+_SAMPLED = ("id", "created_at", "status", "model", "gateway", "signer", "trust_profile")
+
+
+def _sample(ledger: Ledger, flt: AuditFilter, sample: int) -> tuple[list[dict[str, Any]], bool]:
+    """The newest ``sample`` matching verdicts' facet columns (never verdict_json), and whether there are more."""
     where, params = flt.where()
-    return f"SELECT v.* FROM verdicts v{where} ORDER BY v.id DESC LIMIT ?", [*params, sample + 1]  # noqa: S608
+    sql = (f"SELECT {', '.join('v.' + c for c in _SAMPLED)} FROM verdicts v{where}"  # noqa: S608
+           " ORDER BY v.id DESC LIMIT ?")
+    found = list(ledger.db.query(sql, [*params, sample + 1]))
+    return found[:sample], len(found) > sample
+
+
+def _bad_checks(ledger: Ledger, ids: list[str], *, columns: str) -> list[tuple[Any, ...]]:
+    """``columns`` of the sampled verdicts' checks that failed or were indeterminate (by the checks_verdict index)."""
+    return list(ledger.db.execute(
+        f"SELECT {columns} FROM checks c WHERE c.verdict_id IN (SELECT value FROM json_each(?)) AND c.{BAD}",  # noqa: S608
+        [json.dumps(ids)]))
+
+
+def _top(counter: Counter[str], n: int = FACET_TOP) -> list[tuple[str, int]]:
+    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
 def facets(ledger: Ledger, flt: AuditFilter, *, sample: int = SAMPLE) -> Counts:
     """Counts per value of each facet (status, model, gateway, signer, trust profile, reason, check) over the newest
     ``sample`` verdicts matching ``flt``."""
-    inner, params = _sample(flt, sample)
-    sampled = ledger.db.execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0]  # noqa: S608
-    capped = sampled > sample
-    inner, params = _sample(flt, sample)
-    bounded = f"SELECT * FROM ({inner}) LIMIT {int(sample)}"  # noqa: S608
-    out: dict[str, list[tuple[str, int]]] = {}
-    for column in FACET_COLUMNS:
-        out[column] = [(str(value), n) for value, n in ledger.db.execute(
-            f"SELECT {column}, count(*) AS n FROM ({bounded}) WHERE {column} IS NOT NULL GROUP BY 1"  # noqa: S608
-            f" ORDER BY n DESC, 1 LIMIT {FACET_TOP}", params)]
-    for name, column in (("reason", "reason"), ("check", "check_id")):
-        out[name] = [(str(value), n) for value, n in ledger.db.execute(
-            f"SELECT c.{column}, count(DISTINCT c.verdict_id) AS n FROM checks c WHERE c.{BAD}"  # noqa: S608
-            f" AND c.{column} IS NOT NULL AND c.verdict_id IN (SELECT id FROM ({bounded}))"
-            f" GROUP BY 1 ORDER BY n DESC, 1 LIMIT {FACET_TOP}", params)]
-    return Counts(sampled=min(sampled, sample), capped=capped, facets=out)
+    found, capped = _sample(ledger, flt, sample)
+    out = {column: _top(Counter(str(r[column]) for r in found if r[column] is not None)) for column in FACET_COLUMNS}
+    pairs = set(_bad_checks(ledger, [r["id"] for r in found], columns="c.verdict_id, c.reason, c.check_id"))
+    out["reason"] = _top(Counter(reason for _, reason in {(v, r) for v, r, _ in pairs if r is not None}))
+    out["check"] = _top(Counter(check for _, check in {(v, c) for v, _, c in pairs}))
+    return Counts(sampled=len(found), capped=capped, facets=out)
 
 
 def overview(ledger: Ledger, *, sample: int = SAMPLE) -> dict[str, Any]:
     """Status counts per (model, gateway), per day, the top failure reasons (of the checks that made a
     verdict fail or indeterminate) and the newest failures."""
-    inner, params = _sample(AuditFilter(), sample)
-    bounded = f"SELECT * FROM ({inner}) LIMIT {int(sample)}"  # noqa: S608
-    total = ledger.db.execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0]  # noqa: S608
-    by_subject = list(ledger.db.query(
-        f"SELECT model, gateway, status, count(*) AS n FROM ({bounded})"  # noqa: S608
-        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", params))
-    by_day = list(ledger.db.query(
-        f"SELECT date(created_at, 'unixepoch') AS day, status, count(*) AS n FROM ({bounded})"  # noqa: S608
-        " GROUP BY 1, 2 ORDER BY 1", params))
-    reasons = list(ledger.db.query(
-        f"SELECT c.reason, count(DISTINCT c.verdict_id) AS n FROM checks c JOIN ({bounded}) b ON b.id = c.verdict_id"  # noqa: S608
-        " WHERE c.status = b.status AND b.status != 'pass' AND c.reason IS NOT NULL"
-        " GROUP BY 1 ORDER BY n DESC, 1 LIMIT 10", params))
+    found, capped = _sample(ledger, AuditFilter(), sample)
+    subjects = Counter((r["model"], r["gateway"], r["status"]) for r in found)
+    days = Counter((time.strftime("%Y-%m-%d", time.gmtime(r["created_at"])), r["status"]) for r in found)
+    status_of = {r["id"]: r["status"] for r in found if r["status"] != "pass"}
+    decided = {(v, reason) for v, reason, status in
+               _bad_checks(ledger, list(status_of), columns="c.verdict_id, c.reason, c.status")
+               if reason is not None and status == status_of[v]}
     failures, _ = page(ledger, AuditFilter(status="fail"), limit=10)
-    profiles = [r[0] for r in ledger.db.execute(
-        f"SELECT DISTINCT trust_profile FROM ({bounded})"  # noqa: S608
-        " WHERE trust_profile IS NOT NULL ORDER BY 1", params)]
-    return {"sampled": min(total, sample), "capped": total > sample, "by_subject": by_subject, "by_day": by_day,
-            "reasons": reasons, "failures": failures, "profiles": profiles}
+    return {
+        "sampled": len(found), "capped": capped,
+        "by_subject": [{"model": m, "gateway": g, "status": st, "n": n} for (m, g, st), n in sorted(
+            subjects.items(), key=lambda kv: tuple(str(x) for x in kv[0]))],
+        "by_day": [{"day": d, "status": st, "n": n} for (d, st), n in sorted(days.items())],
+        "reasons": [{"reason": r, "n": n} for r, n in _top(Counter(r for _, r in decided), 10)],
+        "failures": failures,
+        "profiles": sorted({r["trust_profile"] for r in found if r["trust_profile"] is not None}),
+    }
 
 
 def signers(ledger: Ledger, *, sample: int = SAMPLE) -> list[dict[str, Any]]:
     """Per signer over the newest ``sample`` verdicts: first/last seen, verdicts per status, models."""
-    inner, params = _sample(AuditFilter(), sample)
-    bounded = f"SELECT * FROM ({inner}) LIMIT {int(sample)}"  # noqa: S608
-    out = list(ledger.db.query(
-        "SELECT signer, min(created_at) AS first_seen, max(created_at) AS last_seen, count(*) AS verdicts,"  # noqa: S608
-        " sum(status = 'pass') AS pass, sum(status = 'fail') AS fail, sum(status = 'indeterminate') AS indeterminate,"
-        f" group_concat(DISTINCT model) AS models FROM ({bounded}) WHERE signer IS NOT NULL"
-        " GROUP BY signer ORDER BY last_seen DESC", params))
-    for row in out:
-        row["models"] = sorted(set(row["models"].split(","))) if row["models"] else []
-    return out
+    found, _ = _sample(ledger, AuditFilter(), sample)
+    by: dict[str, dict[str, Any]] = {}
+    for r in found:
+        if r["signer"] is None:
+            continue
+        s = by.setdefault(r["signer"], {"signer": r["signer"], "first_seen": r["created_at"], "last_seen": r["created_at"],
+                                        "verdicts": 0, "pass": 0, "fail": 0, "indeterminate": 0, "models": set()})
+        s["first_seen"], s["last_seen"] = min(s["first_seen"], r["created_at"]), max(s["last_seen"], r["created_at"])
+        s["verdicts"] += 1
+        s[r["status"]] = s.get(r["status"], 0) + 1
+        if r["model"]:
+            s["models"].add(r["model"])
+    return [{**s, "models": sorted(s["models"])} for s in sorted(by.values(), key=lambda s: -s["last_seen"])]
 
 
 def signer(ledger: Ledger, address: str, *, sample: int = 200) -> dict[str, Any] | None:
