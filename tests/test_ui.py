@@ -8,8 +8,10 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from ui_env import csrf_of, login, seed
@@ -254,3 +256,16 @@ async def test_a_passing_verdicts_advisory_non_passes_are_not_failure_reasons(en
     overview = await (await env.client.get("/ui/")).text()
     reasons = overview[overview.index('id="reasons"'):overview.index("</ol>", overview.index('id="reasons"'))]
     assert "nonce_mismatch" in reasons and "not_applicable" not in reasons
+
+
+async def test_the_time_range_facet_counts_and_links_to_a_since_filter(env: Env) -> None:
+    await seed(env, passes=1)
+    await login(env)
+    page = await (await env.client.get("/ui/verifications")).text()
+    facet = page[page.index('id="facet-time"'):]
+    facet = facet[:facet.index("</section>")]
+    assert 'data-value="last 24 hours">last 24 hours</a> <span class="n">2</span>' in facet
+    link = facet.split('data-value="last 24 hours"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    since = parse_qs(urlsplit(link).query)["since"][0]
+    assert since.endswith("Z") and abs(datetime.fromisoformat(since).timestamp() - (time.time() - 86400)) < 120
+    assert _count(await (await env.client.get(link)).text()) == "2 matching"

@@ -73,6 +73,7 @@ class Counts:
     sampled: int
     capped: bool
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    ranges: list[tuple[str, float, int]] = field(default_factory=list)  # (label, since unix s, verdicts since)
 
 
 SUMMARY = ("v.id", "v.created_at", "v.status", "v.model", "v.gateway", "v.signer", "v.trust_profile", "v.policy_id",
@@ -108,6 +109,7 @@ def rows(ledger: Ledger, flt: AuditFilter, *, batch: int = PAGE_MAX) -> Iterator
             return
 
 
+RANGES = (("last hour", 3600), ("last 24 hours", 86400), ("last 7 days", 7 * 86400), ("last 30 days", 30 * 86400))
 _SAMPLED = ("id", "created_at", "status", "model", "gateway", "signer", "trust_profile")
 
 
@@ -139,7 +141,10 @@ def facets(ledger: Ledger, flt: AuditFilter, *, sample: int = SAMPLE) -> Counts:
     pairs = set(_bad_checks(ledger, [r["id"] for r in found], columns="c.verdict_id, c.reason, c.check_id"))
     out["reason"] = _top(Counter(reason for _, reason in {(v, r) for v, r, _ in pairs if r is not None}))
     out["check"] = _top(Counter(check for _, check in {(v, c) for v, _, c in pairs}))
-    return Counts(sampled=len(found), capped=capped, facets=out)
+    now = (time.time() // 60) * 60  # whole minutes: the range links stay the same for a minute
+    ranges = [(label, now - seconds, sum(1 for r in found if r["created_at"] >= now - seconds))
+              for label, seconds in RANGES]
+    return Counts(sampled=len(found), capped=capped, facets=out, ranges=ranges)
 
 
 def overview(ledger: Ledger, *, sample: int = SAMPLE) -> dict[str, Any]:
