@@ -46,8 +46,10 @@ def _templates(db: sqlite3.Connection) -> list[tuple[dict[str, Any], list[tuple[
     for row in db.execute("SELECT * FROM verdicts ORDER BY id"):
         verdict = dict(row)
         checks = [tuple(r)[1:] for r in db.execute("SELECT * FROM checks WHERE verdict_id = ?", [verdict["id"]])]
-        files = [(r[0], r[1]) for r in db.execute("SELECT name, sha256 FROM verdict_evidence WHERE verdict_id = ?",
-                                                   [verdict["id"]])]
+        files = [
+            (r[0], r[1])
+            for r in db.execute("SELECT name, sha256 FROM verdict_evidence WHERE verdict_id = ?", [verdict["id"]])
+        ]
         out.append((verdict, checks, files))
     db.row_factory = None
     return out
@@ -70,14 +72,22 @@ def fill(path: Path, total: int, *, seed: int = 7) -> int:
         db.execute("BEGIN")
         verdicts, checks, files = [], [], []
         for i in range(first, min(first + batch, total)):
-            template, tchecks, tfiles = rng.choices(templates, weights=[8 if t[0]["status"] == "pass" else 1
-                                                                        for t in templates])[0]
+            template, tchecks, tfiles = rng.choices(
+                templates, weights=[8 if t[0]["status"] == "pass" else 1 for t in templates]
+            )[0]
             created = start + i * step
             new_id = encode_id((int(created * 1000) << 80) | rng.getrandbits(80))
             row = dict(template)
-            row.update(id=new_id, created_at=created, verified_at=int(created), model=rng.choice(MODELS),
-                       gateway=rng.choice(GATEWAYS), signer=rng.choice(SIGNERS), supersedes=None,
-                       verdict_json=template["verdict_json"].replace(template["id"], new_id))
+            row.update(
+                id=new_id,
+                created_at=created,
+                verified_at=int(created),
+                model=rng.choice(MODELS),
+                gateway=rng.choice(GATEWAYS),
+                signer=rng.choice(SIGNERS),
+                supersedes=None,
+                verdict_json=template["verdict_json"].replace(template["id"], new_id),
+            )
             verdicts.append([row[c] for c in columns])
             checks += [(new_id, *c) for c in tchecks]
             files += [(new_id, name, sha) for name, sha in tfiles]
@@ -102,15 +112,20 @@ def full_scan(path: Path) -> float:
 
 async def pages(path: Path, requests: int) -> list[tuple[str, float, float]]:
     app = create_app(simulator_settings(path, "http://127.0.0.1:9", auth=False, dcap_workers=1))
-    urls = {"list": "/ui/verifications", "overview": "/ui/", "signers": "/ui/signers",
-            "status=fail": "/ui/verifications?status=fail", f"model={MODELS[1]}": f"/ui/verifications?model={MODELS[1]}",
-            f"gateway={GATEWAYS[2]}": f"/ui/verifications?gateway={GATEWAYS[2]}",
-            f"signer={SIGNERS[7]}": f"/ui/verifications?signer={SIGNERS[7]}",
-            "trust_profile=simulator": "/ui/verifications?trust_profile=simulator",
-            "reason=nonce_mismatch": "/ui/verifications?reason=nonce_mismatch",
-            "check=tdx.binds_nonce": "/ui/verifications?check=tdx.binds_nonce",
-            "since (last 24 h)": "/ui/verifications?since=" + time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                           time.gmtime(time.time() - 86400))}
+    urls = {
+        "list": "/ui/verifications",
+        "overview": "/ui/",
+        "signers": "/ui/signers",
+        "status=fail": "/ui/verifications?status=fail",
+        f"model={MODELS[1]}": f"/ui/verifications?model={MODELS[1]}",
+        f"gateway={GATEWAYS[2]}": f"/ui/verifications?gateway={GATEWAYS[2]}",
+        f"signer={SIGNERS[7]}": f"/ui/verifications?signer={SIGNERS[7]}",
+        "trust_profile=simulator": "/ui/verifications?trust_profile=simulator",
+        "reason=nonce_mismatch": "/ui/verifications?reason=nonce_mismatch",
+        "check=tdx.binds_nonce": "/ui/verifications?check=tdx.binds_nonce",
+        "since (last 24 h)": "/ui/verifications?since="
+        + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400)),
+    }
     out = []
     async with TestClient(TestServer(app)) as client:
         for name, url in urls.items():
@@ -144,10 +159,15 @@ async def main() -> None:
     size = path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(path.name + "-*"))
     scan = full_scan(path)
     rows = await pages(path, args.requests)
-    print(f"{args.verdicts:,} verdicts in {path} (filled in {build:.0f} s); {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
-    print(f"ledger {size / 1e9:.2f} GB = {size / args.verdicts / 1024:.1f} KiB per verdict (amortized); "
-          f"full table scan {scan * 1e3:.0f} ms\n")
+    print(
+        f"{args.verdicts:,} verdicts in {path} (filled in {build:.0f} s); "
+        f"{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}"
+    )
+    print(
+        f"ledger {size / 1e9:.2f} GB = {size / args.verdicts / 1024:.1f} KiB per verdict (amortized); "
+        f"full table scan {scan * 1e3:.0f} ms\n"
+    )
     print("| page | median ms | p95 ms | p95 / full scan |")
     print("|---|---:|---:|---:|")
     for name, median, p95 in rows:

@@ -16,11 +16,24 @@ METADATA = Path(__file__).parent.parent / "docs" / "datasette-metadata.json"
 def _ledger(path: Path) -> None:
     with Ledger.open(path) as ledger:
         for status, model in (("pass", "m-1"), ("pass", "m-2"), ("fail", "m-1")):
-            ledger.save({"id": None, "status": status, "subject": {"model": model, "gateway": "https://gw.example"},
-                         "trust_profile": "simulator",
-                         "checks": [{"id": "tdx.quote", "status": status, "severity": "required",
-                                     "reason": None if status == "pass" else "debug_td", "message": "m"}]},
-                        {"report.json": b'{"x": 1}'})
+            ledger.save(
+                {
+                    "id": None,
+                    "status": status,
+                    "subject": {"model": model, "gateway": "https://gw.example"},
+                    "trust_profile": "simulator",
+                    "checks": [
+                        {
+                            "id": "tdx.quote",
+                            "status": status,
+                            "severity": "required",
+                            "reason": None if status == "pass" else "debug_td",
+                            "message": "m",
+                        }
+                    ],
+                },
+                {"report.json": b'{"x": 1}'},
+            )
 
 
 def test_the_metadata_describes_every_ledger_table_and_column() -> None:

@@ -11,10 +11,14 @@ from verifier.demo import DEMO_FAULTS, serving_demo
 
 
 async def test_the_serving_demo_leaves_passes_and_failures_the_dashboard_shows(tmp_path: Path) -> None:
-    async with serving_demo(db_dir=tmp_path, passes=1) as running, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:  # an IP host
+    async with (
+        serving_demo(db_dir=tmp_path, passes=1) as running,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client,
+    ):  # an IP host
         assert [v["status"] for v in running.verdicts] == ["pass"] + ["fail"] * len(DEMO_FAULTS)
-        async with client.post(f"{running.service_url}/ui/login", data={"key": running.read_key},
-                               allow_redirects=False) as login:
+        async with client.post(
+            f"{running.service_url}/ui/login", data={"key": running.read_key}, allow_redirects=False
+        ) as login:
             assert login.status == 303
         async with client.get(f"{running.service_url}/ui/verifications?status=fail") as page:
             text = await page.text()

@@ -31,7 +31,7 @@ async def env(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> Async
 
 def _count(page: str) -> str:
     start = page.index('id="match-count"')
-    return page[page.index(">", start) + 1:page.index("</p>", start)].strip()
+    return page[page.index(">", start) + 1 : page.index("</p>", start)].strip()
 
 
 async def test_login_sets_a_signed_httponly_samesite_strict_cookie_that_holds_no_key(env: Env) -> None:
@@ -44,8 +44,13 @@ async def test_login_sets_a_signed_httponly_samesite_strict_cookie_that_holds_no
 
 
 async def test_login_is_refused_without_a_key_with_an_unknown_key_and_with_a_submit_key(env: Env) -> None:
-    for data, status in (({}, 401), ({"key": ""}, 401), ({"key": "vk_unknown"}, 401), ({"key": env.keys[Role.SUBMIT]}, 403),
-                         ({"key": env.keys[Role.METRICS]}, 403)):
+    for data, status in (
+        ({}, 401),
+        ({"key": ""}, 401),
+        ({"key": "vk_unknown"}, 401),
+        ({"key": env.keys[Role.SUBMIT]}, 403),
+        ({"key": env.keys[Role.METRICS]}, 403),
+    ):
         resp = await env.client.post("/ui/login", data=data, allow_redirects=False)
         assert resp.status == status, data
         assert COOKIE not in resp.cookies
@@ -53,8 +58,12 @@ async def test_login_is_refused_without_a_key_with_an_unknown_key_and_with_a_sub
 
 
 async def test_login_from_another_origin_is_refused(env: Env) -> None:
-    resp = await env.client.post("/ui/login", data={"key": env.keys[Role.READ]}, headers={"Origin": "https://evil.example"},
-                                 allow_redirects=False)
+    resp = await env.client.post(
+        "/ui/login",
+        data={"key": env.keys[Role.READ]},
+        headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    )
     assert resp.status == 403 and COOKIE not in resp.cookies
 
 
@@ -67,7 +76,9 @@ async def test_a_page_without_a_session_sends_to_the_login_form_and_back(env: En
 
 async def test_the_login_never_redirects_off_the_dashboard(env: Env) -> None:
     for target in ("//evil.example/ui/", "https://evil.example/", "/v1/keys", "/ui\\..\\x"):
-        resp = await env.client.post("/ui/login", data={"key": env.keys[Role.READ], "next": target}, allow_redirects=False)
+        resp = await env.client.post(
+            "/ui/login", data={"key": env.keys[Role.READ], "next": target}, allow_redirects=False
+        )
         assert resp.headers["Location"] in ("/ui/", target) and resp.headers["Location"].startswith("/ui")
         assert not resp.headers["Location"].startswith("//")
 
@@ -102,7 +113,10 @@ async def test_a_facet_filter_changes_the_count_and_the_list(env: Env) -> None:
     await login(env)
     everything = await (await env.client.get("/ui/verifications")).text()
     assert _count(everything) == "3 matching"
-    assert 'data-facet="status" data-value="fail"' in everything and 'data-facet="reason" data-value="nonce_mismatch"' in everything
+    assert (
+        'data-facet="status" data-value="fail"' in everything
+        and 'data-facet="reason" data-value="nonce_mismatch"' in everything
+    )
     only = await (await env.client.get("/ui/verifications?status=fail")).text()
     assert _count(only) == "1 matching" and failed in only
     by_reason = await (await env.client.get("/ui/verifications?reason=nonce_mismatch")).text()
@@ -120,8 +134,8 @@ async def test_the_failing_verdict_page_shows_each_checks_got_and_expected(env: 
     verdict = await (await env.client.get(f"/v1/verifications/{failed}", headers=env.auth(Role.READ))).json()
     check = next(c for c in verdict["checks"] if c["id"] == "tdx.binds_nonce")
     page = await (await env.client.get(f"/ui/verifications/{failed}")).text()
-    row = page[page.index('data-check="tdx.binds_nonce"'):]
-    row = row[:row.index("</tr>")]
+    row = page[page.index('data-check="tdx.binds_nonce"') :]
+    row = row[: row.index("</tr>")]
     assert check["details"]["expected"] in row and check["details"]["got"] in row and "nonce_mismatch" in row
     for part in ('id="evidence"', 'id="chain"', "Trust vector", "Model binding", 'id="bundle-link"'):
         assert part in page
@@ -145,8 +159,9 @@ async def test_exports_follow_the_url_filter_as_csv_and_json(env: Env) -> None:
     assert all(r["created_at"].endswith("Z") and "T" in r["created_at"] for r in rows)
     only = json.loads(await (await env.client.get("/ui/verifications.json?status=fail")).text())
     assert [i["id"] for i in only["items"]] == [failed] and only["items"][0]["reasons"]
-    assert json.loads(await (await env.client.get("/ui/verifications.json?status=pass&status=pass&model=none"
-                                                  )).text()) == {"items": []}
+    assert json.loads(
+        await (await env.client.get("/ui/verifications.json?status=pass&status=pass&model=none")).text()
+    ) == {"items": []}
 
 
 async def test_keyset_paging_walks_every_verdict_once_newest_first(env: Env) -> None:
@@ -158,7 +173,7 @@ async def test_keyset_paging_walks_every_verdict_once_newest_first(env: Env) -> 
         page = await (await env.client.get(url)).text()
         seen += [part.split('"')[0] for part in page.split('class="verdict-link" href="/ui/verifications/')[1:]]
         marker = 'id="next-page" href="'
-        url = page[page.index(marker) + len(marker):].split('"')[0].replace("&amp;", "&") if marker in page else ""
+        url = page[page.index(marker) + len(marker) :].split('"')[0].replace("&amp;", "&") if marker in page else ""
     assert seen == sorted([*ids, failed], reverse=True)
 
 
@@ -215,7 +230,9 @@ async def test_a_simulator_ledger_is_labelled_on_every_page_and_times_are_iso_ut
 async def test_the_signer_pages_show_first_last_seen_models_and_history(env: Env) -> None:
     ids, failed = await seed(env, passes=1)
     await login(env)
-    signer = (await (await env.client.get(f"/v1/verifications/{ids[0]}", headers=env.auth(Role.READ))).json())["subject"]["signer"]
+    signer = (await (await env.client.get(f"/v1/verifications/{ids[0]}", headers=env.auth(Role.READ))).json())[
+        "subject"
+    ]["signer"]
     table = await (await env.client.get("/ui/signers")).text()
     assert f"/ui/signers/{signer}" in table and "sim/echo-1" in table
     page = await (await env.client.get(f"/ui/signers/{signer}")).text()
@@ -240,8 +257,13 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted_as_text() -> None:
 
 
 def test_the_chart_stacks_each_days_statuses_to_its_total() -> None:
-    chart = daily_chart([{"day": "2026-12-01", "status": "pass", "n": 3}, {"day": "2026-12-01", "status": "fail", "n": 1},
-                         {"day": "2026-12-02", "status": "pass", "n": 2}])
+    chart = daily_chart(
+        [
+            {"day": "2026-12-01", "status": "pass", "n": 3},
+            {"day": "2026-12-01", "status": "fail", "n": 1},
+            {"day": "2026-12-02", "status": "pass", "n": 2},
+        ]
+    )
     assert chart.peak == 4 and len(chart.bars) == 3
     first = [b for b in chart.bars if b.day == "2026-12-01"]
     assert round(sum(b.height for b in first), 1) == chart.height - 48
@@ -254,7 +276,7 @@ async def test_a_passing_verdicts_advisory_non_passes_are_not_failure_reasons(en
     rows = {r["id"]: r for r in json.loads(await (await env.client.get("/ui/verifications.json")).text())["items"]}
     assert rows[ids[0]]["reasons"] == [] and "nonce_mismatch" in rows[failed]["reasons"]
     overview = await (await env.client.get("/ui/")).text()
-    reasons = overview[overview.index('id="reasons"'):overview.index("</ol>", overview.index('id="reasons"'))]
+    reasons = overview[overview.index('id="reasons"') : overview.index("</ol>", overview.index('id="reasons"'))]
     assert "nonce_mismatch" in reasons and "not_applicable" not in reasons
 
 
@@ -262,8 +284,8 @@ async def test_the_time_range_facet_counts_and_links_to_a_since_filter(env: Env)
     await seed(env, passes=1)
     await login(env)
     page = await (await env.client.get("/ui/verifications")).text()
-    facet = page[page.index('id="facet-time"'):]
-    facet = facet[:facet.index("</section>")]
+    facet = page[page.index('id="facet-time"') :]
+    facet = facet[: facet.index("</section>")]
     assert 'data-value="last 24 hours">last 24 hours</a> <span class="n">2</span>' in facet
     link = facet.split('data-value="last 24 hours"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
     since = parse_qs(urlsplit(link).query)["since"][0]

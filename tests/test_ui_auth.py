@@ -21,8 +21,15 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/ui/logout"): {"none": 401, "forged": 401, "ended": 401, "read": 303, "admin": 303},
     ("POST", "/ui/verifications/{id}/reverify"): {"none": 401, "forged": 401, "ended": 401, "read": 403, "admin": 303},
 }
-PAGES = ("/ui/", "/ui/verifications", "/ui/verifications.{fmt:(csv|json)}", "/ui/verifications/{id}",
-         "/ui/verifications/{id}/bundle", "/ui/signers", "/ui/signers/{address}")
+PAGES = (
+    "/ui/",
+    "/ui/verifications",
+    "/ui/verifications.{fmt:(csv|json)}",
+    "/ui/verifications/{id}",
+    "/ui/verifications/{id}/bundle",
+    "/ui/signers",
+    "/ui/signers/{address}",
+)
 for _page in PAGES:
     EXPECTED[("GET", _page)] = {"none": 303, "forged": 303, "ended": 303, "read": 200, "admin": 200}
 
@@ -52,18 +59,22 @@ async def _session(env: Env, role: Role) -> str:
 async def test_the_dashboard_matrix_every_route_times_each_kind_of_caller(env: Env) -> None:
     assert {(r.method, r.path) for r in UI_ROUTES} == set(EXPECTED)
     _, failed = await seed(env, passes=0)
-    signer = (await (await env.client.get(f"/v1/verifications/{failed}", headers=env.auth(Role.READ))).json())["subject"]["signer"]
+    signer = (await (await env.client.get(f"/v1/verifications/{failed}", headers=env.auth(Role.READ))).json())[
+        "subject"
+    ]["signer"]
     read, admin = await _session(env, Role.READ), await _session(env, Role.ADMIN)
     ended = await _session(env, Role.ADMIN)
     token = await _csrf(env, ended)
-    assert (await env.client.post("/ui/logout", data={"csrf": token}, headers={"Cookie": f"{COOKIE}={ended}"},
-                                  allow_redirects=False)).status == 303
+    assert (
+        await env.client.post(
+            "/ui/logout", data={"csrf": token}, headers={"Cookie": f"{COOKIE}={ended}"}, allow_redirects=False
+        )
+    ).status == 303
     forged = read[:-4] + ("0000" if not read.endswith("0000") else "1111")
     cookies = {"none": None, "forged": forged, "ended": ended, "read": read, "admin": admin}
     got: dict[tuple[str, str, str], int] = {}
     for route in UI_ROUTES:
-        url = (route.path.replace("{id}", failed).replace("{address}", signer)
-               .replace("{fmt:(csv|json)}", "csv"))
+        url = route.path.replace("{id}", failed).replace("{address}", signer).replace("{fmt:(csv|json)}", "csv")
         for caller, value in cookies.items():
             if route.path == "/ui/logout" and caller in ("read", "admin"):
                 value = await _session(env, Role(caller))  # logging out ends a session: use a fresh one
@@ -97,9 +108,9 @@ async def test_logging_out_kills_the_cookie_even_if_a_copy_was_kept(env: Env) ->
     assert (await env.client.get("/ui/", headers=headers, allow_redirects=False)).status == 303
 
 
-async def test_with_authentication_off_every_visitor_is_an_admin_with_a_csrf_token(aiohttp_client: Any,
-                                                                                  aiohttp_server: Any,
-                                                                                  tmp_path: Path) -> None:
+async def test_with_authentication_off_every_visitor_is_an_admin_with_a_csrf_token(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     env = await start(aiohttp_client, aiohttp_server, tmp_path, auth=False)
     _, failed = await seed(env, passes=0)
     page = await (await env.client.get(f"/ui/verifications/{failed}")).text()
@@ -108,5 +119,7 @@ async def test_with_authentication_off_every_visitor_is_an_admin_with_a_csrf_tok
     assert refused.status == 403
     match = CSRF.search(page)
     assert match is not None
-    done = await env.client.post(f"/ui/verifications/{failed}/reverify", data={"csrf": match.group(1)}, allow_redirects=False)
+    done = await env.client.post(
+        f"/ui/verifications/{failed}/reverify", data={"csrf": match.group(1)}, allow_redirects=False
+    )
     assert done.status == 303

@@ -42,11 +42,20 @@ def browser(downloads: Path) -> Iterator[WebDriver]:
     assert CHROMIUM and CHROMEDRIVER, "the browser tests need Debian's chromium and chromium-driver (see .ci/run)"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+    ):
         options.add_argument(arg)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(20)
     try:
@@ -115,6 +124,14 @@ def _read_flow(driver: WebDriver, url: str, key: str, shots: Path, downloads: Pa
     seen["got"] = row.find_element(By.CSS_SELECTOR, "td.got").text
     seen["verdict_url"] = driver.current_url
     driver.save_screenshot(str(shots / "failing-verdict.png"))
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})  # the print stylesheet
+    seen["printed"] = (
+        driver.find_element(By.CSS_SELECTOR, "header.top").is_displayed(),
+        driver.find_element(By.ID, "reverify").is_displayed(),
+        driver.find_element(By.ID, "checks").is_displayed(),
+        driver.find_element(By.ID, "trust-banner").is_displayed(),
+    )
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     driver.find_element(By.ID, "bundle-link").click()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not [p for p in downloads.iterdir() if p.suffix == ".zip"]:
@@ -126,8 +143,9 @@ def _read_flow(driver: WebDriver, url: str, key: str, shots: Path, downloads: Pa
     return seen
 
 
-async def test_the_browser_read_key_filters_opens_a_failing_verdict_downloads_its_bundle_and_is_refused_the_admin_form(
-        env: Env, browser: WebDriver, tmp_path: Path, downloads: Path) -> None:
+async def test_the_browser_read_key_filters_opens_a_failing_verdict_prints_and_downloads_it_and_is_refused_admin(
+    env: Env, browser: WebDriver, tmp_path: Path, downloads: Path
+) -> None:
     _, failed = await seed(env)
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -138,6 +156,7 @@ async def test_the_browser_read_key_filters_opens_a_failing_verdict_downloads_it
     check = next(c for c in verdict["checks"] if c["id"] == "tdx.binds_nonce")
     assert seen["verdict_url"].endswith(f"/ui/verifications/{failed}")
     assert (seen["expected"], seen["got"]) == (check["details"]["expected"], check["details"]["got"])
+    assert seen["printed"] == (False, False, True, True)  # printed: no navigation or forms; the checks and banner stay
     assert seen["downloads"] == [f"{failed}.zip"]
     api = await (await env.client.get(f"/v1/verifications/{failed}/bundle", headers=env.auth(Role.READ))).read()
     assert (downloads / f"{failed}.zip").read_bytes() == api

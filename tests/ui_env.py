@@ -14,7 +14,9 @@ CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 
 async def seed(env: Env, *, passes: int = 2) -> tuple[list[str], str]:
-    """``passes`` verdicts from the honest simulator, then one failure (the report binds a substituted nonce): (pass ids, fail id)."""
+    """``passes`` verdicts from the honest simulator, then one failure (the report binds a substituted nonce).
+
+    Returns (pass ids, fail id)."""
     ids = [(await (await post(env)).json())["id"] for _ in range(passes)]
     env.gateway.config = SimulatorConfig(clock=env.gateway.config.clock, faults=frozenset({"substituted_nonce"}))
     failed = await (await post(env)).json()

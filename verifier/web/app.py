@@ -2,8 +2,8 @@
 
 Middlewares, outermost first: the access log (one JSON line and the HTTP metrics per request), the error
 envelope, authentication, the dashboard's cookie sessions (``/ui/`` only). The services (ledger threads, HTTP
-session, dcap workers, limits, metrics) are opened on startup and closed on cleanup. The caller's gateway key (``X-Upstream-Authorization``) is used for
-the upstream calls only: it is never stored, logged or echoed.
+session, dcap workers, limits, metrics) are opened on startup and closed on cleanup. The caller's gateway key
+(``X-Upstream-Authorization``) is used for the upstream calls only: it is never stored, logged or echoed.
 """
 
 from __future__ import annotations

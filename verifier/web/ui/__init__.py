@@ -19,8 +19,12 @@ def setup_ui(app: web.Application) -> None:
     """Add the dashboard's routes, templates and signing secret to ``app`` (its middleware is ``ui_middleware``)."""
     from verifier.web.ui.routes import UI_ROUTES
 
-    jinja_setup(app, loader=jinja2.PackageLoader("verifier.web.ui", "templates"),
-                autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.ChainableUndefined)
+    jinja_setup(
+        app,
+        loader=jinja2.PackageLoader("verifier.web.ui", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.ChainableUndefined,
+    )
     app[SIGNER], app[BANNER], app[ENDED] = Signer(), {}, {}
     app[UI_ROLES] = {(r.method, _canonical(r.path)): r.roles for r in UI_ROUTES}
     app.on_response_prepare.append(security_headers)

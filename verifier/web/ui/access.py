@@ -35,8 +35,10 @@ BANNER: web.AppKey[dict[str, Any]] = web.AppKey("ui_banner")
 ENDED: web.AppKey[dict[str, int]] = web.AppKey("ui_ended_sessions")  # logged-out cookie values → their expiry
 DASHBOARD_ROLES = frozenset({Role.READ, Role.ADMIN})
 NO_AUTH_ID = "0" * 16
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -73,9 +75,9 @@ def see_other(location: str) -> web.Response:
 
 
 def error_page(request: web.Request, status: int, message: str) -> web.Response:
-    response = aiohttp_jinja2.render_template("error.html", request, {"status": status, "message": message,
-                                                                            "banner": service_banner(request)},
-                                              status=status)
+    response = aiohttp_jinja2.render_template(
+        "error.html", request, {"status": status, "message": message, "banner": service_banner(request)}, status=status
+    )
     return response
 
 
@@ -121,8 +123,11 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
             return see_other(f"/ui/login?next={quote(request.path_qs, safe='')}")
         raise HTTPProblem(401, "unauthorized", "log in first: this form needs a session")
     if key.role not in roles:
-        raise HTTPProblem(403, "forbidden", f"a {key.role} key may not use this page (it needs one of: "
-                                            f"{', '.join(sorted(str(r) for r in roles))})")
+        raise HTTPProblem(
+            403,
+            "forbidden",
+            f"a {key.role} key may not use this page (it needs one of: {', '.join(sorted(str(r) for r in roles))})",
+        )
     if request.method == "POST":
         form = await request.post()
         if not signer.csrf_ok(session, form.get("csrf")):
@@ -195,8 +200,9 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _login_page(request, target, f"a {key.role} key has no dashboard: use a read or admin key", 403)
     session = request.app[SIGNER].issue(key.id, now=time.time())
     response = see_other(target)
-    response.set_cookie(COOKIE, session.value, max_age=LIFETIME_S, path="/ui", httponly=True, samesite="Strict",
-                        secure=request.secure)
+    response.set_cookie(
+        COOKIE, session.value, max_age=LIFETIME_S, path="/ui", httponly=True, samesite="Strict", secure=request.secure
+    )
     return response
 
 

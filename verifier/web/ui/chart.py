@@ -51,7 +51,9 @@ def daily_chart(by_day: list[dict[str, Any]], *, max_days: int = 60) -> Chart:
             if n:
                 h = n * scale
                 base -= h
-                bars.append(Bar(round(x + 1, 1), round(base, 1), round(max(slot - 2, 1), 1), round(h, 1), status, day, n))
+                bars.append(
+                    Bar(round(x + 1, 1), round(base, 1), round(max(slot - 2, 1), 1), round(h, 1), status, day, n)
+                )
         if i % every == 0:
             labels.append((round(x, 1), day))
     return Chart(WIDTH, HEIGHT, tuple(bars), tuple(labels), peak)

@@ -20,8 +20,18 @@ from verifier.web.ui.access import SIGNER, UI_KEY, UI_SESSION, banner, see_other
 from verifier.web.ui.chart import daily_chart
 from verifier.web.ui.params import STATUSES, active, audit_filter, before, iso, query_of
 
-EXPORT_COLUMNS = ("id", "created_at", "status", "model", "gateway", "signer", "trust_profile", "policy_id", "supersedes",
-                  "reasons")
+EXPORT_COLUMNS = (
+    "id",
+    "created_at",
+    "status",
+    "model",
+    "gateway",
+    "signer",
+    "trust_profile",
+    "policy_id",
+    "supersedes",
+    "reasons",
+)
 _ADDRESS = frozenset("0123456789abcdefABCDEFx")
 
 
@@ -41,8 +51,13 @@ async def overview(request: web.Request) -> web.Response:
     subjects: dict[tuple[str, str], dict[str, int]] = {}
     for row in data["by_subject"]:
         subjects.setdefault((row["model"] or "", row["gateway"] or ""), {})[row["status"]] = row["n"]
-    return aiohttp_jinja2.render_template("overview.html", request, await context(
-        request, data=data, chart=daily_chart(data["by_day"]), subjects=sorted(subjects.items()), statuses=STATUSES))
+    return aiohttp_jinja2.render_template(
+        "overview.html",
+        request,
+        await context(
+            request, data=data, chart=daily_chart(data["by_day"]), subjects=sorted(subjects.items()), statuses=STATUSES
+        ),
+    )
 
 
 async def verifications(request: web.Request) -> web.Response:
@@ -54,24 +69,41 @@ async def verifications(request: web.Request) -> web.Response:
         return items, nxt, audit.facets(ledger, flt)
 
     items, nxt, counts = await _read(request)(read)
-    return aiohttp_jinja2.render_template("verifications.html", request, await context(
-        request, items=items, counts=counts, flt=flt, active=active(flt), query_of=query_of,
-        next_query=query_of(flt, before=nxt) if nxt else None, export=query_of(flt), first=cursor is None))
+    return aiohttp_jinja2.render_template(
+        "verifications.html",
+        request,
+        await context(
+            request,
+            items=items,
+            counts=counts,
+            flt=flt,
+            active=active(flt),
+            query_of=query_of,
+            next_query=query_of(flt, before=nxt) if nxt else None,
+            export=query_of(flt),
+            first=cursor is None,
+        ),
+    )
 
 
 async def export(request: web.Request) -> web.StreamResponse:
     """Every verdict the URL's filter matches, as CSV or JSON, streamed in keyset pages (read on reader threads)."""
     flt, fmt = audit_filter(request), request.match_info["fmt"]
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/json",
-        "Content-Disposition": f'attachment; filename="verifications.{fmt}"'})
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/json",
+            "Content-Disposition": f'attachment; filename="verifications.{fmt}"',
+        }
+    )
     await response.prepare(request)
     cursor: str | None = None
     first = True
     if fmt == "json":
         await response.write(b'{"items": [')
     while True:
-        items, cursor = await _read(request)(lambda ledger, c=cursor: audit.page(ledger, flt, before=c, limit=audit.PAGE_MAX))
+        items, cursor = await _read(request)(
+            lambda ledger, c=cursor: audit.page(ledger, flt, before=c, limit=audit.PAGE_MAX)
+        )
         await response.write(_encode(items, fmt, header=first))
         first = False
         if cursor is None:
@@ -112,8 +144,18 @@ async def verdict(request: web.Request) -> web.Response:
 
     files, chain = await _read(request)(read)
     claims = {name: json.dumps(value, indent=2, sort_keys=True) for name, value in (record.get("claims") or {}).items()}
-    return aiohttp_jinja2.render_template("verdict.html", request, await context(
-        request, v=record, files=files, chain=chain, claims=claims, checks=[_check_row(c) for c in record.get("checks") or []]))
+    return aiohttp_jinja2.render_template(
+        "verdict.html",
+        request,
+        await context(
+            request,
+            v=record,
+            files=files,
+            chain=chain,
+            claims=claims,
+            checks=[_check_row(c) for c in record.get("checks") or []],
+        ),
+    )
 
 
 def _shown(value: Any) -> str:
@@ -123,15 +165,22 @@ def _shown(value: Any) -> str:
 def _check_row(check: dict[str, Any]) -> dict[str, Any]:
     details = dict(check.get("details") or {})
     expected, got = details.pop("expected", None), details.pop("got", None)
-    return {**check, "expected": _shown(expected), "got": _shown(got),
-            "details": {k: _shown(v) for k, v in details.items()}}
+    return {
+        **check,
+        "expected": _shown(expected),
+        "got": _shown(got),
+        "details": {k: _shown(v) for k, v in details.items()},
+    }
 
 
 async def bundle(request: web.Request) -> web.Response:
     verdict_id = inputs.verdict_id(request)
     found, _ = await request.app[SERVICES].records.export(verdict_id)
-    return web.Response(body=found.to_zip(), content_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{verdict_id}.zip"'})
+    return web.Response(
+        body=found.to_zip(),
+        content_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{verdict_id}.zip"'},
+    )
 
 
 async def reverify(request: web.Request) -> web.Response:
@@ -143,8 +192,9 @@ async def reverify(request: web.Request) -> web.Response:
 
 async def signers(request: web.Request) -> web.Response:
     items = await _read(request)(audit.signers)
-    return aiohttp_jinja2.render_template("signers.html", request, await context(request, items=items,
-                                                                                 sample=audit.SAMPLE))
+    return aiohttp_jinja2.render_template(
+        "signers.html", request, await context(request, items=items, sample=audit.SAMPLE)
+    )
 
 
 async def signer(request: web.Request) -> web.Response:

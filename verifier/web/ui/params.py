@@ -33,7 +33,9 @@ def parse_time(text: str, name: str) -> float:
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise bad_request(name, f"{name}: expected an ISO-8601 date or UTC time, got {printable(text)[:40]!r}") from None
+        raise bad_request(
+            name, f"{name}: expected an ISO-8601 date or UTC time, got {printable(text)[:40]!r}"
+        ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()

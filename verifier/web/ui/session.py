@@ -1,10 +1,10 @@
 """The dashboard's session cookie: an HMAC-SHA256-signed (``cryptography``) key id and expiry, never the key.
 
-Cookie value ``<key id>.<expires unix s>.<random nonce>.<mac hex>`` (each login its own session); the cookie is HttpOnly, SameSite=Strict, Path=/ui (and
-Secure when the request came over TLS). A valid signature only says *which* key logged in: every request looks
-the key up again (a revoked key's session ends at once, and its role is the key's current role). The signing
-secret is random per process, so a restart ends every session. CSRF tokens are a second HMAC of the cookie
-value under a distinct label: a form posted from another site cannot know it.
+Cookie value ``<key id>.<expires unix s>.<random nonce>.<mac hex>`` (each login its own session); the cookie is
+HttpOnly, SameSite=Strict, Path=/ui (and Secure when the request came over TLS). A valid signature only says
+*which* key logged in: every request looks the key up again (a revoked key's session ends at once, and its role is
+the key's current role). The signing secret is random per process, so a restart ends every session. CSRF tokens
+are a second HMAC of the cookie value under a distinct label: a form posted from another site cannot know it.
 """
 
 from __future__ import annotations
