@@ -95,3 +95,60 @@ async def run_demo(*, report_format: str = "phala_flat", signing_algo: str = "ec
                                   gateway_url=gateway_url, service_url=service_url, api_key=api_key)
 
         return list(await asyncio.gather(*(one(i) for i in range(rounds))))
+
+
+# --- `verifier demo --serve`: the simulator and the service stay up with a small ledger the dashboard can show
+
+
+@dataclass(frozen=True, slots=True)
+class DemoService:
+    service_url: str
+    gateway_url: str
+    db_path: Path
+    read_key: str  # a `read` key for the dashboard's login form
+    verdicts: tuple[dict[str, Any], ...]
+
+
+DEMO_FAULTS = ("substituted_nonce", "debug_td", "wrong_signer")  # failures for the dashboard to show
+
+
+@contextlib.asynccontextmanager
+async def serving_demo(*, db_dir: Path | None = None, port: int = 0, passes: int = 3) -> AsyncIterator[DemoService]:
+    """Simulated gateway + service on loopback (service on ``port``; 0 = any); ``passes`` honest verifications and
+    one per ``DEMO_FAULTS``, recorded; a fresh ``read`` key. Both stay up while the context is open."""
+    workdir = db_dir or Path(tempfile.mkdtemp(prefix="verifier-demo-"))
+    db_path = workdir / "verifier.db"
+    gateway = SimulatedGateway(SimulatorWorld(), SimulatorConfig())
+    with Ledger.open(db_path) as ledger:
+        _, submit_key = KeyStore(ledger).create(Role.SUBMIT, "verifier demo")
+        _, read_key = KeyStore(ledger).create(Role.READ, "verifier demo dashboard")
+    auth = {"Authorization": f"Bearer {submit_key}"}
+    runner: web.AppRunner | None = None
+    async with serve(gateway.app()) as gateway_url, aiohttp.ClientSession() as client:
+        runner = web.AppRunner(create_app(simulator_settings(db_path, gateway_url, dcap_workers=1)), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            service_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            verdicts = []
+            for faults in [frozenset[str]()] * passes + [frozenset({f}) for f in DEMO_FAULTS]:
+                gateway.config = SimulatorConfig(faults=faults)
+                verdicts.append(await _verify_once(client, gateway_url, service_url, auth))
+            yield DemoService(service_url, gateway_url, db_path, read_key, tuple(verdicts))
+        finally:
+            await runner.cleanup()
+
+
+async def _verify_once(client: aiohttp.ClientSession, gateway_url: str, service_url: str,
+                       auth: dict[str, str]) -> dict[str, Any]:
+    request = json.dumps({"model": "sim/echo-1", "stream": True,
+                          "messages": [{"role": "user", "content": "Is this answer from a TEE?"}]}).encode()
+    async with client.post(f"{gateway_url}/v1/chat/completions", data=request,
+                           headers={"Content-Type": "application/json"}) as resp:
+        response = await resp.read()
+    async with client.post(f"{service_url}/v1/verifications", headers=auth, json={
+        "request_b64": base64.b64encode(request).decode(), "response_b64": base64.b64encode(response).decode(),
+        "model": "sim/echo-1", "gateway": gateway_url,
+    }) as answer:
+        verdict: dict[str, Any] = await answer.json()
+        return verdict

@@ -230,7 +230,7 @@ def _signed_paths(readers: str) -> dict[str, Any]:
     }
 
 
-def openapi_document() -> dict[str, Any]:
+def _api_document() -> dict[str, Any]:
     list_params = [
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pass", "fail", "indeterminate"]}},
         {"name": "model", "in": "query", "schema": {"type": "string"}},
@@ -308,3 +308,42 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+# --- the audit dashboard (verifier.web.ui): HTML pages behind a cookie session, documented so the route test sees
+# every route; their roles are enforced by the dashboard's own middleware (tests/test_ui_auth.py).
+UI_PAGES: tuple[tuple[str, str, str, str | None], ...] = (
+    ("get", "/ui/login", "The dashboard's login form", None),
+    ("post", "/ui/login", "Log in with an API key (read or admin): sets the session cookie, 303 to the page", None),
+    ("get", "/ui/static/ui.css", "The dashboard's stylesheet", None),
+    ("post", "/ui/logout", "Log out (form with the CSRF token)", "read, admin"),
+    ("get", "/ui/", "Overview: counts per status per model and gateway, per day, top reasons, newest failures",
+     "read, admin"),
+    ("get", "/ui/verifications", "The verdict list with facets and keyset paging (the URL is the filter)", "read, admin"),
+    ("get", "/ui/verifications.{fmt}", "The filtered list as CSV or JSON (fmt: csv or json)", "read, admin"),
+    ("get", "/ui/verifications/{id}", "One verdict: checks with got/expected, claims, trust vector, evidence",
+     "read, admin"),
+    ("get", "/ui/verifications/{id}/bundle", "The verdict's evidence bundle (zip)", "read, admin"),
+    ("post", "/ui/verifications/{id}/reverify", "Re-verify (form with the CSRF token); 303 to the new verdict", "admin"),
+    ("get", "/ui/signers", "Signers: first/last seen, verdicts per status, models", "read, admin"),
+    ("get", "/ui/signers/{address}", "One signer: models, software identities, reuse, verdict history", "read, admin"),
+)
+
+
+def _ui_operation(summary: str, roles: str | None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": ["dashboard"],
+                          "responses": {"200": {"description": "an HTML page (or a file)"},
+                                        "303": {"description": "a redirect (to the login form without a session)"}}}
+    if roles is not None:
+        op.update(description=f"dashboard roles: {roles} (session cookie from /ui/login)", security=[{"cookie": []}])
+        op["responses"].update({"401": {"description": "no session (forms)"},
+                                "403": {"description": "role not admitted, or a missing/wrong CSRF token"}})
+    return op
+
+
+def openapi_document() -> dict[str, Any]:
+    doc = _api_document()
+    doc["components"]["securitySchemes"]["cookie"] = {"type": "apiKey", "in": "cookie", "name": "verifier_ui"}
+    for method, path, summary, roles in UI_PAGES:
+        doc["paths"].setdefault(path, {})[method] = _ui_operation(summary, roles)
+    return doc

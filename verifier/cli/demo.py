@@ -17,9 +17,18 @@ from verifier.cli.options import emit
 @click.option("--unpinned", is_flag=True,
               help="Verify a model the simulator's refs do not pin (sim/plain-1): shows how unpinned software is reported.")
 @click.option("--json", "as_json", is_flag=True)
-def demo(report_format: str, signing_algo: str, stream: bool, unpinned: bool, as_json: bool) -> None:
+@click.option("--serve", "serve_dashboard", is_flag=True,
+              help="Keep the simulator and the service up (a few passes and failures recorded) for the dashboard, "
+                   "until Ctrl-C; prints its URL and a read key.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="With --serve: the port.")
+def demo(report_format: str, signing_algo: str, stream: bool, unpinned: bool, as_json: bool, serve_dashboard: bool,
+         port: int) -> None:
     """Start the simulator and the service on loopback and verify one completion end to end."""
     from verifier.demo import run_demo  # the demo wires the simulator: an edge, never the core
+
+    if serve_dashboard:
+        asyncio.run(_serve_dashboard(port))
+        return
 
     model = "sim/plain-1" if unpinned else "sim/echo-1"
     (result,) = asyncio.run(run_demo(report_format=report_format, signing_algo=signing_algo, stream=stream, model=model))
@@ -31,3 +40,15 @@ def demo(report_format: str, signing_algo: str, stream: bool, unpinned: bool, as
         if unpinned:
             click.echo(f"{model} is not pinned by the simulator's reference values: its verdict cannot be a pass")
     emit(result.verdict, as_json)
+
+
+async def _serve_dashboard(port: int) -> None:
+    from verifier.demo import serving_demo
+
+    async with serving_demo(port=port) as running:
+        statuses = ", ".join(str(v.get("status")) for v in running.verdicts)
+        click.echo(f"simulated gateway {running.gateway_url}; ledger {running.db_path} ({statuses})")
+        click.echo(f"dashboard: {running.service_url}/ui/  — log in with this read key (shown once):")
+        click.echo(running.read_key)
+        click.echo("Ctrl-C stops the demo.")
+        await asyncio.Event().wait()  # Ctrl-C cancels this; leaving the block stops the service and the simulator
