@@ -272,7 +272,7 @@ def test_migrations_idempotent_when_opened_twice(tmp_path: Path) -> None:
     with Ledger.open(path) as again:
         applied = list(again.db.query("SELECT name FROM _sqlite_migrations WHERE migration_set = 'verifier.adapters.ledger'"))
         assert applied == [{"name": "0001_initial"}, {"name": "0002_append_only_keys_chain"},
-                           {"name": "0003_reuse_key_gateway"}]
+                           {"name": "0003_reuse_key_gateway"}, {"name": "0004_jobs"}]
         assert {"verdicts", "checks", "evidence", "verdict_evidence", "attestations", "heartbeat", "api_keys",
                 "api_key_revocations", "collateral_cache"} <= set(
             again.db.table_names()

@@ -23,11 +23,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("ledger", "show", "Show a recorded verdict."),
     "list": ("ledger", "list_cmd", "List recorded verdicts, newest first."),
     "export": ("ledger", "export", "Export a verdict's evidence bundle (zip) for `verifier verify-bundle`."),
-    "reverify": ("ledger", "reverify", "Re-evaluate a recorded verdict's evidence offline; the new verdict supersedes the old."),
+    "reverify": ("jobs", "reverify", "Re-evaluate recorded evidence (one verdict, or a batch job: --all / --where)."),
     "policy": ("offline", "policy_group", "Policy files."),
     "refs": ("refs", "refs_group", "Reference values: pull a gateway's app ids, pin a reviewed verdict, detect drift, show."),
     "keys": ("keys", "keys_group", "API keys for the HTTP API: create (shown once), list, revoke."),
     "ledger": ("ledger_check", "ledger_group", "The ledger file: `ledger check` re-hashes every blob and reference."),
+    "jobs": ("jobs", "jobs_group", "Batch re-verification jobs: list, show, resume, cancel."),
 }
 
 

@@ -63,6 +63,7 @@ class Ledger:
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self._clock = clock
+        self._depth = 0  # nesting of _write(): an inner one joins the outer transaction (jobs commit in batches)
 
     @classmethod
     def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time, busy_timeout_ms: int = 5000) -> Ledger:
@@ -136,7 +137,11 @@ class Ledger:
     @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
         """One write transaction; ``LedgerBusy`` (nothing written) if the lock is not had within the busy timeout."""
+        if self._depth:  # inside another write transaction: part of it (committed or rolled back with it)
+            yield
+            return
         conn = self.db.conn
+        self._depth += 1
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -150,6 +155,8 @@ class Ledger:
             if _is_busy(exc):
                 raise LedgerBusy(f"the ledger is locked by another writer: {exc}") from None
             raise
+        finally:
+            self._depth -= 1
 
     # --- writes -----------------------------------------------------------------------------
 

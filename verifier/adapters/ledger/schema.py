@@ -59,7 +59,7 @@ def _m0001_initial(db: Database) -> None:
 # The collateral cache is a cache (untrusted, refetched at will), not ledger evidence: it stays writable, and so
 # does the one-row heartbeat the readiness probe writes.
 _APPEND_ONLY_0002 = ("checks", "evidence", "verdict_evidence", "attestations", "api_keys", "api_key_revocations")
-APPEND_ONLY_TABLES = ("verdicts", *_APPEND_ONLY_0002)
+APPEND_ONLY_TABLES: tuple[str, ...] = ("verdicts", *_APPEND_ONLY_0002)
 
 _SCHEMA_0002 = (
     "ALTER TABLE verdicts ADD COLUMN submitted_by TEXT",
@@ -105,3 +105,44 @@ def _m0003_reuse_key_gateway(db: Database) -> None:
     """The reuse key includes the gateway: an attestation fetched through one gateway is never cited for another."""
     db.execute("ALTER TABLE attestations ADD COLUMN gateway TEXT")
     db.execute("CREATE INDEX attestations_reuse ON attestations(signer, signing_algo, gateway, captured_at)")
+
+
+# 0004: batch re-verification jobs (``verifier.adapters.ledger.jobs``), append-only like every ledger table: the
+# job (its spec, policy, clock), its selection frozen at creation, its state changes as events, and one item per
+# (job, verdict) naming the new verdict; that primary key is what makes a resumed job process each verdict once.
+_JOB_TABLES_0004 = ("jobs", "job_selection", "job_events", "job_items")
+APPEND_ONLY_TABLES = (*APPEND_ONLY_TABLES, *_JOB_TABLES_0004)
+
+_SCHEMA_0004 = (
+    """CREATE TABLE jobs (
+        id TEXT PRIMARY KEY, created_at REAL NOT NULL, kind TEXT NOT NULL, spec_json TEXT NOT NULL,
+        policy_text TEXT, policy_id TEXT NOT NULL, policy_sha256 TEXT NOT NULL, trust_profile TEXT NOT NULL,
+        at INTEGER, collateral TEXT NOT NULL, total INTEGER NOT NULL, created_by TEXT
+    ) STRICT""",
+    """CREATE TABLE job_selection (
+        job_id TEXT NOT NULL REFERENCES jobs(id), seq INTEGER NOT NULL, verdict_id TEXT NOT NULL REFERENCES verdicts(id),
+        PRIMARY KEY (job_id, seq)
+    ) STRICT""",
+    """CREATE TABLE job_events (
+        job_id TEXT NOT NULL REFERENCES jobs(id), at REAL NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'interrupted', 'cancelled', 'done')), owner TEXT
+    ) STRICT""",
+    "CREATE INDEX job_events_job ON job_events(job_id)",
+    """CREATE TABLE job_items (
+        job_id TEXT NOT NULL REFERENCES jobs(id), verdict_id TEXT NOT NULL REFERENCES verdicts(id),
+        new_verdict_id TEXT REFERENCES verdicts(id), done_at REAL NOT NULL, old_status TEXT NOT NULL,
+        captured_at INTEGER, captured_status TEXT, job_at INTEGER, job_status TEXT, reasons_json TEXT NOT NULL,
+        error TEXT,
+        PRIMARY KEY (job_id, verdict_id)
+    ) STRICT""",
+    "CREATE INDEX verdicts_supersedes ON verdicts(supersedes)",
+)
+
+
+@MIGRATIONS(name="0004_jobs")
+def _m0004_jobs(db: Database) -> None:
+    for statement in _SCHEMA_0004:
+        db.execute(statement)
+    for table in _JOB_TABLES_0004:
+        for statement in _append_only_triggers(table):
+            db.execute(statement)
