@@ -80,7 +80,7 @@ def test_fresh_out_of_date_collateral_turns_pass_into_fail_on_the_job_clock_only
 
     class LaterIntel(SimulatedGateway):  # Intel's TCB recovery: the same platform is now rated OutOfDate
         def _collateral(self, fmspc: str) -> str | None:
-            return self.world.collateral_json(LATER, tcb_status="OutOfDate")
+            return self.world.collateral_json(LATER, tcb_status="OutOfDate", advisory_ids=("INTEL-SA-01192",))
 
     async def run() -> dict[str, Any]:
         async with serve(LaterIntel(world, SimulatorConfig(clock=lambda: float(LATER))).app()) as url:
@@ -99,6 +99,12 @@ def test_fresh_out_of_date_collateral_turns_pass_into_fail_on_the_job_clock_only
     assert clocks["job"] == {"at": LATER, "status": "fail", "reasons": ["tcb_status_not_allowed"], "collateral": "refresh"}
     (collateral,) = (json.loads(v) for k, v in kept.items() if k.startswith("collateral/"))  # the new evidence
     assert json.loads(collateral["tcb_info"])["tcbLevels"][0]["tcbStatus"] == "OutOfDate"
+    # the claim index: which verdicts rest on a platform affected by the advisory, or rated OutOfDate (one query)
+    with Ledger.open_readonly(db) as ledger:
+        for claims in ({"advisory": "INTEL-SA-01192"}, {"tcb_status": "OutOfDate"}, {"fmspc": verdict["collateral"][0]["fmspc"],
+                                                                                    "tcb_status": "OutOfDate"}):
+            assert [r["id"] for r in ledger.list(claims=claims)[0]] == [item["new_verdict_id"]]
+        assert [r["id"] for r in ledger.list(claims={"tcb_status": "UpToDate"})[0]] == [item["verdict_id"]]
 
 
 def test_refresh_while_offline_is_indeterminate_not_a_pass(tmp_path: Path) -> None:

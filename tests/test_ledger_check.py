@@ -54,6 +54,9 @@ def test_every_ledger_table_refuses_updates_and_deletes(db: Path, table: str) ->
             store = KeyStore(ledger)
             key, _ = store.create("read")
             store.revoke(key.id)
+        if table == "verdict_claims":  # a verdict whose claims name a TCB status: the index has a row
+            ledger.save({"id": None, "status": "fail", "checks": [], "claims": {"tdx": {"$": {"dcap": {"status": "OutOfDate"}}}}},
+                        {})
         if table.startswith("job"):  # one job over one verdict, with an item: every job table has a row
             from verifier.adapters.ledger.jobs import Item, JobStore
 

@@ -148,7 +148,8 @@ SCHEMAS: dict[str, Any] = {
             "filter": {"type": "object", "additionalProperties": False, "properties": {
                 "status": {"type": "string", "enum": ["pass", "fail", "indeterminate"]}, "model": {"type": "string"},
                 "signer": {"type": "string"}, "gateway": {"type": "string"}, "since": {"type": "integer"},
-                "until": {"type": "integer"}, "ids": {"type": "array", "items": {"type": "string"}}}},
+                "until": {"type": "integer"}, "ids": {"type": "array", "items": {"type": "string"}},
+                **{name: {"type": "string"} for name in ("tcb_status", "advisory", "fmspc", "app_id", "compose_hash", "driver")}}},
             "policy": {"type": "string", "description": "policy TOML text, or the id of the service's policy"},
             "at": {"oneOf": [{"type": "string", "enum": ["captured", "now"]}, {"type": "integer"}]},
             "collateral": {"type": "string", "enum": ["recorded", "refresh"]},
@@ -182,6 +183,8 @@ def openapi_document() -> dict[str, Any]:
         {"name": "until", "in": "query", "schema": {"type": "integer"}, "description": "created before (unix seconds)"},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+        *({"name": name, "in": "query", "schema": {"type": "string"}, "description": f"verdicts whose claims include this {name}"}
+          for name in ("tcb_status", "advisory", "fmspc", "app_id", "compose_hash", "driver")),
     ]
     readers = "submit (its own verdicts only), read, admin"
     return {

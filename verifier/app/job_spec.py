@@ -13,10 +13,12 @@ from typing import Any
 from verifier.evidence.bundle import MAX_UNIX_SECONDS
 
 STATUSES = ("pass", "fail", "indeterminate")
-FILTER_KEYS = ("status", "model", "signer", "gateway", "since", "until", "ids")
+CLAIM_KEYS = ("tcb_status", "advisory", "fmspc", "app_id", "compose_hash", "driver")  # ledger.claims.CLAIM_NAMES
+FILTER_KEYS = ("status", "model", "signer", "gateway", "since", "until", "ids", *CLAIM_KEYS)
 MAX_IDS = 10_000
 _VERDICT_ID = re.compile(r"v_[0-9A-HJKMNP-TV-Z]{26}")
 _MAX_TEXT = 256
+_COLUMN_KEYS = FILTER_KEYS[:6]
 
 
 class JobSpecError(ValueError):
@@ -37,17 +39,19 @@ class JobFilter:
     since: int | None = None
     until: int | None = None
     ids: tuple[str, ...] | None = None
+    claims: tuple[tuple[str, str], ...] = ()  # (indexed claim, value), sorted
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in FILTER_KEYS if getattr(self, k) is not None}
+        out = {k: getattr(self, k) for k in _COLUMN_KEYS if getattr(self, k) is not None}
         if self.ids is not None:
             out["ids"] = list(self.ids)
-        return out
+        return {**out, **dict(self.claims)}
 
     def query(self) -> dict[str, Any]:
         """Keyword arguments of ``JobStore.select``."""
-        out = {k: getattr(self, k) for k in FILTER_KEYS}
+        out = {k: getattr(self, k) for k in _COLUMN_KEYS}
         out["ids"] = None if self.ids is None else list(self.ids)
+        out["claims"] = dict(self.claims) or None
         return out
 
 
@@ -102,7 +106,7 @@ def parse_filter(data: object) -> JobFilter:
     return JobFilter(status=status, model=_text(data.get("model"), "filter.model"),
                      signer=_text(data.get("signer"), "filter.signer"), gateway=_text(data.get("gateway"), "filter.gateway"),
                      since=_seconds(data.get("since"), "filter.since"), until=_seconds(data.get("until"), "filter.until"),
-                     ids=ids)
+                     ids=ids, claims=tuple(sorted((k, v) for k in CLAIM_KEYS if (v := _text(data.get(k), f"filter.{k}")))))
 
 
 def parse_at(value: object) -> str | int:

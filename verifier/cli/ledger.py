@@ -37,12 +37,15 @@ def show(verdict_id: str, db_path: str, as_json: bool) -> None:
 @click.option("--until", type=AT_RANGE, default=None, help="Created before (unix seconds).")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--cursor", default=None)
+@click.option("--claim", "claims", multiple=True, metavar="NAME=VALUE",
+              help="Verdicts whose claims include it: tcb_status, advisory, fmspc, app_id, compose_hash, driver (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
-def list_cmd(db_path: str, as_json: bool, **filters: Any) -> None:
+def list_cmd(db_path: str, as_json: bool, claims: tuple[str, ...], **filters: Any) -> None:
     """List recorded verdicts, newest first."""
+    wanted = dict(c.partition("=")[::2] for c in claims)
     try:
         with open_ledger(db_path) as ledger:
-            items, cursor = ledger.list(**filters)
+            items, cursor = ledger.list(**filters, claims=wanted or None)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from verifier.adapters.ledger.claims import CLAIM_NAMES
 from verifier.app.job_spec import JobSpecError, parse_spec
 from verifier.app.jobs import UnknownJob
 from verifier.app.keys import KeyStore, Role
@@ -68,7 +69,7 @@ async def get_verification(request: web.Request) -> web.Response:
 
 async def list_verifications(request: web.Request) -> web.Response:
     q = request.query
-    unknown = set(q) - {"status", "model", "signer", "since", "until", "limit", "cursor"}
+    unknown = set(q) - {"status", "model", "signer", "since", "until", "limit", "cursor", *CLAIM_NAMES}
     if unknown:
         name = inputs.printable(sorted(unknown)[0])[:64]
         raise bad_request(name, f"{name}: unknown query parameter")
@@ -84,6 +85,7 @@ async def list_verifications(request: web.Request) -> web.Response:
         "limit": inputs.int_param(request, "limit", 1, 500) or 50,
         "cursor": inputs.name_field(q.get("cursor"), "cursor", required=False),
         "submitted_by": owner_scope(request),
+        "claims": {n: inputs.name_field(q.get(n), n, required=True) for n in CLAIM_NAMES if n in q} or None,  # indexed
     }
     try:
         items, cursor = await request.app[SERVICES].records.list(**filters)

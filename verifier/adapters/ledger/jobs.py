@@ -16,6 +16,7 @@ import socket
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from verifier.adapters.ledger.claims import claim_clauses
 from verifier.adapters.ledger.ledger import Ledger
 from verifier.adapters.ledger.rows import encode_id
 
@@ -77,10 +78,10 @@ class JobStore:
 
     def select(self, *, trust_profile: str, status: str | None = None, model: str | None = None, signer: str | None = None,
                gateway: str | None = None, since: float | None = None, until: float | None = None,
-               ids: builtins.list[str] | None = None) -> builtins.list[str]:
+               ids: builtins.list[str] | None = None, claims: dict[str, str] | None = None) -> builtins.list[str]:
         """Verdict ids to re-verify, oldest first: the newest verdict of each supersedes chain (no verdict supersedes
-        it) recorded under ``trust_profile`` matching every filter; with ``ids``, exactly those (ValueError naming an
-        unknown one)."""
+        it) recorded under ``trust_profile`` matching every filter (``claims``: indexed claim values, ``ledger.claims``);
+        with ``ids``, exactly those (ValueError naming an unknown one)."""
         where: builtins.list[str] = ["v.trust_profile = ?"]
         params: builtins.list[Any] = [trust_profile]
         if ids is not None:
@@ -103,6 +104,8 @@ class JobStore:
         if until is not None:
             where.append("v.created_at < ?")
             params.append(until)
+        claim_where, claim_params = claim_clauses(claims, id_column="v.id")
+        where, params = where + claim_where, params + claim_params
         sql = "SELECT v.id FROM verdicts v WHERE " + " AND ".join(where) + " ORDER BY v.id"  # noqa: S608 - constant SQL
         return [r[0] for r in self.db.execute(sql, params)]
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from verifier.adapters.ledger.claims import claim_clauses
 from verifier.adapters.ledger.rows import (
     JSON,
     LedgerBusy,
@@ -258,12 +259,16 @@ class Ledger:
         limit: int = 50,
         cursor: str | None = None,
         submitted_by: str | None = None,
+        claims: dict[str, str] | None = None,
     ) -> tuple[builtins.list[dict[str, JSON]], str | None]:
-        """Verdict summaries, newest first; ``since <= created_at < until``. Returns (rows, next cursor or None)."""
+        """Verdict summaries, newest first; ``since <= created_at < until``; ``claims``: {indexed claim: value}, each
+        one the verdict's claims include (``ledger.claims``). Returns (rows, next cursor or None)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         limit = min(limit, MAX_LIMIT)
         where, params = filters(status=status, model=model, signer=signer, since=since, until=until)
+        claim_where, claim_params = claim_clauses(claims)  # the claim index (migration 0004_jobs)
+        where, params = where + claim_where, params + claim_params
         if submitted_by is not None:
             where.append("submitted_by = ?")
             params.append(submitted_by)
