@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from verifier.adapters.ledger import Ledger
 from verifier.adapters.ledger.jobs import JobStore
@@ -231,3 +232,38 @@ def test_a_policy_that_is_neither_the_services_id_nor_toml_is_refused(tmp_path: 
     db = _record(tmp_path, 1)
     with pytest.raises(JobSpecError, match="neither the service's policy id"):
         asyncio.run(_job(db, {"policy": "strict-2027"}))
+
+
+def test_early_collateral_asks_intel_for_the_early_tcb_update_and_warns_before_enforcement(tmp_path: Path) -> None:
+    world = SimulatorWorld()
+    db = _record(tmp_path, 1, world)
+    asked: list[tuple[str, str]] = []
+
+    class EarlyIntel(SimulatedGateway):  # the standard update still rates the platform UpToDate; the early one not
+        def app(self) -> Any:
+            app = super().app()
+
+            @web.middleware
+            async def remember(request: web.Request, handler: Any) -> Any:
+                if "/certification/" in request.path:
+                    asked.append((request.path, request.query.get("update", "standard")))
+                return await handler(request)
+
+            app.middlewares.append(remember)
+            return app
+
+        def _collateral(self, fmspc: str) -> str | None:
+            early = bool(asked) and asked[-1][1] == "early"
+            return self.world.collateral_json(LATER, tcb_status="OutOfDate" if early else "UpToDate")
+
+    async def run() -> dict[str, Any]:
+        async with serve(EarlyIntel(world, SimulatorConfig(clock=lambda: float(LATER))).app()) as url:
+            return await _job(db, {"at": "now", "collateral": "early"}, url=url, offline=False)
+
+    job = asyncio.run(run())
+    assert ("/tdx/certification/v4/tcb", "early") in asked and ("/tdx/certification/v4/qe/identity", "early") in asked
+    assert (job["collateral"], job["by_change"], job["by_reason"]) == ("early", {"pass→fail": 1}, {"tcb_status_not_allowed": 1})
+    with Ledger.open_readonly(db) as ledger:
+        (item,) = JobStore(ledger).items(job["id"])
+        verdict = ledger.get(item["new_verdict_id"])
+    assert verdict is not None and verdict["claims"]["reverification"]["clocks"]["job"]["collateral"] == "early"

@@ -152,7 +152,7 @@ SCHEMAS: dict[str, Any] = {
                 **{name: {"type": "string"} for name in ("tcb_status", "advisory", "fmspc", "app_id", "compose_hash", "driver")}}},
             "policy": {"type": "string", "description": "policy TOML text, or the id of the service's policy"},
             "at": {"oneOf": [{"type": "string", "enum": ["captured", "now"]}, {"type": "integer"}]},
-            "collateral": {"type": "string", "enum": ["recorded", "refresh"]},
+            "collateral": {"type": "string", "enum": ["recorded", "refresh", "early"]},
         },
     },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},

@@ -1,7 +1,7 @@
 """What a re-verification job is asked to do, validated once for the HTTP API and the CLI alike.
 
 ``{"kind": "reverify", "filter": {status, model, signer, gateway, since, until, ids}, "policy"?: <TOML text or the id
-of the service's policy>, "at": "captured" | "now" | <unix seconds>, "collateral": "recorded" | "refresh"}``.
+of the service's policy>, "at": "captured" | "now" | <unix seconds>, "collateral": "recorded" | "refresh" | "early"}``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from verifier.evidence.bundle import MAX_UNIX_SECONDS
 
 STATUSES = ("pass", "fail", "indeterminate")
+COLLATERAL = ("recorded", "refresh", "early")
 CLAIM_KEYS = ("tcb_status", "advisory", "fmspc", "app_id", "compose_hash", "driver")  # ledger.claims.CLAIM_NAMES
 FILTER_KEYS = ("status", "model", "signer", "gateway", "since", "until", "ids", *CLAIM_KEYS)
 MAX_IDS = 10_000
@@ -60,7 +61,8 @@ class JobSpec:
     filter: JobFilter = field(default_factory=JobFilter)
     policy: str | None = None  # TOML text, or the id of the service's own policy; None: the service's policy
     at: str | int = "captured"  # "captured", "now", or unix seconds
-    collateral: str = "recorded"  # "recorded": the bundle's; "refresh": fetched from Intel PCS once per job
+    collateral: str = "recorded"  # "recorded": the bundle's; "refresh": fetched from Intel PCS once per job;
+    # "early": fetched with Intel's early TCB update (update=early): what Intel will enforce next
     kind: str = "reverify"
 
     def to_json(self) -> dict[str, Any]:
@@ -133,8 +135,8 @@ def parse_spec(body: object) -> JobSpec:
     if kind != "reverify":
         raise JobSpecError("kind", f"kind: got {str(kind)[:40]!r}, expected 'reverify'")
     collateral = body.get("collateral", "recorded")
-    if collateral not in ("recorded", "refresh"):
-        raise JobSpecError("collateral", f"collateral: got {str(collateral)[:40]!r}, expected 'recorded' or 'refresh'")
+    if collateral not in COLLATERAL:
+        raise JobSpecError("collateral", f"collateral: got {str(collateral)[:40]!r}, expected one of {', '.join(COLLATERAL)}")
     policy = body.get("policy")
     if policy is not None and (not isinstance(policy, str) or not policy.strip()):
         raise JobSpecError("policy", "policy: expected TOML text or a policy id")

@@ -2,7 +2,8 @@
 the superseding verdicts in batches through the ledger's single writer (``adapters.ledger.jobs``).
 
 Dual clock: every verdict is evaluated at its capture time (its own recorded collateral) and at the job's time (the
-job's ``at``; with ``collateral: refresh``, Intel collateral fetched now, once per FMSPC per run). The new verdict is
+job's ``at``; with ``collateral: refresh``, Intel collateral fetched now, once per FMSPC per run; ``early``: Intel's
+early TCB update, ``update=early``). The new verdict is
 the job-time one; its ``claims.reverification`` carries both statuses, and the job item rows sum them per job. With
 ``at: captured`` and recorded collateral both clocks are the same evaluation.
 
@@ -75,8 +76,9 @@ class RefreshedCollateral:
     """Intel collateral fetched now (never the cache), once per (FMSPC, CA) for this run; dcap-qvl verifies it to
     Intel's root on every use, and the evaluation keeps it in the new verdict's bundle."""
 
-    def __init__(self, fetch: Callable[..., Coroutine[Any, Any, Collateral]] | None) -> None:
+    def __init__(self, fetch: Callable[..., Coroutine[Any, Any, Collateral]] | None, *, kind: str = "refresh") -> None:
         self._fetch = fetch
+        self.kind = kind  # "refresh", or "early" (Intel's early TCB update)
         self._got: dict[tuple[str, str], asyncio.Task[Collateral]] = {}
 
     async def get(self, *, fmspc: str, ca: str, now: int) -> Collateral:
@@ -231,9 +233,10 @@ class Jobs:
             raise JobError(f"job {row['id']} appraises with policy {row['policy_id']} (sha256 {row['policy_sha256'][:12]}…), "
                            f"and this verifier's policy is {svc.policy.id} (sha256 {svc.policy.sha256[:12]}…)")
         refresh = None
-        if row["collateral"] == "refresh":
+        if row["collateral"] in ("refresh", "early"):
             fetcher = None if svc.settings.offline else svc.collateral.fetcher
-            refresh = RefreshedCollateral(fetcher.fetch if fetcher is not None else None)
+            fetch = None if fetcher is None else partial(fetcher.fetch, early=row["collateral"] == "early")
+            refresh = RefreshedCollateral(fetch, kind=row["collateral"])
         return _Run(job_id=row["id"], policy=policy, at=row["at"], refresh=refresh)
 
     async def _item(self, run: _Run, verdict_id: str) -> Item:
@@ -261,7 +264,7 @@ class Jobs:
                 "captured": {"at": captured_at, "status": cap_json["status"], "reasons": list(failing_reasons(cap_json)),
                              "collateral": "recorded"},
                 "job": {"at": job_at, "status": verdict["status"], "reasons": list(reasons),
-                        "collateral": "refresh" if run.refresh is not None else "recorded"},
+                        "collateral": run.refresh.kind if run.refresh is not None else "recorded"},
             },
         }}
         kept = now.bundle

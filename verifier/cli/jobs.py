@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from verifier.adapters.ledger import LedgerError
-from verifier.app.job_spec import FILTER_KEYS, JobSpec, JobSpecError, parse_at, parse_filter
+from verifier.app.job_spec import COLLATERAL, FILTER_KEYS, JobSpec, JobSpecError, parse_at, parse_filter
 from verifier.app.jobs import BATCH, JobError, UnknownJob, describe_job, list_jobs
 from verifier.app.services import Services, open_services
 from verifier.cli.ledger import _reverify
@@ -68,7 +68,7 @@ async def _execute(svc: Services, job_id: str, jobs: int, batch: int, progress: 
 
 
 def _settings(db_path: str, trust: str, collateral: str, jobs: int, policy_path: str | None = None) -> Any:
-    return settings_from(db_path=db_path, offline=collateral != "refresh", dcap_workers=jobs, trust_profile=trust,
+    return settings_from(db_path=db_path, offline=collateral == "recorded", dcap_workers=jobs, trust_profile=trust,
                          policy_path=policy_path)
 
 
@@ -98,8 +98,9 @@ def _where(pairs: tuple[str, ...]) -> dict[str, Any]:
               help="Policy TOML to re-appraise with (default: the bundled policy).")
 @click.option("--at", "at", default=None, metavar="captured|now|T",
               help="Verification time: each verdict's capture time, now, or unix seconds (one verdict: default now).")
-@click.option("--collateral", type=click.Choice(["recorded", "refresh"]), default="recorded", show_default=True,
-              help="The bundle's Intel collateral, or collateral fetched from Intel PCS now (once per FMSPC).")
+@click.option("--collateral", type=click.Choice(list(COLLATERAL)), default="recorded", show_default=True,
+              help="The bundle's Intel collateral; fetched from Intel PCS now (once per FMSPC); early: Intel's early "
+                   "TCB update (update=early), to see which platforms will drop before Intel enforces it.")
 @click.option("--jobs", "jobs", type=click.IntRange(1, 256), default=1, show_default=True, help="Concurrent evaluations.")
 @click.option("--trust", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True,
               help="Trust anchors (a batch re-verifies only the verdicts recorded under them).")
