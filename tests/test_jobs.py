@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from aiohttp import web
 from verifier.adapters.ledger import Ledger
 from verifier.adapters.ledger.jobs import JobStore
 from verifier.app.job_spec import JobSpecError, parse_spec
+from verifier.app.jobs import JobError
 from verifier.app.services import open_services
 from verifier.demo import run_demo, serve, simulator_settings
 from verifier.simulator import SimulatorWorld
@@ -267,3 +269,42 @@ def test_early_collateral_asks_intel_for_the_early_tcb_update_and_warns_before_e
         (item,) = JobStore(ledger).items(job["id"])
         verdict = ledger.get(item["new_verdict_id"])
     assert verdict is not None and verdict["claims"]["reverification"]["clocks"]["job"]["collateral"] == "early"
+
+
+def test_a_job_made_with_the_services_policy_refuses_to_run_under_another_policy_or_trust_profile(tmp_path: Path) -> None:
+    db = _record(tmp_path, 1)
+    strict = tmp_path / "strict.toml"
+    strict.write_text(BANNED_DRIVER)
+    base = simulator_settings(db, "http://127.0.0.1:1", dcap_workers=1, offline=True)
+
+    async def create() -> str:
+        async with open_services(base, clock=lambda: float(LATER)) as svc:
+            return str((await svc.jobs.create(parse_spec({})))["id"])
+
+    job_id = asyncio.run(create())
+
+    async def run(settings: Any) -> None:
+        async with open_services(settings, clock=lambda: float(LATER)) as svc:
+            await svc.jobs.run(job_id)
+
+    with pytest.raises(JobError, match="appraises with policy default"):
+        asyncio.run(run(replace(base, policy_path=str(strict))))
+    with pytest.raises(JobError, match="re-verifies simulator verdicts"):
+        asyncio.run(run(replace(base, trust_profile="production", refs_path=None)))
+    with Ledger.open_readonly(db) as ledger:
+        assert JobStore(ledger).items(job_id) == []
+
+
+def test_cli_cancel_stops_a_queued_job_and_resume_leaves_it_cancelled(tmp_path: Path) -> None:
+    db = _record(tmp_path, 2)
+    with Ledger.open(db) as ledger:
+        store = JobStore(ledger)
+        job_id = store.create(spec={}, selection=store.select(trust_profile="simulator"), policy_text=BANNED_DRIVER,
+                              policy_id="no-old-drivers", policy_sha256="0" * 64, trust_profile="simulator", at=None,
+                              collateral="recorded")
+    cancelled = _cli("jobs", "cancel", job_id, "--db", str(db), "--json")
+    assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["state"] == "cancelled"
+    resumed = _cli("jobs", "resume", job_id, "--db", str(db), "--json")
+    assert resumed.returncode == 3 and json.loads(resumed.stdout)["done"] == 0
+    unknown = _cli("jobs", "show", "j_0000000000000000000000000Z", "--db", str(db))
+    assert unknown.returncode == 1 and "no job" in unknown.stderr

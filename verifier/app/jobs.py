@@ -62,8 +62,9 @@ def list_jobs(ledger: Any) -> list[JSON]:
     return JobStore(ledger).list(now=ledger.now()) if has_jobs(ledger) else []
 
 
-def _commit(job_id: str, items: list[Item], ledger: Any) -> list[Item]:
-    return JobStore(ledger).commit(job_id, items)
+def _commit(job_id: str, items: list[Item], created_by: str | None, ledger: Any) -> list[Item]:
+    """One batch, one transaction; the new verdicts are recorded as submitted by the job's creator."""
+    return JobStore(ledger).commit(job_id, items, submitted_by=created_by)
 
 
 def _interrupted(ledger: Any, job_id: str) -> None:
@@ -205,7 +206,7 @@ class Jobs:
         try:
             for start in range(0, len(pending), max(1, batch)):
                 items = list(await asyncio.gather(*(one(v) for v in pending[start:start + batch])))
-                committed = await svc.recorder.write(partial(_commit, job_id, items))
+                committed = await svc.recorder.write(partial(_commit, job_id, items, row["created_by"]))
                 for item in committed:
                     if item.new_verdict is not None:
                         svc.metrics.verdict(item.new_verdict)

@@ -16,11 +16,12 @@ from typing import Any
 import click
 
 from verifier.adapters.ledger import LedgerError
+from verifier.adapters.ledger.jobs import JobStore
 from verifier.app.job_spec import COLLATERAL, FILTER_KEYS, JobSpec, JobSpecError, parse_at, parse_filter
 from verifier.app.jobs import BATCH, JobError, UnknownJob, describe_job, list_jobs
 from verifier.app.services import Services, open_services
 from verifier.cli.ledger import _reverify
-from verifier.cli.options import db_option, emit, open_ledger, settings_from
+from verifier.cli.options import db_option, emit, open_ledger, open_ledger_rw, settings_from
 from verifier.core.trust import PRODUCTION, SIMULATOR
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -160,6 +161,11 @@ def _guarded(fn: Any) -> dict[str, Any]:
     return job
 
 
+def _cancelled(ledger: Any, job_id: str) -> dict[str, Any]:
+    JobStore(ledger).event(job_id, "cancelled")
+    return describe_job(ledger, job_id)
+
+
 @click.group("jobs")
 def jobs_group() -> None:
     """Batch re-verification jobs recorded in the ledger."""
@@ -218,11 +224,7 @@ def cancel(job_id: str, db_path: str, as_json: bool) -> None:
     """Cancel a job: a running one stops after its current batch."""
     with open_ledger(db_path) as ledger:
         job = _guarded(lambda: describe_job(ledger, job_id))
-    settings = settings_from(db_path=db_path, offline=True, dcap_workers=1, trust_profile=job["trust_profile"])
-
-    async def run() -> dict[str, Any]:
-        async with open_services(settings) as svc:
-            return await svc.jobs.cancel(job_id)
-
-    job = _guarded(lambda: asyncio.run(run()))
+    if job["state"] not in ("done", "cancelled"):
+        with open_ledger_rw(db_path) as ledger:
+            job = _guarded(lambda: _cancelled(ledger, job_id))
     click.echo(json.dumps(job, sort_keys=True, ensure_ascii=False) if as_json else f"job {job_id} {job['state']}")
