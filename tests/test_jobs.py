@@ -308,3 +308,15 @@ def test_cli_cancel_stops_a_queued_job_and_resume_leaves_it_cancelled(tmp_path: 
     assert resumed.returncode == 3 and json.loads(resumed.stdout)["done"] == 0
     unknown = _cli("jobs", "show", "j_0000000000000000000000000Z", "--db", str(db))
     assert unknown.returncode == 1 and "no job" in unknown.stderr
+
+
+def test_a_job_in_two_worker_processes_gives_the_same_verdicts_as_in_process(tmp_path: Path) -> None:
+    db = _record(tmp_path, 4)
+    job = asyncio.run(_job(db, {"policy": BANNED_DRIVER}, processes=2, concurrency=2, batch=3))
+    assert (job["state"], job["done"], job["by_change"]) == ("done", 4, {"pass→fail": 4})
+    _exactly_once(db, job["id"])
+    back = asyncio.run(_job(db, {}))  # in process, default policy: each worker-made verdict passes again
+    assert back["by_change"] == {"fail→pass": 4}
+    with Ledger.open_readonly(db) as ledger:
+        made = [ledger.get(i["new_verdict_id"]) for i in JobStore(ledger).items(job["id"])]
+    assert all(v is not None and v["claims"]["reverification"]["job"] == job["id"] for v in made)

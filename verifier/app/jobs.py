@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from verifier.adapters.ledger.jobs import Item, JobStore, UnknownJob, has_jobs, owner_tag
+from verifier.app.job_pool import evaluate_files, process_pool
 from verifier.app.job_spec import JobSpec, JobSpecError
 from verifier.app.offload import bridge
 from verifier.app.records import _without_bodies
 from verifier.appraise.policy import Policy, parse_policy
 from verifier.core.errors import ConfigError, UpstreamError, VerifierError
 from verifier.engine.context import Context
-from verifier.engine.evaluate import Evaluation, evaluate
+from verifier.engine.evaluate import evaluate
 from verifier.evidence.bundle import Bundle
 from verifier.evidence.collateral import Collateral
 
@@ -98,6 +100,7 @@ class _Run:
     policy: Policy
     at: int | None  # None: each verdict's capture time
     refresh: RefreshedCollateral | None
+    processes: ProcessPoolExecutor | None = None  # worker processes for recorded evidence (``app.job_pool``)
 
 
 class Jobs:
@@ -187,14 +190,30 @@ class Jobs:
 
     # ------------------------------------------------------------------ run
 
-    async def run(self, job_id: str, *, concurrency: int = 1, batch: int = BATCH, progress: Progress | None = None) -> JSON:
-        """Process the job's remaining verdicts; returns the job. A cancelled or done job is returned as it is."""
+    async def run(self, job_id: str, *, concurrency: int = 1, batch: int = BATCH, progress: Progress | None = None,
+                  processes: int = 0) -> JSON:
+        """Process the job's remaining verdicts; returns the job. A cancelled or done job is returned as it is.
+        ``processes`` > 0: recorded evidence is evaluated in that many worker processes (``app.job_pool``), and
+        ``concurrency`` should be at least as many."""
         svc = self._svc
         row = await svc.recorder.read(lambda ledger: JobStore(ledger).row(job_id))
         job = await self.get(job_id)
         if job["state"] in ("done", "cancelled"):
             return job
         run = self._prepare(row)
+        if processes > 0:
+            pool = process_pool(processes, trust_profile=svc.anchors.name, refs_path=svc.settings.refs_path,
+                                dcap_timeout=svc.settings.dcap_timeout)
+            run = replace(run, processes=pool)
+            try:
+                return await self._run(run, concurrency=concurrency, batch=batch, progress=progress)
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+        return await self._run(run, concurrency=concurrency, batch=batch, progress=progress)
+
+    async def _run(self, run: _Run, *, concurrency: int, batch: int, progress: Progress | None) -> JSON:
+        svc, job_id = self._svc, run.job_id
+        row = await svc.recorder.read(lambda ledger: JobStore(ledger).row(job_id))
         await svc.recorder.write(lambda ledger: JobStore(ledger).event(job_id, "running", owner=owner_tag()))
         pending = await svc.recorder.read(lambda ledger: JobStore(ledger).pending(job_id))
         gate = asyncio.Semaphore(max(1, concurrency))
@@ -256,8 +275,7 @@ class Jobs:
         now = captured
         if run.refresh is not None or job_at != captured_at:
             now = await self._evaluate(bundle, run, job_at, verdict_id, refresh=run.refresh is not None)
-        verdict: JSON = now.verdict.to_json()
-        cap_json: JSON = captured.verdict.to_json() if captured is not now else verdict
+        verdict, cap_json = now[0], captured[0]
         reasons = failing_reasons(verdict)
         verdict["claims"] = {**verdict.get("claims", {}), "reverification": {
             "job": run.job_id, "previous": {"id": verdict_id, "status": old["status"]},
@@ -268,21 +286,30 @@ class Jobs:
                         "collateral": run.refresh.kind if run.refresh is not None else "recorded"},
             },
         }}
-        kept = now.bundle
+        kept = now[1]
         if svc.settings.retain_bodies == "hashes":
             verdict, kept = _without_bodies(verdict, kept)
         verdict["id"] = None
         return Item(verdict_id, old["status"], verdict, kept.files(), captured_at=captured_at,
                     captured_status=cap_json["status"], job_at=job_at, job_status=verdict["status"], reasons=reasons)
 
-    async def _evaluate(self, bundle: Bundle, run: _Run, at: int, supersedes: str, *, refresh: bool) -> Evaluation:
+    async def _evaluate(self, bundle: Bundle, run: _Run, at: int, supersedes: str, *,
+                        refresh: bool) -> tuple[JSON, Bundle]:
+        """(verdict JSON, kept bundle): in a worker process when the run has them, else on the engine's thread."""
         svc = self._svc
+        if run.processes is not None and not refresh:
+            loop = asyncio.get_running_loop()
+            verdict, files = await loop.run_in_executor(run.processes, evaluate_files, bundle.files(), run.policy, at,
+                                                        supersedes)
+            return verdict, Bundle.from_files(files)
         ctx: Context = replace(svc.offline_context(now=at), policy=run.policy)
         if refresh and run.refresh is not None:
             ctx = replace(ctx, collateral=run.refresh)
             bundle = replace(bundle, collateral={})  # the quote stage fetches (through ``run.refresh``) and keeps it
         offloader = svc.offloader
         if offloader is None:
-            return await evaluate(bundle, ctx, supersedes=supersedes)
-        home = asyncio.get_running_loop()
-        return await offloader.run(evaluate, bundle, bridge(ctx, home), supersedes=supersedes)
+            evaluation = await evaluate(bundle, ctx, supersedes=supersedes)
+        else:
+            home = asyncio.get_running_loop()
+            evaluation = await offloader.run(evaluate, bundle, bridge(ctx, home), supersedes=supersedes)
+        return evaluation.verdict.to_json(), evaluation.bundle

@@ -24,6 +24,8 @@ from verifier.cli.ledger import _reverify
 from verifier.cli.options import db_option, emit, open_ledger, open_ledger_rw, settings_from
 from verifier.core.trust import PRODUCTION, SIMULATOR
 
+_JOBS_HELP = ("Worker processes evaluating recorded evidence, each with its own dcap-qvl worker (1: in this process; "
+              "refreshed collateral is always evaluated here, N at a time).")
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 _batch_option = click.option("--batch", "batch", type=click.IntRange(1, 1000), default=BATCH, show_default=True,
                              help="Verdicts committed per ledger transaction (a crash loses at most one batch of work).")
@@ -62,7 +64,8 @@ async def _run(settings: Any, job_id: str | None, spec: JobSpec | None, jobs: in
 
 
 async def _execute(svc: Services, job_id: str, jobs: int, batch: int, progress: bool) -> dict[str, Any]:
-    job = await svc.jobs.run(job_id, concurrency=jobs, batch=batch, progress=_progress_line if progress else None)
+    job = await svc.jobs.run(job_id, concurrency=jobs, batch=batch, progress=_progress_line if progress else None,
+                             processes=jobs if jobs > 1 else 0)
     if progress:
         click.echo("", err=True)
     return job
@@ -102,7 +105,7 @@ def _where(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--collateral", type=click.Choice(list(COLLATERAL)), default="recorded", show_default=True,
               help="The bundle's Intel collateral; fetched from Intel PCS now (once per FMSPC); early: Intel's early "
                    "TCB update (update=early), to see which platforms will drop before Intel enforces it.")
-@click.option("--jobs", "jobs", type=click.IntRange(1, 256), default=1, show_default=True, help="Concurrent evaluations.")
+@click.option("--jobs", "jobs", type=click.IntRange(1, 256), default=1, show_default=True, help=_JOBS_HELP)
 @click.option("--trust", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True,
               help="Trust anchors (a batch re-verifies only the verdicts recorded under them).")
 @_batch_option
@@ -201,7 +204,7 @@ def show(job_id: str, db_path: str, as_json: bool) -> None:
 
 @jobs_group.command("resume")
 @click.argument("job_id")
-@click.option("--jobs", "jobs", type=click.IntRange(1, 256), default=1, show_default=True, help="Concurrent evaluations.")
+@click.option("--jobs", "jobs", type=click.IntRange(1, 256), default=1, show_default=True, help=_JOBS_HELP)
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="The service policy file, if the job was created with the service's own policy.")
 @_batch_option
