@@ -195,9 +195,10 @@ class Ledger:
             self.db.table("checks").insert_all(check_rows(stored))
             for name, data in evidence.items():
                 sha = manifest[name]
-                self.db.table("evidence").insert(
-                    {"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}, ignore=True
-                )
+                if self.db.execute("SELECT 1 FROM evidence WHERE sha256 = ?", [sha]).fetchone() is None:  # stored once:
+                    self.db.table("evidence").insert(  # compressed only when new (re-verifications share their evidence)
+                        {"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}, ignore=True
+                    )
                 self.db.table("verdict_evidence").insert({"verdict_id": verdict_id, "name": name, "sha256": sha})
             attestation = attestation_row(stored, evidence)
             if attestation is not None:
