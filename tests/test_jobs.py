@@ -154,7 +154,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_kill_9_halfway_then_jobs_resume_processes_every_verdict_exactly_once(tmp_path: Path) -> None:
-    db = _record(tmp_path, 8)
+    db = _record(tmp_path, 12)
     policy = tmp_path / "strict.toml"
     policy.write_text(BANNED_DRIVER)
     proc = subprocess.Popen([sys.executable, "-m", "verifier", "reverify", "--all", "--policy", str(policy), "--trust",
@@ -172,16 +172,16 @@ def test_kill_9_halfway_then_jobs_resume_processes_every_verdict_exactly_once(tm
     listed = _cli("jobs", "list", "--db", str(db), "--json")
     assert listed.returncode == 0, listed.stderr
     (job,) = json.loads(listed.stdout)
-    assert 2 <= job["done"] < job["total"] == 8 and job["state"] == "interrupted"
+    assert 2 <= job["done"] < job["total"] == 12 and job["state"] == "interrupted"
     resumed = _cli("jobs", "resume", job["id"], "--db", str(db), "--json")
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
     assert {k: summary[k] for k in ("job", "total", "changed", "by_change")} == {
-        "job": job["id"], "total": 8, "changed": 8, "by_change": {"pass→fail": 8}}
-    assert sum(summary["by_reason"].values()) == 8
+        "job": job["id"], "total": 12, "changed": 12, "by_change": {"pass→fail": 12}}
+    assert sum(summary["by_reason"].values()) == 12
     _exactly_once(db, job["id"])
     shown = json.loads(_cli("jobs", "show", job["id"], "--db", str(db), "--json").stdout)
-    assert (shown["state"], shown["done"]) == ("done", 8)
+    assert (shown["state"], shown["done"]) == ("done", 12)
 
 
 def test_cli_reverify_where_and_cancel_and_one_id_still_works(tmp_path: Path) -> None:

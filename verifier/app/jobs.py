@@ -14,6 +14,7 @@ their items, so ``run`` on an unfinished job processes exactly the verdicts it h
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -35,6 +36,7 @@ from verifier.evidence.collateral import Collateral
 if TYPE_CHECKING:
     from verifier.app.services import Services
 
+log = logging.getLogger("verifier.jobs")
 JSON = dict[str, Any]
 Progress = Callable[[JSON], None]
 BATCH = 16
@@ -62,6 +64,12 @@ def describe_job(ledger: Any, job_id: str) -> JSON:
 
 def list_jobs(ledger: Any) -> list[JSON]:
     return JobStore(ledger).list(now=ledger.now()) if has_jobs(ledger) else []
+
+
+def _logged(job_id: str, task: asyncio.Task[JSON]) -> None:
+    """A background run that failed stays unfinished (resumable); say why in the log."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("job %s stopped: %s: %s", job_id, type(exc).__name__, exc)
 
 
 def _commit(job_id: str, items: list[Item], created_by: str | None, ledger: Any) -> list[Item]:
@@ -155,7 +163,7 @@ class Jobs:
         """Run the job in the background on this loop (the HTTP API); ``close`` stops it (it resumes later)."""
         if job_id not in self._tasks or self._tasks[job_id].done():
             task = asyncio.ensure_future(self.run(job_id))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: a failed run stays unfinished
+            task.add_done_callback(partial(_logged, job_id))
             self._tasks[job_id] = task
 
     async def resume_unfinished(self) -> list[str]:
