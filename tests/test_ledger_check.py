@@ -62,6 +62,18 @@ def test_every_ledger_table_refuses_updates_and_deletes(db: Path, table: str) ->
 
             with ledger.transaction():
                 sign_head(ledger.db, NoteSigner("test/log", Ed25519PrivateKey.generate()), 0.0)
+        if table == "verdict_claims":  # a verdict whose claims name a TCB status: the index has a row
+            ledger.save({"id": None, "status": "fail", "checks": [], "claims": {"tdx": {"$": {"dcap": {"status": "OutOfDate"}}}}},
+                        {})
+        if table.startswith("job"):  # one job over one verdict, with an item: every job table has a row
+            from verifier.adapters.ledger.jobs import Item, JobStore
+
+            jobs = JobStore(ledger)
+            newest = ledger.list(limit=1)[0][0]
+            (head,) = jobs.select(trust_profile=newest["trust_profile"], ids=[newest["id"]])
+            job_id = jobs.create(spec={}, selection=[head], policy_text=None, policy_id="p", policy_sha256="0" * 64,
+                                 trust_profile=newest["trust_profile"], at=None, collateral="recorded")
+            jobs.commit(job_id, [Item(head, "pass", None, error="test")])
         for statement in (f"DELETE FROM {table}", f"UPDATE {table} SET rowid = rowid"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 ledger.db.execute(statement)

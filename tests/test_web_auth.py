@@ -40,6 +40,10 @@ EXPECTED_OK = {
     ("GET", "/v1/keys"): 200,
     ("POST", "/v1/keys"): 201,
     ("POST", "/v1/keys/{id}/revoke"): 200,
+    ("POST", "/v1/jobs"): 202,
+    ("GET", "/v1/jobs"): 200,
+    ("GET", "/v1/jobs/{id}"): 200,
+    ("POST", "/v1/jobs/{id}/cancel"): 200,
     ("GET", "/metrics"): 200,
     ("GET", "/healthz"): 200,
     ("GET", "/readyz"): 200,
@@ -53,8 +57,9 @@ EXPECTED_OK = {
 }
 
 
-async def call(env: Env, method: str, path: str, headers: dict[str, str], *, verdict_id: str, key_id: str) -> int:
-    url = path.replace("{id}", key_id if path.startswith("/v1/keys") else verdict_id)
+async def call(env: Env, method: str, path: str, headers: dict[str, str], *, verdict_id: str, key_id: str,
+               job_id: str = "") -> int:
+    url = path.replace("{id}", key_id if path.startswith("/v1/keys") else job_id if path.startswith("/v1/jobs") else verdict_id)
     if path == "/v1/log/consistency":
         url += "?from=0&to=1"
     if (method, path) == ("POST", "/v1/verifications"):
@@ -64,6 +69,8 @@ async def call(env: Env, method: str, path: str, headers: dict[str, str], *, ver
         body = {"at": NOW}
     elif path == "/v1/keys" and method == "POST":
         body = {"role": "read", "name": "from the matrix"}
+    elif path == "/v1/jobs" and method == "POST":
+        body = {"filter": {"status": "indeterminate"}}  # selects nothing: the job is done at once
     resp = await env.client.request(method, url, json=body, headers=headers)
     return resp.status
 
@@ -77,6 +84,7 @@ async def _post_with(env: Env, headers: dict[str, str]) -> Any:
 async def test_the_auth_matrix_every_route_times_no_key_bad_keys_and_each_role(env: Env) -> None:
     assert {(r.method, r.path) for r in ROUTES} == set(EXPECTED_OK)  # the matrix covers every route
     verdict = await (await post(env, role=Role.SUBMIT)).json()
+    job = await (await env.client.post("/v1/jobs", json={"filter": {"status": "indeterminate"}}, headers=env.auth())).json()
     with_keys = make_keys(env.db_path)  # fresh keys: one of them is revoked below, one is revoked by the matrix
     victim_id = hashlib.sha256(with_keys[Role.READ].encode()).hexdigest()[:16]
     revoked = with_keys[Role.ADMIN]
@@ -90,7 +98,7 @@ async def test_the_auth_matrix_every_route_times_no_key_bad_keys_and_each_role(e
     for route in ROUTES:
         for who, headers in callers.items():
             got[(route.method, route.path, who)] = await call(env, route.method, route.path, headers,
-                                                              verdict_id=verdict["id"], key_id=victim_id)
+                                                              verdict_id=verdict["id"], key_id=victim_id, job_id=job["id"])
     expected: dict[tuple[str, str, str], int] = {}
     for route in ROUTES:
         for who in callers:

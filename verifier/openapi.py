@@ -151,6 +151,39 @@ SCHEMAS: dict[str, Any] = {
                                 "properties": {"key": {"type": "string", "description": "the key itself: shown only here"}}}],
     },
     "KeyList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Key")}}},
+    "Job": {
+        "type": "object",
+        "required": ["id", "kind", "state", "total", "done", "changed", "errors", "rate", "eta_s", "by_change", "by_reason",
+                     "clocks"],
+        "properties": {
+            "id": {"type": "string"}, "kind": {"type": "string", "enum": ["reverify"]},
+            "state": {"type": "string", "enum": ["queued", "running", "interrupted", "cancelled", "done"]},
+            "total": {"type": "integer", "description": "the selection's size, frozen when the job was created"},
+            "done": {"type": "integer"}, "changed": {"type": "integer"}, "errors": {"type": "integer"},
+            "rate": {"type": ["number", "null"], "description": "verdicts per second in the current run"},
+            "eta_s": {"type": ["number", "null"]}, "at": _NULLABLE_INT, "collateral": {"type": "string"},
+            "by_change": {"type": "object", "additionalProperties": {"type": "integer"},
+                          "description": "e.g. {\"pass→fail\": 3}"},
+            "by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "clocks": {"type": "object", "description": "verdict statuses summed at capture time and at the job's time",
+                       "properties": {"captured": {"type": "object"}, "job": {"type": "object"}}},
+        },
+    },
+    "JobList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Job")}}},
+    "JobRequest": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "kind": {"type": "string", "enum": ["reverify"]},
+            "filter": {"type": "object", "additionalProperties": False, "properties": {
+                "status": {"type": "string", "enum": ["pass", "fail", "indeterminate"]}, "model": {"type": "string"},
+                "signer": {"type": "string"}, "gateway": {"type": "string"}, "since": {"type": "integer"},
+                "until": {"type": "integer"}, "ids": {"type": "array", "items": {"type": "string"}},
+                **{name: {"type": "string"} for name in ("tcb_status", "advisory", "fmspc", "app_id", "compose_hash", "driver")}}},
+            "policy": {"type": "string", "description": "policy TOML text, or the id of the service's policy"},
+            "at": {"oneOf": [{"type": "string", "enum": ["captured", "now"]}, {"type": "integer"}]},
+            "collateral": {"type": "string", "enum": ["recorded", "refresh", "early"]},
+        },
+    },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     "Ready": {
         "type": "object",
@@ -239,6 +272,8 @@ def _api_document() -> dict[str, Any]:
         {"name": "until", "in": "query", "schema": {"type": "integer"}, "description": "created before (unix seconds)"},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+        *({"name": name, "in": "query", "schema": {"type": "string"}, "description": f"verdicts whose claims include this {name}"}
+          for name in ("tcb_status", "advisory", "fmspc", "app_id", "compose_hash", "driver")),
     ]
     readers = "submit (its own verdicts only), read, admin"
     return {
@@ -296,6 +331,23 @@ def _api_document() -> dict[str, Any]:
                 "post": _secured({"summary": "Revoke an API key (it stops working at once)", "parameters": [_ID],
                                   "responses": {"200": _json(_ref("Key"), "the revoked key"), "404": _error("unknown key")}},
                                  "admin"),
+            },
+            "/v1/jobs": {
+                "post": _secured({"summary": "Start a batch re-verification job over recorded verdicts",
+                                  "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("JobRequest")}}},
+                                  "responses": {"202": _json(_ref("Job"), "the queued job (it runs in the background)"),
+                                                "400": _error("bad input, naming the field")}}, "admin"),
+                "get": _secured({"summary": "Jobs, newest first", "responses": {"200": _json(_ref("JobList"), "jobs")}},
+                                "read, admin"),
+            },
+            "/v1/jobs/{id}": {
+                "get": _secured({"summary": "One job: state, counts, rate, ETA, both clocks", "parameters": [_ID],
+                                 "responses": {"200": _json(_ref("Job"), "the job"), "404": _error("unknown id")}},
+                                "read, admin"),
+            },
+            "/v1/jobs/{id}/cancel": {
+                "post": _secured({"summary": "Cancel a job (it stops after its current batch)", "parameters": [_ID],
+                                  "responses": {"200": _json(_ref("Job"), "the job"), "404": _error("unknown id")}}, "admin"),
             },
             "/metrics": {"get": _secured({"summary": "Prometheus metrics (text exposition format)",
                                           "responses": {"200": {"description": "metrics", "content": {"text/plain": {

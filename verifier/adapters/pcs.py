@@ -38,15 +38,20 @@ class PcsClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.root_ca_crl_url = root_ca_crl_url or INTEL_ROOT_CA_CRL_URL
 
-    async def fetch(self, *, fmspc: str, ca: str) -> Collateral:
-        """GET PCK CRL, TCB info, QE identity, root CA CRL (in that order) and assemble them; source "pcs"."""
+    async def fetch(self, *, fmspc: str, ca: str, early: bool = False) -> Collateral:
+        """GET PCK CRL, TCB info, QE identity, root CA CRL (in that order) and assemble them; source "pcs".
+
+        ``early``: TCB info and QE identity of Intel's early TCB update (``update=early``, Intel PCS API v4), the
+        TCB recovery Intel has published but not yet enforced (batch re-verification jobs' early warning)."""
         if len(fmspc) != 12 or not is_hex(fmspc) or ca not in ("platform", "processor"):
             raise EvidenceError(f"collateral request for FMSPC {fmspc!r}, CA {ca!r}: expected 12 hex chars and platform|processor")
         v4 = f"{self.base}/sgx/certification/v4"
         pck_crl, pck_chain = await self._get(f"{v4}/pckcrl?ca={ca}&encoding=der", "SGX-PCK-CRL-Issuer-Chain")
-        tcb_body, tcb_chain = await self._get(f"{self.base}/tdx/certification/v4/tcb?fmspc={fmspc}",
+        update = "&update=early" if early else ""
+        tcb_body, tcb_chain = await self._get(f"{self.base}/tdx/certification/v4/tcb?fmspc={fmspc}{update}",
                                               "TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain")
-        qe_body, qe_chain = await self._get(f"{self.base}/tdx/certification/v4/qe/identity", "SGX-Enclave-Identity-Issuer-Chain")
+        qe_body, qe_chain = await self._get(f"{self.base}/tdx/certification/v4/qe/identity{'?update=early' if early else ''}",
+                                            "SGX-Enclave-Identity-Issuer-Chain")
         root_url = f"{v4}/rootcacrl" if self.pccs else self.root_ca_crl_url  # PCCS: hex; Intel: the root's CRL DP, DER
         root_crl, _ = await self._get(root_url)
         tcb_info, tcb_sig = _signed(tcb_body, "tcbInfo", f"{self.base}/tdx/certification/v4/tcb")

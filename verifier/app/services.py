@@ -25,6 +25,7 @@ from verifier.adapters.gateway import CallBudget, GatewayClient, Retry
 from verifier.adapters.nras_client import NrasClient
 from verifier.adapters.pcs import PcsClient
 from verifier.adapters.recorder import Recorder
+from verifier.app.jobs import Jobs
 from verifier.app.keys import ApiKey, KeyStore
 from verifier.app.limits import ByteAdmission, RateLimiter, UpstreamBudget
 from verifier.app.metrics import Metrics, lag_watcher
@@ -64,9 +65,11 @@ class Services:
     log_signer: NoteSigner | None = None  # the transparency log's checkpoint key (None: no checkpoints are signed)
     ear_keys: tuple[Ed25519PrivateKey, ...] = ()  # EAR signing keys, oldest first; the last signs (empty: no EARs)
     records: Records = field(init=False)
+    jobs: Jobs = field(init=False)  # batch re-verification jobs (app.jobs)
 
     def __post_init__(self) -> None:
         self.records = Records(self)
+        self.jobs = Jobs(self)
 
     def context(self, *, now: int | None = None) -> Context:
         return Context(
@@ -122,9 +125,11 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         await stack.enter_async_context(lag_watcher(metrics))
         offloader = Offloader()
         stack.callback(offloader.close)
-        yield Services(settings=settings, policy=policy, anchors=anchors, recorder=recorder, session=session, pool=pool,
-                       collateral=collateral, nras=nras, clock=clock, refs=refs, cpu=cpu, metrics=metrics,
-                       limiter=RateLimiter(settings.rate_per_minute, settings.rate_burst),
-                       budget=UpstreamBudget(settings.upstream_per_minute),
-                       admission=ByteAdmission(settings.max_inflight_bytes, wait=settings.admission_wait), offloader=offloader,
-                       log_signer=log_signer, ear_keys=ear_keys)
+        services = Services(settings=settings, policy=policy, anchors=anchors, recorder=recorder, session=session, pool=pool,
+                            collateral=collateral, nras=nras, clock=clock, refs=refs, cpu=cpu, metrics=metrics,
+                            limiter=RateLimiter(settings.rate_per_minute, settings.rate_burst),
+                            budget=UpstreamBudget(settings.upstream_per_minute),
+                            admission=ByteAdmission(settings.max_inflight_bytes, wait=settings.admission_wait),
+                            offloader=offloader, log_signer=log_signer, ear_keys=ear_keys)
+        stack.push_async_callback(services.jobs.close)  # running jobs stop (resumable) before anything they use closes
+        yield services

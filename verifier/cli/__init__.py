@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("ledger", "show", "Show a recorded verdict."),
     "list": ("ledger", "list_cmd", "List recorded verdicts, newest first."),
     "export": ("ledger", "export", "Export a verdict's evidence bundle (zip) for `verifier verify-bundle`."),
-    "reverify": ("ledger", "reverify", "Re-evaluate a recorded verdict's evidence offline; the new verdict supersedes the old."),
+    "reverify": ("jobs", "reverify", "Re-evaluate recorded evidence (one verdict, or a batch job: --all / --where)."),
     "policy": ("offline", "policy_group", "Policy files."),
     "refs": ("refs", "refs_group", "Reference values: pull a gateway's app ids, pin a reviewed verdict, detect drift, show."),
     "keys": ("keys", "keys_group", "API keys for the HTTP API: create (shown once), list, revoke."),
@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "log": ("log", "log_group", "The transparency log of verdicts: `log verify` checks inclusion and consistency offline."),
     "proxy": ("proxy", "proxy", "Relay OpenAI-style chat completions to one gateway and verify every one."),
     "simulator": ("simulator", "simulator", "Run the simulated gateway (with its PCCS and NRAS) on its own, for trying the API."),
+    "jobs": ("jobs", "jobs_group", "Batch re-verification jobs: list, show, resume, cancel."),
 }
 
 

@@ -1,8 +1,7 @@
-"""Ledger commands: `show`, `list`, `export` (read-only), `reverify` (a new verdict that supersedes)."""
+"""Ledger commands: `show`, `list`, `export` (read-only); ``_reverify`` runs one re-verification (`cli.jobs`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,7 @@ import click
 from verifier.adapters.ledger import LedgerError
 from verifier.app.records import UnknownVerdict, export_bundle, reproduce_command
 from verifier.app.services import open_services
-from verifier.cli.options import AT_RANGE, db_option, emit, open_ledger, settings_from
-from verifier.core.trust import PRODUCTION
+from verifier.cli.options import AT_RANGE, db_option, open_ledger
 from verifier.table import render
 
 
@@ -39,12 +37,15 @@ def show(verdict_id: str, db_path: str, as_json: bool) -> None:
 @click.option("--until", type=AT_RANGE, default=None, help="Created before (unix seconds).")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--cursor", default=None)
+@click.option("--claim", "claims", multiple=True, metavar="NAME=VALUE",
+              help="Verdicts whose claims include it: tcb_status, advisory, fmspc, app_id, compose_hash, driver (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
-def list_cmd(db_path: str, as_json: bool, **filters: Any) -> None:
+def list_cmd(db_path: str, as_json: bool, claims: tuple[str, ...], **filters: Any) -> None:
     """List recorded verdicts, newest first."""
+    wanted = dict(c.partition("=")[::2] for c in claims)
     try:
         with open_ledger(db_path) as ledger:
-            items, cursor = ledger.list(**filters)
+            items, cursor = ledger.list(**filters, claims=wanted or None)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -74,25 +75,6 @@ def export(verdict_id: str, db_path: str, output: Path) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"wrote {output}; reproduce with: {reproduce_command(str(output), verdict)}")
-
-
-@click.command()
-@click.argument("verdict_id")
-@db_option
-@click.option("--at", type=AT_RANGE, default=None, help="Verification time, unix seconds (default: now).")
-@click.option("--json", "as_json", is_flag=True)
-def reverify(verdict_id: str, db_path: str, at: int | None, as_json: bool) -> None:
-    """Re-evaluate a recorded verdict's evidence offline; the new verdict supersedes the old."""
-    with open_ledger(db_path) as ledger:
-        old = ledger.get(verdict_id)
-    if old is None:
-        raise click.ClickException(f"no verdict {verdict_id!r} in {db_path}")
-    settings = settings_from(db_path=db_path, offline=True, dcap_workers=1, trust_profile=old.get("trust_profile", PRODUCTION))
-    try:
-        verdict = asyncio.run(_reverify(settings, verdict_id, at))
-    except LedgerError as exc:
-        raise click.ClickException(exc.message) from None
-    emit(verdict, as_json)
 
 
 async def _reverify(settings: Any, verdict_id: str, at: int | None) -> dict[str, Any]:

@@ -43,4 +43,5 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_services(app[SETTINGS], clock=app[CLOCK]) as services:
         app[SERVICES] = services
+        await services.jobs.resume_unfinished()  # re-verification jobs a restart (or kill -9) interrupted
         yield

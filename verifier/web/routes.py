@@ -4,12 +4,16 @@ test and the auth-matrix test. The HTTP status describes the request; the verdic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from verifier.adapters.ledger.claims import CLAIM_NAMES
+from verifier.app.job_spec import JobSpecError, parse_spec
+from verifier.app.jobs import UnknownJob
 from verifier.app.keys import KeyStore, Role
 from verifier.app.metrics import CONTENT_TYPE
 from verifier.core.errors import ConfigError
@@ -65,7 +69,7 @@ async def get_verification(request: web.Request) -> web.Response:
 
 async def list_verifications(request: web.Request) -> web.Response:
     q = request.query
-    unknown = set(q) - {"status", "model", "signer", "since", "until", "limit", "cursor"}
+    unknown = set(q) - {"status", "model", "signer", "since", "until", "limit", "cursor", *CLAIM_NAMES}
     if unknown:
         name = inputs.printable(sorted(unknown)[0])[:64]
         raise bad_request(name, f"{name}: unknown query parameter")
@@ -81,6 +85,7 @@ async def list_verifications(request: web.Request) -> web.Response:
         "limit": inputs.int_param(request, "limit", 1, 500) or 50,
         "cursor": inputs.name_field(q.get("cursor"), "cursor", required=False),
         "submitted_by": owner_scope(request),
+        "claims": {n: inputs.name_field(q.get(n), n, required=True) for n in CLAIM_NAMES if n in q} or None,  # indexed
     }
     try:
         items, cursor = await request.app[SERVICES].records.list(**filters)
@@ -135,6 +140,46 @@ async def revoke_key(request: web.Request) -> web.Response:
     return web.json_response(key.to_json())
 
 
+_JOB_ID = re.compile(r"j_[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def _job_id(request: web.Request) -> str:
+    job_id = request.match_info["id"]
+    if not _JOB_ID.fullmatch(job_id):
+        raise HTTPProblem(404, "not_found", "no such job", "id")
+    return job_id
+
+
+async def create_job(request: web.Request) -> web.Response:
+    """A batch re-verification job (``app.jobs``): queued with its selection frozen, then run in the background."""
+    body = await inputs.json_object(request, allowed=frozenset({"kind", "filter", "policy", "at", "collateral"}))
+    svc = request.app[SERVICES]
+    try:
+        job = await svc.jobs.create(parse_spec(body), created_by=request[API_KEY].id)
+    except JobSpecError as exc:
+        raise bad_request(exc.field, exc.message) from None
+    svc.jobs.start(job["id"])
+    return web.json_response(job, status=202, headers={"Location": f"/v1/jobs/{job['id']}"})
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    return web.json_response({"items": await request.app[SERVICES].jobs.list()})
+
+
+async def get_job(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(await request.app[SERVICES].jobs.get(_job_id(request)))
+    except UnknownJob:
+        raise HTTPProblem(404, "not_found", "no such job", "id") from None
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(await request.app[SERVICES].jobs.cancel(_job_id(request)))
+    except UnknownJob:
+        raise HTTPProblem(404, "not_found", "no such job", "id") from None
+
+
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=request.app[SERVICES].metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
@@ -172,6 +217,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/keys", list_keys, frozenset({Role.ADMIN})),
     Route("POST", "/v1/keys", create_key, frozenset({Role.ADMIN})),
     Route("POST", "/v1/keys/{id}/revoke", revoke_key, frozenset({Role.ADMIN})),
+    Route("POST", "/v1/jobs", create_job, frozenset({Role.ADMIN})),
+    Route("GET", "/v1/jobs", list_jobs, frozenset({Role.READ, Role.ADMIN})),
+    Route("GET", "/v1/jobs/{id}", get_job, frozenset({Role.READ, Role.ADMIN})),
+    Route("POST", "/v1/jobs/{id}/cancel", cancel_job, frozenset({Role.ADMIN})),
     Route("GET", "/metrics", metrics, frozenset({Role.READ, Role.METRICS, Role.ADMIN})),
     Route("GET", "/healthz", healthz, None),
     Route("GET", "/readyz", readyz, None),

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from verifier.adapters.ledger.claims import claim_clauses
 from verifier.adapters.ledger.rows import (
     JSON,
     LedgerBusy,
@@ -67,6 +68,7 @@ class Ledger:
         self._clock = clock
         # The transparency log's key: with one, every save also stores the signed checkpoint of the new tree head
         self.log_signer: NoteSigner | None = None
+        self._depth = 0  # nesting of _write(): an inner one joins the outer transaction (jobs commit in batches)
 
     @classmethod
     def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time, busy_timeout_ms: int = 5000) -> Ledger:
@@ -140,7 +142,11 @@ class Ledger:
     @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
         """One write transaction; ``LedgerBusy`` (nothing written) if the lock is not had within the busy timeout."""
+        if self._depth:  # inside another write transaction: part of it (committed or rolled back with it)
+            yield
+            return
         conn = self.db.conn
+        self._depth += 1
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -154,6 +160,8 @@ class Ledger:
             if _is_busy(exc):
                 raise LedgerBusy(f"the ledger is locked by another writer: {exc}") from None
             raise
+        finally:
+            self._depth -= 1
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -191,9 +199,10 @@ class Ledger:
             self.db.table("checks").insert_all(check_rows(stored))
             for name, data in evidence.items():
                 sha = manifest[name]
-                self.db.table("evidence").insert(
-                    {"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}, ignore=True
-                )
+                if self.db.execute("SELECT 1 FROM evidence WHERE sha256 = ?", [sha]).fetchone() is None:  # stored once:
+                    self.db.table("evidence").insert(  # compressed only when new (re-verifications share their evidence)
+                        {"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}, ignore=True
+                    )
                 self.db.table("verdict_evidence").insert({"verdict_id": verdict_id, "name": name, "sha256": sha})
             attestation = attestation_row(stored, evidence)
             if attestation is not None:
@@ -259,12 +268,16 @@ class Ledger:
         limit: int = 50,
         cursor: str | None = None,
         submitted_by: str | None = None,
+        claims: dict[str, str] | None = None,
     ) -> tuple[builtins.list[dict[str, JSON]], str | None]:
-        """Verdict summaries, newest first; ``since <= created_at < until``. Returns (rows, next cursor or None)."""
+        """Verdict summaries, newest first; ``since <= created_at < until``; ``claims``: {indexed claim: value}, each
+        one the verdict's claims include (``ledger.claims``). Returns (rows, next cursor or None)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         limit = min(limit, MAX_LIMIT)
         where, params = filters(status=status, model=model, signer=signer, since=since, until=until)
+        claim_where, claim_params = claim_clauses(claims)  # the claim index (migration 0004_jobs)
+        where, params = where + claim_where, params + claim_params
         if submitted_by is not None:
             where.append("submitted_by = ?")
             params.append(submitted_by)

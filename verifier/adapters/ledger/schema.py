@@ -109,6 +109,83 @@ def _m0003_reuse_key_gateway(db: Database) -> None:
     db.execute("CREATE INDEX attestations_reuse ON attestations(signer, signing_algo, gateway, captured_at)")
 
 
+# 0004: batch re-verification jobs (``verifier.adapters.ledger.jobs``), append-only like every ledger table: the
+# job (its spec, policy, clock), its selection frozen at creation, its state changes as events, and one item per
+# (job, verdict) naming the new verdict; that primary key is what makes a resumed job process each verdict once.
+# Also the claim index (``verdict_claims``): per verdict the TCB statuses, advisories, FMSPCs, app ids, compose
+# hashes and GPU drivers its claims name, filled by a trigger from the stored verdict JSON (and backfilled here), so
+# "which verdicts rest on a platform affected by advisory X" is one indexed query.
+_JOB_TABLES_0004 = ("jobs", "job_selection", "job_events", "job_items", "verdict_claims")
+CLAIM_NAMES = ("tcb_status", "advisory", "fmspc", "app_id", "compose_hash", "driver")
+APPEND_ONLY_TABLES = (*APPEND_ONLY_TABLES, *_JOB_TABLES_0004)
+
+_SCHEMA_0004 = (
+    """CREATE TABLE jobs (
+        id TEXT PRIMARY KEY, created_at REAL NOT NULL, kind TEXT NOT NULL, spec_json TEXT NOT NULL,
+        policy_text TEXT, policy_id TEXT NOT NULL, policy_sha256 TEXT NOT NULL, trust_profile TEXT NOT NULL,
+        at INTEGER, collateral TEXT NOT NULL, total INTEGER NOT NULL, created_by TEXT
+    ) STRICT""",
+    """CREATE TABLE job_selection (
+        job_id TEXT NOT NULL REFERENCES jobs(id), seq INTEGER NOT NULL, verdict_id TEXT NOT NULL REFERENCES verdicts(id),
+        PRIMARY KEY (job_id, seq)
+    ) STRICT""",
+    """CREATE TABLE job_events (
+        job_id TEXT NOT NULL REFERENCES jobs(id), at REAL NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'interrupted', 'cancelled', 'done')), owner TEXT
+    ) STRICT""",
+    "CREATE INDEX job_events_job ON job_events(job_id)",
+    """CREATE TABLE job_items (
+        job_id TEXT NOT NULL REFERENCES jobs(id), verdict_id TEXT NOT NULL REFERENCES verdicts(id),
+        new_verdict_id TEXT REFERENCES verdicts(id), done_at REAL NOT NULL, old_status TEXT NOT NULL,
+        captured_at INTEGER, captured_status TEXT, job_at INTEGER, job_status TEXT, reasons_json TEXT NOT NULL,
+        error TEXT,
+        PRIMARY KEY (job_id, verdict_id)
+    ) STRICT""",
+    "CREATE INDEX verdicts_supersedes ON verdicts(supersedes)",
+    """CREATE TABLE verdict_claims (
+        verdict_id TEXT NOT NULL REFERENCES verdicts(id), name TEXT NOT NULL, value TEXT NOT NULL
+    ) STRICT""",
+    "CREATE INDEX verdict_claims_lookup ON verdict_claims(name, value, verdict_id)",
+)
+
+
+def _claims_select(vid: str, vjson: str, source: str = "") -> str:
+    """(verdict id, claim name, value) rows read from a stored verdict's JSON (``source``: a table to read them
+    from, e.g. ``"verdicts v, "``); anything not shaped as the engine writes it (a non-object entry, a non-text
+    value) is not indexed."""
+
+    def each(path: str, name: str, key: str) -> str:
+        return (f"SELECT {vid}, '{name}', json_extract(e.value, '$.{key}') FROM {source}json_each({vjson}, '$.{path}') e"  # noqa: S608
+                f" WHERE e.type = 'object' AND json_type(e.value, '$.{key}') = 'text'")
+
+    advisories = (f"SELECT {vid}, 'advisory', a.value FROM {source}json_each({vjson}, '$.claims.tdx') e,"  # noqa: S608
+                  f" json_each(e.value, '$.dcap.advisory_ids') a WHERE e.type = 'object'"
+                  f" AND json_type(e.value, '$.dcap.advisory_ids') = 'array' AND a.type = 'text'")
+    parts = [each("claims.tdx", "tcb_status", "dcap.status"), advisories, each("collateral", "fmspc", "fmspc"),
+             each("claims.app", "app_id", "app_id"), each("claims.app", "compose_hash", "compose_hash"),
+             each("claims.gpus", "driver", "driver_version")]
+    return " UNION ".join(parts)
+
+
+_CLAIMS_TRIGGER_0004 = (
+    "CREATE TRIGGER verdicts_claims_index AFTER INSERT ON verdicts BEGIN"
+    " INSERT INTO verdict_claims (verdict_id, name, value) " + _claims_select("NEW.id", "NEW.verdict_json") + "; END"
+)
+_CLAIMS_BACKFILL_0004 = ("INSERT INTO verdict_claims (verdict_id, name, value) "
+                         + _claims_select("v.id", "v.verdict_json", "verdicts v, "))
+
+
+@MIGRATIONS(name="0004_jobs")
+def _m0004_jobs(db: Database) -> None:
+    for statement in _SCHEMA_0004:
+        db.execute(statement)
+    db.execute(_CLAIMS_TRIGGER_0004)
+    db.execute(_CLAIMS_BACKFILL_0004)
+    for table in _JOB_TABLES_0004:
+        for statement in _append_only_triggers(table):
+            db.execute(statement)
+
+
 # 0005: the transparency log of verdicts (RFC 9162 Merkle tree). One leaf per verdict in id order, appended in the
 # verdict's own transaction, with the tree's right frontier and root at that size (so an append costs O(log n));
 # signed checkpoints (C2SP tlog-checkpoint notes) as they are issued. Both append-only. Verdicts recorded before
