@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "indeterminate": "INDT", "skipped": "skip"}
+
+
+def _safe(value: object) -> str:
+    """Text quoted from upstream answers can hold newlines, ESC sequences or bidi controls: shown escaped, so it can
+    neither forge a line of the table nor repaint the terminal."""
+    text = str(value)
+    return "".join(c if c.isprintable() and unicodedata.category(c) not in ("Cf", "Zl", "Zp") else
+                   repr(c)[1:-1] for c in text)
 
 
 def render(verdict: dict[str, Any]) -> str:
@@ -18,7 +27,8 @@ def render(verdict: dict[str, Any]) -> str:
     subject = verdict.get("subject", {})
     nonce = verdict.get("nonce", {})
     lines.append(
-        f"model {subject.get('model') or '-'}   signer {subject.get('signer') or '-'} ({subject.get('signing_algo') or '-'})"
+        f"model {_safe(subject.get('model') or '-')}   signer {_safe(subject.get('signer') or '-')} "
+        f"({_safe(subject.get('signing_algo') or '-')})"
     )
     lines.append(
         f"nonce {nonce.get('value') or '-'} ({nonce.get('origin') or '-'})   verified at {verdict['times']['verified_at']}"
@@ -29,11 +39,11 @@ def render(verdict: dict[str, Any]) -> str:
         mark = _MARK.get(check["status"], check["status"])
         sev = "" if check["severity"] == "required" else f" [{check['severity']}]"
         reason = f" ({check['reason']})" if check.get("reason") else ""
-        lines.append(f"  {mark}  {check['id']:<{width}}{sev}  {check['message']}{reason}")
+        lines.append(f"  {mark}  {_safe(check['id']):<{width}}{sev}  {_safe(check['message'])}{_safe(reason)}")
         details = check.get("details") or {}
         if check["status"] != "pass" and ("expected" in details or "got" in details):
-            lines.append(f"        {'':<{width}}  expected {details.get('expected')}")
-            lines.append(f"        {'':<{width}}  got      {details.get('got')}")
+            lines.append(f"        {'':<{width}}  expected {_safe(details.get('expected'))}")
+            lines.append(f"        {'':<{width}}  got      {_safe(details.get('got'))}")
     binding = subject.get("model_binding") or {}
     if binding:
         lines.append(f"  model bound by: {', '.join(binding.get('by') or ['nothing'])}"
@@ -45,5 +55,5 @@ def render(verdict: dict[str, Any]) -> str:
             if v["tier"] != "affirming":
                 lines.append(f"    {aspect}: {v['because']}")
     for note in verdict.get("notes", []):
-        lines.append(f"  note: {note['code']}: {note['message']}")
+        lines.append(f"  note: {_safe(note['code'])}: {_safe(note['message'])}")
     return "\n".join(lines)

@@ -73,7 +73,10 @@ class Metrics:
         checks = verdict.get("checks") or []
         first = next((c for c in checks if c.get("severity") == "required" and c.get("status") != "pass"), None)
         reason = "none" if first is None else str(first.get("reason") or "none")
-        model = self.model_label((verdict.get("subject") or {}).get("model"))
+        app: dict[str, Any] = next((c for c in checks if c.get("id") == "tdx.app"), {})
+        pinned = app.get("status") == "pass" and (app.get("details") or {}).get("model_pinned")
+        # a caller chooses the model name: only a model whose app identity is pinned (configuration) gets a label
+        model = self.model_label((verdict.get("subject") or {}).get("model")) if pinned else "unpinned"
         self.verifications.labels(status=str(verdict.get("status")), reason=reason, model=model).inc()
         for check in checks:
             self.checks.labels(check=str(check.get("id")), status=str(check.get("status")),

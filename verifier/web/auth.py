@@ -25,9 +25,10 @@ def route_of(request: web.Request) -> tuple[str, str] | None:
 
 
 def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization")
-    if header is None:
+    headers = request.headers.getall("Authorization", [])
+    if len(headers) != 1:  # none, or an ambiguous pair a front proxy may read the other way (RFC 9110 §5.3)
         return None
+    header = headers[0]
     scheme, _, token = header.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 

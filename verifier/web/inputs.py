@@ -91,6 +91,8 @@ def chat_id_field(value: object) -> str | None:
     chat_id = name_field(value, "chat_id", required=False)
     if chat_id is not None and any(c.isspace() for c in chat_id):
         raise bad_request("chat_id", f"chat_id: {printable(chat_id)[:80]!r} contains whitespace")
+    if chat_id in (".", ".."):  # quoted, it is still a dot segment: the client would resolve it to another path
+        raise bad_request("chat_id", "chat_id: '.' and '..' are path segments, not ids")
     return chat_id
 
 

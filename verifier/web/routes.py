@@ -33,6 +33,8 @@ _POST_FIELDS = frozenset({"request", "request_b64", "response", "response_b64", 
 async def post_verification(request: web.Request) -> web.Response:
     svc, settings = request.app[SERVICES], request.app[SETTINGS]
     api_key = inputs.upstream_key(request)
+    if (request.content_length or 0) > settings.max_body_bytes:  # refused before it can hold any in-flight budget
+        raise web.HTTPRequestEntityTooLarge(max_size=settings.max_body_bytes, actual_size=request.content_length or 0)
     async with svc.admission.lease() as lease:
         await lease.reserve(2 * (request.content_length or settings.max_body_bytes))  # the raw body + its decoded bytes
         body = await inputs.json_object(request, allowed=_POST_FIELDS)

@@ -128,6 +128,7 @@ def attestation_row(verdict: dict[str, JSON], evidence: dict[str, bytes]) -> dic
         or attestation.get("origin") != "fetched"
         or attestation.get("reused_from") is not None
         or verdict.get("supersedes") is not None
+        or any(isinstance(n, dict) and n.get("code") == "upstream_key_redacted" for n in verdict.get("notes") or ())
         or attestation.get("fetched_at") is None
         or subject.get("signer") is None
         or "report.json" not in evidence
