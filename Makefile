@@ -18,6 +18,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check verifier tests benchmarks
+	$(BIN)/ruff format --check verifier tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -40,8 +40,9 @@ def _row(mode: str, latencies: list[float], wall: float) -> str:
     return f"| {mode} | {len(ms)} | {len(ms) / wall:,.0f} | {statistics.median(ms):.3f} | {p95:.3f} |"
 
 
-def bench_in_process(quote: bytes, collateral: str, now: int, root: bytes, calls: int, *,
-                     with_claims: bool = False) -> str:
+def bench_in_process(
+    quote: bytes, collateral: str, now: int, root: bytes, calls: int, *, with_claims: bool = False
+) -> str:
     """What the worker does per request, minus the pipe: verify, optionally + claims_only JSON."""
     coll = dcap_qvl.QuoteCollateralV3.from_json(collateral)
     verifier = dcap_qvl.QuoteVerifier(root)
@@ -62,8 +63,9 @@ def bench_in_process(quote: bytes, collateral: str, now: int, root: bytes, calls
     return _row(mode, latencies, time.perf_counter() - start)
 
 
-async def bench_pool(quote: bytes, collateral: str, now: int, root: bytes, calls: int, size: int,
-                     concurrency: int) -> str:
+async def bench_pool(
+    quote: bytes, collateral: str, now: int, root: bytes, calls: int, size: int, concurrency: int
+) -> str:
     async with DcapPool(size=size) as pool:
         for _ in range(2 * size):  # warm-up: every worker has parsed (cached) the collateral
             await pool.verify(quote, collateral, now, root)
@@ -91,8 +93,10 @@ def main() -> None:
     calls = parser.parse_args().calls
     quote, collateral, now = _case()
     root = production_anchors().intel_root_ca_der
-    print(f"machine: nproc={os.cpu_count()}, {platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}, dcap-qvl {dcap_qvl.__version__}; quote {CASE} at {now}\n")
+    print(
+        f"machine: nproc={os.cpu_count()}, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, dcap-qvl {dcap_qvl.__version__}; quote {CASE} at {now}\n"
+    )
     print("| mode | calls | quotes/s | median ms | p95 ms |")
     print("|---|---:|---:|---:|---:|")
     print(bench_in_process(quote, collateral, now, root, calls))

@@ -5,7 +5,8 @@ Run: ``.venv/bin/python benchmarks/bench_jobs.py [--count N] [--processes 1,2]``
 N/2 times), then runs the job command once per process count and prints a Markdown table: wall time, verdicts/s,
 CPU per verdict (the command and every process it waited for: worker processes and their dcap-qvl workers), the
 speed-up over one process, and the CPU per verdict of ``evaluate()`` itself measured in this process in the same
-run (the engine alone, sequentially, with a memo as the services have, no ledger). A job over no verdicts is run first and subtracted (start-up).
+run (the engine alone, sequentially, with a memo as the services have, no ledger). A job over no verdicts is run first
+and subtracted (start-up).
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ async def _verdicts(rounds: int) -> tuple[list[tuple[dict[str, object], dict[str
     async with DcapPool(size=1) as pool:
         cpu = 0.0
         for bundle, at in CASES:
-            ctx = Context(policy=policy, now=at, anchors=anchors, quotes=pool, dcap_version=pool.version(),
-                          memo=VerificationMemo())  # as the services have: validated chains and keys are remembered
+            ctx = Context(
+                policy=policy,
+                now=at,
+                anchors=anchors,
+                quotes=pool,
+                dcap_version=pool.version(),
+                memo=VerificationMemo(),
+            )  # as the services have: validated chains and keys are remembered
             first = await evaluate(bundle, ctx)
             out.append((first.verdict.to_json(), first.bundle.files()))
             started = time.process_time()
@@ -66,8 +73,24 @@ def _job(db: Path, processes: int, *where: str) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     select = [arg for w in where for arg in ("--where", w)] or ["--all"]
-    subprocess.run([sys.executable, "-m", "verifier", "reverify", *select, "--jobs", str(processes), "--batch", "64",
-                    "--db", str(db), "--json"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verifier",
+            "reverify",
+            *select,
+            "--jobs",
+            str(processes),
+            "--batch",
+            "64",
+            "--db",
+            str(db),
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -82,8 +105,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         _ledger(db, args.count, verdicts)
-        print(f"Machine: {platform.processor() or platform.machine()}, nproc = {os.cpu_count()}, "
-              f"CPython {platform.python_version()}; {args.count} verdicts (half Phala 1 GPU, half NEAR 8 GPUs)\n")
+        print(
+            f"Machine: {platform.processor() or platform.machine()}, nproc = {os.cpu_count()}, "
+            f"CPython {platform.python_version()}; {args.count} verdicts (half Phala 1 GPU, half NEAR 8 GPUs)\n"
+        )
         print("| processes | wall s | verdicts/s | CPU ms/verdict | speed-up | job CPU / engine CPU |")
         print("|---:|---:|---:|---:|---:|---:|")
         base: float | None = None
@@ -93,7 +118,10 @@ def main() -> None:
             wall, cpu = wall - idle_wall, cpu - idle_cpu
             base = base or wall
             per = cpu / args.count
-            print(f"| {p} | {wall:.1f} | {args.count / wall:,.0f} | {per * 1e3:.2f} | {base / wall:.2f}× | {per / engine_cpu:.2f} |")
+            print(
+                f"| {p} | {wall:.1f} | {args.count / wall:,.0f} | {per * 1e3:.2f} | {base / wall:.2f}× | "
+                f"{per / engine_cpu:.2f} |"
+            )
         print(f"\nengine alone (evaluate in one process, sequential): {engine_cpu * 1e3:.2f} ms CPU per verdict")
 
 

@@ -60,10 +60,36 @@ async def run(concurrency: int, report_bytes: int, inflight_mib: int) -> dict[st
     gw = f"http://127.0.0.1:{runner.addresses[0][1]}"
     db = Path(tempfile.mkdtemp(prefix="bench-memory-")) / "v.db"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from verifier.cli import run; run()", "serve", "--insecure-no-auth", "--port", "0",
-        "--db", str(db), "--trust", "simulator", "--pcs-url", gw, "--pccs", "--nras-url", gw, "--allow-gateway", gw,
-        "--workers", "2", "--upstream-budget", "0", "--rate-limit", "0", "--max-inflight-mib", str(inflight_mib),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        sys.executable,
+        "-c",
+        "from verifier.cli import run; run()",
+        "serve",
+        "--insecure-no-auth",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+        "--trust",
+        "simulator",
+        "--pcs-url",
+        gw,
+        "--pccs",
+        "--nras-url",
+        gw,
+        "--allow-gateway",
+        gw,
+        "--workers",
+        "2",
+        "--upstream-budget",
+        "0",
+        "--rate-limit",
+        "0",
+        "--max-inflight-mib",
+        str(inflight_mib),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     while not (line := (await proc.stdout.readline()).decode()).startswith("listening on "):
         assert line, "the service did not start"
@@ -84,8 +110,12 @@ async def run(concurrency: int, report_bytes: int, inflight_mib: int) -> dict[st
             request = json.dumps({"model": "sim/echo-1", "messages": [{"role": "user", "content": f"q{i}"}]}).encode()
             async with session.post(f"{gw}/v1/chat/completions", data=request) as r:
                 response = await r.read()
-            body = {"request_b64": base64.b64encode(request).decode(), "response_b64": base64.b64encode(response).decode(),
-                    "model": "sim/echo-1", "gateway": gw}
+            body = {
+                "request_b64": base64.b64encode(request).decode(),
+                "response_b64": base64.b64encode(response).decode(),
+                "model": "sim/echo-1",
+                "gateway": gw,
+            }
             async with session.post(f"{url}/v1/verifications", json=body) as r:
                 await r.read()
                 return r.status
@@ -97,8 +127,15 @@ async def run(concurrency: int, report_bytes: int, inflight_mib: int) -> dict[st
     os.killpg(proc.pid, signal.SIGTERM)
     await proc.wait()
     await runner.cleanup()
-    return {"inflight_mib": inflight_mib, "baseline_mib": baseline / 2**20, "peak_mib": peak / 2**20, "seconds": elapsed,
-            "201": statuses.count(201), "503": statuses.count(503), "other": len(statuses) - statuses.count(201) - statuses.count(503)}
+    return {
+        "inflight_mib": inflight_mib,
+        "baseline_mib": baseline / 2**20,
+        "peak_mib": peak / 2**20,
+        "seconds": elapsed,
+        "201": statuses.count(201),
+        "503": statuses.count(503),
+        "other": len(statuses) - statuses.count(201) - statuses.count(503),
+    }
 
 
 def main() -> None:
@@ -113,8 +150,12 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for inflight in (256, 1_000_000):
         r = asyncio.run(run(args.concurrency, report_bytes, inflight))
-        print(f"| {'off' if inflight == 1_000_000 else inflight} | {r['baseline_mib']:.0f} | {r['peak_mib']:.0f} | {r['201']} "
-              f"| {r['503']} | {r['other']} | {r['seconds']:.1f} |", flush=True)
+        print(
+            f"| {'off' if inflight == 1_000_000 else inflight} | {r['baseline_mib']:.0f} | {r['peak_mib']:.0f} | "
+            f"{r['201']} "
+            f"| {r['503']} | {r['other']} | {r['seconds']:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

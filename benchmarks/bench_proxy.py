@@ -34,9 +34,15 @@ MODEL = "sim/echo-1"
 
 # ------------------------------------------------------------------ the replay upstream (its own process)
 
+
 def request_bytes(i: int, stream: bool) -> bytes:
-    return json.dumps({"model": MODEL, "stream": stream,
-                       "messages": [{"role": "user", "content": f"benchmark prompt {i} " + "word " * 40}]}).encode()
+    return json.dumps(
+        {
+            "model": MODEL,
+            "stream": stream,
+            "messages": [{"role": "user", "content": f"benchmark prompt {i} " + "word " * 40}],
+        }
+    ).encode()
 
 
 async def serve_upstream() -> None:
@@ -76,7 +82,9 @@ async def serve_upstream() -> None:
                 async with client.post(f"{url}/v1/chat/completions", data=raw) as resp:
                     body, ctype = await resp.read(), resp.content_type
                 chat_id = chat_id_from_response(body)
-                async with client.get(f"{url}/v1/signature/{chat_id}", params={"model": MODEL, "signing_algo": "ecdsa"}) as resp:
+                async with client.get(
+                    f"{url}/v1/signature/{chat_id}", params={"model": MODEL, "signing_algo": "ecdsa"}
+                ) as resp:
                     signatures[f"/v1/signature/{chat_id}"] = await resp.read()
                 completions[hashlib.sha256(raw).hexdigest()] = (body, ctype)
     print(f"upstream {url}", flush=True)
@@ -85,13 +93,22 @@ async def serve_upstream() -> None:
 
 # ------------------------------------------------------------------ the client
 
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def phase(session: aiohttp.ClientSession, base: str, headers: dict[str, str], clients: int, requests: int,
-                stream: bool, tickets: list[str], errors: Counter[str]) -> list[float]:
+async def phase(
+    session: aiohttp.ClientSession,
+    base: str,
+    headers: dict[str, str],
+    clients: int,
+    requests: int,
+    stream: bool,
+    tickets: list[str],
+    errors: Counter[str],
+) -> list[float]:
     """``requests`` requests over ``clients`` concurrent clients; JSON: full latency, stream: time to first byte."""
     times: list[float] = []
     counter = iter(range(requests))
@@ -125,8 +142,11 @@ async def drain(session: aiohttp.ClientSession, base: str, tickets: list[str], s
 
     async def one(ticket: str) -> None:
         async with gate, session.get(f"{base}/v1/verifications/{ticket}", params={"wait": "600"}) as resp:
-            statuses[(await resp.json()).get("status", f"http {resp.status}") if resp.status == 200
-                     else f"http {resp.status}"] += 1
+            statuses[
+                (await resp.json()).get("status", f"http {resp.status}")
+                if resp.status == 200
+                else f"http {resp.status}"
+            ] += 1
 
     await asyncio.gather(*(one(t) for t in tickets))
 
@@ -150,16 +170,44 @@ def start(args: list[str], pattern: str, log: Path) -> tuple[subprocess.Popen[by
 async def client_main(levels: list[int], requests: int) -> None:
     here = Path(__file__).resolve()
     tmp = tempfile.mkdtemp(prefix="bench-proxy-")
-    upstream, up_url = start([sys.executable, str(here), "--serve-upstream"], r"upstream (http://\S+)",
-                             Path(tmp) / "upstream.log")
+    upstream, up_url = start(
+        [sys.executable, str(here), "--serve-upstream"], r"upstream (http://\S+)", Path(tmp) / "upstream.log"
+    )
     policy = Path(tmp) / "reuse.toml"
     policy.write_text('[policy]\nid = "bench-reuse-600"\n[attestation]\nmax_attestation_age = 600\n')
     verifier = str(Path(sys.executable).with_name("verifier"))
-    proxy, proxy_url = start([verifier, "proxy", "--mode", "async", "--gateway", up_url, "--trust", "simulator",
-                              "--pcs-url", up_url, "--pccs", "--nras-url", up_url, "--policy", str(policy),
-                              "--db", f"{tmp}/v.db", "--port", "0", "--insecure-no-auth", "--workers", "1",
-                              "--rate-limit", "0", "--upstream-budget", "0"], r"listening on (http://\S+)",
-                              Path(tmp) / "proxy.log")
+    proxy, proxy_url = start(
+        [
+            verifier,
+            "proxy",
+            "--mode",
+            "async",
+            "--gateway",
+            up_url,
+            "--trust",
+            "simulator",
+            "--pcs-url",
+            up_url,
+            "--pccs",
+            "--nras-url",
+            up_url,
+            "--policy",
+            str(policy),
+            "--db",
+            f"{tmp}/v.db",
+            "--port",
+            "0",
+            "--insecure-no-auth",
+            "--workers",
+            "1",
+            "--rate-limit",
+            "0",
+            "--upstream-budget",
+            "0",
+        ],
+        r"listening on (http://\S+)",
+        Path(tmp) / "proxy.log",
+    )
     rows = []
     try:
         connector = aiohttp.TCPConnector(limit=0)
@@ -177,8 +225,9 @@ async def client_main(levels: list[int], requests: int) -> None:
                 for stream in (False, True):
                     for name, base in (("direct", up_url), ("proxy", proxy_url)):
                         await phase(session, base, headers, clients, min(n, 2 * clients), stream, [], Counter())  # warm
-                        result[f"{name}-{stream}"] = await phase(session, base, headers, clients, n, stream,
-                                                                 tickets if name == "proxy" else [], errors)
+                        result[f"{name}-{stream}"] = await phase(
+                            session, base, headers, clients, n, stream, tickets if name == "proxy" else [], errors
+                        )
                 statuses: Counter[str] = Counter()
                 await drain(session, proxy_url, tickets, statuses)
                 elapsed = time.perf_counter() - began
@@ -188,23 +237,31 @@ async def client_main(levels: list[int], requests: int) -> None:
             proc.terminate()
             proc.wait(timeout=60)
     print(f"replay upstream, `verifier proxy --mode async` (1 dcap worker, reuse window 600 s), {os.cpu_count()} cores")
-    print("\n| clients | requests per kind | JSON direct p50 / p99 ms | JSON added p50 / p99 ms | stream TTFB direct "
-          "p50 / p99 ms | TTFB added p50 / p99 ms | verdicts/s | verdicts | errors |")
+    print(
+        "\n| clients | requests per kind | JSON direct p50 / p99 ms | JSON added p50 / p99 ms | stream TTFB direct "
+        "p50 / p99 ms | TTFB added p50 / p99 ms | verdicts/s | verdicts | errors |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for clients, n, r, statuses, errors, rate in rows:
         dj, pj, ds, ps = r["direct-False"], r["proxy-False"], r["direct-True"], r["proxy-True"]
-        print(f"| {clients} | {n} | {pct(dj, .5):.2f} / {pct(dj, .99):.2f} | {pct(pj, .5) - pct(dj, .5):.2f} / "
-              f"{pct(pj, .99) - pct(dj, .99):.2f} | {pct(ds, .5):.2f} / {pct(ds, .99):.2f} | "
-              f"{pct(ps, .5) - pct(ds, .5):.2f} / {pct(ps, .99) - pct(ds, .99):.2f} | {rate:.0f} | "
-              f"{', '.join(f'{v} {k}' for k, v in sorted(statuses.items()))} | {sum(errors.values())} |")
-    print(f"\n(medians of a run; statistics.median of JSON direct at 1 client: "
-          f"{statistics.median(rows[0][2]['direct-False']) * 1000:.2f} ms)")
+        print(
+            f"| {clients} | {n} | {pct(dj, 0.5):.2f} / {pct(dj, 0.99):.2f} | {pct(pj, 0.5) - pct(dj, 0.5):.2f} / "
+            f"{pct(pj, 0.99) - pct(dj, 0.99):.2f} | {pct(ds, 0.5):.2f} / {pct(ds, 0.99):.2f} | "
+            f"{pct(ps, 0.5) - pct(ds, 0.5):.2f} / {pct(ps, 0.99) - pct(ds, 0.99):.2f} | {rate:.0f} | "
+            f"{', '.join(f'{v} {k}' for k, v in sorted(statuses.items()))} | {sum(errors.values())} |"
+        )
+    print(
+        f"\n(medians of a run; statistics.median of JSON direct at 1 client: "
+        f"{statistics.median(rows[0][2]['direct-False']) * 1000:.2f} ms)"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--requests", type=int, default=300, help="requests per kind and level (at least 10 per client)")
+    parser.add_argument(
+        "--requests", type=int, default=300, help="requests per kind and level (at least 10 per client)"
+    )
     parser.add_argument("--levels", default="1,10,100")
     args = parser.parse_args()
     if args.serve_upstream:

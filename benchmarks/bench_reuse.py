@@ -38,8 +38,9 @@ async def run(max_age: int, completions: int, concurrency: int, workdir: Path) -
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
     async with serve(gateway.app()) as gw:
-        settings = simulator_settings(db, gw, policy_path=str(policy), dcap_workers=2, upstream_per_minute=0,
-                                      rate_per_minute=0)
+        settings = simulator_settings(
+            db, gw, policy_path=str(policy), dcap_workers=2, upstream_per_minute=0, rate_per_minute=0
+        )
         async with serve(create_proxy_app(settings, mode="sync")) as proxy, aiohttp.ClientSession() as client:
             headers = {"Authorization": "Bearer sk-bench", "X-Verifier-Key": key}
 
@@ -61,16 +62,23 @@ async def run(max_age: int, completions: int, concurrency: int, workdir: Path) -
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             wall = time.perf_counter() - started
-    return {"max_age": max_age, "completions": completions, "report_fetches": len(gateway.requests_seen),
-            "statuses": dict(statuses), "median_ms": statistics.median(latencies) * 1000,
-            "per_s": (completions - 1) / wall}
+    return {
+        "max_age": max_age,
+        "completions": completions,
+        "report_fetches": len(gateway.requests_seen),
+        "statuses": dict(statuses),
+        "median_ms": statistics.median(latencies) * 1000,
+        "per_s": (completions - 1) / wall,
+    }
 
 
 async def main(completions: int, concurrency: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-reuse-") as tmp:
         rows = [await run(age, completions, concurrency, Path(tmp)) for age in (0, 600)]
-    print(f"{completions} completions, {concurrency} concurrent clients after the first, one signer (ecdsa), "
-          "phala_flat, 1 GPU\n")
+    print(
+        f"{completions} completions, {concurrency} concurrent clients after the first, one signer (ecdsa), "
+        "phala_flat, 1 GPU\n"
+    )
     print("| max_attestation_age | report fetches | verdicts | median ms / completion | completions/s |")
     print("|---:|---:|---|---:|---:|")
     for r in rows:

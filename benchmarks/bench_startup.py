@@ -69,14 +69,17 @@ def main() -> None:
     times = measure(args.runs)
     base = statistics.median(times[COMMANDS[0][0]][0])
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"Machine: nproc={os.cpu_count()}, {cpu_model()}, Python {platform.python_version()}; "
-          f"median of {args.runs} runs per command; load average at the end {load}")
+    print(
+        f"Machine: nproc={os.cpu_count()}, {cpu_model()}, Python {platform.python_version()}; "
+        f"median of {args.runs} runs per command; load average at the end {load}"
+    )
     print()
     print("| command | median wall ms | overhead over bare python ms | ratio | median CPU ms |")
     print("|---|---:|---:|---:|---:|")
     for label, _ in COMMANDS:
         wall, cpu = (statistics.median(xs) for xs in times[label])
         print(f"| `{label}` | {wall * 1e3:.1f} | {(wall - base) * 1e3:+.1f} | {wall / base:.2f} | {cpu * 1e3:.1f} |")
+
 
 if __name__ == "__main__":
     main()

@@ -55,7 +55,9 @@ async def bench(rounds: int) -> list[tuple[str, float, float, float, float]]:
                 await asyncio.gather(*(evaluate(bundle, ctx) for _ in range(4)))
             throughput = (rounds // 4) * 4 / (time.perf_counter() - t0)
             walls.sort()
-            rows.append((name, statistics.median(walls) * 1e3, walls[int(len(walls) * 0.95)] * 1e3, cpu * 1e3, throughput))
+            rows.append(
+                (name, statistics.median(walls) * 1e3, walls[int(len(walls) * 0.95)] * 1e3, cpu * 1e3, throughput)
+            )
     return rows
 
 
@@ -65,7 +67,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = asyncio.run(bench(args.rounds))
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {args.rounds} verdicts per case\n")
-    print("| bundle | wall median (ms) | wall p95 (ms) | service CPU / verdict (ms) | verdicts/s, 4 in flight, 2 workers |")
+    print(
+        "| bundle | wall median (ms) | wall p95 (ms) | service CPU / verdict (ms) | verdicts/s, 4 in flight, 2 "
+        "workers |"
+    )
     print("|---|---|---|---|---|")
     for name, median, p95, cpu, rate in rows:
         print(f"| {name} | {median:.2f} | {p95:.2f} | {cpu:.2f} | {rate:.0f} |")

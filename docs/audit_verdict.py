@@ -69,7 +69,9 @@ def open_checkpoint(note: str, vkey: str) -> tuple[str, int, bytes]:
     raise AssertionError
 
 
-def main(verdict_file: str, ear_file: str, proof_file: str, checkpoint_file: str, jwks_file: str, vkey_file: str) -> None:
+def main(
+    verdict_file: str, ear_file: str, proof_file: str, checkpoint_file: str, jwks_file: str, vkey_file: str
+) -> None:
     verdict = json.load(open(verdict_file, encoding="utf-8"))
     proof = json.load(open(proof_file, encoding="utf-8"))
     token = open(ear_file, encoding="utf-8").read().strip()
@@ -80,14 +82,20 @@ def main(verdict_file: str, ear_file: str, proof_file: str, checkpoint_file: str
     if (claims["x-verifier-verdict-id"], claims["x-verifier-verdict-status"]) != (verdict["id"], verdict["status"]):
         fail("the EAR is about another verdict or another status")
     origin, size, root = open_checkpoint(open(checkpoint_file, encoding="utf-8").read(), open(vkey_file).read())
-    if proof["tree_size"] != size or proof["verdict_id"] != verdict["id"] or proof["log_index"] != claims["x-verifier-log-index"]:
+    if (
+        proof["tree_size"] != size
+        or proof["verdict_id"] != verdict["id"]
+        or proof["log_index"] != claims["x-verifier-log-index"]
+    ):
         fail("the proof is for another tree size, verdict or index (stale or mismatched)")
     leaf = hashlib.sha256(b"\x00" + rfc8785.dumps(verdict)).digest()
     path = [base64.b64decode(p) for p in proof["inclusion_path"]]
     if root_from_path(proof["log_index"], size, leaf, path) != root:
         fail("the verdict is not in the signed tree (edited verdict, or a bad proof)")
-    print(f"ok: verdict {verdict['id']} ({verdict['status']}) is signed by the verifier and is leaf {proof['log_index']} "
-          f"of {origin} at size {size}")
+    print(
+        f"ok: verdict {verdict['id']} ({verdict['status']}) is signed by the verifier and is leaf {proof['log_index']} "
+        f"of {origin} at size {size}"
+    )
 
 
 if __name__ == "__main__":

@@ -54,9 +54,14 @@ def signature_cases() -> list[str]:
 def phala_flat() -> Bundle:
     d = ATT / "phala-flat-ecdsa-nanogpt-gemma-20260610"
     return Bundle(
-        meta=_meta(nonce=PHALA_FLAT_NONCE, signing_address="0xa6df16ebBc510D97A32b99B4DFD33793acC90e2b", signing_algo="ecdsa",
-                   model="TEE/gemma-3-27b-it",  # the model the capture asked for (teep_manifest.json)
-                   captured_at=PHALA_FLAT_AT, gateway="https://nano-gpt.com/api/v1/tee"),
+        meta=_meta(
+            nonce=PHALA_FLAT_NONCE,
+            signing_address="0xa6df16ebBc510D97A32b99B4DFD33793acC90e2b",
+            signing_algo="ecdsa",
+            model="TEE/gemma-3-27b-it",  # the model the capture asked for (teep_manifest.json)
+            captured_at=PHALA_FLAT_AT,
+            gateway="https://nano-gpt.com/api/v1/tee",
+        ),
         report=(d / "attestation_report.json").read_bytes(),
         collateral={"tdx-90C06F000000.json": (COLL / "intel-pcs-tdx-90c06f-20260610.json").read_bytes()},
         nras={
@@ -68,17 +73,30 @@ def phala_flat() -> Bundle:
 
 def near_two_layer(*, signer: str = NEAR_MODEL_KEY, with_gateway_signature: bool = False) -> Bundle:
     d = ATT / "nearcloud-two-layer-ed25519-tls-20260629"
-    signature = (SIG / "near-gateway-ed25519-signature-only-20260906" / "signature_response.json").read_bytes() if with_gateway_signature else None
+    signature = (
+        (SIG / "near-gateway-ed25519-signature-only-20260906" / "signature_response.json").read_bytes()
+        if with_gateway_signature
+        else None
+    )
     return Bundle(
-        meta=_meta(nonce=NEAR_NONCE, signing_address=None if with_gateway_signature else signer, signing_algo="ed25519",
-                   model=NEAR_MODEL, captured_at=NEAR_AT, gateway="https://cloud-api.near.ai"),
+        meta=_meta(
+            nonce=NEAR_NONCE,
+            signing_address=None if with_gateway_signature else signer,
+            signing_algo="ed25519",
+            model=NEAR_MODEL,
+            captured_at=NEAR_AT,
+            gateway="https://cloud-api.near.ai",
+        ),
         signature=signature,
         report=(d / "attestation_report.json").read_bytes(),
         collateral={
             "tdx-90C06F000000.json": (COLL / "intel-pcs-tdx-90c06f-20260629.json").read_bytes(),
             "tdx-B0C06F000000.json": (COLL / "intel-pcs-tdx-b0c06f-20260629.json").read_bytes(),
         },
-        nras={"response.json": (d / "nras_v3_response.json").read_bytes(), "jwks.json": (d / "nras_jwks.json").read_bytes()},
+        nras={
+            "response.json": (d / "nras_v3_response.json").read_bytes(),
+            "jwks.json": (d / "nras_jwks.json").read_bytes(),
+        },
     )
 
 
@@ -86,8 +104,12 @@ def substituted_nonce(model: str) -> Bundle:
     d = ATT / "phala-flat-ecdsa-substituted-nonce-nanogpt-20260325"
     report = json.loads((d / f"{model}_attestation_report.json").read_bytes())
     return Bundle(
-        meta=_meta(nonce=(d / f"{model}_client_nonce.txt").read_text().strip(), signing_address=report["signing_address"],
-                   signing_algo="ecdsa", captured_at=PHALA_FLAT_AT),
+        meta=_meta(
+            nonce=(d / f"{model}_client_nonce.txt").read_text().strip(),
+            signing_address=report["signing_address"],
+            signing_algo="ecdsa",
+            captured_at=PHALA_FLAT_AT,
+        ),
         report=(d / f"{model}_attestation_report.json").read_bytes(),
         collateral={"tdx-90C06F000000.json": (COLL / "intel-pcs-tdx-90c06f-20260610.json").read_bytes()},
     )
@@ -96,10 +118,18 @@ def substituted_nonce(model: str) -> Bundle:
 def chutes() -> Bundle:
     d = NV / "redpill-chutes-8gpu-nras-fail-20260610"
     return Bundle(
-        meta=_meta(nonce=CHUTES_CLIENT_NONCE, model="phala/deepseek-v3.2", captured_at=CHUTES_AT, gateway="https://api.redpill.ai"),
+        meta=_meta(
+            nonce=CHUTES_CLIENT_NONCE,
+            model="phala/deepseek-v3.2",
+            captured_at=CHUTES_AT,
+            gateway="https://api.redpill.ai",
+        ),
         report=(d / "attestation_report.json").read_bytes(),
         collateral={"tdx-90C06F000000.json": (COLL / "intel-pcs-tdx-90c06f-20260610.json").read_bytes()},
-        nras={"response.json": (d / "nras_v3_response.json").read_bytes(), "jwks.json": (d / "nras_jwks.json").read_bytes()},
+        nras={
+            "response.json": (d / "nras_v3_response.json").read_bytes(),
+            "jwks.json": (d / "nras_jwks.json").read_bytes(),
+        },
     )
 
 
@@ -107,8 +137,12 @@ def phala_1gpu_20260325() -> Bundle:
     d = NV / "phala-format-1gpu-20260325"
     report = json.loads((d / "attestation_report.json").read_bytes())
     return Bundle(
-        meta=_meta(nonce=(d / "client_nonce.txt").read_text().strip(), signing_address=report["signing_address"], signing_algo="ecdsa",
-                   captured_at=PHALA_FLAT_AT),
+        meta=_meta(
+            nonce=(d / "client_nonce.txt").read_text().strip(),
+            signing_address=report["signing_address"],
+            signing_algo="ecdsa",
+            captured_at=PHALA_FLAT_AT,
+        ),
         report=(d / "attestation_report.json").read_bytes(),
         collateral={"tdx-90C06F000000.json": (COLL / "intel-pcs-tdx-90c06f-20260610.json").read_bytes()},
     )

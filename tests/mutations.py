@@ -147,7 +147,8 @@ def mutated_json(draw: st.DrawFn, doc: Any, *, deep: int = 3000, max_edits: int 
 def mutated_bytes(
     draw: st.DrawFn, seed: bytes | Seed, *, max_edits: int = 4, region: tuple[int, int] | None = None
 ) -> bytes:
-    """``seed`` (bytes or a ``Seed``) after 1..max_edits byte edits, each at an offset in ``region`` (default: anywhere)."""
+    """``seed`` (bytes or a ``Seed``) after 1..max_edits byte edits, each at an offset in ``region`` (default:
+    anywhere)."""
     seed = _unwrap(seed)
     data = bytearray(seed)
     lo, hi = region or (0, len(seed))

@@ -31,11 +31,25 @@ def clock() -> float:
     return float(NOW)
 
 
-def record(db_dir: Path, *, report_format: str = "phala_flat", algo: str = "ecdsa", faults: tuple[str, ...] = (),
-           gpu_count: int = 1, simulator: dict[str, Any] | None = None, world: SimulatorWorld | None = None,
-           **settings: Any) -> tuple[dict[str, Any], Bundle]:
-    config = SimulatorConfig(report_format=report_format, faults=frozenset(faults), clock=clock, gpu_count=gpu_count,
-                             three_part_text=report_format == "near_two_layer", **(simulator or {}))
+def record(
+    db_dir: Path,
+    *,
+    report_format: str = "phala_flat",
+    algo: str = "ecdsa",
+    faults: tuple[str, ...] = (),
+    gpu_count: int = 1,
+    simulator: dict[str, Any] | None = None,
+    world: SimulatorWorld | None = None,
+    **settings: Any,
+) -> tuple[dict[str, Any], Bundle]:
+    config = SimulatorConfig(
+        report_format=report_format,
+        faults=frozenset(faults),
+        clock=clock,
+        gpu_count=gpu_count,
+        three_part_text=report_format == "near_two_layer",
+        **(simulator or {}),
+    )
     (result,) = asyncio.run(run_demo(config=config, signing_algo=algo, db_dir=db_dir, world=world, **settings))
     with Ledger.open(result.db_path) as ledger:
         return result.verdict, Bundle.from_files(ledger.evidence(result.verdict["id"]))
@@ -49,9 +63,11 @@ def pins_policy(verdict: dict[str, Any], *, extra: str = "") -> bytes:
     def hexes(key: str) -> str:
         return json.dumps(sorted({q[key] for q in quotes}))
 
-    return (f'[policy]\nid = "pinned-simulator"\n[tdx]\nallowed_mrtd = {hexes("mr_td")}\nallowed_rtmr0 = {hexes("rtmr0")}\n'
-            f'allowed_rtmr1 = {hexes("rtmr1")}\nallowed_rtmr2 = {hexes("rtmr2")}\n'
-            f'[tdx.app_ids]\n"{model}" = {json.dumps(app_ids)}\n{extra}').encode()
+    return (
+        f'[policy]\nid = "pinned-simulator"\n[tdx]\nallowed_mrtd = {hexes("mr_td")}\nallowed_rtmr0 = {hexes("rtmr0")}\n'
+        f"allowed_rtmr1 = {hexes('rtmr1')}\nallowed_rtmr2 = {hexes('rtmr2')}\n"
+        f'[tdx.app_ids]\n"{model}" = {json.dumps(app_ids)}\n{extra}'
+    ).encode()
 
 
 class Offline:

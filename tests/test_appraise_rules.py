@@ -95,11 +95,22 @@ def test_tdx_bindings_and_debug(recorded: Any) -> None:
 def test_the_tcb_rule_reports_every_failing_field() -> None:
     result = DcapResult(status="OutOfDate", advisory_ids=("INTEL-SA-00001",), tcb_eval_data_number=3, tcb_date=None)
     with pytest.raises(CheckFailed) as exc:
-        appraise_tcb(result, None, now=NOW, allowed_statuses={"UpToDate"}, advisory_allowlist=None,
-                     rejected_advisories={"INTEL-SA-00001"}, min_tcb_eval_data_number=19, max_collateral_age=None)
+        appraise_tcb(
+            result,
+            None,
+            now=NOW,
+            allowed_statuses={"UpToDate"},
+            advisory_allowlist=None,
+            rejected_advisories={"INTEL-SA-00001"},
+            min_tcb_eval_data_number=19,
+            max_collateral_age=None,
+        )
     assert exc.value.reason == "tcb_status_not_allowed"
     assert [x["reason"] for x in exc.value.details["failures"]] == [
-        "tcb_status_not_allowed", "advisory_not_allowed", "tcb_eval_too_old"]
+        "tcb_status_not_allowed",
+        "advisory_not_allowed",
+        "tcb_eval_too_old",
+    ]
 
 
 def test_app_identity_pinned_for_the_model_unpinned_or_another_app(recorded: Any) -> None:
@@ -118,9 +129,13 @@ def test_boot_chain_pinned_by_refs_or_not(recorded: Any) -> None:
     q = next(iter(verdict["claims"]["tdx"].values()))
 
     def refs(mrtd: str) -> Any:
-        return parse_refs((f'[refs]\nid = "r"\n[[models."*".boot_chain]]\nmrtd = "{mrtd}"\nrtmr0 = "{q["rtmr0"]}"\n'
-                           f'rtmr1 = "{q["rtmr1"]}"\nrtmr2 = "{q["rtmr2"]}"\nsource = "manual"\nadded_at = 1\n').encode(),
-                          source="r.toml")
+        return parse_refs(
+            (
+                f'[refs]\nid = "r"\n[[models."*".boot_chain]]\nmrtd = "{mrtd}"\nrtmr0 = "{q["rtmr0"]}"\n'
+                f'rtmr1 = "{q["rtmr1"]}"\nrtmr2 = "{q["rtmr2"]}"\nsource = "manual"\nadded_at = 1\n'
+            ).encode(),
+            source="r.toml",
+        )
 
     assert judge(identity.tdx_measurements, f, refs=refs(q["mr_td"])).details == {"pinned": True}
     assert reason(identity.tdx_measurements, f, refs=refs("ab" * 48)) == "boot_chain_not_allowed"
@@ -156,14 +171,32 @@ def _row(cid: str, status: Status, reason_: str | None = None, **details: Any) -
 
 
 def test_trust_vector_tiers_follow_the_checks() -> None:
-    passing = [_row(c, Status.PASS) for c in ("tdx.quote", "tdx.tcb", "gpu.evidence", "gpu.nras", "signature.valid",
-                                            "report.signer", "tdx.binds_signer", "tdx.debug", "tdx.event_log",
-                                            "request.hash", "response.hash", "model.binding", "nonce.fresh",
-                                            "tdx.binds_nonce", "gpu.nonce")]
+    passing = [
+        _row(c, Status.PASS)
+        for c in (
+            "tdx.quote",
+            "tdx.tcb",
+            "gpu.evidence",
+            "gpu.nras",
+            "signature.valid",
+            "report.signer",
+            "tdx.binds_signer",
+            "tdx.debug",
+            "tdx.event_log",
+            "request.hash",
+            "response.hash",
+            "model.binding",
+            "nonce.fresh",
+            "tdx.binds_nonce",
+            "gpu.nonce",
+        )
+    ]
     rows = [*passing, _row("tdx.app", Status.PASS, pinned=True), _row("tdx.measurements", Status.PASS, pinned=True)]
     assert {v["tier"] for v in trust_vector(rows).values()} == {"affirming"}
-    unpinned = [r if r.id != "tdx.measurements" else _row("tdx.measurements", Status.INDETERMINATE,
-                                                          "identity_not_pinned") for r in rows]
+    unpinned = [
+        r if r.id != "tdx.measurements" else _row("tdx.measurements", Status.INDETERMINATE, "identity_not_pinned")
+        for r in rows
+    ]
     assert trust_vector(unpinned)["executables"]["tier"] == "none"
     off = [r if r.id != "tdx.binds_signer" else _row("tdx.binds_signer", Status.SKIPPED, "policy_off") for r in rows]
     assert trust_vector(off)["instance-identity"]["tier"] == "none"
@@ -173,6 +206,13 @@ def test_trust_vector_tiers_follow_the_checks() -> None:
 
 def test_an_indeterminate_rule_is_never_mistaken_for_a_pass(recorded: Any, tmp_path: Path) -> None:
     _, f = recorded
-    quoted = replace(f, tdx=tuple(replace(t, dcap=replace(t.dcap, value=None, error=Indeterminate(
-        "worker died", reason="dcap_worker_failed"))) for t in f.tdx))
+    quoted = replace(
+        f,
+        tdx=tuple(
+            replace(
+                t, dcap=replace(t.dcap, value=None, error=Indeterminate("worker died", reason="dcap_worker_failed"))
+            )
+            for t in f.tdx
+        ),
+    )
     assert reason(tdx.tdx_quote, quoted) == "dcap_worker_failed"

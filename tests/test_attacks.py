@@ -47,22 +47,31 @@ class Forge:
 
     def __init__(self, world: SimulatorWorld | None = None, *, fmt: str = "phala_flat", gpu_count: int = 1) -> None:
         self.world = world or SimulatorWorld()
-        self.gw = SimulatedGateway(self.world, SimulatorConfig(report_format=fmt, gpu_count=gpu_count,
-                                                               clock=lambda: float(NOW)))
+        self.gw = SimulatedGateway(
+            self.world, SimulatorConfig(report_format=fmt, gpu_count=gpu_count, clock=lambda: float(NOW))
+        )
 
     def report(self, nonce: bytes, *, algo: str = "ecdsa", model: str = MODEL) -> dict[str, Any]:
         return self.gw._build_report(nonce, algo, model)
 
     def signer(self, who: str) -> Any:
-        """"ecdsa" / "ed25519": the model (or flat) TD's key; "gateway": the NEAR gateway's; "rogue": no TD's."""
+        """ "ecdsa" / "ed25519": the model (or flat) TD's key; "gateway": the NEAR gateway's; "rogue": no TD's."""
         if who == "gateway":
             return self.gw._gateway_signer
         if who == "rogue":
             return self.gw._rogue["ecdsa"]
         return self.gw._signers[who]
 
-    def bundle(self, report: dict[str, Any], nonce: bytes, *, signer: str, model: str = MODEL,
-               text_model: str | None = None, nras_payloads: list[str] | None = None) -> Bundle:
+    def bundle(
+        self,
+        report: dict[str, Any],
+        nonce: bytes,
+        *,
+        signer: str,
+        model: str = MODEL,
+        text_model: str | None = None,
+        nras_payloads: list[str] | None = None,
+    ) -> Bundle:
         s = self.signer(signer)
         hashes = f"{hashlib.sha256(REQUEST).hexdigest()}:{hashlib.sha256(RESPONSE).hexdigest()}"
         text = f"{text_model}:{hashes}" if text_model else hashes
@@ -72,12 +81,26 @@ class Forge:
             name = "response.json" if i == 0 else f"response-{i}.json"
             nras[name] = json.dumps(self.world.nras_response(payload, now=NOW)).encode()
         fmspc = self.world.platform.fmspc.hex().upper()
-        meta = BundleMeta(model=model, chat_id="chatcmpl-attack", signing_algo=s.algo, signing_address=s.address,
-                          nonce=nonce, nonce_origin=NonceOrigin.MINTED, captured_at=NOW, gateway="http://gateway",
-                          report_fetched_at=NOW)
-        return Bundle(meta=meta, request=REQUEST, response=RESPONSE, signature=json.dumps(sig).encode(),
-                      report=json.dumps(report).encode(),
-                      collateral={f"tdx-{fmspc}.json": self.world.collateral_json(NOW).encode()}, nras=nras)
+        meta = BundleMeta(
+            model=model,
+            chat_id="chatcmpl-attack",
+            signing_algo=s.algo,
+            signing_address=s.address,
+            nonce=nonce,
+            nonce_origin=NonceOrigin.MINTED,
+            captured_at=NOW,
+            gateway="http://gateway",
+            report_fetched_at=NOW,
+        )
+        return Bundle(
+            meta=meta,
+            request=REQUEST,
+            response=RESPONSE,
+            signature=json.dumps(sig).encode(),
+            report=json.dumps(report).encode(),
+            collateral={f"tdx-{fmspc}.json": self.world.collateral_json(NOW).encode()},
+            nras=nras,
+        )
 
 
 def _gpu_payloads(report: dict[str, Any]) -> list[str]:
@@ -91,8 +114,15 @@ def _gpu_payloads(report: dict[str, Any]) -> list[str]:
 
 def _boot_pins(world: SimulatorWorld) -> str:
     ident = world.identity
-    return "".join(f'allowed_{k} = ["{v.hex()}"]\n' for k, v in (
-        ("mrtd", ident.mr_td), ("rtmr0", ident.rtmrs[0]), ("rtmr1", ident.rtmrs[1]), ("rtmr2", ident.rtmrs[2])))
+    return "".join(
+        f'allowed_{k} = ["{v.hex()}"]\n'
+        for k, v in (
+            ("mrtd", ident.mr_td),
+            ("rtmr0", ident.rtmrs[0]),
+            ("rtmr1", ident.rtmrs[1]),
+            ("rtmr2", ident.rtmrs[2]),
+        )
+    )
 
 
 def strict_policy(world: SimulatorWorld, extra: str = "", *, boot: bool = True, app_ids: bool = True) -> Policy:
@@ -143,8 +173,9 @@ def test_an_honest_forged_flat_bundle_passes_the_strict_policy(offline: Offline,
 
 def test_a_gateway_signed_near_response_passes_through_the_hop_and_says_so(offline: Offline, near: Forge) -> None:
     n = nonce()
-    v = offline.verdict(near.bundle(near.report(n, algo="ed25519"), n, signer="gateway", text_model=MODEL),
-                        strict_policy(near.world))
+    v = offline.verdict(
+        near.bundle(near.report(n, algo="ed25519"), n, signer="gateway", text_model=MODEL), strict_policy(near.world)
+    )
     assert str(v.status) == "pass", checks(v)
     assert v.attestation.paths == ("$.gateway_attestation",) and v.attestation.hops == ("$.model_attestations[0]",)
     assert "served_behind_gateway" in {n["code"] for n in v.notes}
@@ -153,9 +184,9 @@ def test_a_gateway_signed_near_response_passes_through_the_hop_and_says_so(offli
 # ------------------------------------------------------------------ FINDINGS (fail on the current code)
 
 
-
-def test_the_trust_vector_never_affirms_instance_identity_when_no_quote_binds_the_signer(offline: Offline,
-                                                                                          flat: Forge) -> None:
+def test_the_trust_vector_never_affirms_instance_identity_when_no_quote_binds_the_signer(
+    offline: Offline, flat: Forge
+) -> None:
     # A policy the loader accepts (nothing rests on tdx.binds_signer) and that pins everything else. The prover
     # relabels the genuine attestation with a rogue key and signs the response with it: no TD holds that key.
     policy = strict_policy(flat.world, '[checks]\n"tdx.binds_signer" = "off"\n')
@@ -169,9 +200,9 @@ def test_the_trust_vector_never_affirms_instance_identity_when_no_quote_binds_th
     assert tiers(v)["instance-identity"] != "affirming", v.trust_vector["instance-identity"]
 
 
-
-def test_a_policy_that_requires_pinned_software_cannot_turn_the_pinning_checks_off(offline: Offline,
-                                                                                   flat: Forge) -> None:
+def test_a_policy_that_requires_pinned_software_cannot_turn_the_pinning_checks_off(
+    offline: Offline, flat: Forge
+) -> None:
     # require_pinned (default true) documents "a pass requires a pinned app identity AND a pinned boot chain".
     text = '[policy]\nid = "strict"\n[checks]\n"tdx.app" = "off"\n"tdx.measurements" = "off"\n'
     try:
@@ -184,7 +215,6 @@ def test_a_policy_that_requires_pinned_software_cannot_turn_the_pinning_checks_o
     assert str(v.status) != "pass", (checks(v), tiers(v))
 
 
-
 def test_the_trust_vector_warns_when_the_boot_chain_is_not_pinned(offline: Offline, flat: Forge) -> None:
     policy = strict_policy(flat.world, "[identity]\nrequire_pinned = false\n", boot=False)
     n = nonce()
@@ -194,9 +224,9 @@ def test_the_trust_vector_warns_when_the_boot_chain_is_not_pinned(offline: Offli
     assert tiers(v)["executables"] != "affirming", v.trust_vector["executables"]  # ...the trust vector must too
 
 
-
-def test_a_model_agnostic_compose_hash_pin_does_not_claim_to_bind_the_model(offline: Offline, flat: Forge,
-                                                                            cheap: Forge) -> None:
+def test_a_model_agnostic_compose_hash_pin_does_not_claim_to_bind_the_model(
+    offline: Offline, flat: Forge, cheap: Forge
+) -> None:
     # The operator allows the composes of two reviewed apps (sim/echo-1's and a cheap model's). The prover serves
     # sim/echo-1 from the cheap app: a flat report names no model and a 2-part text signs none.
     composes = f'allowed_compose_hashes = ["{flat.world.compose_hash.hex()}", "{cheap.world.compose_hash.hex()}"]\n'
@@ -208,27 +238,39 @@ def test_a_model_agnostic_compose_hash_pin_does_not_claim_to_bind_the_model(offl
     assert "app_id_pin" not in v.subject.model_binding["by"], (str(v.status), v.subject.model_binding)
 
 
-
-def test_a_wildcard_refs_app_does_not_claim_to_bind_a_model_pinned_to_another_app(offline: Offline, flat: Forge,
-                                                                                  cheap: Forge) -> None:
+def test_a_wildcard_refs_app_does_not_claim_to_bind_a_model_pinned_to_another_app(
+    offline: Offline, flat: Forge, cheap: Forge
+) -> None:
     # refs pin sim/echo-1 to ITS app; the gateway's app is pinned under "*" (it fronts every model). An attestation
     # of the "*" app, not of sim/echo-1's, answers for sim/echo-1.
     ident = flat.world.identity
-    chain = "".join(f'{k} = "{v.hex()}"\n' for k, v in (("mrtd", ident.mr_td), ("rtmr0", ident.rtmrs[0]),
-                                                         ("rtmr1", ident.rtmrs[1]), ("rtmr2", ident.rtmrs[2])))
-    refs = parse_refs((
-        f'[refs]\nid = "r"\n[[models."{MODEL}".app]]\napp_id = "{ident.app_id.hex()}"\nsource = "manual"\nadded_at = 1\n'
-        f'[[models."*".app]]\napp_id = "{cheap.world.identity.app_id.hex()}"\nsource = "manual: the gateway"\n'
-        f'added_at = 1\n[[models."*".boot_chain]]\n{chain}source = "manual"\nadded_at = 1\n').encode(), source="r.toml")
+    chain = "".join(
+        f'{k} = "{v.hex()}"\n'
+        for k, v in (
+            ("mrtd", ident.mr_td),
+            ("rtmr0", ident.rtmrs[0]),
+            ("rtmr1", ident.rtmrs[1]),
+            ("rtmr2", ident.rtmrs[2]),
+        )
+    )
+    refs = parse_refs(
+        (
+            f'[refs]\nid = "r"\n[[models."{MODEL}".app]]\napp_id = "{ident.app_id.hex()}"\nsource = '
+            f'"manual"\nadded_at = 1\n'
+            f'[[models."*".app]]\napp_id = "{cheap.world.identity.app_id.hex()}"\nsource = "manual: the gateway"\n'
+            f'added_at = 1\n[[models."*".boot_chain]]\n{chain}source = "manual"\nadded_at = 1\n'
+        ).encode(),
+        source="r.toml",
+    )
     n = nonce()
     v = offline.verdict(cheap.bundle(cheap.report(n), n, signer="ecdsa"), parse_policy(b"", source="d"), refs=refs)
     assert "app_id_pin" not in v.subject.model_binding["by"], (str(v.status), v.subject.model_binding)
 
 
-
 @pytest.mark.parametrize("claim", ["absent", "relabelled"])
-def test_os_image_is_never_called_production_on_the_reports_own_claim(offline: Offline, flat: Forge,
-                                                                      claim: str) -> None:
+def test_os_image_is_never_called_production_on_the_reports_own_claim(
+    offline: Offline, flat: Forge, claim: str
+) -> None:
     # vm_config is tied to the quote only by os_image_hash, which is the same whatever the image is called: a dev
     # image ("dstack-nvidia-dev-0.5.8", operator login) relabelled or with vm_config dropped must not read production.
     n = nonce()
@@ -242,14 +284,14 @@ def test_os_image_is_never_called_production_on_the_reports_own_claim(offline: O
     assert checks(v)["tdx.os_image"][0] != "pass", next(c.message for c in v.checks if c.id == "tdx.os_image")
 
 
-
 def test_a_reused_attestation_older_than_the_policy_window_is_not_a_pass(offline: Offline, flat: Forge) -> None:
     # meta.json says the report was reused from an earlier verdict and fetched 11 days before the response was
     # signed; the policy allows no reuse at all (max_attestation_age = 0).
     n = nonce()
     bundle = flat.bundle(flat.report(n), n, signer="ecdsa")
-    reused = replace(bundle, meta=replace(bundle.meta, reused_from="v_01ARZ3NDEKTSV4RRFFQ69G5FAV",
-                                          report_fetched_at=NOW - 10**6))
+    reused = replace(
+        bundle, meta=replace(bundle.meta, reused_from="v_01ARZ3NDEKTSV4RRFFQ69G5FAV", report_fetched_at=NOW - 10**6)
+    )
     policy = strict_policy(flat.world)
     assert policy.max_attestation_age == 0
     v = offline.verdict(reused, policy)
@@ -257,15 +299,18 @@ def test_a_reused_attestation_older_than_the_policy_window_is_not_a_pass(offline
     assert str(v.status) != "pass", checks(v)
 
 
-
-@pytest.mark.parametrize("text", [
-    # two app-id lists for one model (names compare case-insensitively): the second silently replaces the first
-    f'[tdx.app_ids]\n"Sim/Echo-1" = ["{"11" * 20}"]\n"sim/echo-1" = ["{"22" * 20}"]\n',
-    # one alias for two models: requesting "x" accepts the signed/attested names of both a and b
-    '[models]\n"a" = ["x"]\n"b" = ["x"]\n',
-    # "*" means every model in refs, a literal name here
-    f'[models]\n"{MODEL}" = ["*"]\n',
-], ids=["app_ids_equal_up_to_case", "alias_of_two_models", "wildcard_alias"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        # two app-id lists for one model (names compare case-insensitively): the second silently replaces the first
+        f'[tdx.app_ids]\n"Sim/Echo-1" = ["{"11" * 20}"]\n"sim/echo-1" = ["{"22" * 20}"]\n',
+        # one alias for two models: requesting "x" accepts the signed/attested names of both a and b
+        '[models]\n"a" = ["x"]\n"b" = ["x"]\n',
+        # "*" means every model in refs, a literal name here
+        f'[models]\n"{MODEL}" = ["*"]\n',
+    ],
+    ids=["app_ids_equal_up_to_case", "alias_of_two_models", "wildcard_alias"],
+)
 def test_the_policy_refuses_model_names_that_resolve_ambiguously(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_policy(text.encode(), source="ambiguous.toml")
@@ -297,8 +342,11 @@ def _near_case(near: Forge, case: str) -> tuple[Bundle, Policy]:
     elif case == "one_gpu_posing_as_two":
         model_att["nvidia_payload"] = near.world.gpu_payload(n, 2, repeat=True)
     elif case in ("model_of_another_app", "extra_model_of_another_app"):
-        other_app = Forge(near.world.with_other_app(near.world.app_compose + "\n# other", label="other"),
-                          fmt="near_two_layer", gpu_count=2)
+        other_app = Forge(
+            near.world.with_other_app(near.world.app_compose + "\n# other", label="other"),
+            fmt="near_two_layer",
+            gpu_count=2,
+        )
         foreign = other_app.report(n, algo="ed25519")["model_attestations"][0]
         report["model_attestations"] = [foreign] if case == "model_of_another_app" else [model_att, foreign]
         payloads = [e["nvidia_payload"] for e in report["model_attestations"]]
@@ -313,28 +361,33 @@ def _near_case(near: Forge, case: str) -> tuple[Bundle, Policy]:
     return near.bundle(report, n, signer="gateway", text_model=MODEL, nras_payloads=payloads), policy
 
 
-@pytest.mark.parametrize(("case", "check_id", "outcome"), [
-    ("hop_off", "gpu.evidence", ("indeterminate", "no_gpu_evidence")),
-    ("model_from_other_fetch", "tdx.binds_nonce", ("fail", "nonce_mismatch")),
-    ("gateway_from_other_fetch", "tdx.binds_nonce", ("fail", "nonce_mismatch")),
-    ("other_model_only", "gpu.evidence", ("indeterminate", "no_gpu_evidence")),
-    ("model_without_gpus", "gpu.evidence", ("indeterminate", "no_gpu_evidence")),
-    ("gpus_moved_to_gateway", "gpu.evidence", ("indeterminate", "no_gpu_evidence")),
-    ("one_gpu_posing_as_two", "gpu.evidence", ("fail", "gpu_duplicate_evidence")),
-    ("model_of_another_app", "tdx.app", ("fail", "app_id_not_allowed")),
-    ("extra_model_of_another_app", "tdx.app", ("fail", "app_id_not_allowed")),
-    ("nras_about_other_gpus", "gpu.nras", ("fail", "nras_device_mismatch")),
-    ("signature_kind_provider_tee", "report.signer", ("fail", "signer_not_attested")),
-])
-def test_a_forged_gateway_hop_is_never_a_pass(offline: Offline, near: Forge, case: str, check_id: str,
-                                              outcome: tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("case", "check_id", "outcome"),
+    [
+        ("hop_off", "gpu.evidence", ("indeterminate", "no_gpu_evidence")),
+        ("model_from_other_fetch", "tdx.binds_nonce", ("fail", "nonce_mismatch")),
+        ("gateway_from_other_fetch", "tdx.binds_nonce", ("fail", "nonce_mismatch")),
+        ("other_model_only", "gpu.evidence", ("indeterminate", "no_gpu_evidence")),
+        ("model_without_gpus", "gpu.evidence", ("indeterminate", "no_gpu_evidence")),
+        ("gpus_moved_to_gateway", "gpu.evidence", ("indeterminate", "no_gpu_evidence")),
+        ("one_gpu_posing_as_two", "gpu.evidence", ("fail", "gpu_duplicate_evidence")),
+        ("model_of_another_app", "tdx.app", ("fail", "app_id_not_allowed")),
+        ("extra_model_of_another_app", "tdx.app", ("fail", "app_id_not_allowed")),
+        ("nras_about_other_gpus", "gpu.nras", ("fail", "nras_device_mismatch")),
+        ("signature_kind_provider_tee", "report.signer", ("fail", "signer_not_attested")),
+    ],
+)
+def test_a_forged_gateway_hop_is_never_a_pass(
+    offline: Offline, near: Forge, case: str, check_id: str, outcome: tuple[str, str]
+) -> None:
     bundle, policy = _near_case(near, case)
     v = offline.verdict(bundle, policy)
     assert str(v.status) != "pass" and checks(v)[check_id] == outcome, checks(v)
 
 
-def test_a_model_attestation_for_another_model_next_to_the_requested_one_is_ignored(offline: Offline,
-                                                                                   near: Forge) -> None:
+def test_a_model_attestation_for_another_model_next_to_the_requested_one_is_ignored(
+    offline: Offline, near: Forge
+) -> None:
     n = nonce()
     report = near.report(n, algo="ed25519")
     report["model_attestations"].append({**copy.deepcopy(report["model_attestations"][0]), "model_name": "cheap/x"})
@@ -345,8 +398,9 @@ def test_a_model_attestation_for_another_model_next_to_the_requested_one_is_igno
 # ------------------------------------------------------------------ attacks correctly refused: flat reports
 
 
-def test_a_genuine_attestation_relabelled_with_a_rogue_signer_fails_report_data_binding(offline: Offline,
-                                                                                        flat: Forge) -> None:
+def test_a_genuine_attestation_relabelled_with_a_rogue_signer_fails_report_data_binding(
+    offline: Offline, flat: Forge
+) -> None:
     n = nonce()
     report = flat.report(n)
     for entry in (report, *report["all_attestations"]):
@@ -356,8 +410,9 @@ def test_a_genuine_attestation_relabelled_with_a_rogue_signer_fails_report_data_
     assert tiers(v)["instance-identity"] == "contraindicated"
 
 
-def test_another_apps_attestation_for_the_same_signer_next_to_the_genuine_one_fails(offline: Offline, flat: Forge,
-                                                                                   cheap: Forge) -> None:
+def test_another_apps_attestation_for_the_same_signer_next_to_the_genuine_one_fails(
+    offline: Offline, flat: Forge, cheap: Forge
+) -> None:
     # the cheap app's quote is made to bind the same key and nonce (a prover with its own genuine TD can)
     n = nonce()
     report = flat.report(n)
@@ -368,27 +423,31 @@ def test_another_apps_attestation_for_the_same_signer_next_to_the_genuine_one_fa
     assert checks(v)["tdx.app"] == ("fail", "app_id_not_allowed") and str(v.status) == "fail"
 
 
-def test_a_mixed_report_with_an_attestation_from_another_fetch_fails_nonce_binding(offline: Offline,
-                                                                                  flat: Forge) -> None:
+def test_a_mixed_report_with_an_attestation_from_another_fetch_fails_nonce_binding(
+    offline: Offline, flat: Forge
+) -> None:
     n = nonce()
     report = flat.report(n)
     stale = flat.report(nonce())
     report["all_attestations"] = [{k: v for k, v in stale.items() if k != "all_attestations"}]
-    v = offline.verdict(flat.bundle(report, n, signer="ecdsa", nras_payloads=[report["nvidia_payload"]] * 2),
-                        strict_policy(flat.world))
+    v = offline.verdict(
+        flat.bundle(report, n, signer="ecdsa", nras_payloads=[report["nvidia_payload"]] * 2), strict_policy(flat.world)
+    )
     assert checks(v)["tdx.binds_nonce"] == ("fail", "nonce_mismatch") and str(v.status) == "fail"
 
 
 def test_a_supplied_nonce_never_passes_freshness(offline: Offline, flat: Forge) -> None:
     n = nonce()
     bundle = flat.bundle(flat.report(n), n, signer="ecdsa")
-    v = offline.verdict(replace(bundle, meta=replace(bundle.meta, nonce_origin=NonceOrigin.SUPPLIED)),
-                        strict_policy(flat.world))
+    v = offline.verdict(
+        replace(bundle, meta=replace(bundle.meta, nonce_origin=NonceOrigin.SUPPLIED)), strict_policy(flat.world)
+    )
     assert checks(v)["nonce.fresh"] == ("indeterminate", "nonce_not_minted") and str(v.status) == "indeterminate"
 
 
-def test_an_attestation_of_another_app_under_model_pins_fails_even_with_an_aliased_model(offline: Offline,
-                                                                                        cheap: Forge) -> None:
+def test_an_attestation_of_another_app_under_model_pins_fails_even_with_an_aliased_model(
+    offline: Offline, cheap: Forge
+) -> None:
     # the policy makes "cheap/llama-8b" an alias of the requested model; the app id pin stays the requested model's
     policy = strict_policy(SimulatorWorld(), f'[models]\n"{MODEL}" = ["cheap/llama-8b"]\n')
     n = nonce()
@@ -406,9 +465,16 @@ def test_an_attestation_cited_for_another_requested_model_has_no_app_pin(offline
 
 # ------------------------------------------------------------------ malformed prover input: never a traceback
 
-_VALUES = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(),
-                    st.text(max_size=40), st.just("0x" + "ab" * 32), st.lists(st.integers(), max_size=3),
-                    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),
+    st.text(max_size=40),
+    st.just("0x" + "ab" * 32),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
 
 
 def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -420,10 +486,15 @@ def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
 
 
 def _expanded(report: dict[str, Any]) -> dict[str, Any]:
-    """The report with its JSON-text fields (event log, nvidia_payload, tcb_info) as objects, which parsers accept too."""
+    """The report with its JSON-text fields (event log, nvidia_payload, tcb_info) as objects, which parsers accept
+    too."""
     out = copy.deepcopy(report)
-    entries = [out, out.get("gateway_attestation") or {}, *out.get("model_attestations", []),
-               *out.get("all_attestations", [])]
+    entries = [
+        out,
+        out.get("gateway_attestation") or {},
+        *out.get("model_attestations", []),
+        *out.get("all_attestations", []),
+    ]
     for e in entries:
         for key in ("event_log", "nvidia_payload"):
             if isinstance(e.get(key), str):
@@ -434,8 +505,8 @@ def _expanded(report: dict[str, Any]) -> dict[str, Any]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fmt=st.sampled_from(["phala_flat", "near_two_layer"]), data=st.data())
 def test_arbitrary_changes_to_the_report_structure_are_judged_never_an_internal_error(
-        offline: Offline, flat: Forge, near: Forge, fmt: str, data: st.DataObject,
-        caplog: pytest.LogCaptureFixture) -> None:
+    offline: Offline, flat: Forge, near: Forge, fmt: str, data: st.DataObject, caplog: pytest.LogCaptureFixture
+) -> None:
     forge = flat if fmt == "phala_flat" else near
     n = nonce()
     report = _expanded(forge.report(n, algo="ed25519"))

@@ -55,10 +55,12 @@ def overriding(overrides: dict[str, Handler]) -> web.Application:
     return app
 
 
-async def hostile(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, overrides: dict[str, Handler],
-                  **settings: Any) -> Env:
-    return await start(aiohttp_client, aiohttp_server, tmp_path, gateway_app=overriding(overrides),
-                       signature_deadline=0.0, **settings)
+async def hostile(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, overrides: dict[str, Handler], **settings: Any
+) -> Env:
+    return await start(
+        aiohttp_client, aiohttp_server, tmp_path, gateway_app=overriding(overrides), signature_deadline=0.0, **settings
+    )
 
 
 @pytest.fixture
@@ -87,8 +89,9 @@ async def raw_http(env: Env, data: bytes) -> bytes:
 def untriggered(db: Path, table: str, *statements: str) -> None:
     """What an attacker with write access to the file does: drop the append-only triggers, edit, put them back."""
     conn = sqlite3.connect(db, isolation_level=None)
-    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
-                            [table]).fetchall()
+    triggers = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", [table]
+    ).fetchall()
     for name, _ in triggers:
         conn.execute(f"DROP TRIGGER {name}")
     for statement in statements:
@@ -114,11 +117,16 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "base64": lambda text: base64.b64encode(text.encode()).decode(),
     "url_encoded": lambda text: quote(text, safe=""),
 }
+
+
 def _b64_decoded(text: str) -> str:
     """The echo decoded; a redacted one no longer decodes, and what decodes of it around the marker is returned."""
     parts = text.split("[redacted]")
-    return "".join(base64.b64decode(p + "=" * (-len(p) % 4), validate=False).decode("utf-8", "replace")
-                   for p in parts if len(p) % 4 != 1)
+    return "".join(
+        base64.b64decode(p + "=" * (-len(p) % 4), validate=False).decode("utf-8", "replace")
+        for p in parts
+        if len(p) % 4 != 1
+    )
 
 
 DECODERS: dict[str, Callable[[bytes], str]] = {
@@ -130,7 +138,8 @@ DECODERS: dict[str, Callable[[bytes], str]] = {
 
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
 async def test_an_encoded_upstream_echo_of_the_gateway_key_is_not_stored(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, encoding: str) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, encoding: str
+) -> None:
     async def echo_report(request: web.Request) -> web.Response:
         echoed = ENCODINGS[encoding](request.headers.get("Authorization", ""))
         return web.Response(text='{"echo": "' + echoed + '"}', content_type="application/json")
@@ -144,7 +153,8 @@ async def test_an_encoded_upstream_echo_of_the_gateway_key_is_not_stored(
 
 
 async def test_a_unicode_escaped_echo_in_an_upstream_error_is_not_quoted_in_the_verdict(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     async def echo_error(request: web.Request) -> web.Response:
         escaped = _unicode_escaped(request.headers.get("Authorization", ""))
         return web.Response(status=401, text='{"error": "' + escaped + '"}', content_type="application/json")
@@ -157,7 +167,8 @@ async def test_a_unicode_escaped_echo_in_an_upstream_error_is_not_quoted_in_the_
 
 
 async def test_a_url_encoded_echo_in_a_redirect_location_is_not_quoted_in_the_verdict(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     key = "sk-live+AbC/123=xyz"
 
     async def redirect(request: web.Request) -> web.Response:
@@ -169,15 +180,22 @@ async def test_a_url_encoded_echo_in_a_redirect_location_is_not_quoted_in_the_ve
     assert key not in unquote(text)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: a malformed header line is echoed verbatim (with the gateway key and the API key) in "
-    "aiohttp's text/plain 400 body and in an ERROR log line with a traceback"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "FINDING: a malformed header line is echoed verbatim (with the gateway key and the API key) in "
+        "aiohttp's text/plain 400 body and in an ERROR log line with a traceback"
+    ),
+)
 async def test_a_malformed_header_does_not_echo_the_keys_in_the_answer_or_the_log(
-        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     submit = env.keys[Role.SUBMIT]
-    request = (b"POST /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + submit.encode() + b"\x01\r\n"
-               b"X-Upstream-Authorization: " + UPSTREAM_KEY.encode() + b"\x7f\r\nContent-Length: 2\r\n\r\n{}")
+    request = (
+        b"POST /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + submit.encode() + b"\x01\r\n"
+        b"X-Upstream-Authorization: " + UPSTREAM_KEY.encode() + b"\x7f\r\nContent-Length: 2\r\n\r\n{}"
+    )
     answer = await raw_http(env, request)
     assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
     assert UPSTREAM_KEY.encode() not in answer and submit.encode() not in answer
@@ -185,7 +203,8 @@ async def test_a_malformed_header_does_not_echo_the_keys_in_the_answer_or_the_lo
 
 
 async def test_an_echo_that_reforms_the_key_after_redaction_is_still_a_committed_verdict(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     key = "]" + "x" * 9  # 10 printable ASCII characters: a valid X-Upstream-Authorization
 
     async def echo_report(request: web.Request) -> web.Response:
@@ -200,7 +219,8 @@ async def test_an_echo_that_reforms_the_key_after_redaction_is_still_a_committed
 
 
 async def test_a_redacted_report_is_never_reused_for_another_caller(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     policy = tmp_path / "reuse.toml"
     default = (Path(__file__).resolve().parents[1] / "policies" / "default.toml").read_text()
     policy.write_text(default.replace("max_attestation_age = 0", "max_attestation_age = 600"))
@@ -212,13 +232,17 @@ async def test_a_redacted_report_is_never_reused_for_another_caller(
 
 
 async def test_a_declared_content_length_cannot_hold_the_in_flight_budget(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     env = await start(aiohttp_client, aiohttp_server, tmp_path, admission_wait=1.0)
     assert env.client.server.host is not None and env.client.server.port is not None
     _, writer = await asyncio.open_connection(env.client.server.host, env.client.server.port)
-    writer.write(b"POST /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                 env.keys[Role.SUBMIT].encode() + b"\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 999999999999\r\n\r\n{")
+    writer.write(
+        b"POST /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + env.keys[Role.SUBMIT].encode()
+        + b"\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 999999999999\r\n\r\n{"
+    )
     await writer.drain()
     await asyncio.sleep(0.3)
     try:
@@ -229,8 +253,9 @@ async def test_a_declared_content_length_cannot_hold_the_in_flight_budget(
 
 
 @pytest.mark.parametrize("chat_id", ["..", "."])
-async def test_a_dot_segment_chat_id_is_a_400(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path,
-                                              chat_id: str) -> None:
+async def test_a_dot_segment_chat_id_is_a_400(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, chat_id: str
+) -> None:
     seen: list[str] = []
 
     async def record(request: web.Request) -> web.Response:
@@ -243,19 +268,30 @@ async def test_a_dot_segment_chat_id_is_a_400(aiohttp_client: Any, aiohttp_serve
 
 
 async def test_two_authorization_headers_are_refused(env: Env) -> None:
-    answer = await raw_http(env, b"GET /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                            env.keys[Role.READ].encode() + b"\r\nAuthorization: Bearer vk_other\r\n"
-                            b"Connection: close\r\n\r\n")
+    answer = await raw_http(
+        env,
+        b"GET /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + env.keys[Role.READ].encode()
+        + b"\r\nAuthorization: Bearer vk_other\r\n"
+        b"Connection: close\r\n\r\n",
+    )
     assert answer.split(b"\r\n")[0].split(b" ")[1] in (b"400", b"401")
 
 
-async def test_a_submit_key_cannot_squat_every_model_label(aiohttp_client: Any, aiohttp_server: Any,
-                                                           tmp_path: Path) -> None:
+async def test_a_submit_key_cannot_squat_every_model_label(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     async def no_signature(request: web.Request) -> web.Response:
         return web.json_response({"detail": "not found"}, status=404)
 
-    env = await hostile(aiohttp_client, aiohttp_server, tmp_path, {"/v1/signature/": no_signature},
-                        upstream_per_minute=0, rate_per_minute=0)
+    env = await hostile(
+        aiohttp_client,
+        aiohttp_server,
+        tmp_path,
+        {"/v1/signature/": no_signature},
+        upstream_per_minute=0,
+        rate_per_minute=0,
+    )
     for i in range(101):
         body = {"request": "{}", "response": '{"id": "c1"}', "model": f"junk-{i}", "gateway": env.gateway_url}
         assert (await env.client.post("/v1/verifications", json=body, headers=env.auth(Role.SUBMIT))).status == 201
@@ -268,10 +304,14 @@ async def test_a_submit_key_cannot_squat_every_model_label(aiohttp_client: Any, 
 
 
 async def test_upstream_text_cannot_forge_lines_in_the_human_readable_verdict(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     async def forging(request: web.Request) -> web.Response:
-        return web.Response(status=403, content_type="text/plain",
-                            text="denied\n  PASS  signature.valid  forged\x1b[1A\x1b[2Kverdict: PASS")
+        return web.Response(
+            status=403,
+            content_type="text/plain",
+            text="denied\n  PASS  signature.valid  forged\x1b[1A\x1b[2Kverdict: PASS",
+        )
 
     env = await hostile(aiohttp_client, aiohttp_server, tmp_path, {"/v1/signature/": forging})
     verdict = await (await post(env)).json()
@@ -280,9 +320,13 @@ async def test_upstream_text_cannot_forge_lines_in_the_human_readable_verdict(
     assert not any(line.lstrip().startswith("PASS  signature.valid") for line in shown.splitlines())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: `ledger check` does not vouch for api_keys / api_key_revocations: a submit key edited into "
-    "an admin key, or a revocation removed, passes as ok"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "FINDING: `ledger check` does not vouch for api_keys / api_key_revocations: a submit key edited into "
+        "an admin key, or a revocation removed, passes as ok"
+    ),
+)
 @pytest.mark.parametrize("tamper", ["role_escalation", "unrevoke"])
 def test_ledger_check_notices_tampered_api_keys(tmp_path: Path, tamper: str) -> None:
     db = tmp_path / "v.db"
@@ -302,9 +346,13 @@ def test_ledger_check_notices_tampered_api_keys(tmp_path: Path, tamper: str) -> 
     assert cli("ledger", "check", "--db", str(db)).exit_code == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: `ledger check` compares the reuse index without its gateway column (migration 0003): a "
-    "reuse row repointed to another gateway passes as ok"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "FINDING: `ledger check` compares the reuse index without its gateway column (migration 0003): a "
+        "reuse row repointed to another gateway passes as ok"
+    ),
+)
 def test_ledger_check_notices_a_repointed_reuse_gateway(tmp_path: Path) -> None:
     db = tmp_path / "v.db"
     save_one(db)
@@ -316,15 +364,23 @@ def test_ledger_check_notices_a_removed_newest_verdict(tmp_path: Path) -> None:
     db = tmp_path / "v.db"
     save_one(db)
     newest = save_one(db)
-    for table, column in (("checks", "verdict_id"), ("verdict_evidence", "verdict_id"), ("attestations", "verdict_id"),
-                          ("verdicts", "id")):
+    for table, column in (
+        ("checks", "verdict_id"),
+        ("verdict_evidence", "verdict_id"),
+        ("attestations", "verdict_id"),
+        ("verdicts", "id"),
+    ):
         untriggered(db, table, f"DELETE FROM {table} WHERE {column} = '{newest}'")
     assert cli("ledger", "check", "--db", str(db)).exit_code == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: `ledger check` compares trigger names only: a no-op trigger under the right name leaves a "
-    "table editable and passes as ok"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "FINDING: `ledger check` compares trigger names only: a no-op trigger under the right name leaves a "
+        "table editable and passes as ok"
+    ),
+)
 def test_ledger_check_notices_a_no_op_append_only_trigger(tmp_path: Path) -> None:
     db = tmp_path / "v.db"
     save_one(db)
@@ -335,13 +391,18 @@ def test_ledger_check_notices_a_no_op_append_only_trigger(tmp_path: Path) -> Non
     assert cli("ledger", "check", "--db", str(db)).exit_code == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: a tampered verdict_json without 'status' (or with checks that are not objects) makes "
-    "`ledger check` and `show` die with a Python traceback"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "FINDING: a tampered verdict_json without 'status' (or with checks that are not objects) makes "
+        "`ledger check` and `show` die with a Python traceback"
+    ),
+)
 @pytest.mark.parametrize("command", ["ledger check", "show"])
 @pytest.mark.parametrize("tampered", [{}, {"status": "pass", "checks": ["x"]}])
-def test_a_malformed_stored_verdict_is_reported_not_a_traceback(tmp_path: Path, command: str,
-                                                                tampered: dict[str, Any]) -> None:
+def test_a_malformed_stored_verdict_is_reported_not_a_traceback(
+    tmp_path: Path, command: str, tampered: dict[str, Any]
+) -> None:
     db = tmp_path / "v.db"
     vid = save_one(db)
     text = json.dumps({"id": vid, **tampered})
@@ -354,10 +415,20 @@ def test_a_malformed_stored_verdict_is_reported_not_a_traceback(tmp_path: Path, 
 # ============================================================================ refused: authentication
 
 
-@pytest.mark.parametrize("header", [
-    "Bearer", "Bearer ", "Bearervk_x", "Bearer\tvk_x", "Token vk_x", "Bearer vk_a vk_b", "Bearer " + "v" * 300,
-    "Bearer vk_\u00e9t\u00e9", "Basic dXNlcjpwYXNz",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer",
+        "Bearer ",
+        "Bearervk_x",
+        "Bearer\tvk_x",
+        "Token vk_x",
+        "Bearer vk_a vk_b",
+        "Bearer " + "v" * 300,
+        "Bearer vk_\u00e9t\u00e9",
+        "Basic dXNlcjpwYXNz",
+    ],
+)
 async def test_malformed_bearer_headers_are_a_401_envelope(env: Env, header: str) -> None:
     resp = await env.client.get("/v1/verifications", headers={"Authorization": header})
     assert resp.status == 401 and (await resp.json())["error"]["code"] == "unauthorized"
@@ -369,8 +440,12 @@ async def test_the_bearer_scheme_is_case_insensitive_and_surrounding_spaces_are_
 
 
 async def test_a_nul_or_control_byte_in_the_api_key_is_refused_before_any_handler(env: Env) -> None:
-    answer = await raw_http(env, b"GET /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                            env.keys[Role.READ].encode() + b"\x00\r\nConnection: close\r\n\r\n")
+    answer = await raw_http(
+        env,
+        b"GET /v1/verifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + env.keys[Role.READ].encode()
+        + b"\x00\r\nConnection: close\r\n\r\n",
+    )
     assert b" 400 " in answer.split(b"\r\n")[0] and b'"items"' not in answer
 
 
@@ -380,16 +455,22 @@ def test_a_key_with_the_right_id_and_a_wrong_secret_is_refused(tmp_path: Path) -
         _, real = store.create(Role.ADMIN, "real")
         forged = "vk_forged-secret-with-a-colliding-id"
         # a row under the forged secret's id whose hash is another key's: the id matches, the hash does not
-        insert_key(ledger, key_id=key_id(forged), key_sha256=hashlib.sha256(real.encode()).hexdigest(), role="admin",
-                   name="collision")
+        insert_key(
+            ledger,
+            key_id=key_id(forged),
+            key_sha256=hashlib.sha256(real.encode()).hexdigest(),
+            role="admin",
+            name="collision",
+        )
         assert store.authenticate(forged) is None
         assert store.authenticate(real) is not None
         assert store.authenticate(real + "\x00") is None and store.authenticate(" " + real) is None
 
 
 async def test_a_revoked_key_stops_at_once_on_every_route(env: Env) -> None:
-    made = await (await env.client.post("/v1/keys", json={"role": "admin", "name": "soon revoked"},
-                                        headers=env.auth())).json()
+    made = await (
+        await env.client.post("/v1/keys", json={"role": "admin", "name": "soon revoked"}, headers=env.auth())
+    ).json()
     assert (await env.client.post(f"/v1/keys/{made['id']}/revoke", headers=env.auth())).status == 200
     for method, path in (("GET", "/v1/verifications"), ("GET", "/v1/keys"), ("POST", "/v1/keys"), ("GET", "/metrics")):
         resp = await env.client.request(method, path, headers=bearer(made["key"]), json={"role": "admin"})
@@ -399,13 +480,33 @@ async def test_a_revoked_key_stops_at_once_on_every_route(env: Env) -> None:
 # ============================================================================ refused: routes and methods
 
 
-@pytest.mark.parametrize("path", ["/v1/keys/", "/v1//keys", "/v1/./keys", "/v1/x/../keys", "/V1/keys", "/v1/keys%2F",
-                                  "//v1/keys", "/v1/verifications/", "/v1/verifications/v_1/../../keys", "/v1/keys;x",
-                                  "/v1/keys%00", "/v1/%2E%2E/v1/keys"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/keys/",
+        "/v1//keys",
+        "/v1/./keys",
+        "/v1/x/../keys",
+        "/V1/keys",
+        "/v1/keys%2F",
+        "//v1/keys",
+        "/v1/verifications/",
+        "/v1/verifications/v_1/../../keys",
+        "/v1/keys;x",
+        "/v1/keys%00",
+        "/v1/%2E%2E/v1/keys",
+    ],
+)
 async def test_path_tricks_reach_no_protected_handler(env: Env, path: str) -> None:
     # written raw: an HTTP client library would normalise the dot segments before sending
-    answer = await raw_http(env, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                            env.keys[Role.SUBMIT].encode() + b"\r\nConnection: close\r\n\r\n")
+    answer = await raw_http(
+        env,
+        b"GET "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + env.keys[Role.SUBMIT].encode()
+        + b"\r\nConnection: close\r\n\r\n",
+    )
     status = answer.split(b"\r\n")[0].split(b" ")[1]
     assert status in (b"400", b"404"), (path, answer[:200])
     assert b'"items"' not in answer
@@ -436,8 +537,12 @@ async def test_method_override_headers_are_ignored(env: Env) -> None:
 async def test_lower_roles_cannot_reach_keys_or_reverify(env: Env) -> None:
     verdict = await (await post(env, role=Role.SUBMIT)).json()
     for role in (Role.SUBMIT, Role.READ, Role.METRICS):
-        for method, path in (("GET", "/v1/keys"), ("POST", "/v1/keys"), ("POST", "/v1/keys/0123456789abcdef/revoke"),
-                             ("POST", f"/v1/verifications/{verdict['id']}/reverify")):
+        for method, path in (
+            ("GET", "/v1/keys"),
+            ("POST", "/v1/keys"),
+            ("POST", "/v1/keys/0123456789abcdef/revoke"),
+            ("POST", f"/v1/verifications/{verdict['id']}/reverify"),
+        ):
             resp = await env.client.request(method, path, headers=env.auth(role), json={"role": "admin"})
             assert resp.status == 403, (role, method, path)
     listed = await (await env.client.get("/v1/verifications", headers=env.auth(Role.READ))).json()
@@ -452,12 +557,21 @@ async def test_a_submit_key_cannot_read_other_verdicts_with_cursors_or_repeated_
     own = await (await post(env, role=Role.SUBMIT)).json()
     submit = env.auth(Role.SUBMIT)
     past_everything = base64.urlsafe_b64encode(b"v_" + b"Z" * 26).decode()  # a forged cursor above every id
-    for query in (f"cursor={past_everything}", "limit=500", f"cursor={past_everything}&cursor={past_everything}",
-                  "status=pass&status=fail", "model=sim/echo-1&model=other"):
+    for query in (
+        f"cursor={past_everything}",
+        "limit=500",
+        f"cursor={past_everything}&cursor={past_everything}",
+        "status=pass&status=fail",
+        "model=sim/echo-1&model=other",
+    ):
         body = await (await env.client.get(f"/v1/verifications?{query}", headers=submit)).json()
         assert other["id"] not in {i["id"] for i in body.get("items", [])}, query
-    for path in (f"/v1/verifications/{other['id']}", f"/v1/verifications/{other['id']}/bundle",
-                 f"/v1/verifications/{other['id'].lower()}", f"/v1/verifications/{other['id']}%20"):
+    for path in (
+        f"/v1/verifications/{other['id']}",
+        f"/v1/verifications/{other['id']}/bundle",
+        f"/v1/verifications/{other['id'].lower()}",
+        f"/v1/verifications/{other['id']}%20",
+    ):
         assert (await env.client.get(path, headers=submit)).status == 404, path
     assert (await env.client.get(f"/v1/verifications/{own['id']}", headers=submit)).status == 200
 
@@ -465,10 +579,21 @@ async def test_a_submit_key_cannot_read_other_verdicts_with_cursors_or_repeated_
 # ============================================================================ refused: inputs, ids, logs
 
 
-@pytest.mark.parametrize("body", [
-    b'{"at": 1e400}', b'{"at": NaN}', b'{"at": -Infinity}', b'{"at": ' + b"9" * 5000 + b"}", b'{"at": 1790000000.5}',
-    b'{"at": true}', b'{"at": 1, "at": "x"}', b'[' * 100_000, b'{"at": "\\ud800"}', b'{"\\ud800": 1}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"at": 1e400}',
+        b'{"at": NaN}',
+        b'{"at": -Infinity}',
+        b'{"at": ' + b"9" * 5000 + b"}",
+        b'{"at": 1790000000.5}',
+        b'{"at": true}',
+        b'{"at": 1, "at": "x"}',
+        b"[" * 100_000,
+        b'{"at": "\\ud800"}',
+        b'{"\\ud800": 1}',
+    ],
+)
 async def test_hostile_reverify_bodies_are_a_400(env: Env, body: bytes) -> None:
     verdict = await (await post(env, role=Role.SUBMIT)).json()
     resp = await env.client.post(f"/v1/verifications/{verdict['id']}/reverify", data=body, headers=env.auth())
@@ -476,8 +601,11 @@ async def test_hostile_reverify_bodies_are_a_400(env: Env, body: bytes) -> None:
 
 
 async def test_duplicate_json_keys_cannot_smuggle_a_second_request_body(env: Env) -> None:
-    body = (b'{"request": "x", "response": "{\\"id\\": \\"c1\\"}", "model": "m", "model": "a\\nb", "gateway": "'
-            + env.gateway_url.encode() + b'"}')
+    body = (
+        b'{"request": "x", "response": "{\\"id\\": \\"c1\\"}", "model": "m", "model": "a\\nb", "gateway": "'
+        + env.gateway_url.encode()
+        + b'"}'
+    )
     resp = await env.client.post("/v1/verifications", data=body, headers=env.auth(Role.SUBMIT))
     # the last duplicate counts, and it is validated
     assert resp.status == 400 and (await resp.json())["error"]["field"] == "model"
@@ -491,13 +619,20 @@ async def test_an_unsafe_request_id_is_replaced_not_echoed(env: Env, given: str)
 
 
 async def test_upstream_key_in_answer_headers_and_a_raw_location_is_neither_stored_nor_echoed(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
 
     async def redirect(request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
-        return web.Response(status=302, headers={"Location": f"http://127.0.0.1:1/x?auth={auth.split()[-1]}",
-                                                 "X-Echo": auth, "Set-Cookie": f"k={auth.split()[-1]}"})
+        return web.Response(
+            status=302,
+            headers={
+                "Location": f"http://127.0.0.1:1/x?auth={auth.split()[-1]}",
+                "X-Echo": auth,
+                "Set-Cookie": f"k={auth.split()[-1]}",
+            },
+        )
 
     env = await hostile(aiohttp_client, aiohttp_server, tmp_path, {"/v1/signature/": redirect})
     resp = await post(env, upstream_key=UPSTREAM_KEY)
@@ -521,7 +656,8 @@ async def test_a_callers_model_name_never_becomes_a_metric_label(env: Env) -> No
 
 
 async def test_no_sqlite_statement_runs_on_the_event_loop_thread(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     on_loop: list[str] = []
     armed = threading.Event()
     loop_thread = threading.get_ident()
@@ -529,17 +665,24 @@ async def test_no_sqlite_statement_runs_on_the_event_loop_thread(
 
     def traced_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         conn = real_connect(*args, **kwargs)
-        conn.set_trace_callback(lambda sql: on_loop.append(sql) if armed.is_set() and
-                                threading.get_ident() == loop_thread else None)
+        conn.set_trace_callback(
+            lambda sql: on_loop.append(sql) if armed.is_set() and threading.get_ident() == loop_thread else None
+        )
         return conn
 
     monkeypatch.setattr(sqlite3, "connect", traced_connect)
     env = await start(aiohttp_client, aiohttp_server, tmp_path)
     armed.set()
     verdict = await (await post(env, role=Role.SUBMIT)).json()
-    for method, path in (("GET", "/v1/verifications"), ("GET", f"/v1/verifications/{verdict['id']}"),
-                         ("GET", f"/v1/verifications/{verdict['id']}/bundle"), ("GET", "/v1/keys"), ("GET", "/readyz"),
-                         ("GET", "/metrics"), ("POST", f"/v1/verifications/{verdict['id']}/reverify")):
+    for method, path in (
+        ("GET", "/v1/verifications"),
+        ("GET", f"/v1/verifications/{verdict['id']}"),
+        ("GET", f"/v1/verifications/{verdict['id']}/bundle"),
+        ("GET", "/v1/keys"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("POST", f"/v1/verifications/{verdict['id']}/reverify"),
+    ):
         assert (await env.client.request(method, path, headers=env.auth())).status < 300, path
     armed.clear()
     assert on_loop == []
@@ -548,8 +691,9 @@ async def test_no_sqlite_statement_runs_on_the_event_loop_thread(
 # ============================================================================ refused: the CLI
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "::ffff:127.0.0.1", "localhost.", "127.1", "example.com", "",
-                                  "127.0.0.1.nip.io", "[::]"])
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "::ffff:127.0.0.1", "localhost.", "127.1", "example.com", "", "127.0.0.1.nip.io", "[::]"]
+)
 def test_insecure_no_auth_refuses_every_non_loopback_host(tmp_path: Path, host: str) -> None:
     result = cli("serve", "--host", host, "--port", "0", "--insecure-no-auth", "--db", str(tmp_path / "v.db"))
     assert result.exit_code == 1 and "loopback" in result.output, result.output
@@ -587,8 +731,15 @@ def test_read_commands_do_not_write_the_ledger(tmp_path: Path) -> None:
     with Ledger.open(db) as ledger:
         KeyStore(ledger).create(Role.READ, "r")
     before = (db.read_bytes(), db.stat().st_mtime_ns)
-    for args in (["show", vid], ["show", vid, "--json"], ["list"], ["list", "--json"], ["keys", "list"],
-                 ["ledger", "check"], ["export", vid, "-o", str(tmp_path / "b.zip")]):
+    for args in (
+        ["show", vid],
+        ["show", vid, "--json"],
+        ["list"],
+        ["list", "--json"],
+        ["keys", "list"],
+        ["ledger", "check"],
+        ["export", vid, "-o", str(tmp_path / "b.zip")],
+    ):
         result = cli(*args, "--db", str(db))
         assert result.exit_code == 0, (args, result.output)
     assert (db.read_bytes(), db.stat().st_mtime_ns) == before

@@ -37,8 +37,13 @@ async def _get(env: Env, path: str, role: Role | None = Role.READ) -> str:
 @pytest.fixture
 async def files(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> dict[str, Path]:
     """Two verdicts recorded through the HTTP API; the files an auditor keeps of the first; then the database goes."""
-    env = await start(aiohttp_client, aiohttp_server, tmp_path, log_key_path=str(tmp_path / "log.pem"),
-                      ear_key_path=str(tmp_path / "ear.pem"))
+    env = await start(
+        aiohttp_client,
+        aiohttp_server,
+        tmp_path,
+        log_key_path=str(tmp_path / "log.pem"),
+        ear_key_path=str(tmp_path / "ear.pem"),
+    )
     first = await (await post(env)).json()
     out = tmp_path / "audit"
     out.mkdir()
@@ -70,8 +75,19 @@ def script(f: dict[str, Path], **replace: Path) -> subprocess.CompletedProcess[s
 
 def log_verify(f: dict[str, Path], *extra: str, **replace: Path) -> tuple[int, str]:
     f = {**f, **replace}
-    args = ["log", "verify", "--log-key", str(f["log.vkey"]), "--checkpoint", str(f["checkpoint.txt"]),
-            "--proof", str(f["proof.json"]), "--verdict", str(f["verdict.json"]), *extra]
+    args = [
+        "log",
+        "verify",
+        "--log-key",
+        str(f["log.vkey"]),
+        "--checkpoint",
+        str(f["checkpoint.txt"]),
+        "--proof",
+        str(f["proof.json"]),
+        "--verdict",
+        str(f["verdict.json"]),
+        *extra,
+    ]
     result = CliRunner().invoke(main, args)
     return result.exit_code, result.output
 
@@ -91,17 +107,32 @@ def test_a_standalone_script_with_only_the_files_proves_signature_and_inclusion(
 
 
 def test_verifier_log_verify_checks_inclusion_consistency_and_the_ear(files: dict[str, Path]) -> None:
-    code, out = log_verify(files, "--old-checkpoint", str(files["old-checkpoint.txt"]),
-                           "--consistency", str(files["consistency.json"]),
-                           "--ear", str(files["ear.jwt"]), "--jwks", str(files["jwks.json"]))
+    code, out = log_verify(
+        files,
+        "--old-checkpoint",
+        str(files["old-checkpoint.txt"]),
+        "--consistency",
+        str(files["consistency.json"]),
+        "--ear",
+        str(files["ear.jwt"]),
+        "--jwks",
+        str(files["jwks.json"]),
+    )
     assert code == 0, out
-    assert "included: verdict" in out and "leaf 0" in out and "consistent: the tree of 1 leaves" in out and "EAR: signed" in out
+    assert (
+        "included: verdict" in out
+        and "leaf 0" in out
+        and "consistent: the tree of 1 leaves" in out
+        and "EAR: signed" in out
+    )
 
 
 def test_a_tampered_verdict_fails(files: dict[str, Path]) -> None:
     verdict = json.loads(files["verdict.json"].read_text())
     tampered = files["verdict.json"].with_name("tampered.json")
-    tampered.write_text(json.dumps({**verdict, "notes": []} if verdict["notes"] else {**verdict, "notes": [{"code": "x"}]}))
+    tampered.write_text(
+        json.dumps({**verdict, "notes": []} if verdict["notes"] else {**verdict, "notes": [{"code": "x"}]})
+    )
     code, out = log_verify(files, **{"verdict.json": tampered})
     assert code == 2 and "is not leaf 0 of the signed tree" in out
     assert script(files, **{"verdict.json": tampered}).returncode == 2
@@ -135,28 +166,65 @@ def test_ear_verify_checks_a_token_against_a_jwks_file(files: dict[str, Path], t
     other.write_text(json.dumps(jwks((Ed25519PrivateKey.generate(),))))
     bad = CliRunner().invoke(main, ["ear", "verify", files["ear.jwt"].read_text(), "--jwks", str(other)])
     assert bad.exit_code == 2 and "no key with kid" in bad.output
-    foreign = CliRunner().invoke(main, ["log", "verify", "--log-key", str(files["log.vkey"]), "--checkpoint",
-                                        str(files["checkpoint.txt"]), "--proof", str(files["proof.json"]), "--verdict",
-                                        str(files["verdict.json"]), "--ear", str(files["ear.jwt"]), "--jwks", str(other)])
+    foreign = CliRunner().invoke(
+        main,
+        [
+            "log",
+            "verify",
+            "--log-key",
+            str(files["log.vkey"]),
+            "--checkpoint",
+            str(files["checkpoint.txt"]),
+            "--proof",
+            str(files["proof.json"]),
+            "--verdict",
+            str(files["verdict.json"]),
+            "--ear",
+            str(files["ear.jwt"]),
+            "--jwks",
+            str(other),
+        ],
+    )
     assert foreign.exit_code == 2
 
 
 def test_log_verify_refuses_incomplete_arguments(files: dict[str, Path]) -> None:
-    result = CliRunner().invoke(main, ["log", "verify", "--log-key", str(files["log.vkey"]),
-                                       "--checkpoint", str(files["checkpoint.txt"]), "--proof", str(files["proof.json"])])
+    result = CliRunner().invoke(
+        main,
+        [
+            "log",
+            "verify",
+            "--log-key",
+            str(files["log.vkey"]),
+            "--checkpoint",
+            str(files["checkpoint.txt"]),
+            "--proof",
+            str(files["proof.json"]),
+        ],
+    )
     assert result.exit_code != 0 and "give --proof with --verdict" in result.output
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 2**60) | st.text(max_size=20),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
-                     max_leaves=20)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2**60) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20,
+)
 _SIGNER = NoteSigner("audit.test/log", Ed25519PrivateKey.from_private_bytes(bytes(32)))
 _NOTE = _SIGNER.sign_checkpoint(Checkpoint("audit.test/log", 3, bytes(32)))
 
 
-@given(_JSON, _JSON, st.dictionaries(st.sampled_from(["log_index", "tree_size", "verdict_id", "inclusion_path"]),
-                                     _JSON | st.integers(0, 4) | st.lists(st.just("AAAA"), max_size=3)))
-def test_arbitrary_proof_and_verdict_files_raise_only_audit_error(verdict: Any, proof: Any, fields: dict[str, Any]) -> None:
+@given(
+    _JSON,
+    _JSON,
+    st.dictionaries(
+        st.sampled_from(["log_index", "tree_size", "verdict_id", "inclusion_path"]),
+        _JSON | st.integers(0, 4) | st.lists(st.just("AAAA"), max_size=3),
+    ),
+)
+def test_arbitrary_proof_and_verdict_files_raise_only_audit_error(
+    verdict: Any, proof: Any, fields: dict[str, Any]
+) -> None:
     for candidate in (proof, {"tree_size": 3, "verdict_id": None, **fields}):
         with contextlib.suppress(AuditError):
             audit_inclusion(verdict, candidate, _NOTE, _SIGNER.verifier)
@@ -189,9 +257,13 @@ def test_ear_verify_fetches_the_jwks_from_a_url_without_following_redirects(file
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        ok = CliRunner().invoke(main, ["ear", "verify", str(files["ear.jwt"]), "--jwks", f"{base}/.well-known/jwks.json"])
+        ok = CliRunner().invoke(
+            main, ["ear", "verify", str(files["ear.jwt"]), "--jwks", f"{base}/.well-known/jwks.json"]
+        )
         assert ok.exit_code == 0, ok.output
         moved = CliRunner().invoke(main, ["ear", "verify", str(files["ear.jwt"]), "--jwks", f"{base}/old"])
-        assert moved.exit_code != 0 and "HTTP 302" in moved.output and "FAIL" not in moved.output  # usage, not a verdict
+        assert (
+            moved.exit_code != 0 and "HTTP 302" in moved.output and "FAIL" not in moved.output
+        )  # usage, not a verdict
     finally:
         server.shutdown()

@@ -80,7 +80,11 @@ def test_nonce_without_origin_counts_as_supplied() -> None:
     assert meta.nonce_origin is NonceOrigin.SUPPLIED
 
 
-@given(st.dictionaries(st.text(max_size=12), st.one_of(st.none(), st.integers(), st.text(max_size=70), st.booleans()), max_size=6))
+@given(
+    st.dictionaries(
+        st.text(max_size=12), st.one_of(st.none(), st.integers(), st.text(max_size=70), st.booleans()), max_size=6
+    )
+)
 def test_meta_parser_raises_only_bundle_errors(data: dict) -> None:
     with contextlib.suppress(BundleError):
         BundleMeta.from_json(data)
@@ -92,8 +96,9 @@ _WRONG = {"a list": [], "an object": {}, "a number": 1, "a boolean": True}
 
 
 @pytest.mark.parametrize("kind", sorted(_WRONG))
-@pytest.mark.parametrize("key", ["nonce_origin", "model", "chat_id", "signing_algo", "signing_address", "gateway",
-                                 "nonce", "captured_at"])
+@pytest.mark.parametrize(
+    "key", ["nonce_origin", "model", "chat_id", "signing_algo", "signing_address", "gateway", "nonce", "captured_at"]
+)
 def test_every_meta_json_field_of_the_wrong_type_is_a_bundle_error_naming_it(key: str, kind: str) -> None:
     value = _WRONG[kind]
     if key == "captured_at" and kind == "a number":
@@ -138,8 +143,9 @@ def test_zip_member_with_an_empty_name_is_a_bundle_error_not_an_index_error(tmp_
         Bundle.load(_zip(tmp_path, [("meta.json", b"{}"), ("", b"x")]))
 
 
-@pytest.mark.parametrize("name", ["../meta.json", "case/../meta.json", "/meta.json", "./report.json", "a//report.json",
-                                  "nras\\jwks.json"])
+@pytest.mark.parametrize(
+    "name", ["../meta.json", "case/../meta.json", "/meta.json", "./report.json", "a//report.json", "nras\\jwks.json"]
+)
 def test_zip_member_with_a_traversing_absolute_or_odd_name_is_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(BundleError, match="is not a plain relative path"):
         Bundle.load(_zip(tmp_path, [(name, b"{}")]))
@@ -163,7 +169,8 @@ def test_zip_member_compressed_without_a_bounded_decompressor_is_refused(tmp_pat
 
 
 def test_zip_members_larger_than_the_bundle_limit_are_refused_before_reading(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _zip(tmp_path, [("report.json", b" " * 5000)])
     monkeypatch.setattr(bundle_module, "MAX_BUNDLE_BYTES", 4096)
     with pytest.raises(BundleError, match="5000 bytes uncompressed, at most 4096"):
@@ -184,7 +191,8 @@ def test_zip_with_more_members_than_the_limit_is_refused(tmp_path: Path) -> None
 
 
 def test_directory_bundle_over_the_size_or_file_limit_is_refused(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "nras").mkdir()
     for i in range(3):
         (tmp_path / "nras" / f"r{i}.json").write_bytes(b" " * 2000)

@@ -24,6 +24,7 @@ def spec(check_id: str, fn: Any, needs: tuple[str, ...] = ()) -> CheckSpec:
 def raising(exc: Exception) -> Any:
     def fn(f: Facts, a: Appraisal) -> Passed:
         raise exc
+
     return fn
 
 
@@ -37,12 +38,17 @@ def run(specs: list[CheckSpec], policy_text: bytes = b"") -> dict[str, CheckResu
 
 
 def test_raised_errors_map_to_fail_indeterminate_and_skipped() -> None:
-    got = run([
-        spec("request.hash", raising(CheckFailed("bad", reason="hash_mismatch", details={"expected": "a", "got": "b"}))),
-        spec("response.hash", raising(EvidenceError("garbled"))),
-        spec("signature.valid", raising(Indeterminate("timeout", reason="upstream_timeout"))),
-        spec("report.signer", raising(Skip("absent", reason="not_in_bundle"))),
-    ])
+    got = run(
+        [
+            spec(
+                "request.hash",
+                raising(CheckFailed("bad", reason="hash_mismatch", details={"expected": "a", "got": "b"})),
+            ),
+            spec("response.hash", raising(EvidenceError("garbled"))),
+            spec("signature.valid", raising(Indeterminate("timeout", reason="upstream_timeout"))),
+            spec("report.signer", raising(Skip("absent", reason="not_in_bundle"))),
+        ]
+    )
     assert {k: (r.status, r.reason) for k, r in got.items()} == {
         "request.hash": (Status.FAIL, "hash_mismatch"),
         "response.hash": (Status.FAIL, "malformed_evidence"),
@@ -57,9 +63,14 @@ def test_a_bug_in_a_check_is_indeterminate_never_pass() -> None:
     assert (got["tdx.debug"].status, got["tdx.debug"].reason) == (Status.INDETERMINATE, "internal_error")
 
 
-@pytest.mark.parametrize("foundation", [raising(CheckFailed("x", reason="quote_signature_invalid")),
-                                        raising(Indeterminate("x", reason="collateral_unavailable")),
-                                        raising(Skip("x", reason="not_in_bundle"))])
+@pytest.mark.parametrize(
+    "foundation",
+    [
+        raising(CheckFailed("x", reason="quote_signature_invalid")),
+        raising(Indeterminate("x", reason="collateral_unavailable")),
+        raising(Skip("x", reason="not_in_bundle")),
+    ],
+)
 def test_a_check_whose_foundation_did_not_pass_is_blocked_and_never_runs(foundation: Any) -> None:
     ran: list[str] = []
 
@@ -67,8 +78,13 @@ def test_a_check_whose_foundation_did_not_pass_is_blocked_and_never_runs(foundat
         ran.append("ran")
         return Passed("would pass")
 
-    got = run([spec("tdx.quote", foundation), spec("tdx.binds_nonce", dependent, needs=("tdx.quote",)),
-               spec("tdx.app", dependent, needs=("tdx.binds_nonce",))])
+    got = run(
+        [
+            spec("tdx.quote", foundation),
+            spec("tdx.binds_nonce", dependent, needs=("tdx.quote",)),
+            spec("tdx.app", dependent, needs=("tdx.binds_nonce",)),
+        ]
+    )
     assert not ran
     assert (got["tdx.binds_nonce"].status, got["tdx.binds_nonce"].reason) == (Status.SKIPPED, "blocked")
     assert got["tdx.binds_nonce"].details == {"needs": ["tdx.quote"]}
@@ -82,8 +98,10 @@ def test_policy_off_checks_are_not_run_and_block_their_dependents() -> None:
         ran.append("ran")
         return Passed()
 
-    got = run([spec("tdx.debug", fn), spec("tdx.tcb", fn, needs=("tdx.debug",))],
-              b'[checks]\n"tdx.debug" = "off"\n"tdx.tcb" = "advisory"\n')
+    got = run(
+        [spec("tdx.debug", fn), spec("tdx.tcb", fn, needs=("tdx.debug",))],
+        b'[checks]\n"tdx.debug" = "off"\n"tdx.tcb" = "advisory"\n',
+    )
     assert not ran
     assert got["tdx.debug"].reason == "policy_off" and got["tdx.tcb"].reason == "blocked"
 

@@ -22,8 +22,11 @@ from verifier.core.checkpoint import (
 
 # c2sp.org/signed-note, "Verifier keys" example
 C2SP_VKEY = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
-C2SP_NOTE = ("This is an example message.\n\n"
-             "\u2014 example.com/foo Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\n")
+C2SP_NOTE = (
+    "This is an example message.\n\n"
+    "\u2014 example.com/foo "
+    "Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\n"
+)
 
 SIGNER = NoteSigner("verifier.test/log", Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
 CHECKPOINT = Checkpoint("verifier.test/log", 5, bytes(range(32)))
@@ -45,7 +48,10 @@ def test_a_signed_checkpoint_has_the_c2sp_byte_format_and_round_trips() -> None:
     assert lines[4].startswith("\u2014 verifier.test/log ") and lines[5] == "" and len(lines) == 6
     sig = base64.b64decode(lines[4].split(" ")[2])
     assert sig[:4] == SIGNER.verifier.key_id and len(sig) == 68
-    assert verify_checkpoint(note, NoteVerifier.from_vkey(SIGNER.verifier.vkey()), origin="verifier.test/log") == CHECKPOINT
+    assert (
+        verify_checkpoint(note, NoteVerifier.from_vkey(SIGNER.verifier.vkey()), origin="verifier.test/log")
+        == CHECKPOINT
+    )
 
 
 def test_a_forged_checkpoint_fails() -> None:
@@ -73,8 +79,17 @@ def test_a_checkpoint_for_another_origin_fails() -> None:
         verify_checkpoint(SIGNER.sign_checkpoint(CHECKPOINT), SIGNER.verifier, origin="other/log")
 
 
-@pytest.mark.parametrize("text", ["o\n05\nAAAA\n", "o\n5\n", "o\n-1\n" + base64.b64encode(bytes(32)).decode() + "\n",
-                                  "o\n1\nAAAA\n", "o\n1\n!!\n", "o\n\n1\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "o\n05\nAAAA\n",
+        "o\n5\n",
+        "o\n-1\n" + base64.b64encode(bytes(32)).decode() + "\n",
+        "o\n1\nAAAA\n",
+        "o\n1\n!!\n",
+        "o\n\n1\n",
+    ],
+)
 def test_malformed_checkpoint_texts_fail(text: str) -> None:
     with pytest.raises(CheckpointError):
         parse_checkpoint(text)

@@ -47,8 +47,12 @@ def sim_flags(url: str) -> list[str]:
 
 @pytest.fixture
 def exchange(tmp_path: Path, gateway_url: str) -> tuple[Path, Path]:
-    request = json.dumps({"model": "sim/echo-1", "stream": True, "messages": [{"role": "user", "content": "hello"}]}).encode()
-    req = urllib.request.Request(f"{gateway_url}/v1/chat/completions", data=request, headers={"Content-Type": "application/json"})
+    request = json.dumps(
+        {"model": "sim/echo-1", "stream": True, "messages": [{"role": "user", "content": "hello"}]}
+    ).encode()
+    req = urllib.request.Request(
+        f"{gateway_url}/v1/chat/completions", data=request, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:  # loopback only
         response = resp.read()
     (tmp_path / "request.json").write_bytes(request)
@@ -56,10 +60,25 @@ def exchange(tmp_path: Path, gateway_url: str) -> tuple[Path, Path]:
     return tmp_path / "request.json", tmp_path / "response.sse"
 
 
-def test_verify_show_list_export_and_reverify_agree(tmp_path: Path, gateway_url: str, exchange: tuple[Path, Path]) -> None:
+def test_verify_show_list_export_and_reverify_agree(
+    tmp_path: Path, gateway_url: str, exchange: tuple[Path, Path]
+) -> None:
     db = str(tmp_path / "ledger.db")
-    code, out = cli("verify", "--request", str(exchange[0]), "--response", str(exchange[1]), "--model", "sim/echo-1",
-                    "--gateway", gateway_url, "--db", db, "--json", *sim_flags(gateway_url))
+    code, out = cli(
+        "verify",
+        "--request",
+        str(exchange[0]),
+        "--response",
+        str(exchange[1]),
+        "--model",
+        "sim/echo-1",
+        "--gateway",
+        gateway_url,
+        "--db",
+        db,
+        "--json",
+        *sim_flags(gateway_url),
+    )
     verdict: dict[str, Any] = json.loads(out)
     assert (code, verdict["status"]) == (0, "pass"), out[-1500:]
     assert verdict["nonce"]["origin"] == "minted" and verdict["simulator"] is True
@@ -79,7 +98,9 @@ def test_verify_show_list_export_and_reverify_agree(tmp_path: Path, gateway_url:
     code, out = cli("verify-bundle", str(bundle), "--at", at, "--trust", "simulator", "--json")
     again = json.loads(out)
     assert code == 0
-    assert [(c["id"], c["status"], c["reason"]) for c in again["checks"]] == [(c["id"], c["status"], c["reason"]) for c in verdict["checks"]]
+    assert [(c["id"], c["status"], c["reason"]) for c in again["checks"]] == [
+        (c["id"], c["status"], c["reason"]) for c in verdict["checks"]
+    ]
 
     code, out = cli("reverify", verdict["id"], "--db", db, "--at", at, "--json")
     new = json.loads(out)
@@ -88,24 +109,43 @@ def test_verify_show_list_export_and_reverify_agree(tmp_path: Path, gateway_url:
     assert {i["id"] for i in json.loads(out)["items"]} == {verdict["id"], new["id"]}
 
 
-def test_verify_against_an_unreachable_gateway_is_indeterminate_exit_3(tmp_path: Path, exchange: tuple[Path, Path]) -> None:
+def test_verify_against_an_unreachable_gateway_is_indeterminate_exit_3(
+    tmp_path: Path, exchange: tuple[Path, Path]
+) -> None:
     dead = "http://127.0.0.1:9"  # discard port: connection refused
-    code, out = cli("verify", "--request", str(exchange[0]), "--response", str(exchange[1]), "--model", "sim/echo-1",
-                    "--gateway", dead, "--json", "--offline", "--signature-deadline", "0.5", *sim_flags(dead))
+    code, out = cli(
+        "verify",
+        "--request",
+        str(exchange[0]),
+        "--response",
+        str(exchange[1]),
+        "--model",
+        "sim/echo-1",
+        "--gateway",
+        dead,
+        "--json",
+        "--offline",
+        "--signature-deadline",
+        "0.5",
+        *sim_flags(dead),
+    )
     verdict = json.loads(out)
     assert (code, verdict["status"]) == (3, "indeterminate")
     signature = next(c for c in verdict["checks"] if c["id"] == "signature.valid")
     assert (signature["status"], signature["reason"]) == ("indeterminate", "upstream_unavailable")
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["show", "v_nope", "--db", "{db}"], "no verdict"),
-    (["export", "v_nope", "--db", "{db}", "-o", "{tmp}/x.zip"], "no verdict"),
-    (["list", "--db", "{tmp}/missing.db"], "no ledger"),
-    (["verify", "--request", "{tmp}/missing", "--response", "{tmp}/missing", "--model", "m"], "missing"),
-    (["verify-bundle", "{tmp}/nothing-here"], "no such bundle"),
-    (["policy", "check", "{tmp}/bad.toml"], "bad.toml"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["show", "v_nope", "--db", "{db}"], "no verdict"),
+        (["export", "v_nope", "--db", "{db}", "-o", "{tmp}/x.zip"], "no verdict"),
+        (["list", "--db", "{tmp}/missing.db"], "no ledger"),
+        (["verify", "--request", "{tmp}/missing", "--response", "{tmp}/missing", "--model", "m"], "missing"),
+        (["verify-bundle", "{tmp}/nothing-here"], "no such bundle"),
+        (["policy", "check", "{tmp}/bad.toml"], "bad.toml"),
+    ],
+)
 def test_usage_errors_exit_1_with_a_message_not_a_traceback(tmp_path: Path, args: list[str], needle: str) -> None:
     db = tmp_path / "ledger.db"
     (tmp_path / "bad.toml").write_text("[tdx]\nallowed_mrtd = ['zz']\n")

@@ -43,14 +43,17 @@ def test_serve_on_a_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
     assert_usage_error(code, out, "cannot listen")
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--port", "70000"], "70000"),
-    (["--workers", "0"], "--workers"),
-    (["--allow-gateway", "http://[::1"], "gateway URL"),
-    (["--allow-gateway", "http://h:99999"], "gateway URL"),
-    (["--insecure-no-auth", "--host", "0.0.0.0"], "loopback"),
-    (["--retain-bodies", "some"], "retain-bodies"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--port", "70000"], "70000"),
+        (["--workers", "0"], "--workers"),
+        (["--allow-gateway", "http://[::1"], "gateway URL"),
+        (["--allow-gateway", "http://h:99999"], "gateway URL"),
+        (["--insecure-no-auth", "--host", "0.0.0.0"], "loopback"),
+        (["--retain-bodies", "some"], "retain-bodies"),
+    ],
+)
 def test_serve_refuses_bad_options_before_starting(tmp_path: Path, args: list[str], needle: str) -> None:
     # as the console entry point runs it (`verifier.cli.run`: a ClickException is one `Error: …` line and exit 1)
     result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "x.db"), *args], standalone_mode=False)
@@ -59,8 +62,21 @@ def test_serve_refuses_bad_options_before_starting(tmp_path: Path, args: list[st
 
 
 def test_the_console_entry_point_turns_a_usage_error_into_one_line_and_exit_1(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", "from verifier.cli import run; run()", "serve", "--port", "70000",
-                           "--db", str(tmp_path / "x.db")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from verifier.cli import run; run()",
+            "serve",
+            "--port",
+            "70000",
+            "--db",
+            str(tmp_path / "x.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1 and proc.stdout == ""
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert "Traceback" not in proc.stderr and [line for line in lines if line.startswith("Error: ")] == [lines[-1]]
@@ -74,8 +90,9 @@ def test_serve_with_a_db_it_cannot_open_is_a_usage_error(tmp_path: Path, db: str
     assert_usage_error(code, out, "ledger")
 
 
-@pytest.mark.parametrize("command", [["show", "v_X"], ["list"], ["export", "v_X", "-o", "/dev/null"], ["keys", "list"],
-                                     ["ledger", "check"]])
+@pytest.mark.parametrize(
+    "command", [["show", "v_X"], ["list"], ["export", "v_X", "-o", "/dev/null"], ["keys", "list"], ["ledger", "check"]]
+)
 def test_read_commands_on_a_non_sqlite_file_are_usage_errors(tmp_path: Path, command: list[str]) -> None:
     bad = tmp_path / "notsqlite.db"
     bad.write_bytes(b"not a database" * 100)
@@ -124,6 +141,17 @@ def test_policy_check_refuses_a_minimum_driver_that_is_not_a_version(tmp_path: P
 def test_verify_with_a_non_ascii_upstream_key_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "r").write_bytes(b"{}")
     (tmp_path / "s").write_bytes(b'{"id": "c1"}')
-    code, out = run("verify", "--request", str(tmp_path / "r"), "--response", str(tmp_path / "s"), "--model", "m",
-                    "--gateway", "http://127.0.0.1:9", "--offline", env={"VERIFIER_UPSTREAM_KEY": "sk-\u00e9\u00e9"})
+    code, out = run(
+        "verify",
+        "--request",
+        str(tmp_path / "r"),
+        "--response",
+        str(tmp_path / "s"),
+        "--model",
+        "m",
+        "--gateway",
+        "http://127.0.0.1:9",
+        "--offline",
+        env={"VERIFIER_UPSTREAM_KEY": "sk-\u00e9\u00e9"},
+    )
     assert_usage_error(code, out, "printable ASCII")

@@ -49,8 +49,14 @@ def test_parse_real_collateral_matches_manifest(rel: str) -> None:
     pieces = case["collateral_window"]["pieces"]
     assert c.fmspc == case["fmspc"]
     assert c.tcb_eval_data_number == EVAL_NUMBER.get(rel) or case["claims_summary"]["tcb"]["eval_data_number"]
-    assert (c.tcb_info_issue_date, c.tcb_info_next_update) == (unix(pieces["tcb_info"]["from"]), unix(pieces["tcb_info"]["to"]))
-    assert (c.qe_identity_issue_date, c.qe_identity_next_update) == (unix(pieces["qe_identity"]["from"]), unix(pieces["qe_identity"]["to"]))
+    assert (c.tcb_info_issue_date, c.tcb_info_next_update) == (
+        unix(pieces["tcb_info"]["from"]),
+        unix(pieces["tcb_info"]["to"]),
+    )
+    assert (c.qe_identity_issue_date, c.qe_identity_next_update) == (
+        unix(pieces["qe_identity"]["from"]),
+        unix(pieces["qe_identity"]["to"]),
+    )
     assert c.tcb_id == case["type"]
     assert c.valid_at(case["verify_at"]) or case["verify_at"] == c.next_update  # dcap-qvl accepts now == nextUpdate
 
@@ -60,13 +66,24 @@ def test_record_and_validity_window() -> None:
     record = c.to_record()
     assert json.loads(json.dumps(record)) == record
     assert record == {
-        "fmspc": "90C06F000000", "source": "pcs", "sha256": c.sha256, "tcb_id": "TDX", "tcb_type": 0,
-        "tcb_eval_data_number": 19, "tcb_info_issue_date": unix("2026-06-10T00:56:35+00:00"),
-        "tcb_info_next_update": unix("2026-07-10T00:56:35+00:00"), "qe_identity_issue_date": unix("2026-06-10T00:36:28+00:00"),
+        "fmspc": "90C06F000000",
+        "source": "pcs",
+        "sha256": c.sha256,
+        "tcb_id": "TDX",
+        "tcb_type": 0,
+        "tcb_eval_data_number": 19,
+        "tcb_info_issue_date": unix("2026-06-10T00:56:35+00:00"),
+        "tcb_info_next_update": unix("2026-07-10T00:56:35+00:00"),
+        "qe_identity_issue_date": unix("2026-06-10T00:36:28+00:00"),
         "qe_identity_next_update": unix("2026-07-10T00:36:28+00:00"),
     }
     assert c.issued_at == c.tcb_info_issue_date and c.next_update == c.qe_identity_next_update
-    assert not c.valid_at(c.issued_at - 1) and c.valid_at(c.issued_at) and c.valid_at(c.next_update - 1) and not c.valid_at(c.next_update)
+    assert (
+        not c.valid_at(c.issued_at - 1)
+        and c.valid_at(c.issued_at)
+        and c.valid_at(c.next_update - 1)
+        and not c.valid_at(c.next_update)
+    )
 
 
 def _edit(rel: str, **changes: Any) -> str:
@@ -117,8 +134,10 @@ def _nested(depth: int) -> list[Any]:
     [
         (_edit(JUNE10, **{"tcb_info.id": "\udc00"}), r"collateral: tcb_info: \$\.id: a string holds a lone UTF-16"),
         (_edit(JUNE10, qe_identity_signature="\ud800"), r"collateral: \$\.qe_identity_signature: a string holds"),
-        (_edit(JUNE10, **{"tcb_info.tcbLevels": _nested(40)}),
-         r"collateral: tcb_info: \$\.tcbLevels.*: nested deeper than"),
+        (
+            _edit(JUNE10, **{"tcb_info.tcbLevels": _nested(40)}),
+            r"collateral: tcb_info: \$\.tcbLevels.*: nested deeper than",
+        ),
     ],
 )
 def test_a_lone_surrogate_or_deep_nesting_in_collateral_is_malformed_evidence(bad: str, message: str) -> None:
@@ -131,8 +150,11 @@ def test_a_lone_surrogate_or_deep_nesting_in_collateral_is_malformed_evidence(ba
 
 
 def test_bundle_picks_by_fmspc() -> None:
-    files = {"a.json": text(JUNE10).encode(), "b.json": text("collateral/intel-pcs-tdx-b0c06f-20260629.json").encode(),
-             "notes.txt": b"ignored"}
+    files = {
+        "a.json": text(JUNE10).encode(),
+        "b.json": text("collateral/intel-pcs-tdx-b0c06f-20260629.json").encode(),
+        "notes.txt": b"ignored",
+    }
     b0 = collateral_from_bundle(files, fmspc="b0c06f000000")
     assert b0 is not None and b0.fmspc == "B0C06F000000"
     got = collateral_from_bundle(files, fmspc="90C06F000000")
@@ -149,7 +171,9 @@ def test_bundle_prefers_newest_and_skips_broken() -> None:
 
 def test_bundle_broken_and_no_match_names_the_file() -> None:
     files = {"b.json": text("collateral/intel-pcs-tdx-b0c06f-20260629.json").encode(), "tdx-90C06F000000.json": b"{}"}
-    with pytest.raises(EvidenceError, match=r"tdx-90C06F000000\.json: collateral: field 'pck_crl_issuer_chain' is missing"):
+    with pytest.raises(
+        EvidenceError, match=r"tdx-90C06F000000\.json: collateral: field 'pck_crl_issuer_chain' is missing"
+    ):
         collateral_from_bundle(files, fmspc="90C06F000000")
 
 
@@ -169,7 +193,9 @@ class Pccs:
 
     def app(self) -> web.Application:
         @web.middleware
-        async def mw(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        async def mw(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
             self.hits[request.path.rsplit("/", 1)[-1]] += 1
             if self.delay:
                 await asyncio.sleep(self.delay)
@@ -204,7 +230,9 @@ def fields(json_text: str) -> dict[str, str]:
 
 
 async def test_pccs_round_trip_is_exact(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
-    got = await PcsClient(session, pccs_url + "/sgx/certification/v4", pccs=True, timeout=5).fetch(fmspc="90C06F000000", ca="platform")
+    got = await PcsClient(session, pccs_url + "/sgx/certification/v4", pccs=True, timeout=5).fetch(
+        fmspc="90C06F000000", ca="platform"
+    )
     assert fields(got.json_text) == fields(text(JUNE10))  # tcb_info / qe_identity strings byte-exact
     assert got.source == "pcs" and got.fmspc == "90C06F000000" and got.tcb_eval_data_number == 19
     assert pccs.hits == {"pckcrl": 1, "tcb": 1, "identity": 1, "rootcacrl": 1}
@@ -224,7 +252,9 @@ def _meta_headers(name: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("tcb_header", ["Tcb-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain"])
-async def test_intel_pcs_flavour_with_der_root_crl(aiohttp_server: Any, session: aiohttp.ClientSession, tcb_header: str) -> None:
+async def test_intel_pcs_flavour_with_der_root_crl(
+    aiohttp_server: Any, session: aiohttp.ClientSession, tcb_header: str
+) -> None:
     """Intel's recorded wire bodies and headers; the root CA CRL is DER at its own URL (§1.5)."""
     hits: list[str] = []
 
@@ -232,32 +262,41 @@ async def test_intel_pcs_flavour_with_der_root_crl(aiohttp_server: Any, session:
         async def handler(request: web.Request) -> web.Response:
             hits.append(str(request.rel_url))
             return web.Response(body=(RAW_JUNE10 / file).read_bytes(), headers=headers)
+
         return handler
 
     tcb_headers = {tcb_header: next(iter(_meta_headers("tcb_info").values()))}
     app = web.Application()
     app.router.add_get("/sgx/certification/v4/pckcrl", serve("pck", "pck_crl.der", _meta_headers("pck_crl")))
     app.router.add_get("/tdx/certification/v4/tcb", serve("tcb", "tcb_info.json", tcb_headers))
-    app.router.add_get("/tdx/certification/v4/qe/identity", serve("qe", "qe_identity.json", _meta_headers("qe_identity")))
+    app.router.add_get(
+        "/tdx/certification/v4/qe/identity", serve("qe", "qe_identity.json", _meta_headers("qe_identity"))
+    )
     app.router.add_get("/IntelSGXRootCA.der", serve("root", "intel_sgx_root_ca.der", {}))
     server = await aiohttp_server(app)
     base = str(server.make_url("")).rstrip("/")
     client = PcsClient(session, base + "/", timeout=5, root_ca_crl_url=f"{base}/IntelSGXRootCA.der")
     got = await client.fetch(fmspc="90C06F000000", ca="platform")
     assert fields(got.json_text) == fields(text(JUNE10))
-    assert hits == ["/sgx/certification/v4/pckcrl?ca=platform&encoding=der", "/tdx/certification/v4/tcb?fmspc=90C06F000000",
-                    "/tdx/certification/v4/qe/identity", "/IntelSGXRootCA.der"]
+    assert hits == [
+        "/sgx/certification/v4/pckcrl?ca=platform&encoding=der",
+        "/tdx/certification/v4/tcb?fmspc=90C06F000000",
+        "/tdx/certification/v4/qe/identity",
+        "/IntelSGXRootCA.der",
+    ]
 
 
 def _status(code: int, **headers: str) -> Fault:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(status=code, text="nope", headers=headers)
+
     return handler
 
 
 def _body(body: str, headers: dict[str, str] | None = None) -> Fault:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(text=body, headers=headers or {})
+
     return handler
 
 
@@ -286,7 +325,13 @@ CHAIN = {"TCB-Info-Issuer-Chain": "-----BEGIN%20CERTIFICATE-----%0AAA%0A-----END
     ],
 )
 async def test_fetch_faults_are_collateral_unavailable(
-    session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str, endpoint: str, fault: Fault, message: str, status: int | None
+    session: aiohttp.ClientSession,
+    pccs: Pccs,
+    pccs_url: str,
+    endpoint: str,
+    fault: Fault,
+    message: str,
+    status: int | None,
 ) -> None:
     pccs.faults[endpoint] = fault
     with pytest.raises(UpstreamError, match=message) as info:
@@ -347,14 +392,20 @@ def table(cache: _Cache) -> Any:
     return cache.db.table("collateral_cache")
 
 
-async def test_cache_hit_within_validity_does_not_refetch(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
+async def test_cache_hit_within_validity_does_not_refetch(
+    session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str
+) -> None:
     cache = cache_for(session, pccs_url)
     first = await cache.get(fmspc="90c06f000000", ca="platform", now=NOW_JUNE10)
     second = await cache.get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10 + 5 * DAY)
     assert (first.source, second.source) == ("pcs", "cache") and first.json_text == second.json_text
     assert pccs.hits["tcb"] == 1
     row = table(cache).get(("tdx", "90C06F000000", "platform"))
-    assert (row["fetched_at"], row["valid_from"], row["valid_until"]) == (1_700_000_000, first.issued_at, first.next_update)
+    assert (row["fetched_at"], row["valid_from"], row["valid_until"]) == (
+        1_700_000_000,
+        first.issued_at,
+        first.next_update,
+    )
 
 
 async def test_cache_expired_entry_refetches(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
@@ -368,7 +419,9 @@ async def test_cache_expired_entry_refetches(session: aiohttp.ClientSession, pcc
     assert pccs.hits["tcb"] == 2
 
 
-async def test_fresh_but_expired_is_returned_once_not_cached(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
+async def test_fresh_but_expired_is_returned_once_not_cached(
+    session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str
+) -> None:
     cache = cache_for(session, pccs_url)
     stale_now = Collateral.parse(text(JUNE10), source="pcs").next_update + 1
     got = await cache.get(fmspc="90C06F000000", ca="platform", now=stale_now)
@@ -389,7 +442,9 @@ async def test_offline_never_fetches(session: aiohttp.ClientSession, pccs: Pccs,
 async def test_offline_serves_valid_cached_entries(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
     db = sqlite_utils.Database(memory=True)
     store = SqliteCollateralStore.inline(db)
-    await CollateralCache(store, PcsClient(session, pccs_url, pccs=True)).get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)
+    await CollateralCache(store, PcsClient(session, pccs_url, pccs=True)).get(
+        fmspc="90C06F000000", ca="platform", now=NOW_JUNE10
+    )
     offline = CollateralCache(store, None, offline=True)
     assert (await offline.get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)).source == "cache"
     with pytest.raises(UpstreamError, match="offline"):
@@ -421,7 +476,9 @@ async def test_fetch_error_propagates_from_cache(session: aiohttp.ClientSession,
     assert info.value.reason == "collateral_unavailable"
 
 
-async def test_cache_write_failure_still_returns_fetch(session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str) -> None:
+async def test_cache_write_failure_still_returns_fetch(
+    session: aiohttp.ClientSession, pccs: Pccs, pccs_url: str
+) -> None:
     cache = cache_for(session, pccs_url)
     cache.db.execute("DROP TABLE collateral_cache")  # reads and writes now fail with sqlite3 errors
     got = await cache.get(fmspc="90C06F000000", ca="platform", now=NOW_JUNE10)

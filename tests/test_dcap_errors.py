@@ -14,7 +14,10 @@ MEASURED = [
     (P + "Failed to decode quote\n\nCaused by:\n    Not enough data to fill buffer", "quote_malformed"),
     (P + "Failed to decode quote\n\nCaused by:\n    Invalid TEE type", "quote_malformed"),
     (P + "Failed to decode quote\n\nCaused by:\n    Unsupported body type", "quote_malformed"),
-    (P + "Failed to decode quote\n\nCaused by:\n    Could not decode `Header::version`:\n    \tNot enough data", "quote_malformed"),
+    (
+        P + "Failed to decode quote\n\nCaused by:\n    Could not decode `Header::version`:\n    \tNot enough data",
+        "quote_malformed",
+    ),
     (P + "Unknown QE vendor ID", "unknown_qe_vendor"),
     (P + "ISV enclave report signature is invalid", "quote_signature_invalid"),
     (P + "QE report hash mismatch", "qe_report_invalid"),
@@ -37,21 +40,30 @@ MEASURED = [
     (P + "Collateral expired: earliest_expiration 1752919234 < now 1755511234", "collateral_expired"),
     (P + "Fmspc mismatch", "fmspc_mismatch"),
     (P + "No matching TCB level found", "no_matching_tcb_level"),
-    (P + "Unsupported QE Identity id/version for the quote TEE type: QE version 2 (expected TD_QE version [2, 3])",
-     "qe_identity_mismatch"),
+    (
+        P + "Unsupported QE Identity id/version for the quote TEE type: QE version 2 (expected TD_QE version [2, 3])",
+        "qe_identity_mismatch",
+    ),
     (P + "QE MRSIGNER mismatch: expected 8c4f…, got 00…", "qe_identity_mismatch"),
     (P + "Debug mode is enabled", "debug_td"),
     (P + "TCB status is invalid: Revoked", "tcb_revoked"),
 ]
 
 
-@pytest.mark.parametrize(("text", "reason"), MEASURED, ids=[f"{r}:{t[len(P):][:40]}" for t, r in MEASURED])
+@pytest.mark.parametrize(("text", "reason"), MEASURED, ids=[f"{r}:{t[len(P) :][:40]}" for t, r in MEASURED])
 def test_each_measured_dcap_error_maps_to_its_reason(text: str, reason: str) -> None:
     assert reason_for(text) == reason
 
 
-@pytest.mark.parametrize("text", ["", "something new in dcap-qvl 0.8", P + "Reserved bits in TD attributes are set",
-                                  P + "TDX module MRSIGNER mismatch: expected aa, got bb"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "something new in dcap-qvl 0.8",
+        P + "Reserved bits in TD attributes are set",
+        P + "TDX module MRSIGNER mismatch: expected aa, got bb",
+    ],
+)
 def test_unknown_text_falls_back_to_dcap_error(text: str) -> None:
     assert reason_for(text) == "dcap_error"
 

@@ -131,8 +131,9 @@ async def test_an_out_of_range_time_is_indeterminate_not_a_verdict(pool: DcapPoo
 
 async def test_twenty_concurrent_verifies_on_two_workers_all_succeed() -> None:
     async with DcapPool(size=2) as pool:
-        results = await asyncio.gather(*(pool.verify(SAMPLE_QUOTE, SAMPLE_COLLATERAL, SAMPLE_AT, ROOT)
-                                         for _ in range(20)))
+        results = await asyncio.gather(
+            *(pool.verify(SAMPLE_QUOTE, SAMPLE_COLLATERAL, SAMPLE_AT, ROOT) for _ in range(20))
+        )
         assert pool.alive() and pool.version() == "0.7.0"
     assert {r.status for r in results} == {"UpToDate"}
 

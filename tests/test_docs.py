@@ -23,8 +23,13 @@ def generated_tables() -> dict[str, str]:
     checks += [f"| `{c.id}` | {c.title} | {c.default_severity} |" for c in CHECKS]
     reasons = ["| reason code | meaning |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in REASONS.items()]
     policy = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    policy += [f"| `{k}` | {v.kind} | `{v.default!r}` | {v.doc} |" for k, v in KEYS.items() if not k.startswith("checks.")]
-    policy.append("| `checks.<check id>` | severity | see the checks table | `required` (decides the verdict), `advisory` (reported only) or `off` (not run) |")
+    policy += [
+        f"| `{k}` | {v.kind} | `{v.default!r}` | {v.doc} |" for k, v in KEYS.items() if not k.startswith("checks.")
+    ]
+    policy.append(
+        "| `checks.<check id>` | severity | see the checks table | `required` (decides the verdict), `advisory` "
+        "(reported only) or `off` (not run) |"
+    )
     return {"checks": "\n".join(checks), "reasons": "\n".join(reasons), "policy": "\n".join(policy)}
 
 

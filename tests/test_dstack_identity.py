@@ -87,8 +87,12 @@ def test_the_fixture_walk_finds_every_recorded_event_log() -> None:
     # substituted-nonce reports 2 x 4
     assert len(REAL_LOGS) == 22
     assert {Path(p.split(":")[0]).parent.name for p, *_ in REAL_LOGS} == {
-        "phala-format-1gpu-20260325", "dstack-getquote-sample", "nearcloud-two-layer-ed25519-tls-20260629",
-        "phala-flat-ecdsa-nanogpt-gemma-20260610", "phala-flat-ecdsa-substituted-nonce-nanogpt-20260325"}
+        "phala-format-1gpu-20260325",
+        "dstack-getquote-sample",
+        "nearcloud-two-layer-ed25519-tls-20260629",
+        "phala-flat-ecdsa-nanogpt-gemma-20260610",
+        "phala-flat-ecdsa-substituted-nonce-nanogpt-20260325",
+    }
     assert any("compose_manager_attestation" in p for p, *_ in REAL_LOGS)
     infos = [_maybe_json(a.get("info")) or {} for *_, a in REAL_LOGS]
     assert sum("app_id" in i for i in infos) == 20  # their identity is compared with the report's info too
@@ -111,8 +115,13 @@ def test_every_real_event_log_passes_the_rtmr3_rules(where: str, log: Any, quote
         assert dataclasses.asdict(ident.key_provider) == json.loads(info["key_provider_info"])
         assert (ident.os_image_hash or b"").hex() == info.get("os_image_hash", "")
     tcb = _maybe_json(info.get("tcb_info")) or {}
-    compose = check_compose(app_compose=tcb.get("app_compose"), claimed_compose_hash=info.get("compose_hash"),
-                            events=events, mr_config_id=q.report.mr_config_id, quote_rtmr3=q.report.rtmrs[3])
+    compose = check_compose(
+        app_compose=tcb.get("app_compose"),
+        claimed_compose_hash=info.get("compose_hash"),
+        events=events,
+        mr_config_id=q.report.mr_config_id,
+        quote_rtmr3=q.report.rtmrs[3],
+    )
     assert compose == ident.compose_hash
 
 
@@ -123,7 +132,13 @@ def test_the_getquote_sample_is_an_older_dstack_without_os_image_hash_and_with_a
     assert ident.key_provider.name == "local-sgx"
     assert "LIUM_MINER_HOTKEY" not in [e.name for e in ident.boot_events]  # the app's, after system-ready
     assert [e.name for e in ident.boot_events] == [
-        "system-preparing", "app-id", "compose-hash", "instance-id", "boot-mr-done", "key-provider"]
+        "system-preparing",
+        "app-id",
+        "compose-hash",
+        "instance-id",
+        "boot-mr-done",
+        "key-provider",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- the relabelling hole
@@ -153,10 +168,15 @@ def test_a_relabelled_dstack_entry_in_a_real_log_fails_although_its_digest_still
     q = parse_quote(decode_quote_text(NEAR_MODEL["intel_quote"]))
     events = _relabel(list(parse_event_log(NEAR_MODEL["event_log"])), name)
     assert _supplied_replay(events) == q.report.rtmrs[3]  # the attacker's log is consistent with the quote
-    for run in (lambda: check_replay(events, q.report.rtmrs), lambda: check_replay_rtmr3(events, q.report.rtmrs[3]),
-                lambda: dstack_identity(events), lambda: runtime_event(events, "app-id"),
-                lambda: check_compose(app_compose=None, claimed_compose_hash=None, events=events,
-                                      mr_config_id=q.report.mr_config_id)):
+    for run in (
+        lambda: check_replay(events, q.report.rtmrs),
+        lambda: check_replay_rtmr3(events, q.report.rtmrs[3]),
+        lambda: dstack_identity(events),
+        lambda: runtime_event(events, "app-id"),
+        lambda: check_compose(
+            app_compose=None, claimed_compose_hash=None, events=events, mr_config_id=q.report.mr_config_id
+        ),
+    ):
         with pytest.raises(CheckFailed) as ei:
             run()
         assert ei.value.reason == "event_log_rtmr3_not_runtime"
@@ -183,9 +203,15 @@ def _rt(name: str, payload: bytes = b"") -> Event:
 
 
 def _log(*extra: Event, ready: bool = True, drop: str = "") -> list[Event]:
-    base = [_rt("system-preparing"), _rt("app-id", b"\x11" * 20), _rt("compose-hash", b"\x22" * 32),
-            _rt("instance-id", b"\x33" * 20), _rt("boot-mr-done"), _rt("key-provider", b'{"name":"kms","id":"ab"}'),
-            *extra]
+    base = [
+        _rt("system-preparing"),
+        _rt("app-id", b"\x11" * 20),
+        _rt("compose-hash", b"\x22" * 32),
+        _rt("instance-id", b"\x33" * 20),
+        _rt("boot-mr-done"),
+        _rt("key-provider", b'{"name":"kms","id":"ab"}'),
+        *extra,
+    ]
     return [e for e in base if e.event != drop] + ([_rt("system-ready")] if ready else [])
 
 
@@ -220,8 +246,20 @@ def test_no_system_ready_supplies_no_identity() -> None:
     assert ei.value.reason == "event_log_no_system_ready"
 
 
-@pytest.mark.parametrize("name", ["app-id", "compose-hash", "instance-id", "key-provider", "os-image-hash", "mr-kms",
-                                  "system-preparing", "boot-mr-done", "storage-fs"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "app-id",
+        "compose-hash",
+        "instance-id",
+        "key-provider",
+        "os-image-hash",
+        "mr-kms",
+        "system-preparing",
+        "boot-mr-done",
+        "storage-fs",
+    ],
+)
 def test_an_identity_event_twice_before_system_ready_fails(name: str) -> None:
     payload = {"compose-hash": b"\x22" * 32, "key-provider": b'{"name":"kms","id":"ab"}'}.get(name, b"\x01")
     first = [] if name in {e.event for e in _log()} else [_rt(name, payload)]  # _log() has the required ones
@@ -241,10 +279,17 @@ def test_an_identity_event_only_after_system_ready_is_missing() -> None:
     assert _reason([*_log(drop="app-id"), _rt("app-id", b"\x11" * 20)]) == "event_log_missing_boot_event"
 
 
-@pytest.mark.parametrize(("name", "payload"), [
-    ("compose-hash", b"\x22" * 31), ("key-provider", b"not json"), ("key-provider", b'{"name":"kms"}'),
-    ("key-provider", b'{"name":1,"id":""}'), ("key-provider", b'["kms"]'), ("key-provider", b"\xff"),
-])
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("compose-hash", b"\x22" * 31),
+        ("key-provider", b"not json"),
+        ("key-provider", b'{"name":"kms"}'),
+        ("key-provider", b'{"name":1,"id":""}'),
+        ("key-provider", b'["kms"]'),
+        ("key-provider", b"\xff"),
+    ],
+)
 def test_malformed_identity_payloads_are_evidence_errors(name: str, payload: bytes) -> None:
     events = [_rt(name, payload) if e.event == name else e for e in _log()]
     assert _reason(events) == "malformed_evidence"
@@ -252,12 +297,29 @@ def test_malformed_identity_payloads_are_evidence_errors(name: str, payload: byt
 
 # ---------------------------------------------------------------------------------------------- property test
 
-_names = st.sampled_from(["app-id", "compose-hash", "instance-id", "key-provider", "system-ready", "gpu-policy-hash",
-                          "gpu-attestation", "init-script-hash", "os-image-hash", "x"])
+_names = st.sampled_from(
+    [
+        "app-id",
+        "compose-hash",
+        "instance-id",
+        "key-provider",
+        "system-ready",
+        "gpu-policy-hash",
+        "gpu-attestation",
+        "init-script-hash",
+        "os-image-hash",
+        "x",
+    ]
+)
 _events = st.builds(
-    Event, imr=st.integers(0, 3), event_type=st.sampled_from([RUNTIME_EVENT_TYPE, RUNTIME_EVENT_TYPE, EV_IPL]),
-    digest=st.none(), event=_names, payload=st.binary(max_size=40) | st.sampled_from(
-        [b'{"name":"kms","id":""}', b"\x22" * 32, b'{"version":2}']), version=st.just(1))
+    Event,
+    imr=st.integers(0, 3),
+    event_type=st.sampled_from([RUNTIME_EVENT_TYPE, RUNTIME_EVENT_TYPE, EV_IPL]),
+    digest=st.none(),
+    event=_names,
+    payload=st.binary(max_size=40) | st.sampled_from([b'{"name":"kms","id":""}', b"\x22" * 32, b'{"version":2}']),
+    version=st.just(1),
+)
 
 
 @settings(max_examples=400, deadline=None)

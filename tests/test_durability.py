@@ -32,10 +32,36 @@ CALLERS = 8
 
 async def start_service(db: Path, gateway_url: str) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from verifier.cli import run; run()", "serve", "--insecure-no-auth", "--host", "127.0.0.1",
-        "--port", "0", "--db", str(db), "--trust", "simulator", "--pcs-url", gateway_url, "--pccs", "--nras-url", gateway_url,
-        "--allow-gateway", gateway_url, "--workers", "1", "--upstream-budget", "0", "--rate-limit", "0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        sys.executable,
+        "-c",
+        "from verifier.cli import run; run()",
+        "serve",
+        "--insecure-no-auth",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+        "--trust",
+        "simulator",
+        "--pcs-url",
+        gateway_url,
+        "--pccs",
+        "--nras-url",
+        gateway_url,
+        "--allow-gateway",
+        gateway_url,
+        "--workers",
+        "1",
+        "--upstream-budget",
+        "0",
+        "--rate-limit",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -54,15 +80,21 @@ async def start_service(db: Path, gateway_url: str) -> tuple[asyncio.subprocess.
     raise AssertionError("the service never became ready")
 
 
-async def caller(session: aiohttp.ClientSession, gateway_url: str, service_url: str, acked: list[str], stop: asyncio.Event) -> None:
+async def caller(
+    session: aiohttp.ClientSession, gateway_url: str, service_url: str, acked: list[str], stop: asyncio.Event
+) -> None:
     i = 0
     while not stop.is_set():
         i += 1
         request = json.dumps({"model": "sim/echo-1", "messages": [{"role": "user", "content": f"q{i}"}]}).encode()
         async with session.post(f"{gateway_url}/v1/chat/completions", data=request) as resp:
             response = await resp.read()
-        body = {"request_b64": base64.b64encode(request).decode(), "response_b64": base64.b64encode(response).decode(),
-                "model": "sim/echo-1", "gateway": gateway_url}
+        body = {
+            "request_b64": base64.b64encode(request).decode(),
+            "response_b64": base64.b64encode(response).decode(),
+            "model": "sim/echo-1",
+            "gateway": gateway_url,
+        }
         try:
             async with session.post(f"{service_url}/v1/verifications", json=body) as answer:
                 if answer.status == 201:

@@ -25,16 +25,31 @@ def checks(result: DemoResult) -> dict[str, tuple[str, str | None]]:
     return {c["id"]: (c["status"], c["reason"]) for c in result.verdict["checks"]}
 
 
-async def verify(tmp_path: Path, *, faults: tuple[str, ...] = (), report_format: str = "phala_flat", algo: str = "ecdsa",
-                 stream: bool = True, rounds: int = 1, **settings: object) -> list[DemoResult]:
-    config = SimulatorConfig(report_format=report_format, faults=frozenset(faults), clock=clock, hang_seconds=3.0,
-                             three_part_text=report_format == "near_two_layer")
+async def verify(
+    tmp_path: Path,
+    *,
+    faults: tuple[str, ...] = (),
+    report_format: str = "phala_flat",
+    algo: str = "ecdsa",
+    stream: bool = True,
+    rounds: int = 1,
+    **settings: object,
+) -> list[DemoResult]:
+    config = SimulatorConfig(
+        report_format=report_format,
+        faults=frozenset(faults),
+        clock=clock,
+        hang_seconds=3.0,
+        three_part_text=report_format == "near_two_layer",
+    )
     return await run_demo(config=config, signing_algo=algo, stream=stream, db_dir=tmp_path, rounds=rounds, **settings)
 
 
 @pytest.mark.parametrize("report_format", ["phala_flat", "near_two_layer", "aci_legacy"])
 @pytest.mark.parametrize("algo", ["ecdsa", "ed25519"])
-async def test_fresh_nonce_verification_passes_every_required_check(tmp_path: Path, report_format: str, algo: str) -> None:
+async def test_fresh_nonce_verification_passes_every_required_check(
+    tmp_path: Path, report_format: str, algo: str
+) -> None:
     (result,) = await verify(tmp_path, report_format=report_format, algo=algo)
     assert result.http_status == 201
     verdict = result.verdict
@@ -76,7 +91,9 @@ FAULT_TABLE = [
 
 
 @pytest.mark.parametrize(("fault", "status", "check_id", "reason"), FAULT_TABLE, ids=[row[0] for row in FAULT_TABLE])
-async def test_fault_knob_gives_its_check_and_reason(tmp_path: Path, fault: str, status: str, check_id: str, reason: str) -> None:
+async def test_fault_knob_gives_its_check_and_reason(
+    tmp_path: Path, fault: str, status: str, check_id: str, reason: str
+) -> None:
     (result,) = await verify(tmp_path, faults=(fault,), upstream_timeout=1.0, signature_deadline=0.3)
     assert result.http_status == 201
     assert result.verdict["status"] == status
@@ -85,8 +102,12 @@ async def test_fault_knob_gives_its_check_and_reason(tmp_path: Path, fault: str,
 
 def test_every_fault_knob_is_in_the_table() -> None:
     # the model-substitution faults need 3-part texts / NEAR reports: tests/test_integrity.py
-    tested = {row[0] for row in FAULT_TABLE} | {"reserialized_response", "replayed_report", "signed_other_model",
-                                                "attested_other_model"}
+    tested = {row[0] for row in FAULT_TABLE} | {
+        "reserialized_response",
+        "replayed_report",
+        "signed_other_model",
+        "attested_other_model",
+    }
     assert tested == set(FAULTS)
 
 

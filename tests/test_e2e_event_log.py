@@ -36,13 +36,17 @@ async def test_dstack_gpu_boot_events_pass_end_to_end(tmp_path: Path) -> None:
     assert checks(result)["tdx.app"] == ("pass", None)
 
 
-@pytest.mark.parametrize(("attacks", "check_id", "reason"), [
-    ({"relabel_app_id"}, "tdx.event_log", "event_log_rtmr3_not_runtime"),
-    ({"relabel_app_id", "relabel_system_ready"}, "tdx.event_log", "event_log_rtmr3_not_runtime"),
-    ({"duplicate_app_id"}, "tdx.app", "event_log_duplicate_boot_event"),
-    ({"missing_system_ready"}, "tdx.app", "event_log_no_system_ready"),
-    ({"gpu_policy_hash_wrong"}, "tdx.app", "gpu_policy_hash_mismatch"),
-], ids=["relabel-app-id", "relabel-app-id-and-system-ready", "duplicate-app-id", "no-system-ready", "gpu-policy"])
+@pytest.mark.parametrize(
+    ("attacks", "check_id", "reason"),
+    [
+        ({"relabel_app_id"}, "tdx.event_log", "event_log_rtmr3_not_runtime"),
+        ({"relabel_app_id", "relabel_system_ready"}, "tdx.event_log", "event_log_rtmr3_not_runtime"),
+        ({"duplicate_app_id"}, "tdx.app", "event_log_duplicate_boot_event"),
+        ({"missing_system_ready"}, "tdx.app", "event_log_no_system_ready"),
+        ({"gpu_policy_hash_wrong"}, "tdx.app", "gpu_policy_hash_mismatch"),
+    ],
+    ids=["relabel-app-id", "relabel-app-id-and-system-ready", "duplicate-app-id", "no-system-ready", "gpu-policy"],
+)
 async def test_an_event_log_attack_is_not_a_pass(tmp_path: Path, attacks: set[str], check_id: str, reason: str) -> None:
     result = await verify(tmp_path, event_log_attacks=frozenset(attacks))
     assert result.verdict["status"] == "fail"

@@ -29,8 +29,13 @@ def tv(**tiers: int) -> dict[str, dict[str, Any]]:
 
 
 def verdict(**overrides: Any) -> dict[str, Any]:
-    base = make_verdict(id="v_1", trust_vector=tv(), attestation={"paths": ["gateway"], "hops": ["model"]},
-                        claims={"gpus": [{"uuid": "GPU-1"}, {"uuid": "GPU-2"}]}, refs={"id": "r", "sha256": "ab" * 32})
+    base = make_verdict(
+        id="v_1",
+        trust_vector=tv(),
+        attestation={"paths": ["gateway"], "hops": ["model"]},
+        claims={"gpus": [{"uuid": "GPU-1"}, {"uuid": "GPU-2"}]},
+        refs={"id": "r", "sha256": "ab" * 32},
+    )
     base.update(overrides)
     return base
 
@@ -41,7 +46,9 @@ def test_a_passing_verdict_gives_affirming_submods_for_the_signature_each_td_and
     assert set(claims["submods"]) == {"signature", "td:gateway", "td:model", "gpu:0", "gpu:1"}
     assert claims["submods"]["gpu:0"]["ear_trustworthiness_vector"] == {"hardware": 2}
     assert claims["submods"]["signature"]["ear_appraisal_policy_ids"] == [
-        f"policy:default@sha256:{'cc' * 32}", f"refs:r@sha256:{'ab' * 32}"]
+        f"policy:default@sha256:{'cc' * 32}",
+        f"refs:r@sha256:{'ab' * 32}",
+    ]
     assert all(s["ear_status"] == "affirming" for s in claims["submods"].values())
     assert (claims["x-verifier-verdict-id"], claims["x-verifier-log-index"]) == ("v_1", 7)
     assert claims["eat_nonce"] == "ERERERERERERERERERERERERERERERERERERERERERE"
@@ -75,15 +82,21 @@ def test_an_ear_fails_with_a_jwks_without_its_key_or_when_tampered_or_of_another
     with pytest.raises(EarError, match="no key with kid"):
         verify_ear(token, jwks((Ed25519PrivateKey.generate(),)))
     head, _body, sig = token.split(".")
-    forged = sign_ear({**ear_claims(verdict(status="pass"), log_index=0, iat=1), "x-verifier-verdict-status": "fail"},
-                      Ed25519PrivateKey.generate()).split(".")[1]
+    forged = sign_ear(
+        {**ear_claims(verdict(status="pass"), log_index=0, iat=1), "x-verifier-verdict-status": "fail"},
+        Ed25519PrivateKey.generate(),
+    ).split(".")[1]
     with pytest.raises(EarError, match="does not verify"):
         verify_ear(f"{head}.{forged}.{sig}", jwks((KEY,)))
     other = sign_ear({**ear_claims(verdict(), log_index=0, iat=1), "eat_profile": "tag:other"}, KEY)
     with pytest.raises(EarError, match="eat_profile"):
         verify_ear(other, jwks((KEY,)))
-    hs = jwt.encode({"eat_profile": EAR_PROFILE}, "secret-secret-secret-secret-secret", algorithm="HS256",
-                    headers={"kid": public_jwk(KEY.public_key())["kid"]})
+    hs = jwt.encode(
+        {"eat_profile": EAR_PROFILE},
+        "secret-secret-secret-secret-secret",
+        algorithm="HS256",
+        headers={"kid": public_jwk(KEY.public_key())["kid"]},
+    )
     with pytest.raises(EarError, match="expected EdDSA"):
         verify_ear(hs, jwks((KEY,)))
 
@@ -126,9 +139,15 @@ def test_a_key_file_with_another_kind_of_key_or_none_is_refused(tmp_path: Path) 
         load_keys(empty)
 
 
-_JWK = st.fixed_dictionaries({"kid": st.just(public_jwk(KEY.public_key())["kid"])},
-                             optional={"kty": st.sampled_from(["OKP", "EC", "RSA", "x"]), "crv": st.sampled_from(["Ed25519", "P-256", ""]),
-                                       "x": st.text(max_size=50), "alg": st.sampled_from(["EdDSA", "none", "HS256"])})
+_JWK = st.fixed_dictionaries(
+    {"kid": st.just(public_jwk(KEY.public_key())["kid"])},
+    optional={
+        "kty": st.sampled_from(["OKP", "EC", "RSA", "x"]),
+        "crv": st.sampled_from(["Ed25519", "P-256", ""]),
+        "x": st.text(max_size=50),
+        "alg": st.sampled_from(["EdDSA", "none", "HS256"]),
+    },
+)
 
 
 @given(st.lists(_JWK, max_size=3) | st.none() | st.text(max_size=10))

@@ -124,8 +124,11 @@ def test_eip155_v_forms_are_rejected_although_eth_account_accepts_them() -> None
         ours(TEXT, eip155)
 
 
-@pytest.mark.parametrize(("r", "s"), [(0, 1), (1, 0), (SECP256K1_N, 1), (1, SECP256K1_N), (2**256 - 1, 1), (1, 2**256 - 1)],
-                         ids=["r=0", "s=0", "r=n", "s=n", "r=max", "s=max"])
+@pytest.mark.parametrize(
+    ("r", "s"),
+    [(0, 1), (1, 0), (SECP256K1_N, 1), (1, SECP256K1_N), (2**256 - 1, 1), (1, 2**256 - 1)],
+    ids=["r=0", "s=0", "r=n", "s=n", "r=max", "s=max"],
+)
 def test_r_or_s_outside_1_to_n_minus_1_is_rejected_as_eth_account_does(r: int, s: int) -> None:
     with pytest.raises(CheckFailed) as exc:
         ours(TEXT, with_rs(r, s, 27))
@@ -154,7 +157,9 @@ def test_any_bit_flip_in_the_signature_never_recovers_the_same_address(secret: b
 
 
 @given(st.binary(min_size=64, max_size=64), st.sampled_from([0, 1, 27, 28]), texts)
-def test_arbitrary_r_s_recover_exactly_when_eth_account_recovers_and_to_the_same_address(rs: bytes, v: int, text: str) -> None:
+def test_arbitrary_r_s_recover_exactly_when_eth_account_recovers_and_to_the_same_address(
+    rs: bytes, v: int, text: str
+) -> None:
     sig = rs + bytes([v])
     try:
         recovered = ours(text, sig)
@@ -177,10 +182,15 @@ def test_recovery_on_arbitrary_bytes_raises_only_signature_invalid(sig: bytes, m
 # ---------------------------------------------------------------- addresses
 
 
-@pytest.mark.parametrize("address", [  # the EIP-55 specification's own examples
-    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
-    "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB", "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
-])
+@pytest.mark.parametrize(
+    "address",
+    [  # the EIP-55 specification's own examples
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+        "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
+        "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
+    ],
+)
 def test_eip55_checksum_of_the_specification_examples(address: str) -> None:
     assert to_checksum_address(parse_address(address)) == address
 
@@ -190,14 +200,33 @@ def test_eip55_checksum_equals_eth_utils(address: bytes) -> None:
     assert to_checksum_address(address) == eth_checksum(address)
 
 
-@pytest.mark.parametrize("text", ["0x" + "ab" * 20, "0X" + "AB" * 20, "ab" * 20, "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-                                  "0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0x" + "ab" * 20,
+        "0X" + "AB" * 20,
+        "ab" * 20,
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+    ],
+)
 def test_addresses_are_read_in_any_letter_case(text: str) -> None:
     assert parse_address(text).hex() == text.lower().removeprefix("0x")
 
 
-@pytest.mark.parametrize("text", ["", "0x", "0x" + "ab" * 19, "0x" + "ab" * 21, "0x" + "gg" * 20, "0x" + "ab" * 19 + "a ",
-                                  "0x0x" + "ab" * 19, "\u0661" * 40])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "0x",
+        "0x" + "ab" * 19,
+        "0x" + "ab" * 21,
+        "0x" + "gg" * 20,
+        "0x" + "ab" * 19 + "a ",
+        "0x0x" + "ab" * 19,
+        "\u0661" * 40,
+    ],
+)
 def test_malformed_addresses_are_evidence_errors(text: str) -> None:
     with pytest.raises(EvidenceError):
         parse_address(text)

@@ -168,8 +168,12 @@ def _rt(name: str, payload: bytes = b"") -> Event:
 
 
 def _boot(app_id: bytes = b"\x01") -> list[Event]:
-    return [_rt("app-id", app_id), _rt("compose-hash", bytes(32)), _rt("instance-id"),
-            _rt("key-provider", b'{"name":"none","id":""}')]
+    return [
+        _rt("app-id", app_id),
+        _rt("compose-hash", bytes(32)),
+        _rt("instance-id"),
+        _rt("key-provider", b'{"name":"none","id":""}'),
+    ]
 
 
 def test_runtime_event_uses_only_events_before_system_ready() -> None:

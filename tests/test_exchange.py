@@ -20,8 +20,9 @@ def test_the_chat_id_of_a_json_body_is_its_id() -> None:
     assert chat_id_from_response(b'{"id": "chatcmpl-1", "choices": []}') == "chatcmpl-1"
 
 
-@pytest.mark.parametrize("chat_id",
-                         ["\ud800", "chat\udfff", "a\x00b", "a\nb", "", "x" * (MAX_CHAT_ID + 1), 5, None, ["a"]])
+@pytest.mark.parametrize(
+    "chat_id", ["\ud800", "chat\udfff", "a\x00b", "a\nb", "", "x" * (MAX_CHAT_ID + 1), 5, None, ["a"]]
+)
 def test_a_chat_id_that_cannot_go_into_a_url_or_the_ledger_is_not_used(chat_id: object) -> None:
     # fuzzing found: a lone surrogate id reached urllib.parse.quote (UnicodeEncodeError) in the pipeline
     body = json.dumps({"id": chat_id, "choices": []}).encode()

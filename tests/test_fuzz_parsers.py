@@ -257,7 +257,9 @@ def _select(raw: bytes | dict[str, Any], signer: str, algo: str, model: str | No
         for text in (att.instance_nonce, att.e2e_pubkey):
             assert text is None or (text.isascii() and text.isprintable())
     try:
-        chosen = select_attestations(report, signing_address=signer, signing_algo=algo, models={model.lower()} if model else None)
+        chosen = select_attestations(
+            report, signing_address=signer, signing_algo=algo, models={model.lower()} if model else None
+        )
     except (CheckFailed, EvidenceError):
         return
     assert chosen

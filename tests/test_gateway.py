@@ -29,7 +29,9 @@ SIG = b'{"text": "a:b", "signature": "0x00", "signing_address": "0x00", "signing
         (200, b"\xff\xfe", "signature", "upstream_garbled"),
     ],
 )
-def test_classification_row_is_indeterminate_with_named_reason(status: int, body: bytes, what: str, reason: str) -> None:
+def test_classification_row_is_indeterminate_with_named_reason(
+    status: int, body: bytes, what: str, reason: str
+) -> None:
     with pytest.raises(Indeterminate) as err:
         classify(status, body, what=what, url="http://gw")
     assert err.value.reason == reason
@@ -107,8 +109,13 @@ async def test_report_request_carries_nonce_signer_and_algo_and_the_api_key(aioh
     async with aiohttp.ClientSession() as session:
         client = GatewayClient(session, str(server.make_url("/")), api_key="sk-test-123")
         await client.report(model="phala/m", nonce=bytes(range(32)), signing_address="0xabc", signing_algo="ecdsa")
-    assert seen == {"model": "phala/m", "nonce": bytes(range(32)).hex(), "signing_address": "0xabc", "signing_algo": "ecdsa",
-                    "auth": "Bearer sk-test-123"}
+    assert seen == {
+        "model": "phala/m",
+        "nonce": bytes(range(32)).hex(),
+        "signing_address": "0xabc",
+        "signing_algo": "ecdsa",
+        "auth": "Bearer sk-test-123",
+    }
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -135,8 +142,10 @@ async def test_redirects_are_never_followed_and_the_key_never_travels(aiohttp_se
     server = await aiohttp_server(_app(handler))
     async with aiohttp.ClientSession() as session:
         client = GatewayClient(session, str(server.make_url("/")), api_key="sk-test-123", retry=Retry(deadline=0))
-        for call in (client.report(model="m", nonce=b"\x01" * 32, signing_address=None, signing_algo="ecdsa"),
-                     client.signature("c", model="m", signing_algo="ecdsa")):
+        for call in (
+            client.report(model="m", nonce=b"\x01" * 32, signing_address=None, signing_algo="ecdsa"),
+            client.signature("c", model="m", signing_algo="ecdsa"),
+        ):
             with pytest.raises(UpstreamError) as err:
                 await call
             assert err.value.reason == "upstream_rejected" and "redirects are not followed" in err.value.message
@@ -146,7 +155,9 @@ async def test_redirects_are_never_followed_and_the_key_never_travels(aiohttp_se
 @pytest.mark.parametrize("key", ["sk-live-0123456789", "ab", "Bearer sk-x"])
 async def test_an_error_body_echoing_the_key_is_redacted_in_the_message(aiohttp_server, key: str) -> None:  # type: ignore[no-untyped-def]
     async def handler(request: web.Request) -> web.Response:
-        return web.Response(status=403, text=f"key {request.headers['Authorization']} is not allowed; raw={key.split()[-1]}")
+        return web.Response(
+            status=403, text=f"key {request.headers['Authorization']} is not allowed; raw={key.split()[-1]}"
+        )
 
     server = await aiohttp_server(_app(handler))
     async with aiohttp.ClientSession() as session:
@@ -172,7 +183,9 @@ async def test_signature_retries_stop_when_the_call_budget_is_spent(aiohttp_serv
 
     server = await aiohttp_server(_app(handler))
     async with aiohttp.ClientSession() as session:
-        client = GatewayClient(session, str(server.make_url("/")), retry=Retry(deadline=30, first_delay=0.01), calls=Budget())
+        client = GatewayClient(
+            session, str(server.make_url("/")), retry=Retry(deadline=30, first_delay=0.01), calls=Budget()
+        )
         with pytest.raises(Indeterminate) as err:
             await client.signature("x", model="m", signing_algo="ecdsa")
     assert err.value.reason == "signature_unavailable" and len(calls) == 3  # not 30 s of retries
@@ -217,5 +230,6 @@ async def test_a_compressed_answer_is_capped_by_its_decoded_size_not_its_content
     server = await aiohttp_server(_app(handler))
     async with aiohttp.ClientSession() as session:
         body = await GatewayClient(session, str(server.make_url("/")), reserve=reserve).report(
-            model="m", nonce=b"\x01" * 32, signing_address=None, signing_algo="ecdsa")
+            model="m", nonce=b"\x01" * 32, signing_address=None, signing_algo="ecdsa"
+        )
     assert len(body) > 100_000 and reserved == [16 * 1024 * 1024]  # the cap, not the compressed length

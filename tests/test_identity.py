@@ -41,11 +41,14 @@ def write_refs(tmp_path: Path, *, app: bool = True, boot_chain: bool = True, mrt
     r = parse_quote(quote).report
     text = '[refs]\nid = "t"\n'
     if app:
-        text += (f'[[models."sim/echo-1".app]]\napp_id = "{ident.app_id.hex()}"\nsource = "manual"\n'
-                 'added_at = 1790000000\n')
+        text += (
+            f'[[models."sim/echo-1".app]]\napp_id = "{ident.app_id.hex()}"\nsource = "manual"\nadded_at = 1790000000\n'
+        )
     if boot_chain:
-        text += (f'[[models."*".boot_chain]]\nmrtd = "{mrtd or r.mr_td.hex()}"\nrtmr0 = "{r.rtmrs[0].hex()}"\n'
-                 f'rtmr1 = "{r.rtmrs[1].hex()}"\nrtmr2 = "{r.rtmrs[2].hex()}"\nsource = "manual"\nadded_at = 1790000000\n')
+        text += (
+            f'[[models."*".boot_chain]]\nmrtd = "{mrtd or r.mr_td.hex()}"\nrtmr0 = "{r.rtmrs[0].hex()}"\n'
+            f'rtmr1 = "{r.rtmrs[1].hex()}"\nrtmr2 = "{r.rtmrs[2].hex()}"\nsource = "manual"\nadded_at = 1790000000\n'
+        )
     path = tmp_path / "refs.toml"
     path.write_text(text)
     return path
@@ -95,8 +98,11 @@ def test_a_pinned_app_over_an_unpinned_boot_chain_names_the_boot_chain(tmp_path:
 
 
 def test_an_explicitly_insecure_policy_may_accept_unpinned_software_and_says_so(tmp_path: Path) -> None:
-    verdict, _ = record(tmp_path, refs_path=str(write_refs(tmp_path, app=False, boot_chain=False)),
-                        policy_path=str(Path(__file__).parent.parent / "policies" / "any-software-INSECURE.toml"))
+    verdict, _ = record(
+        tmp_path,
+        refs_path=str(write_refs(tmp_path, app=False, boot_chain=False)),
+        policy_path=str(Path(__file__).parent.parent / "policies" / "any-software-INSECURE.toml"),
+    )
     assert verdict["status"] == "pass"
     assert "NOT pinned" in message(verdict, "tdx.app")
     assert verdict["trust_vector"]["executables"]["tier"] == "warning"
@@ -106,8 +112,10 @@ def test_an_explicitly_insecure_policy_may_accept_unpinned_software_and_says_so(
 def test_a_dev_os_image_is_reported_and_a_policy_can_require_a_production_image(tmp_path: Path) -> None:
     world = SimulatorWorld()
     refs = write_refs(tmp_path)
-    refs.write_text(refs.read_text() + f'[[models."*".os_image]]\nhash = "{world.identity.os_image_hash.hex()}"\n'
-                    'dev = true\nsource = "manual: reviewed image metadata"\nadded_at = 1790000000\n')
+    refs.write_text(
+        refs.read_text() + f'[[models."*".os_image]]\nhash = "{world.identity.os_image_hash.hex()}"\n'
+        'dev = true\nsource = "manual: reviewed image metadata"\nadded_at = 1790000000\n'
+    )
     (tmp_path / "a").mkdir(), (tmp_path / "s").mkdir()
     advisory, _ = record(tmp_path / "a", refs_path=str(refs))
     assert checks(advisory)["tdx.os_image"] == ("fail", "dev_os_image") and advisory["status"] == "pass"
@@ -138,8 +146,20 @@ def test_pull_then_pin_the_boot_chain_from_a_reviewed_verdict_then_verify(tmp_pa
     assert checks(only_app)["tdx.app"] == ("pass", None)
     assert checks(only_app)["tdx.measurements"] == ("indeterminate", "identity_not_pinned")
 
-    out = CliRunner().invoke(main, ["refs", "add", "--from-verdict", only_app["id"], "--db",
-                                    str(tmp_path / "1" / "verifier.db"), "--refs", str(refs), "--force"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "refs",
+            "add",
+            "--from-verdict",
+            only_app["id"],
+            "--db",
+            str(tmp_path / "1" / "verifier.db"),
+            "--refs",
+            str(refs),
+            "--force",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert load_refs(refs).for_model("sim/echo-1").boot_chains
 

@@ -33,7 +33,9 @@ def phala(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Bun
 
 @pytest.fixture(scope="module")
 def near(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Bundle, Policy]:
-    verdict, bundle = record(tmp_path_factory.mktemp("near"), report_format="near_two_layer", algo="ed25519", gpu_count=2)
+    verdict, bundle = record(
+        tmp_path_factory.mktemp("near"), report_format="near_two_layer", algo="ed25519", gpu_count=2
+    )
     return verdict, bundle, parse_policy(pins_policy(verdict), source="pinned.toml")
 
 
@@ -47,7 +49,8 @@ def test_a_recorded_simulator_bundle_with_its_identity_pinned_passes_offline(off
     assert str(v.status) == "pass", statuses(v)
     assert v.subject.model_binding["by"] == ["app_id_pin"]
     assert {k: t["tier"] for k, t in v.trust_vector.items()} == dict.fromkeys(
-        ("hardware", "instance-identity", "configuration", "executables", "runtime-opaque", "sourced-data"), "affirming")
+        ("hardware", "instance-identity", "configuration", "executables", "runtime-opaque", "sourced-data"), "affirming"
+    )
 
 
 def test_the_same_bundle_under_the_default_policy_names_what_is_not_pinned(offline: Offline, phala: Any) -> None:
@@ -65,7 +68,7 @@ def test_the_same_bundle_under_the_default_policy_names_what_is_not_pinned(offli
 
 def _flip_hex(text: str, i: int) -> str:
     i %= len(text)
-    return text[:i] + ("0" if text[i] != "0" else "1") + text[i + 1:]
+    return text[:i] + ("0" if text[i] != "0" else "1") + text[i + 1 :]
 
 
 def _mutate(bundle: Bundle, target: str, i: int) -> Bundle:
@@ -107,10 +110,13 @@ def _mutate(bundle: Bundle, target: str, i: int) -> Bundle:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(target=st.sampled_from(["request", "response", "signature", "quote", "event_log", "gpu_evidence", "nras"]),
-       i=st.integers(min_value=0, max_value=10**6))
-def test_any_change_to_a_verified_byte_of_a_passing_bundle_is_never_a_pass(offline: Offline, phala: Any, target: str,
-                                                                            i: int) -> None:
+@given(
+    target=st.sampled_from(["request", "response", "signature", "quote", "event_log", "gpu_evidence", "nras"]),
+    i=st.integers(min_value=0, max_value=10**6),
+)
+def test_any_change_to_a_verified_byte_of_a_passing_bundle_is_never_a_pass(
+    offline: Offline, phala: Any, target: str, i: int
+) -> None:
     _, bundle, policy = phala
     v = offline.verdict(_mutate(bundle, target, i), policy)
     assert str(v.status) != "pass", (target, i, [c for c in statuses(v).items() if c[1][0] != "pass"])
@@ -137,13 +143,23 @@ def test_a_model_attestation_for_another_model_fails_model_mismatch(tmp_path: Pa
 def test_a_configured_alias_is_accepted_and_what_bound_the_model_is_stated(offline: Offline, near: Any) -> None:
     verdict, bundle, _ = near
     aliased = replace(bundle, meta=replace(bundle.meta, model="sim/echo-1-alias"))
-    policy = parse_policy(pins_policy({**verdict, "subject": {**verdict["subject"], "model": "sim/echo-1-alias"}},
-                                      extra='[models]\n"sim/echo-1-alias" = ["sim/echo-1"]\n'), source="alias.toml")
+    policy = parse_policy(
+        pins_policy(
+            {**verdict, "subject": {**verdict["subject"], "model": "sim/echo-1-alias"}},
+            extra='[models]\n"sim/echo-1-alias" = ["sim/echo-1"]\n',
+        ),
+        source="alias.toml",
+    )
     v = offline.verdict(aliased, policy)
     assert statuses(v)["model.binding"] == ("pass", None), statuses(v)
     assert set(v.subject.model_binding["by"]) == {"app_id_pin", "signed_text", "attestation"}
-    without_alias = offline.verdict(aliased, parse_policy(pins_policy(
-        {**verdict, "subject": {**verdict["subject"], "model": "sim/echo-1-alias"}}), source="no-alias.toml"))
+    without_alias = offline.verdict(
+        aliased,
+        parse_policy(
+            pins_policy({**verdict, "subject": {**verdict["subject"], "model": "sim/echo-1-alias"}}),
+            source="no-alias.toml",
+        ),
+    )
     assert statuses(without_alias)["report.signer"] == ("fail", "model_mismatch")
 
 
@@ -164,8 +180,16 @@ def test_a_failed_quote_blocks_every_check_over_its_bytes(offline: Offline, phal
     v = offline.verdict(_mutate(bundle, "quote", 2 * 48 + 5), policy)  # inside the TD report body
     checks = statuses(v)
     assert checks["tdx.quote"][0] == "fail"
-    for cid in ("tdx.tcb", "tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.app", "tdx.measurements",
-                "tdx.debug", "tdx.os_image"):
+    for cid in (
+        "tdx.tcb",
+        "tdx.binds_signer",
+        "tdx.binds_nonce",
+        "tdx.event_log",
+        "tdx.app",
+        "tdx.measurements",
+        "tdx.debug",
+        "tdx.os_image",
+    ):
         assert checks[cid] == ("skipped", "blocked"), cid
 
 
@@ -191,11 +215,13 @@ def test_an_attestation_over_the_gpu_cap_is_malformed_evidence(offline: Offline,
     v = offline.verdict(replace(bundle, report=json.dumps(report).encode()), policy)
     checks = statuses(v)
     assert checks["gpu.evidence"] == ("fail", "malformed_evidence") and "gpu.max_per_attestation = 1" in next(
-        c.message for c in v.checks if c.id == "gpu.evidence")
+        c.message for c in v.checks if c.id == "gpu.evidence"
+    )
 
 
-def test_gpu_and_nras_crypto_run_off_the_event_loop_thread(offline: Offline, phala: Any,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_and_nras_crypto_run_off_the_event_loop_thread(
+    offline: Offline, phala: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, bundle, policy = phala
     threads: list[str] = []
     real_gpu, real_nras = gpu_stage.verify_gpu, gpu_stage.verify_nras_response
@@ -230,19 +256,26 @@ def test_gpu_boot_events_pass_and_change_the_gpu_cpu_note_honestly(offline: Offl
     assert "gpu_cpu_binding_not_proven" not in {n["code"] for n in v.notes}
 
 
-def test_a_policy_requiring_gpu_boot_events_is_not_satisfied_by_an_older_dstack_log(offline: Offline, phala: Any) -> None:
+def test_a_policy_requiring_gpu_boot_events_is_not_satisfied_by_an_older_dstack_log(
+    offline: Offline, phala: Any
+) -> None:
     verdict, bundle, _ = phala
     v = offline.verdict(bundle, parse_policy(pins_policy(verdict, extra=GPU_BOOT_REQUIRED), source="boot.toml"))
     assert statuses(v)["tdx.gpu_boot"] == ("indeterminate", "not_applicable") and str(v.status) == "indeterminate"
     assert "gpu_cpu_binding_not_proven" in {n["code"] for n in v.notes}
 
 
-@pytest.mark.parametrize(("attack", "reason"), [
-    ("gpu_cc_mode_off", "gpu_boot_cc_mode_off"), ("gpu_devtools_on", "gpu_boot_devtools_on"),
-    ("gpu_devices_wrong", "gpu_boot_devices_mismatch"),
-])
+@pytest.mark.parametrize(
+    ("attack", "reason"),
+    [
+        ("gpu_cc_mode_off", "gpu_boot_cc_mode_off"),
+        ("gpu_devtools_on", "gpu_boot_devtools_on"),
+        ("gpu_devices_wrong", "gpu_boot_devices_mismatch"),
+    ],
+)
 def test_each_gpu_boot_rule_has_its_failure(offline: Offline, tmp_path: Path, attack: str, reason: str) -> None:
-    verdict, bundle = record(tmp_path, gpu_count=2,
-                             simulator={"dstack_gpu_events": True, "event_log_attacks": frozenset({attack})})
+    verdict, bundle = record(
+        tmp_path, gpu_count=2, simulator={"dstack_gpu_events": True, "event_log_attacks": frozenset({attack})}
+    )
     v = offline.verdict(bundle, parse_policy(pins_policy(verdict, extra=GPU_BOOT_REQUIRED), source="boot.toml"))
     assert statuses(v)["tdx.gpu_boot"] == ("fail", reason) and str(v.status) == "fail"

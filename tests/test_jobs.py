@@ -46,14 +46,23 @@ def _exactly_once(db: Path, job_id: str) -> None:
     with Ledger.open(db) as ledger:
         selection = [r[0] for r in ledger.db.execute("SELECT verdict_id FROM job_selection WHERE job_id = ?", [job_id])]
         items = [r[0] for r in ledger.db.execute("SELECT verdict_id FROM job_items WHERE job_id = ?", [job_id])]
-        successors = {v: ledger.db.execute("SELECT count(*) FROM verdicts WHERE supersedes = ?", [v]).fetchone()[0]
-                      for v in selection}
+        successors = {
+            v: ledger.db.execute("SELECT count(*) FROM verdicts WHERE supersedes = ?", [v]).fetchone()[0]
+            for v in selection
+        }
     assert sorted(items) == sorted(selection)
     assert successors == dict.fromkeys(selection, 1)
 
 
-async def _job(db: Path, body: dict[str, Any], *, clock: float = LATER, url: str = "http://127.0.0.1:1",
-               offline: bool = True, **run: Any) -> dict[str, Any]:
+async def _job(
+    db: Path,
+    body: dict[str, Any],
+    *,
+    clock: float = LATER,
+    url: str = "http://127.0.0.1:1",
+    offline: bool = True,
+    **run: Any,
+) -> dict[str, Any]:
     settings = simulator_settings(db, url, dcap_workers=1, offline=offline)
     async with open_services(settings, clock=lambda: clock) as svc:
         job = await svc.jobs.create(parse_spec(body))
@@ -90,7 +99,11 @@ def test_fresh_out_of_date_collateral_turns_pass_into_fail_on_the_job_clock_only
             return await _job(db, {"at": "now", "collateral": "refresh"}, url=url, offline=False)
 
     job = asyncio.run(run())
-    assert (job["state"], job["by_change"], job["by_reason"]) == ("done", {"pass→fail": 1}, {"tcb_status_not_allowed": 1})
+    assert (job["state"], job["by_change"], job["by_reason"]) == (
+        "done",
+        {"pass→fail": 1},
+        {"tcb_status_not_allowed": 1},
+    )
     assert job["clocks"] == {"captured": {"pass": 1}, "job": {"fail": 1}}
     with Ledger.open(db) as ledger:
         (item,) = JobStore(ledger).items(job["id"])
@@ -99,13 +112,21 @@ def test_fresh_out_of_date_collateral_turns_pass_into_fail_on_the_job_clock_only
     assert verdict is not None and verdict["status"] == "fail"
     clocks = verdict["claims"]["reverification"]["clocks"]
     assert clocks["captured"] == {"at": NOW, "status": "pass", "reasons": [], "collateral": "recorded"}
-    assert clocks["job"] == {"at": LATER, "status": "fail", "reasons": ["tcb_status_not_allowed"], "collateral": "refresh"}
+    assert clocks["job"] == {
+        "at": LATER,
+        "status": "fail",
+        "reasons": ["tcb_status_not_allowed"],
+        "collateral": "refresh",
+    }
     (collateral,) = (json.loads(v) for k, v in kept.items() if k.startswith("collateral/"))  # the new evidence
     assert json.loads(collateral["tcb_info"])["tcbLevels"][0]["tcbStatus"] == "OutOfDate"
     # the claim index: which verdicts rest on a platform affected by the advisory, or rated OutOfDate (one query)
     with Ledger.open_readonly(db) as ledger:
-        for claims in ({"advisory": "INTEL-SA-01192"}, {"tcb_status": "OutOfDate"}, {"fmspc": verdict["collateral"][0]["fmspc"],
-                                                                                    "tcb_status": "OutOfDate"}):
+        for claims in (
+            {"advisory": "INTEL-SA-01192"},
+            {"tcb_status": "OutOfDate"},
+            {"fmspc": verdict["collateral"][0]["fmspc"], "tcb_status": "OutOfDate"},
+        ):
             assert [r["id"] for r in ledger.list(claims=claims)[0]] == [item["new_verdict_id"]]
         assert [r["id"] for r in ledger.list(claims={"tcb_status": "UpToDate"})[0]] == [item["verdict_id"]]
 
@@ -150,16 +171,35 @@ def test_a_job_crashing_after_its_first_batch_resumes_and_processes_each_verdict
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "verifier", *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "verifier", *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_kill_9_halfway_then_jobs_resume_processes_every_verdict_exactly_once(tmp_path: Path) -> None:
     db = _record(tmp_path, 12)
     policy = tmp_path / "strict.toml"
     policy.write_text(BANNED_DRIVER)
-    proc = subprocess.Popen([sys.executable, "-m", "verifier", "reverify", "--all", "--policy", str(policy), "--trust",
-                             "simulator", "--batch", "1", "--db", str(db), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "verifier",
+            "reverify",
+            "--all",
+            "--policy",
+            str(policy),
+            "--trust",
+            "simulator",
+            "--batch",
+            "1",
+            "--db",
+            str(db),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 90
     done = 0
     while time.monotonic() < deadline and done < 2:
@@ -177,7 +217,11 @@ def test_kill_9_halfway_then_jobs_resume_processes_every_verdict_exactly_once(tm
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
     assert {k: summary[k] for k in ("job", "total", "changed", "by_change")} == {
-        "job": job["id"], "total": 12, "changed": 12, "by_change": {"pass→fail": 12}}
+        "job": job["id"],
+        "total": 12,
+        "changed": 12,
+        "by_change": {"pass→fail": 12},
+    }
     assert sum(summary["by_reason"].values()) == 12
     _exactly_once(db, job["id"])
     shown = json.loads(_cli("jobs", "show", job["id"], "--db", str(db), "--json").stdout)
@@ -218,12 +262,22 @@ def test_a_cancelled_job_stops_and_is_not_resumed_by_a_service_restart(tmp_path:
     assert cancelled["state"] == "cancelled" and resumed == []
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"kind": "delete"}, "kind"), ({"at": "yesterday"}, "at"), ({"at": -1}, "at"), ({"collateral": "cached"}, "collateral"),
-    ({"filter": {"status": "maybe"}}, "filter.status"), ({"filter": {"colour": "red"}}, "filter"),
-    ({"filter": {"ids": ["x"]}}, "filter.ids"), ({"filter": {"since": "yesterday"}}, "filter.since"),
-    ({"policy": ""}, "policy"), ({"surprise": 1}, "surprise"), ([], "body"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "delete"}, "kind"),
+        ({"at": "yesterday"}, "at"),
+        ({"at": -1}, "at"),
+        ({"collateral": "cached"}, "collateral"),
+        ({"filter": {"status": "maybe"}}, "filter.status"),
+        ({"filter": {"colour": "red"}}, "filter"),
+        ({"filter": {"ids": ["x"]}}, "filter.ids"),
+        ({"filter": {"since": "yesterday"}}, "filter.since"),
+        ({"policy": ""}, "policy"),
+        ({"surprise": 1}, "surprise"),
+        ([], "body"),
+    ],
+)
 def test_bad_job_requests_name_the_field(body: Any, field: str) -> None:
     with pytest.raises(JobSpecError) as info:
         parse_spec(body)
@@ -264,14 +318,20 @@ def test_early_collateral_asks_intel_for_the_early_tcb_update_and_warns_before_e
 
     job = asyncio.run(run())
     assert ("/tdx/certification/v4/tcb", "early") in asked and ("/tdx/certification/v4/qe/identity", "early") in asked
-    assert (job["collateral"], job["by_change"], job["by_reason"]) == ("early", {"pass→fail": 1}, {"tcb_status_not_allowed": 1})
+    assert (job["collateral"], job["by_change"], job["by_reason"]) == (
+        "early",
+        {"pass→fail": 1},
+        {"tcb_status_not_allowed": 1},
+    )
     with Ledger.open_readonly(db) as ledger:
         (item,) = JobStore(ledger).items(job["id"])
         verdict = ledger.get(item["new_verdict_id"])
     assert verdict is not None and verdict["claims"]["reverification"]["clocks"]["job"]["collateral"] == "early"
 
 
-def test_a_job_made_with_the_services_policy_refuses_to_run_under_another_policy_or_trust_profile(tmp_path: Path) -> None:
+def test_a_job_made_with_the_services_policy_refuses_to_run_under_another_policy_or_trust_profile(
+    tmp_path: Path,
+) -> None:
     db = _record(tmp_path, 1)
     strict = tmp_path / "strict.toml"
     strict.write_text(BANNED_DRIVER)
@@ -299,9 +359,16 @@ def test_cli_cancel_stops_a_queued_job_and_resume_leaves_it_cancelled(tmp_path: 
     db = _record(tmp_path, 2)
     with Ledger.open(db) as ledger:
         store = JobStore(ledger)
-        job_id = store.create(spec={}, selection=store.select(trust_profile="simulator"), policy_text=BANNED_DRIVER,
-                              policy_id="no-old-drivers", policy_sha256="0" * 64, trust_profile="simulator", at=None,
-                              collateral="recorded")
+        job_id = store.create(
+            spec={},
+            selection=store.select(trust_profile="simulator"),
+            policy_text=BANNED_DRIVER,
+            policy_id="no-old-drivers",
+            policy_sha256="0" * 64,
+            trust_profile="simulator",
+            at=None,
+            collateral="recorded",
+        )
     cancelled = _cli("jobs", "cancel", job_id, "--db", str(db), "--json")
     assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["state"] == "cancelled"
     resumed = _cli("jobs", "resume", job_id, "--db", str(db), "--json")

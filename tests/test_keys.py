@@ -77,7 +77,9 @@ def test_a_key_whose_id_matches_but_hash_differs_does_not_authenticate(tmp_path:
         assert store.authenticate(secret) is None  # the id is only the lookup; the full hash decides
 
 
-def test_serve_with_an_empty_key_store_makes_an_admin_key_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_with_an_empty_key_store_makes_an_admin_key_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "l.db"
     bootstrap_admin_key(str(db), None)
     secret = capsys.readouterr().out.splitlines()[-1]
@@ -88,8 +90,9 @@ def test_serve_with_an_empty_key_store_makes_an_admin_key_once(tmp_path: Path, c
         assert key is not None and key.role is Role.ADMIN
 
 
-def test_serve_imports_the_first_admin_key_from_a_file_or_the_environment(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_imports_the_first_admin_key_from_a_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     chosen = "vk_" + "k" * 40
     (tmp_path / "key").write_text(chosen + "\n")
     bootstrap_admin_key(str(tmp_path / "a.db"), tmp_path / "key")

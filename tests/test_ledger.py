@@ -65,8 +65,15 @@ def make_verdict(**overrides: Any) -> dict[str, Any]:
         "claims": {"tcb_status": "UpToDate"},
         "notes": [],
         "collateral": [],
-        "attestation": {"format": "dstack", "paths": ["$"], "hops": [], "origin": "fetched", "fetched_at": 1_700_000_000,
-                        "reused_from": None, "age_s": None},
+        "attestation": {
+            "format": "dstack",
+            "paths": ["$"],
+            "hops": [],
+            "origin": "fetched",
+            "fetched_at": 1_700_000_000,
+            "reused_from": None,
+            "age_s": None,
+        },
         "supersedes": None,
     }
     for key, value in overrides.items():
@@ -270,14 +277,28 @@ def test_migrations_idempotent_when_opened_twice(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     Ledger.open(path).close()
     with Ledger.open(path) as again:
-        applied = list(again.db.query("SELECT name FROM _sqlite_migrations WHERE migration_set = 'verifier.adapters.ledger'"))
-        names = [row["name"] for row in applied]
-        assert names == ["0001_initial", "0002_append_only_keys_chain", "0003_reuse_key_gateway", "0004_jobs",
-                         "0005_tlog"]
-        assert {"verdicts", "checks", "evidence", "verdict_evidence", "attestations", "heartbeat", "api_keys",
-                "api_key_revocations", "collateral_cache"} <= set(
-            again.db.table_names()
+        applied = list(
+            again.db.query("SELECT name FROM _sqlite_migrations WHERE migration_set = 'verifier.adapters.ledger'")
         )
+        names = [row["name"] for row in applied]
+        assert names == [
+            "0001_initial",
+            "0002_append_only_keys_chain",
+            "0003_reuse_key_gateway",
+            "0004_jobs",
+            "0005_tlog",
+        ]
+        assert {
+            "verdicts",
+            "checks",
+            "evidence",
+            "verdict_evidence",
+            "attestations",
+            "heartbeat",
+            "api_keys",
+            "api_key_revocations",
+            "collateral_cache",
+        } <= set(again.db.table_names())
 
 
 def test_file_db_reopened_keeps_everything(tmp_path: Path, clock: Clock) -> None:
@@ -292,7 +313,12 @@ def test_file_db_reopened_keeps_everything(tmp_path: Path, clock: Clock) -> None
         assert [r["id"] for r in reopened.list()[0]] == [second, first]
         assert (
             reopened.find_reusable_attestation(
-                signer="0xabc", signing_algo="ecdsa", model="m1", gateway="https://gw.example", now=clock.now, max_age=60
+                signer="0xabc",
+                signing_algo="ecdsa",
+                model="m1",
+                gateway="https://gw.example",
+                now=clock.now,
+                max_age=60,
             )
             is not None
         )
@@ -402,10 +428,19 @@ def test_find_reusable_attestation_requires_the_passing_checks(ledger: Ledger, c
         make_verdict(attestation__origin="reused"),
         make_verdict(attestation__fetched_at=None),
     ],
-    ids=["supplied-nonce", "no-nonce", "reused", "reused-from-only", "recorded-not-fetched", "origin-reused",
-         "no-fetch-time"],
+    ids=[
+        "supplied-nonce",
+        "no-nonce",
+        "reused",
+        "reused-from-only",
+        "recorded-not-fetched",
+        "origin-reused",
+        "no-fetch-time",
+    ],
 )
-def test_find_reusable_attestation_needs_a_fresh_minted_fetch_by_this_verifier(ledger: Ledger, verdict: dict[str, Any]) -> None:
+def test_find_reusable_attestation_needs_a_fresh_minted_fetch_by_this_verifier(
+    ledger: Ledger, verdict: dict[str, Any]
+) -> None:
     ledger.save(verdict, BUNDLE)
     assert _reuse(ledger) is None
 

@@ -25,7 +25,11 @@ def check(db: Path) -> tuple[int, str]:
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "l.db"
     for i in range(3):
-        save_one(path, {**EVIDENCE, "response.body": f'{{"id": "c{i}"}}'.encode()}, subject={"model": f"m{i}", "signer": "0xabc"})
+        save_one(
+            path,
+            {**EVIDENCE, "response.body": f'{{"id": "c{i}"}}'.encode()},
+            subject={"model": f"m{i}", "signer": "0xabc"},
+        )
     return path
 
 
@@ -63,16 +67,31 @@ def test_every_ledger_table_refuses_updates_and_deletes(db: Path, table: str) ->
             with ledger.transaction():
                 sign_head(ledger.db, NoteSigner("test/log", Ed25519PrivateKey.generate()), 0.0)
         if table == "verdict_claims":  # a verdict whose claims name a TCB status: the index has a row
-            ledger.save({"id": None, "status": "fail", "checks": [], "claims": {"tdx": {"$": {"dcap": {"status": "OutOfDate"}}}}},
-                        {})
+            ledger.save(
+                {
+                    "id": None,
+                    "status": "fail",
+                    "checks": [],
+                    "claims": {"tdx": {"$": {"dcap": {"status": "OutOfDate"}}}},
+                },
+                {},
+            )
         if table.startswith("job"):  # one job over one verdict, with an item: every job table has a row
             from verifier.adapters.ledger.jobs import Item, JobStore
 
             jobs = JobStore(ledger)
             newest = ledger.list(limit=1)[0][0]
             (head,) = jobs.select(trust_profile=newest["trust_profile"], ids=[newest["id"]])
-            job_id = jobs.create(spec={}, selection=[head], policy_text=None, policy_id="p", policy_sha256="0" * 64,
-                                 trust_profile=newest["trust_profile"], at=None, collateral="recorded")
+            job_id = jobs.create(
+                spec={},
+                selection=[head],
+                policy_text=None,
+                policy_id="p",
+                policy_sha256="0" * 64,
+                trust_profile=newest["trust_profile"],
+                at=None,
+                collateral="recorded",
+            )
             jobs.commit(job_id, [Item(head, "pass", None, error="test")])
         for statement in (f"DELETE FROM {table}", f"UPDATE {table} SET rowid = rowid"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -80,19 +99,29 @@ def test_every_ledger_table_refuses_updates_and_deletes(db: Path, table: str) ->
 
 
 def test_a_repointed_response_body_is_detected(db: Path) -> None:
-    edit(db, "UPDATE verdict_evidence SET sha256 = (SELECT sha256 FROM verdict_evidence WHERE name = 'response.body'"
-             " ORDER BY verdict_id DESC LIMIT 1) WHERE name = 'response.body' AND verdict_id = (SELECT min(id) FROM verdicts)")
+    edit(
+        db,
+        "UPDATE verdict_evidence SET sha256 = (SELECT sha256 FROM verdict_evidence WHERE name = 'response.body'"
+        " ORDER BY verdict_id DESC LIMIT 1) WHERE name = 'response.body' AND verdict_id = (SELECT min(id) FROM "
+        "verdicts)",
+    )
     code, out = check(db)
     assert code == 2 and "repointed" in out and "MISMATCH verdict v_" in out
 
 
-@pytest.mark.parametrize(("statement", "needle"), [
-    ("UPDATE checks SET status = 'fail' WHERE rowid = 1", "check rows"),
-    ("UPDATE attestations SET signer = '0xevil'", "attestation row"),
-    ("UPDATE verdicts SET status = 'fail' WHERE id = (SELECT min(id) FROM verdicts)", "columns status"),
-    ("DELETE FROM verdict_evidence WHERE name = 'report.json' AND verdict_id = (SELECT max(id) FROM verdicts)", "manifest"),
-    ("INSERT INTO checks (verdict_id, check_id, status) VALUES ('v_nobody', 'x', 'pass')", "point at no verdict"),
-])
+@pytest.mark.parametrize(
+    ("statement", "needle"),
+    [
+        ("UPDATE checks SET status = 'fail' WHERE rowid = 1", "check rows"),
+        ("UPDATE attestations SET signer = '0xevil'", "attestation row"),
+        ("UPDATE verdicts SET status = 'fail' WHERE id = (SELECT min(id) FROM verdicts)", "columns status"),
+        (
+            "DELETE FROM verdict_evidence WHERE name = 'report.json' AND verdict_id = (SELECT max(id) FROM verdicts)",
+            "manifest",
+        ),
+        ("INSERT INTO checks (verdict_id, check_id, status) VALUES ('v_nobody', 'x', 'pass')", "point at no verdict"),
+    ],
+)
 def test_edits_around_the_triggers_are_reported(db: Path, statement: str, needle: str) -> None:
     edit(db, statement)
     code, out = check(db)
@@ -103,14 +132,23 @@ def test_edits_around_the_triggers_are_reported(db: Path, statement: str, needle
 def test_a_removed_verdict_breaks_the_hash_chain(db: Path) -> None:
     with Ledger.open(db) as ledger:
         middle = ledger.list()[0][1]["id"]
-    edit(db, f"DELETE FROM attestations WHERE verdict_id = '{middle}'", f"DELETE FROM checks WHERE verdict_id = '{middle}'",
-          f"DELETE FROM verdict_evidence WHERE verdict_id = '{middle}'", f"DELETE FROM verdicts WHERE id = '{middle}'")
+    edit(
+        db,
+        f"DELETE FROM attestations WHERE verdict_id = '{middle}'",
+        f"DELETE FROM checks WHERE verdict_id = '{middle}'",
+        f"DELETE FROM verdict_evidence WHERE verdict_id = '{middle}'",
+        f"DELETE FROM verdicts WHERE id = '{middle}'",
+    )
     code, out = check(db)
     assert code == 2 and "hash chain broken" in out
 
 
 def test_a_corrupted_blob_is_reported(db: Path) -> None:
-    edit(db, f"UPDATE evidence SET data = X'{zlib.compress(REPORT.replace(b'abc', b'abd')).hex()}' WHERE size = {len(REPORT)}")
+    edit(
+        db,
+        f"UPDATE evidence SET data = X'{zlib.compress(REPORT.replace(b'abc', b'abd')).hex()}' WHERE size = "
+        f"{len(REPORT)}",
+    )
     with Ledger.open_readonly(db) as ledger:
         report = check_ledger(ledger)
     assert not report.ok and any("evidence blob" in p for p in report.problems)

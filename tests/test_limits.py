@@ -86,7 +86,9 @@ async def limited(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> A
 
 
 async def test_a_key_over_its_rate_gets_a_429_with_retry_after(limited: Env) -> None:
-    statuses = [(await limited.client.get("/v1/verifications", headers=limited.auth(Role.READ))).status for _ in range(4)]
+    statuses = [
+        (await limited.client.get("/v1/verifications", headers=limited.auth(Role.READ))).status for _ in range(4)
+    ]
     assert statuses == [200, 200, 200, 429]
     resp = await limited.client.get("/v1/verifications", headers=limited.auth(Role.READ))
     assert int(resp.headers["Retry-After"]) >= 1 and (await resp.json())["error"]["code"] == "rate_limited"
@@ -106,8 +108,9 @@ async def test_an_exhausted_upstream_budget_is_a_429_before_any_upstream_call(li
     assert 'verifier_limit_rejections_total{limit="upstream_budget_exhausted"} 1.0' in metrics
 
 
-async def test_a_verification_that_cannot_get_its_bytes_admitted_is_a_503(aiohttp_client: Any, aiohttp_server: Any,
-                                                                           tmp_path: Path) -> None:
+async def test_a_verification_that_cannot_get_its_bytes_admitted_is_a_503(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     env = await start(aiohttp_client, aiohttp_server, tmp_path, max_inflight_bytes=1024, admission_wait=0.2)
     held = env.client.app[SERVICES].admission  # type: ignore[index]
     await held.reserve(1024)  # someone else holds the whole budget

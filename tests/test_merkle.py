@@ -35,6 +35,7 @@ def h(data: bytes) -> bytes:
 
 # --- a reference written straight from the RFC's definitions, by the formula, independent of the module --------
 
+
 def ref_mth(d: list[bytes]) -> bytes:
     """MTH over entries (RFC 9162 §2.1.1), with k found by counting up."""
     if not d:
@@ -189,8 +190,10 @@ def test_published_transparency_dev_consistency_vectors(name: str) -> None:
 @given(st.integers(-3, 40), st.integers(-3, 40), st.lists(st.binary(min_size=0, max_size=40), max_size=8))
 def test_arbitrary_proofs_raise_only_proof_error(index: int, size: int, proof: list[bytes]) -> None:
     root = root_hash(LEAVES[:5])
-    for fn in (lambda: verify_inclusion(index, size, LEAVES[0], proof, root),
-               lambda: verify_consistency(index, size, root, root, proof)):
+    for fn in (
+        lambda: verify_inclusion(index, size, LEAVES[0], proof, root),
+        lambda: verify_consistency(index, size, root, root, proof),
+    ):
         with contextlib.suppress(ProofError):
             fn()
 

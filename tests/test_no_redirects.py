@@ -53,8 +53,11 @@ async def test_pcs_does_not_follow_redirects(aiohttp_server: Any) -> None:
 def test_no_client_turns_tls_verification_off() -> None:
     from pathlib import Path
 
-    sources = {p: p.read_text() for p in (Path(__file__).resolve().parent.parent / "verifier").rglob("*.py")
-               if "simulator" not in p.parts}
+    sources = {
+        p: p.read_text()
+        for p in (Path(__file__).resolve().parent.parent / "verifier").rglob("*.py")
+        if "simulator" not in p.parts
+    }
     for needle in ("ssl=False", "verify_ssl", "CERT_NONE", "check_hostname = False", "allow_redirects=True"):
         assert [str(p) for p, text in sources.items() if needle in text] == [], needle
     for adapter in ("gateway.py", "nras_client.py", "pcs.py"):

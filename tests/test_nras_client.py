@@ -100,14 +100,23 @@ async def test_round_trip_verifies_offline(nras: Server, session: aiohttp.Client
     _, base = nras
     client = NrasClient(session, base)
     body = await client.attest(REQUEST)
-    result = verify_nras_response(body, jwks=await client.jwks(), expected_nonce=bytes.fromhex(REQUEST["nonce"]),
-                                  devices=gpu_identities(PAYLOAD.evidence),
-                                  now=1782698900, anchors=production_anchors())
+    result = verify_nras_response(
+        body,
+        jwks=await client.jwks(),
+        expected_nonce=bytes.fromhex(REQUEST["nonce"]),
+        devices=gpu_identities(PAYLOAD.evidence),
+        now=1782698900,
+        anchors=production_anchors(),
+    )
     assert result.overall
 
 
-@pytest.mark.parametrize(("mode", "needle"), [("500", "HTTP 500"), ("429", "HTTP 429"), ("400", "HTTP 400"), ("garbage", "not JSON")])
-async def test_faults_are_nras_unavailable(nras: Server, session: aiohttp.ClientSession, mode: str, needle: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "needle"), [("500", "HTTP 500"), ("429", "HTTP 429"), ("400", "HTTP 400"), ("garbage", "not JSON")]
+)
+async def test_faults_are_nras_unavailable(
+    nras: Server, session: aiohttp.ClientSession, mode: str, needle: str
+) -> None:
     mock, base = nras
     mock.mode = mode
     with pytest.raises(UpstreamError) as exc:
@@ -130,7 +139,9 @@ async def test_connection_refused_is_nras_unavailable(session: aiohttp.ClientSes
     assert exc.value.reason == "nras_unavailable"
 
 
-async def test_jwks_is_cached_and_an_unknown_kid_triggers_one_refetch(nras: Server, session: aiohttp.ClientSession) -> None:
+async def test_jwks_is_cached_and_an_unknown_kid_triggers_one_refetch(
+    nras: Server, session: aiohttp.ClientSession
+) -> None:
     mock, base = nras
     client = NrasClient(session, base)
     known = json.loads(JWKS)["keys"][0]["kid"]
@@ -171,7 +182,8 @@ WRONG_SHAPES = {
 
 @pytest.mark.parametrize("shape", sorted(WRONG_SHAPES))
 async def test_an_answer_of_the_wrong_shape_is_nras_unavailable_not_bad_evidence(
-        nras: Server, session: aiohttp.ClientSession, shape: str) -> None:
+    nras: Server, session: aiohttp.ClientSession, shape: str
+) -> None:
     mock, base = nras
     mock.answer = WRONG_SHAPES[shape]
     with pytest.raises(UpstreamError) as exc:
@@ -180,8 +192,9 @@ async def test_an_answer_of_the_wrong_shape_is_nras_unavailable_not_bad_evidence
 
 
 @pytest.mark.parametrize("answer", [b'{"keys": [1, "k"]}', b'{"keys": [{"kid": "\\udc00"}]}', b'{"keys": {}}'])
-async def test_a_jwks_of_the_wrong_shape_is_nras_unavailable(nras: Server, session: aiohttp.ClientSession,
-                                                           answer: bytes) -> None:
+async def test_a_jwks_of_the_wrong_shape_is_nras_unavailable(
+    nras: Server, session: aiohttp.ClientSession, answer: bytes
+) -> None:
     mock, base = nras
     mock.jwks_answer = answer
     with pytest.raises(UpstreamError) as exc:
@@ -217,8 +230,11 @@ class _Session:
 
 
 @settings(max_examples=150)
-@given(st.one_of(mutated_json(Seed("nras_v3_response", json.loads(RESPONSE))),
-                 mutated_bytes(Seed("nras_v3_response", RESPONSE))))
+@given(
+    st.one_of(
+        mutated_json(Seed("nras_v3_response", json.loads(RESPONSE))), mutated_bytes(Seed("nras_v3_response", RESPONSE))
+    )
+)
 def test_any_2xx_answer_is_returned_verbatim_or_nras_unavailable_never_another_error(body: bytes) -> None:
     client = NrasClient(_Session(body), "http://nras.invalid")  # type: ignore[arg-type]
     try:
@@ -228,8 +244,14 @@ def test_any_2xx_answer_is_returned_verbatim_or_nras_unavailable_never_another_e
         return
     assert got == body
     try:  # a well-shaped answer is judged by the token verifier: a fail or indeterminate, never a crash
-        verify_nras_response(got, jwks=json.loads(JWKS), expected_nonce=bytes.fromhex(REQUEST["nonce"]), devices=gpu_identities(PAYLOAD.evidence),
-                             now=1782698900, anchors=production_anchors())
+        verify_nras_response(
+            got,
+            jwks=json.loads(JWKS),
+            expected_nonce=bytes.fromhex(REQUEST["nonce"]),
+            devices=gpu_identities(PAYLOAD.evidence),
+            now=1782698900,
+            anchors=production_anchors(),
+        )
     except (CheckFailed, EvidenceError, Indeterminate) as exc:
         shape_errors = ("the NRAS response is not", "the NRAS response does not start")
         assert not exc.message.startswith(shape_errors), f"the client let a wrong shape through: {exc.message}"

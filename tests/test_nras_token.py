@@ -653,6 +653,7 @@ def test_a_world_with_an_nras_fault_signs_real_answers_that_fail_only_path_valid
     devices = gpu_identities(parse_nvidia_payload(payload).evidence)
     assert base64.b64decode(world.jwks()["keys"][0]["x5c"][1]) == world.anchors.nras_intermediate_der  # pinned
     with pytest.raises(CheckFailed) as exc:
-        verify_nras_response(body, jwks=world.jwks(), expected_nonce=bytes(32), devices=devices, now=1_790_000_010,
-                             anchors=world.anchors)
+        verify_nras_response(
+            body, jwks=world.jwks(), expected_nonce=bytes(32), devices=devices, now=1_790_000_010, anchors=world.anchors
+        )
     assert exc.value.reason == "nras_token_invalid" and "RFC 5280" in exc.value.message

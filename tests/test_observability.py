@@ -39,7 +39,9 @@ async def test_metrics_count_verdicts_upstream_latency_ledger_writes_and_loop_la
     assert verdict["status"] == "pass"
     assert got[("verifier_check_results_total", (("check", "tdx.quote"), ("reason", "none"), ("status", "pass")))] == 1
     for endpoint in ("signature", "report", "pcs", "nras_attest", "nras_jwks"):
-        assert got[("verifier_upstream_request_seconds_count", (("endpoint", endpoint), ("outcome", "ok")))] >= 1, endpoint
+        assert got[("verifier_upstream_request_seconds_count", (("endpoint", endpoint), ("outcome", "ok")))] >= 1, (
+            endpoint
+        )
     assert got[("verifier_ledger_write_seconds_count", ())] == 1
     assert ("verifier_event_loop_lag_seconds_count", ()) in got
     assert got[("verifier_dcap_worker_restarts_total", ())] == 0
@@ -54,7 +56,9 @@ def test_caller_chosen_model_labels_are_bounded() -> None:
     assert metrics.model_label("m0") == "m0"  # a model already seen keeps its label
 
 
-async def test_each_request_is_one_json_log_line_with_key_id_never_the_key(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+async def test_each_request_is_one_json_log_line_with_key_id_never_the_key(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     verdict = await (await post(env, role=Role.SUBMIT)).json()
     access = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "verifier.access"]

@@ -66,8 +66,9 @@ async def test_an_error_in_the_engine_reaches_the_caller() -> None:
         offloader.close()
 
 
-async def test_a_slow_engine_step_does_not_delay_healthz(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_slow_engine_step_does_not_delay_healthz(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = engine.verify_gpu  # the engine's GPU step (pure-Python work between C calls)
 
     def slow_verify_gpu(*args: Any, **kwargs: Any) -> Any:

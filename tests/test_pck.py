@@ -86,8 +86,8 @@ PPID_ENTRY = "300e060a2a864886f84d010d01010400"  # SEQUENCE { OID ...13.1.1 (PPI
         (bytes.fromhex("3010" + PPID_ENTRY), "0 FMSPC entries"),
         (bytes.fromhex("302c" + FMSPC_ENTRY + FMSPC_ENTRY), "2 FMSPC entries"),  # ambiguous: never pick one
         (bytes.fromhex("3010300e060a2a864886f84d010d01040400"), "6-byte OCTET STRING"),
-        (bytes.fromhex("3017" "3015060a2a864886f84d010d0104" "040790c06f00000000"), "6-byte OCTET STRING"),  # 7 bytes
-        (bytes.fromhex("3016" "3014060a2a864886f84d010d0104" "020690c06f000000"), "not a SEQUENCE OF"),  # an INTEGER
+        (bytes.fromhex("30173015060a2a864886f84d010d0104040790c06f00000000"), "6-byte OCTET STRING"),  # 7 bytes
+        (bytes.fromhex("30163014060a2a864886f84d010d0104020690c06f000000"), "not a SEQUENCE OF"),  # an INTEGER
     ],
 )
 def test_sgx_extension_reader_names_what_is_wrong(der: bytes, message: str) -> None:
@@ -122,13 +122,18 @@ _arcs = st.lists(st.integers(0, 2**32), min_size=1, max_size=4)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(_arcs, _values), max_size=6), st.one_of(st.none(), st.binary(min_size=5, max_size=7)), st.data())
+@given(
+    st.lists(st.tuples(_arcs, _values), max_size=6), st.one_of(st.none(), st.binary(min_size=5, max_size=7)), st.data()
+)
 def test_random_extensions_read_their_one_fmspc_or_raise_only_evidence_error(
-        others: list[tuple[list[int], core.Asn1Value]], fmspc: bytes | None, data: st.DataObject) -> None:
+    others: list[tuple[list[int], core.Asn1Value]], fmspc: bytes | None, data: st.DataObject
+) -> None:
     entries = [_Entry({"id": "1.3." + ".".join(map(str, arcs)), "value": value}) for arcs, value in others]
     if fmspc is not None:
-        entries.insert(data.draw(st.integers(0, len(entries))), _Entry({"id": "1.2.840.113741.1.13.1.4",
-                                                                          "value": core.OctetString(fmspc)}))
+        entries.insert(
+            data.draw(st.integers(0, len(entries))),
+            _Entry({"id": "1.2.840.113741.1.13.1.4", "value": core.OctetString(fmspc)}),
+        )
     der = bytearray(_Entries(entries).dump())
     if fmspc is not None and len(fmspc) == 6:
         assert fmspc_from_extension(bytes(der)) == fmspc.hex().upper()
@@ -155,7 +160,10 @@ def _mutated_chain(data: st.DataObject) -> bytes:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=512))
 def test_arbitrary_bytes_only_raise_evidence_error(blob: bytes) -> None:
-    for candidate in (blob, b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(blob) + b"-----END CERTIFICATE-----\n"):
+    for candidate in (
+        blob,
+        b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(blob) + b"-----END CERTIFICATE-----\n",
+    ):
         with contextlib.suppress(EvidenceError):
             pck_identity(candidate)
     with contextlib.suppress(EvidenceError):

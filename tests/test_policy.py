@@ -44,13 +44,13 @@ def test_policy_hash_is_sha256_of_the_exact_bytes() -> None:
         ('[tdx]\nallowed_tcb_statuse = ["UpToDate"]\n', "unknown key 'tdx.allowed_tcb_statuse'"),
         ('[tdx]\nallowed_tcb_statuses = ["Revoked"]\n', "'Revoked' is not an allowable"),
         ('[tdx]\nallowed_tcb_statuses = ["SWHardeningNeeded"]\n', "needs tdx.advisory_allowlist"),
-        ('[tdx]\nallowed_tcb_statuses = []\n', "must not be empty"),
+        ("[tdx]\nallowed_tcb_statuses = []\n", "must not be empty"),
         ('[tdx]\nallowed_mrtd = ["zz"]\n', "tdx.allowed_mrtd: 'zz' is not hex"),
         ('[tdx]\nallowed_mrtd = ["00"]\n', "tdx.allowed_mrtd: got 1 bytes, expected 48"),
         ('[tdx.app_ids]\n"m" = ["0011"]\n', "tdx.app_ids.m: got 2 bytes, expected 20"),
         ('[gpu]\nnras = "maybe"\n', "gpu.nras: got 'maybe'"),
         ('[checks]\n"tdx.quote" = "sometimes"\n', "checks.tdx.quote: got 'sometimes'"),
-        ('[attestation]\nmax_attestation_age = -1\n', "expected a number >= 0"),
+        ("[attestation]\nmax_attestation_age = -1\n", "expected a number >= 0"),
         ('[attestation]\nmax_attestation_age = "1"\n', "attestation.max_attestation_age: got '1', expected int"),
         ("x = 1\n", "top-level key 'x' must be a [section]"),
         ("[tdx\n", "not valid TOML"),
@@ -64,7 +64,10 @@ def test_bad_policy_is_a_config_error_naming_key_and_file(text: str, needle: str
 
 
 def test_sw_hardening_allowed_only_with_an_advisory_allowlist() -> None:
-    p = parse_policy(b'[tdx]\nallowed_tcb_statuses = ["UpToDate", "SWHardeningNeeded"]\nadvisory_allowlist = ["INTEL-SA-00615"]\n', source="t")
+    p = parse_policy(
+        b'[tdx]\nallowed_tcb_statuses = ["UpToDate", "SWHardeningNeeded"]\nadvisory_allowlist = ["INTEL-SA-00615"]\n',
+        source="t",
+    )
     assert p.tdx.advisory_allowlist == frozenset({"INTEL-SA-00615"})
 
 
@@ -82,10 +85,16 @@ def test_every_key_has_documentation_text() -> None:
     assert all(k.doc for k in KEYS.values())
 
 
-@pytest.mark.parametrize(("check_id", "foundation"), [
-    ("tdx.binds_nonce", "tdx.quote"), ("tdx.binds_signer", "tdx.quote"), ("tdx.debug", "tdx.quote"),
-    ("gpu.nonce", "gpu.evidence"), ("response.hash", "signature.valid"),
-])
+@pytest.mark.parametrize(
+    ("check_id", "foundation"),
+    [
+        ("tdx.binds_nonce", "tdx.quote"),
+        ("tdx.binds_signer", "tdx.quote"),
+        ("tdx.debug", "tdx.quote"),
+        ("gpu.nonce", "gpu.evidence"),
+        ("response.hash", "signature.valid"),
+    ],
+)
 def test_a_required_check_over_unverified_evidence_is_refused(check_id: str, foundation: str) -> None:
     # review finding: tdx.quote advisory + bindings required let a forged quote with the right report_data pass
     text = f'[checks]\n"{foundation}" = "advisory"\n'.encode()
@@ -101,7 +110,9 @@ def test_a_required_check_over_unverified_evidence_is_refused(check_id: str, fou
 
 
 def test_bindings_may_be_advisory_together_with_their_foundation() -> None:
-    policy = parse_policy(b'[checks]\n"gpu.evidence" = "off"\n"gpu.nonce" = "advisory"\n"gpu.nras" = "off"\n', source="cpu-only.toml")
+    policy = parse_policy(
+        b'[checks]\n"gpu.evidence" = "off"\n"gpu.nonce" = "advisory"\n"gpu.nras" = "off"\n', source="cpu-only.toml"
+    )
     assert policy.severity("gpu.nonce") is Severity.ADVISORY
 
 
@@ -140,6 +151,8 @@ def test_the_foundation_rule_holds_for_every_declared_dependency_of_the_registry
         with pytest.raises(ConfigError) as exc:
             parse_policy(_every_check_advisory_but(check_id, dep), source="weak.toml")
         assert f"is required but checks.{dep} is off" in exc.value.message, (check_id, dep)
+
+
 # ---------------------------------------------------------------- fuzzing regressions: wrong types, nesting, formats
 
 
@@ -151,13 +164,17 @@ def test_a_severity_of_the_wrong_type_is_a_config_error_naming_the_key(value: st
         parse_policy(f'[checks]\n"tdx.quote" = {value}\n'.encode(), source="bad.toml")
 
 
-@pytest.mark.parametrize(("key", "value", "parsed"), [
-    ("allowed_mrtd", "[" * 5000 + "]" * 5000, False),
-    ("app_ids", "{a = " * 3000 + "1" + "}" * 3000, False),
-    ("allowed_mrtd", "[" * 300 + "]" * 300, True),  # tomllib manages this depth: the coercion names the key
-])
-def test_a_deeply_nested_value_is_a_config_error_naming_the_key_not_a_recursion_error(key: str, value: str,
-                                                                                      parsed: bool) -> None:
+@pytest.mark.parametrize(
+    ("key", "value", "parsed"),
+    [
+        ("allowed_mrtd", "[" * 5000 + "]" * 5000, False),
+        ("app_ids", "{a = " * 3000 + "1" + "}" * 3000, False),
+        ("allowed_mrtd", "[" * 300 + "]" * 300, True),  # tomllib manages this depth: the coercion names the key
+    ],
+)
+def test_a_deeply_nested_value_is_a_config_error_naming_the_key_not_a_recursion_error(
+    key: str, value: str, parsed: bool
+) -> None:
     text = f'[policy]\nid = "deep"\n\n[tdx]\nallow_debug = false\n{key} = {value}\n'
     with pytest.raises(ConfigError) as err:
         parse_policy(text.encode(), source="deep.toml")
@@ -172,11 +189,19 @@ def test_a_deeply_nested_value_spread_over_lines_names_its_key() -> None:
         parse_policy(text.encode(), source="deep.toml")
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("min_driver", "abc"), ("min_driver", "570..1"), ("min_driver", "570.172.08 "), ("min_driver", "5a0.1"),
-    ("min_driver", "\u0663\u0665"),  # Arabic-Indic digits: int() would take them, the version form does not
-    ("min_vbios", "xyz"), ("min_vbios", "96.00.D0.00.0G"), ("min_vbios", ".96"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("min_driver", "abc"),
+        ("min_driver", "570..1"),
+        ("min_driver", "570.172.08 "),
+        ("min_driver", "5a0.1"),
+        ("min_driver", "\u0663\u0665"),  # Arabic-Indic digits: int() would take them, the version form does not
+        ("min_vbios", "xyz"),
+        ("min_vbios", "96.00.D0.00.0G"),
+        ("min_vbios", ".96"),
+    ],
+)
 def test_a_minimum_gpu_version_that_is_not_a_dotted_version_is_refused_at_load(key: str, value: str) -> None:
     # fuzzing found: "abc" loaded, then failed every GPU verification as internal_error
     with pytest.raises(ConfigError, match=rf"bad\.toml: gpu\.{key}: got .*, expected a dotted"):
@@ -188,11 +213,14 @@ def test_dotted_minimum_gpu_versions_load() -> None:
     assert (policy.gpu.min_driver, policy.gpu.min_vbios) == ("570.172.08", "96.00.d0.00.03")
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("[attestation]\nmax_attestation_age = 1099511627777\n", "attestation.max_attestation_age: got 1099511627777"),
-    ("[gpu]\nnras_leeway = -1099511627777\n", "gpu.nras_leeway: got -1099511627777"),
-    ("[gpu]\nexpected_count = " + "9" * 5000 + "\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[attestation]\nmax_attestation_age = 1099511627777\n", "attestation.max_attestation_age: got 1099511627777"),
+        ("[gpu]\nnras_leeway = -1099511627777\n", "gpu.nras_leeway: got -1099511627777"),
+        ("[gpu]\nexpected_count = " + "9" * 5000 + "\n", "not valid TOML"),
+    ],
+)
 def test_integers_out_of_range_are_refused_at_load(text: str, needle: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_policy(text.encode(), source="big.toml")

@@ -38,15 +38,20 @@ class Proxied:
     seen: list[dict[str, str]] = field(default_factory=list)  # headers of every request the gateway received
 
     def sdk(self, role: Role = Role.SUBMIT) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=f"{self.proxy_url}/v1", api_key=API_KEY,
-                                  default_headers={"X-Verifier-Key": self.keys[role]}, max_retries=0)
+        return openai.AsyncOpenAI(
+            base_url=f"{self.proxy_url}/v1",
+            api_key=API_KEY,
+            default_headers={"X-Verifier-Key": self.keys[role]},
+            max_retries=0,
+        )
 
     def direct(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=f"{self.gateway_url}/v1", api_key=API_KEY, max_retries=0)
 
 
-async def start(aiohttp_server: Any, tmp_path: Path, *, mode: str = "sync", faults: frozenset[str] = frozenset(),
-                **settings: Any) -> Proxied:
+async def start(
+    aiohttp_server: Any, tmp_path: Path, *, mode: str = "sync", faults: frozenset[str] = frozenset(), **settings: Any
+) -> Proxied:
     gateway = SimulatedGateway(SimulatorWorld(), SimulatorConfig(clock=clock, faults=faults))
     seen: list[dict[str, str]] = []
 
@@ -62,7 +67,9 @@ async def start(aiohttp_server: Any, tmp_path: Path, *, mode: str = "sync", faul
     db = tmp_path / "verifier.db"
     keys = make_keys(db)
     settings.setdefault("dcap_workers", 1)
-    proxy = await aiohttp_server(create_proxy_app(simulator_settings(db, gateway_url, **settings), mode=mode, clock=clock))
+    proxy = await aiohttp_server(
+        create_proxy_app(simulator_settings(db, gateway_url, **settings), mode=mode, clock=clock)
+    )
     return Proxied(gateway, gateway_url, str(proxy.make_url("")).rstrip("/"), db, keys, seen)
 
 
@@ -91,7 +98,9 @@ async def verdict_by_id(env: Proxied, verification_id: str, role: Role = Role.SU
     return got
 
 
-async def test_sdk_non_stream_gets_the_gateways_exact_bytes_and_a_pass_verdict_in_the_headers(sync_proxy: Proxied) -> None:
+async def test_sdk_non_stream_gets_the_gateways_exact_bytes_and_a_pass_verdict_in_the_headers(
+    sync_proxy: Proxied,
+) -> None:
     raw = await sync_proxy.sdk().chat.completions.with_raw_response.create(model=MODEL, messages=messages())
     body = raw.http_response.content
     completion = raw.parse()
@@ -108,7 +117,9 @@ async def test_sdk_non_stream_gets_the_gateways_exact_bytes_and_a_pass_verdict_i
 
 async def test_sdk_stream_is_relayed_byte_for_byte_and_its_verdict_follows_by_id(sync_proxy: Proxied) -> None:
     sdk = sync_proxy.sdk()
-    async with sdk.chat.completions.with_streaming_response.create(model=MODEL, messages=messages(), stream=True) as resp:
+    async with sdk.chat.completions.with_streaming_response.create(
+        model=MODEL, messages=messages(), stream=True
+    ) as resp:
         ticket = resp.headers[ID_HEADER]
         assert STATUS_HEADER not in resp.headers  # a stream leaves before its verdict exists
         chunks = [chunk async for chunk in resp.iter_bytes()]
@@ -130,7 +141,9 @@ async def test_sdk_stream_parses_like_a_direct_call(sync_proxy: Proxied) -> None
     assert via_proxy == via_direct == "echo: a b c"
 
 
-async def test_the_gateway_key_is_forwarded_and_the_verifier_key_is_not_and_neither_is_stored(sync_proxy: Proxied) -> None:
+async def test_the_gateway_key_is_forwarded_and_the_verifier_key_is_not_and_neither_is_stored(
+    sync_proxy: Proxied,
+) -> None:
     await sync_proxy.sdk().chat.completions.create(model=MODEL, messages=messages())
     chat = [h for h in sync_proxy.seen if h.get("Authorization") == f"Bearer {API_KEY}"]
     assert chat, "the gateway never saw the caller's key"
@@ -149,8 +162,11 @@ async def test_models_list_is_relayed_unchanged(sync_proxy: Proxied) -> None:
 
 async def test_a_call_without_the_verifier_key_is_refused_and_never_reaches_the_gateway(sync_proxy: Proxied) -> None:
     with pytest.raises(openai.AuthenticationError):
-        await sync_proxy.direct().with_options(base_url=f"{sync_proxy.proxy_url}/v1").chat.completions.create(
-            model=MODEL, messages=messages())
+        await (
+            sync_proxy.direct()
+            .with_options(base_url=f"{sync_proxy.proxy_url}/v1")
+            .chat.completions.create(model=MODEL, messages=messages())
+        )
     assert sync_proxy.seen == []
 
 
@@ -165,6 +181,7 @@ async def test_another_keys_ticket_is_not_found(aiohttp_server: Any, tmp_path: P
     raw = await env.sdk().chat.completions.with_raw_response.create(model=MODEL, messages=messages())
     with Ledger.open(env.db) as ledger:
         from verifier.app.keys import KeyStore
+
         _, other = KeyStore(ledger).create(Role.SUBMIT, "another submitter")
     env.keys[Role.SUBMIT] = other
     with pytest.raises(openai.NotFoundError):
@@ -208,7 +225,9 @@ async def test_a_policy_alias_allows_the_fallback_model(aiohttp_server: Any, tmp
     assert {c["id"]: c["status"] for c in verdict["checks"]}["model.served"] == "pass"
 
 
-async def test_a_stream_is_relayed_chunk_by_chunk_before_the_upstream_finishes(aiohttp_server: Any, tmp_path: Path) -> None:
+async def test_a_stream_is_relayed_chunk_by_chunk_before_the_upstream_finishes(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
     release = asyncio.Event()
 
     async def slow_stream(request: web.Request) -> web.StreamResponse:
@@ -225,19 +244,26 @@ async def test_a_stream_is_relayed_chunk_by_chunk_before_the_upstream_finishes(a
     url = str(server.make_url("")).rstrip("/")
     db = tmp_path / "verifier.db"
     keys = make_keys(db)
-    proxy = await aiohttp_server(create_proxy_app(simulator_settings(db, url, dcap_workers=1, signature_deadline=0),
-                                                  clock=clock))
-    async with aiohttp.ClientSession() as session, session.post(
-            str(proxy.make_url("/v1/chat/completions")), data=json.dumps({"model": MODEL, "stream": True}),
-            headers={"X-Verifier-Key": keys[Role.SUBMIT], "Authorization": f"Bearer {API_KEY}"}) as resp:
+    proxy = await aiohttp_server(
+        create_proxy_app(simulator_settings(db, url, dcap_workers=1, signature_deadline=0), clock=clock)
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            str(proxy.make_url("/v1/chat/completions")),
+            data=json.dumps({"model": MODEL, "stream": True}),
+            headers={"X-Verifier-Key": keys[Role.SUBMIT], "Authorization": f"Bearer {API_KEY}"},
+        ) as resp,
+    ):
         first = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 10)
         assert b"chatcmpl-slow" in first and not release.is_set()
         release.set()
         assert await resp.read() == b"data: [DONE]\n\n"
 
 
-async def test_no_log_record_carries_the_gateway_key_or_the_verifier_key(sync_proxy: Proxied,
-                                                                         caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_log_record_carries_the_gateway_key_or_the_verifier_key(
+    sync_proxy: Proxied, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     await sync_proxy.sdk().chat.completions.create(model=MODEL, messages=messages())
     stream = await sync_proxy.sdk().chat.completions.create(model=MODEL, messages=messages(), stream=True)

@@ -66,15 +66,24 @@ def test_the_printed_proxy_command_verifies_an_sdk_completion_against_the_simula
         url = read_until(sim.stdout, r"listening on (http://\S+)", sim_out).group(1)
         command = read_until(sim.stdout, r"proxy:\s+verifier (proxy .*)$", sim_out).group(1)
         assert f"--gateway {url}" in command
-        proxy_args = [*shlex.split(command), "--port", "0", "--db", str(tmp_path / "v.db"), "--insecure-no-auth",
-                      "--workers", "1"]
+        proxy_args = [
+            *shlex.split(command),
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "v.db"),
+            "--insecure-no-auth",
+            "--workers",
+            "1",
+        ]
         out: list[str] = []
         with process(proxy_args, tmp_path) as prox:
             assert prox.stdout is not None
             proxy_url = read_until(prox.stdout, r"listening on (http://\S+)", out).group(1)
             sdk = openai.OpenAI(base_url=f"{proxy_url}/v1", api_key="sk-simulator-any", max_retries=0)
-            raw = sdk.chat.completions.with_raw_response.create(model="sim/echo-1",
-                                                                messages=[{"role": "user", "content": "hi"}])
+            raw = sdk.chat.completions.with_raw_response.create(
+                model="sim/echo-1", messages=[{"role": "user", "content": "hi"}]
+            )
             assert raw.parse().choices[0].message.content == "echo: hi"
             assert raw.headers["X-Verification-Status"] == "pass", out
             verdict_url = f"{proxy_url}/v1/verifications/{raw.headers['X-Verification-Id']}"

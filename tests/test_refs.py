@@ -50,7 +50,8 @@ M = [bytes([0x30 + i]) * 48 for i in range(6)]
 MANUAL = Provenance(source="manual", added_at=1796000000)
 GW = "https://gw.example"
 
-BASE = """[refs]
+BASE = (
+    """[refs]
 id = "t"
 description = "test refs"
 
@@ -80,7 +81,11 @@ rtmr1 = "{m2}"
 rtmr2 = "{m3}"
 source = "manual"
 added_at = 0
-""".replace("{m0}", M[0].hex()).replace("{m1}", M[1].hex()).replace("{m2}", M[2].hex()).replace("{m3}", M[3].hex())
+""".replace("{m0}", M[0].hex())
+    .replace("{m1}", M[1].hex())
+    .replace("{m2}", M[2].hex())
+    .replace("{m3}", M[3].hex())
+)
 
 
 def refs(text: str = BASE) -> Refs:
@@ -114,27 +119,41 @@ def test_missing_unreadable_or_non_toml_files_are_config_errors(tmp_path: Any) -
         parse_refs(b"\xff\xfe", source="t.toml")
 
 
-@pytest.mark.parametrize(("text", "names"), [
-    ('[refs]\nid = "t"\ncolour = 1\n', "refs.colour"),
-    ('[refs]\nid = "t"\n[extra]\n', "extra"),
-    ('[refs]\nid = "t"\n[models.m]\napp_ids = []\n', 'models."m".app_ids'),
-    ('[refs]\nid = "t"\n[[models.m.app]]\napp_id = "' + "01" * 20 + '"\nsource = "manual"\nadded_at = 0\nby = "me"\n',
-     'models."m".app[0].by'),
-    ('[refs]\nid = "t"\n[[models.m.os_image]]\nhash = "' + "01" * 32 + '"\nsource = "manual"\nadded_at = 0\nhashes = 1\n',
-     'models."m".os_image[0].hashes'),
-])
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ('[refs]\nid = "t"\ncolour = 1\n', "refs.colour"),
+        ('[refs]\nid = "t"\n[extra]\n', "extra"),
+        ('[refs]\nid = "t"\n[models.m]\napp_ids = []\n', 'models."m".app_ids'),
+        (
+            '[refs]\nid = "t"\n[[models.m.app]]\napp_id = "'
+            + "01" * 20
+            + '"\nsource = "manual"\nadded_at = 0\nby = "me"\n',
+            'models."m".app[0].by',
+        ),
+        (
+            '[refs]\nid = "t"\n[[models.m.os_image]]\nhash = "'
+            + "01" * 32
+            + '"\nsource = "manual"\nadded_at = 0\nhashes = 1\n',
+            'models."m".os_image[0].hashes',
+        ),
+    ],
+)
 def test_unknown_key_is_rejected_naming_the_key(text: str, names: str) -> None:
     message = rejected(text)
     assert names in message and "unknown key" in message
 
 
-@pytest.mark.parametrize(("field", "value", "expect"), [
-    ("app_id", '"zz' + "01" * 19 + '"', "is not hex"),
-    ("app_id", '"' + "01" * 19 + '"', "got 19 bytes, expected 20"),
-    ("app_id", "12", "expected a hex string of 20 bytes"),
-    ("compose_hash", '"' + "01" * 20 + '"', "got 20 bytes, expected 32"),
-    ("compose_hash", '"0x' + "01" * 31 + '0"', "is not hex"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "expect"),
+    [
+        ("app_id", '"zz' + "01" * 19 + '"', "is not hex"),
+        ("app_id", '"' + "01" * 19 + '"', "got 19 bytes, expected 20"),
+        ("app_id", "12", "expected a hex string of 20 bytes"),
+        ("compose_hash", '"' + "01" * 20 + '"', "got 20 bytes, expected 32"),
+        ("compose_hash", '"0x' + "01" * 31 + '0"', "is not hex"),
+    ],
+)
 def test_bad_hex_and_wrong_lengths_name_the_key(field: str, value: str, expect: str) -> None:
     message = rejected(f'[refs]\nid = "t"\n[[models.m.app]]\n{field} = {value}\nsource = "manual"\nadded_at = 0\n')
     assert f'models."m".app[0].{field}' in message and expect in message
@@ -142,24 +161,38 @@ def test_bad_hex_and_wrong_lengths_name_the_key(field: str, value: str, expect: 
 
 def test_boot_chain_measurements_are_48_bytes_and_mrseam_is_checked_too() -> None:
     chain = "".join(f'{k} = "{M[0].hex()}"\n' for k in ("mrtd", "rtmr0", "rtmr1"))
-    message = rejected(f'[refs]\nid = "t"\n[[models."*".boot_chain]]\n{chain}rtmr2 = "{"00" * 32}"\nsource = "manual"\nadded_at = 0\n')
+    message = rejected(
+        f'[refs]\nid = "t"\n[[models."*".boot_chain]]\n{chain}rtmr2 = "{"00" * 32}"\nsource = "manual"\nadded_at = 0\n'
+    )
     assert 'models."*".boot_chain[0].rtmr2: got 32 bytes, expected 48' in message
     message = rejected(f'[refs]\nid = "t"\n[[models."*".boot_chain]]\n{chain}source = "manual"\nadded_at = 0\n')
-    assert 'boot_chain[0].rtmr2: missing' in message
-    message = rejected(f'[refs]\nid = "t"\n[[models."*".boot_chain]]\n{chain}rtmr2 = "{M[1].hex()}"\nmrseam = "ab"\n'
-                       'source = "manual"\nadded_at = 0\n')
+    assert "boot_chain[0].rtmr2: missing" in message
+    message = rejected(
+        f'[refs]\nid = "t"\n[[models."*".boot_chain]]\n{chain}rtmr2 = "{M[1].hex()}"\nmrseam = "ab"\n'
+        'source = "manual"\nadded_at = 0\n'
+    )
     assert "boot_chain[0].mrseam: got 1 bytes, expected 48" in message
 
 
 def test_an_app_entry_needs_an_app_id_or_a_compose_hash() -> None:
-    assert "needs app_id, compose_hash or both" in rejected('[refs]\nid = "t"\n[[models.m.app]]\nsource = "manual"\nadded_at = 0\n')
+    assert "needs app_id, compose_hash or both" in rejected(
+        '[refs]\nid = "t"\n[[models.m.app]]\nsource = "manual"\nadded_at = 0\n'
+    )
 
 
-@pytest.mark.parametrize(("source", "ok"), [
-    ("gateway https://x/v1/models at 2026-12-02T06:00:00Z", True), ("verdict v_01", True), ("manual", True),
-    ("manual: copied from the vendor", True), ("gateway https://x", False), ("trust me", False), ("verdict ", False),
-    ("manual:", False),
-])
+@pytest.mark.parametrize(
+    ("source", "ok"),
+    [
+        ("gateway https://x/v1/models at 2026-12-02T06:00:00Z", True),
+        ("verdict v_01", True),
+        ("manual", True),
+        ("manual: copied from the vendor", True),
+        ("gateway https://x", False),
+        ("trust me", False),
+        ("verdict ", False),
+        ("manual:", False),
+    ],
+)
 def test_source_names_a_gateway_list_a_verdict_or_manual(source: str, ok: bool) -> None:
     text = f'[refs]\nid = "t"\n[[models.m.app]]\napp_id = "{"01" * 20}"\nsource = {json.dumps(source)}\nadded_at = 0\n'
     if ok:
@@ -181,7 +214,9 @@ def test_added_at_is_unix_seconds_or_an_offset_date_time() -> None:
 def test_every_name_belongs_to_one_model_only() -> None:
     head = '[refs]\nid = "t"\n'
     assert "same model" in rejected(head + '[models."Qwen/X"]\n[models."qwen/x"]\n')
-    assert "already the name or an alias" in rejected(head + '[models.a]\naliases = ["x"]\n[models.b]\naliases = ["X"]\n')
+    assert "already the name or an alias" in rejected(
+        head + '[models.a]\naliases = ["x"]\n[models.b]\naliases = ["X"]\n'
+    )
     assert "already the name or an alias" in rejected(head + '[models.a]\naliases = ["b"]\n[models.b]\n')
     assert "the model itself or listed twice" in rejected(head + '[models.a]\naliases = ["A"]\n')
     assert '"*" stands for every model' in rejected(head + '[models."*"]\naliases = ["x"]\n')
@@ -196,7 +231,7 @@ def test_the_same_entry_twice_is_rejected() -> None:
 def test_refs_id_is_required_and_not_empty() -> None:
     assert "refs.id: missing" in rejected("[refs]\n")
     assert "refs.id: must not be empty" in rejected('[refs]\nid = " "\n')
-    assert "refs: missing" in rejected('[models.m]\n')
+    assert "refs: missing" in rejected("[models.m]\n")
 
 
 # ---------------------------------------------------------------------------------------------- lookups
@@ -240,7 +275,9 @@ def test_a_boot_chain_matches_all_four_registers_and_mrseam_only_when_pinned() -
 
 def test_with_model_revalidates_and_drops_emptied_tables() -> None:
     r = refs()
-    added = with_model(r, ModelEntry(name="new/model", aliases=("n",), apps=(AppRef(app_id=A2, compose_hash=None, provenance=MANUAL),)))
+    added = with_model(
+        r, ModelEntry(name="new/model", aliases=("n",), apps=(AppRef(app_id=A2, compose_hash=None, provenance=MANUAL),))
+    )
     assert added.for_model("N").app_ids == {A2} and added.sha256 and added != r
     assert with_model(added, ModelEntry(name="NEW/model")) == r  # emptied: the table goes
     with pytest.raises(ConfigError, match="already the name or an alias"):
@@ -259,20 +296,29 @@ def test_dump_writes_lowercase_hex_without_0x_and_parses_back_equal() -> None:
 
 
 _names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12).filter(
-    lambda s: s.strip() != "" and s.strip() != "*")
+    lambda s: s.strip() != "" and s.strip() != "*"
+)
 _time = st.integers(0, 253402300799)
 _sources = st.one_of(
-    st.just("manual"), st.text(min_size=1, max_size=20).filter(str.strip).map(lambda t: "manual: " + t),
+    st.just("manual"),
+    st.text(min_size=1, max_size=20).filter(str.strip).map(lambda t: "manual: " + t),
     st.from_regex(r"verdict [A-Za-z0-9_]{1,20}", fullmatch=True),
-    st.from_regex(r"gateway https://[a-z]{1,8}\.example/v1/models(/phala)? at 2026-12-0[1-9]T0[0-9]:00:00Z", fullmatch=True),
+    st.from_regex(
+        r"gateway https://[a-z]{1,8}\.example/v1/models(/phala)? at 2026-12-0[1-9]T0[0-9]:00:00Z", fullmatch=True
+    ),
 )
 _prov = st.builds(Provenance, source=_sources, added_at=_time, note=st.text(max_size=20))
 _b = st.binary
 
 
 def _app(draw: Any) -> AppRef:
-    app_id, compose = draw(st.one_of(st.tuples(_b(min_size=20, max_size=20), st.none()), st.tuples(st.none(), _b(min_size=32, max_size=32)),
-                                     st.tuples(_b(min_size=20, max_size=20), _b(min_size=32, max_size=32))))
+    app_id, compose = draw(
+        st.one_of(
+            st.tuples(_b(min_size=20, max_size=20), st.none()),
+            st.tuples(st.none(), _b(min_size=32, max_size=32)),
+            st.tuples(_b(min_size=20, max_size=20), _b(min_size=32, max_size=32)),
+        )
+    )
     return AppRef(app_id=app_id, compose_hash=compose, provenance=draw(_prov))
 
 
@@ -282,22 +328,49 @@ def valid_refs(draw: Any) -> Refs:
     models = []
     while names:
         k = draw(st.integers(0, len(names) - 1))
-        group, names = names[: k + 1], names[k + 1:]
+        group, names = names[: k + 1], names[k + 1 :]
         models.append((group[0], tuple(group[1:])))
     if draw(st.booleans()):
         models.append(("*", ()))
     entries = []
     for name, aliases in models:
         h48 = _b(min_size=48, max_size=48)
-        entries.append(ModelEntry(
-            name=name, aliases=aliases,
-            apps=tuple(draw(st.lists(st.composite(lambda d: _app(d))(), max_size=3, unique_by=lambda a: a.value))),
-            os_images=tuple(draw(st.lists(st.builds(OsImageRef, hash=_b(min_size=32, max_size=32), provenance=_prov),
-                                          max_size=2, unique_by=lambda o: o.value))),
-            boot_chains=tuple(draw(st.lists(st.builds(BootChainRef, mrtd=h48, rtmr0=h48, rtmr1=h48, rtmr2=h48, provenance=_prov,
-                                                      mrseam=st.none() | h48), max_size=2, unique_by=lambda b: b.value))),
-        ))
-    return Refs(id=draw(_names), models=tuple(e for e in entries if not e.empty), description=draw(st.text(max_size=30)))
+        entries.append(
+            ModelEntry(
+                name=name,
+                aliases=aliases,
+                apps=tuple(draw(st.lists(st.composite(lambda d: _app(d))(), max_size=3, unique_by=lambda a: a.value))),
+                os_images=tuple(
+                    draw(
+                        st.lists(
+                            st.builds(OsImageRef, hash=_b(min_size=32, max_size=32), provenance=_prov),
+                            max_size=2,
+                            unique_by=lambda o: o.value,
+                        )
+                    )
+                ),
+                boot_chains=tuple(
+                    draw(
+                        st.lists(
+                            st.builds(
+                                BootChainRef,
+                                mrtd=h48,
+                                rtmr0=h48,
+                                rtmr1=h48,
+                                rtmr2=h48,
+                                provenance=_prov,
+                                mrseam=st.none() | h48,
+                            ),
+                            max_size=2,
+                            unique_by=lambda b: b.value,
+                        )
+                    )
+                ),
+            )
+        )
+    return Refs(
+        id=draw(_names), models=tuple(e for e in entries if not e.empty), description=draw(st.text(max_size=30))
+    )
 
 
 @given(valid_refs())
@@ -313,12 +386,42 @@ def test_arbitrary_bytes_load_or_raise_config_error(data: bytes) -> None:
         parse_refs(data, source="fuzz.toml")
 
 
-_words = st.sampled_from(["refs", "id", "description", "models", "m", "*", "aliases", "app", "os_image", "boot_chain",
-                          "app_id", "compose_hash", "hash", "mrtd", "rtmr0", "rtmr1", "rtmr2", "mrseam", "source",
-                          "added_at", "note", "x"])
-_leaf = st.one_of(st.integers(-5, 2**40), st.booleans(), st.sampled_from(["manual", "01" * 20, "01" * 32, "01" * 48, "", "*"]),
-                  st.datetimes(), st.text(max_size=8))
-_docs = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_words, inner, max_size=4), max_leaves=20)
+_words = st.sampled_from(
+    [
+        "refs",
+        "id",
+        "description",
+        "models",
+        "m",
+        "*",
+        "aliases",
+        "app",
+        "os_image",
+        "boot_chain",
+        "app_id",
+        "compose_hash",
+        "hash",
+        "mrtd",
+        "rtmr0",
+        "rtmr1",
+        "rtmr2",
+        "mrseam",
+        "source",
+        "added_at",
+        "note",
+        "x",
+    ]
+)
+_leaf = st.one_of(
+    st.integers(-5, 2**40),
+    st.booleans(),
+    st.sampled_from(["manual", "01" * 20, "01" * 32, "01" * 48, "", "*"]),
+    st.datetimes(),
+    st.text(max_size=8),
+)
+_docs = st.recursive(
+    _leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_words, inner, max_size=4), max_leaves=20
+)
 
 
 @given(st.dictionaries(_words, _docs, max_size=3))
@@ -339,11 +442,18 @@ def test_shipped_simulator_refs_are_the_simulator_cvm_identity() -> None:
     ident = world.identity
     r = simulator_refs()
     m = r.for_model("sim/echo-1")
-    expected = {"app": [(ident.app_id.hex(), ident.compose_hash.hex())], "os_image": [ident.os_image_hash.hex()],
-                "boot_chain": [tuple(x.hex() for x in (ident.mr_td, *ident.rtmrs[:3], world.mr_seam))]}
-    got = {"app": [(a.app_id.hex() if a.app_id else None, a.compose_hash.hex() if a.compose_hash else None) for a in m.apps],
-           "os_image": [o.hash.hex() for o in m.os_images],
-           "boot_chain": [tuple(x.hex() for x in (*b.value[:4], b.mrseam or b"")) for b in m.boot_chains]}
+    expected = {
+        "app": [(ident.app_id.hex(), ident.compose_hash.hex())],
+        "os_image": [ident.os_image_hash.hex()],
+        "boot_chain": [tuple(x.hex() for x in (ident.mr_td, *ident.rtmrs[:3], world.mr_seam))],
+    }
+    got = {
+        "app": [
+            (a.app_id.hex() if a.app_id else None, a.compose_hash.hex() if a.compose_hash else None) for a in m.apps
+        ],
+        "os_image": [o.hash.hex() for o in m.os_images],
+        "boot_chain": [tuple(x.hex() for x in (*b.value[:4], b.mrseam or b"")) for b in m.boot_chains],
+    }
     assert got == expected, f"verifier/refs/simulator.toml is stale; the simulator now attests {expected}"
     assert r.id == "simulator" and r.for_model("sim/other-1").apps == ()  # other models show an unpinned app
 
@@ -361,8 +471,9 @@ def test_pull_plan_records_a_new_app_id_with_gateway_provenance() -> None:
     assert [(c.model, c.kind, c.added) for c in plan.changes] == [("phala/m", "new", (A1,))]
     app = plan.refs.for_model("phala/m").apps[0]
     assert (app.app_id, app.compose_hash) == (A1, None)
-    assert app.provenance == Provenance(source=f"gateway {GW}/v1/models/phala at 2026-12-02T06:00:00Z", added_at=1796191200,
-                                        note=TOFU_NOTE)
+    assert app.provenance == Provenance(
+        source=f"gateway {GW}/v1/models/phala at 2026-12-02T06:00:00Z", added_at=1796191200, note=TOFU_NOTE
+    )
 
 
 def test_pull_plan_keeps_the_first_use_provenance_of_an_unchanged_app_id() -> None:
@@ -372,16 +483,26 @@ def test_pull_plan_keeps_the_first_use_provenance_of_an_unchanged_app_id() -> No
 
 
 def test_pull_plan_replaces_a_changed_app_id_of_this_gateway_only() -> None:
-    extra = ('[[models."phala/qwen3.5-27b".app]]\napp_id = "' + A3.hex() + '"\nsource = "gateway https://other.example/v1/models at '
-             '2026-01-01T00:00:00Z"\nadded_at = 0\n[[models."phala/qwen3.5-27b".app]]\napp_id = "' + A1.hex() + '"\ncompose_hash = "'
-             + C1.hex() + '"\nsource = "verdict v_9"\nadded_at = 0\n')
+    extra = (
+        '[[models."phala/qwen3.5-27b".app]]\napp_id = "'
+        + A3.hex()
+        + '"\nsource = "gateway https://other.example/v1/models at '
+        '2026-01-01T00:00:00Z"\nadded_at = 0\n[[models."phala/qwen3.5-27b".app]]\napp_id = "'
+        + A1.hex()
+        + '"\ncompose_hash = "'
+        + C1.hex()
+        + '"\nsource = "verdict v_9"\nadded_at = 0\n'
+    )
     r = refs(BASE + extra)
     plan = plan_pull(r, _pulled(("phala/qwen3.5-27b", A2)), gateway=GW, now=1900000000)
     [change] = plan.changes
     assert change.kind == "changed" and change.added == (A2,) and [a.app_id for a in change.removed] == [A1]
     apps = plan.refs.for_model("phala/qwen3.5-27b").apps
     assert {(a.app_id, a.compose_hash, a.provenance.kind) for a in apps} == {
-        (A3, None, "gateway"), (A1, C1, "verdict"), (A2, None, "gateway")}
+        (A3, None, "gateway"),
+        (A1, C1, "verdict"),
+        (A2, None, "gateway"),
+    }
 
 
 def test_pull_plan_removes_this_gateways_pin_of_a_model_it_no_longer_lists() -> None:
@@ -397,7 +518,9 @@ def test_pull_plan_removes_this_gateways_pin_of_a_model_it_no_longer_lists() -> 
 def test_pull_plan_never_pins_the_wildcard_and_skips_ids_already_pinned_on_their_own() -> None:
     r = refs('[refs]\nid = "t"\n[[models.m.app]]\napp_id = "' + A1.hex() + '"\nsource = "manual"\nadded_at = 0\n')
     plan = plan_pull(r, _pulled(("*", A2), ("M", A1)), gateway=GW, now=0)
-    assert plan.ignored == ("*",) and [(c.model, c.kind, c.listed, c.kept) for c in plan.changes] == [("m", "unchanged", (A1,), ())]
+    assert plan.ignored == ("*",) and [(c.model, c.kind, c.listed, c.kept) for c in plan.changes] == [
+        ("m", "unchanged", (A1,), ())
+    ]
     assert plan.refs == r
 
 
@@ -405,8 +528,17 @@ def test_pull_plan_never_pins_the_wildcard_and_skips_ids_already_pinned_on_their
 
 
 def _ident(**kw: Any) -> AttestedIdentity:
-    base: dict[str, Any] = {"path": "$", "mrtd": M[0], "rtmr0": M[1], "rtmr1": M[2], "rtmr2": M[3], "mrseam": M[5],
-                            "app_id": A1, "compose_hash": C1, "os_image_hash": O1}
+    base: dict[str, Any] = {
+        "path": "$",
+        "mrtd": M[0],
+        "rtmr0": M[1],
+        "rtmr1": M[2],
+        "rtmr2": M[3],
+        "mrseam": M[5],
+        "app_id": A1,
+        "compose_hash": C1,
+        "os_image_hash": O1,
+    }
     return AttestedIdentity(**(base | kw))
 
 
@@ -426,23 +558,32 @@ def test_judge_reports_a_changed_boot_chain_or_app_as_drift() -> None:
 
 
 def test_judge_needs_a_pinned_app_and_a_pinned_boot_chain_or_os_image() -> None:
-    only_app = refs('[refs]\nid = "t"\n[[models.m.app]]\napp_id = "' + A1.hex() + '"\nsource = "manual"\nadded_at = 0\n')
+    only_app = refs(
+        '[refs]\nid = "t"\n[[models.m.app]]\napp_id = "' + A1.hex() + '"\nsource = "manual"\nadded_at = 0\n'
+    )
     p = judge(only_app.for_model("m"), _ident())
     assert (p.app, p.os_image, p.boot_chain, p.drift) == (PINNED, NOT_PINNED, NOT_PINNED, True)
-    image = refs(BASE.split("[[models.\"*\".boot_chain]]")[0]).for_model("phala/qwen3.5-27b")
+    image = refs(BASE.split('[[models."*".boot_chain]]')[0]).for_model("phala/qwen3.5-27b")
     assert judge(image, _ident()).drift is False  # the OS image is pinned: enough for the boot side
     p = judge(refs().for_model("nobody"), _ident(os_image_hash=None))
     assert (p.app, p.os_image, p.boot_chain, p.drift) == (NOT_PINNED, NOT_RECORDED, PINNED, True)
 
 
 def _verdict(checks: dict[str, tuple[str, str | None]], claims: dict[str, Any]) -> dict[str, Any]:
-    return {"id": "v_1", "status": "indeterminate", "claims": claims,
-            "checks": [{"id": k, "status": s, "reason": r, "severity": "required"} for k, (s, r) in checks.items()]}
+    return {
+        "id": "v_1",
+        "status": "indeterminate",
+        "claims": claims,
+        "checks": [{"id": k, "status": s, "reason": r, "severity": "required"} for k, (s, r) in checks.items()],
+    }
 
 
 def test_attested_identities_come_only_from_a_verified_quote_and_event_log() -> None:
     quote = {"mr_td": M[0].hex(), "rtmr0": M[1].hex(), "rtmr1": M[2].hex(), "rtmr2": M[3].hex(), "mr_seam": M[5].hex()}
-    claims = {"tdx": {"$": quote}, "app": {"$": {"app_id": A1.hex(), "compose_hash": C1.hex(), "os_image_hash": O1.hex()}}}
+    claims = {
+        "tdx": {"$": quote},
+        "app": {"$": {"app_id": A1.hex(), "compose_hash": C1.hex(), "os_image_hash": O1.hex()}},
+    }
     ok = {"tdx.quote": ("pass", None), "tdx.event_log": ("pass", None)}
     assert attested_identities(_verdict(ok, claims)) == (_ident(),)
     no_log = attested_identities(_verdict(ok | {"tdx.event_log": ("fail", "event_log_mismatch")}, claims))
@@ -453,8 +594,15 @@ def test_attested_identities_come_only_from_a_verified_quote_and_event_log() -> 
 
 
 def test_blocking_checks_ignore_only_missing_or_different_pins() -> None:
-    v = _verdict({"tdx.app": ("fail", "app_id_not_allowed"), "tdx.identity": ("indeterminate", "identity_not_pinned"),
-                  "gpu.nras": ("fail", "nras_result_false"), "tdx.quote": ("pass", None)}, {})
+    v = _verdict(
+        {
+            "tdx.app": ("fail", "app_id_not_allowed"),
+            "tdx.identity": ("indeterminate", "identity_not_pinned"),
+            "gpu.nras": ("fail", "nras_result_false"),
+            "tdx.quote": ("pass", None),
+        },
+        {},
+    )
     assert blocking_checks(v) == ["gpu.nras: fail (nras_result_false)"]
 
 
@@ -466,27 +614,51 @@ def _listing(*models: dict[str, Any]) -> bytes:
 
 
 def test_model_list_reads_ids_providers_and_metadata_appid() -> None:
-    body = _listing({"id": "phala/m", "providers": ["phala"], "metadata": {"appid": "0x" + A1.hex().upper()}, "pricing": {}},
-                    {"id": "near/m", "metadata": {}}, {"id": "x", "providers": None, "metadata": None})
+    body = _listing(
+        {"id": "phala/m", "providers": ["phala"], "metadata": {"appid": "0x" + A1.hex().upper()}, "pricing": {}},
+        {"id": "near/m", "metadata": {}},
+        {"id": "x", "providers": None, "metadata": None},
+    )
     got = parse_model_list(body, url="u")
-    assert [(m.id, m.app_id, m.providers) for m in got.models] == [("phala/m", A1, ("phala",)), ("near/m", None, ()), ("x", None, ())]
+    assert [(m.id, m.app_id, m.providers) for m in got.models] == [
+        ("phala/m", A1, ("phala",)),
+        ("near/m", None, ()),
+        ("x", None, ()),
+    ]
 
 
-@pytest.mark.parametrize(("body", "expect"), [
-    (b"<html>", "not JSON"), (b"[]", '{"data"'), (b'{"data": {}}', '{"data"'), (_listing("m"), "data[0] is not an object"),
-    (_listing({"id": ""}), "data[0].id"), (_listing({"id": "m", "providers": "phala"}), "providers"),
-    (_listing({"id": "m", "metadata": []}), "metadata"), (_listing({"id": "m", "metadata": {"appid": "abc"}}), "metadata.appid"),
-    (_listing({"id": "m", "metadata": {"appid": 7}}), "metadata.appid"),
-])
+@pytest.mark.parametrize(
+    ("body", "expect"),
+    [
+        (b"<html>", "not JSON"),
+        (b"[]", '{"data"'),
+        (b'{"data": {}}', '{"data"'),
+        (_listing("m"), "data[0] is not an object"),
+        (_listing({"id": ""}), "data[0].id"),
+        (_listing({"id": "m", "providers": "phala"}), "providers"),
+        (_listing({"id": "m", "metadata": []}), "metadata"),
+        (_listing({"id": "m", "metadata": {"appid": "abc"}}), "metadata.appid"),
+        (_listing({"id": "m", "metadata": {"appid": 7}}), "metadata.appid"),
+    ],
+)
 def test_a_wrong_shape_model_list_is_upstream_garbled(body: bytes, expect: str) -> None:
     with pytest.raises(UpstreamError) as info:
         parse_model_list(body, url="http://gw/v1/models")
-    assert info.value.reason == "upstream_garbled" and expect in info.value.message and "http://gw/v1/models" in info.value.message
+    assert (
+        info.value.reason == "upstream_garbled"
+        and expect in info.value.message
+        and "http://gw/v1/models" in info.value.message
+    )
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabet=string.hexdigits + "xz", max_size=42),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                         st.sampled_from(["data", "id", "metadata", "appid", "providers", "x"]), inner, max_size=3), max_leaves=15)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet=string.hexdigits + "xz", max_size=42),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["data", "id", "metadata", "appid", "providers", "x"]), inner, max_size=3)
+    ),
+    max_leaves=15,
+)
 
 
 @given(st.one_of(_json.map(lambda v: json.dumps(v).encode()), st.binary(max_size=60)))

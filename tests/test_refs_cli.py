@@ -61,8 +61,13 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     two_layer = asyncio.run(run_demo(db_dir=workdir, report_format="near_two_layer"))[0]
     nras = asyncio.run(run_demo(db_dir=workdir, config=SimulatorConfig(faults=frozenset({"nras_failure"}))))[0]
     debug = asyncio.run(run_demo(db_dir=workdir, config=SimulatorConfig(faults=frozenset({"debug_td"}))))[0]
-    return {"db": str(clean.db_path), "clean": clean.verdict, "two_layer": two_layer.verdict, "nras": nras.verdict,
-            "debug": debug.verdict}
+    return {
+        "db": str(clean.db_path),
+        "clean": clean.verdict,
+        "two_layer": two_layer.verdict,
+        "nras": nras.verdict,
+        "debug": debug.verdict,
+    }
 
 
 def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> tuple[int, str]:
@@ -84,7 +89,9 @@ async def test_fetch_model_lists_reads_both_simulator_lists_with_the_cvm_app_id(
         main_list, phala = await fetch_model_lists(url + "/")
     assert main_list.url == f"{url}/v1/models" and phala.url == f"{url}/v1/models/phala"
     assert [(m.id, m.app_id, m.providers) for m in main_list.models] == [
-        ("sim/echo-1", IDENT.app_id, ("phala",)), ("sim/plain-1", None, ("sim",))]
+        ("sim/echo-1", IDENT.app_id, ("phala",)),
+        ("sim/plain-1", None, ("sim",)),
+    ]
     assert [(m.id, m.app_id) for m in phala.models] == [("sim/echo-1", IDENT.app_id)]
 
 
@@ -97,11 +104,17 @@ def test_pull_writes_the_simulator_app_id_with_gateway_provenance(tmp_path: Path
     r = load_refs(refs)
     [app] = r.for_model("SIM/echo-1").apps
     assert (app.app_id, app.compose_hash) == (IDENT.app_id, None)
-    assert app.provenance.source.startswith(f"gateway {gateway_url}/v1/models/phala at ") and app.provenance.note.startswith("trust on first use")
+    assert app.provenance.source.startswith(
+        f"gateway {gateway_url}/v1/models/phala at "
+    ) and app.provenance.note.startswith("trust on first use")
     assert r.for_model("sim/plain-1").apps == ()
 
     code, out = cli("refs", "pull", "--gateway", gateway_url, "--refs", str(refs))
-    assert code == 0 and f"= sim/echo-1: app id {IDENT.app_id.hex()} (unchanged, first trusted 20" in out and "nothing to write" in out
+    assert (
+        code == 0
+        and f"= sim/echo-1: app id {IDENT.app_id.hex()} (unchanged, first trusted 20" in out
+        and "nothing to write" in out
+    )
     assert load_refs(refs).sha256 == r.sha256
 
 
@@ -113,11 +126,18 @@ def test_pull_off_a_terminal_without_yes_prints_the_diff_and_writes_nothing(tmp_
     code, out = cli("refs", "pull", "--gateway", gateway_url, "--refs", str(refs), "--json")
     doc = json.loads(out)
     assert doc["written"] is False and doc["changes"] == [
-        {"model": "sim/echo-1", "kind": "new", "added": [IDENT.app_id.hex()], "removed": [], "kept": []}]
-    assert doc["without_app_id"] == ["sim/plain-1"] and "Trust on first use" in doc["trust_on_first_use"] and not refs.exists()
+        {"model": "sim/echo-1", "kind": "new", "added": [IDENT.app_id.hex()], "removed": [], "kept": []}
+    ]
+    assert (
+        doc["without_app_id"] == ["sim/plain-1"]
+        and "Trust on first use" in doc["trust_on_first_use"]
+        and not refs.exists()
+    )
 
 
-def test_pull_on_a_terminal_asks_and_writes_only_on_yes(tmp_path: Path, gateway_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pull_on_a_terminal_asks_and_writes_only_on_yes(
+    tmp_path: Path, gateway_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("verifier.cli.refs._interactive", lambda: True)
     refs = tmp_path / "refs.toml"
     code, out = cli("refs", "pull", "--gateway", gateway_url, "--refs", str(refs), input="n\n")
@@ -129,9 +149,11 @@ def test_pull_on_a_terminal_asks_and_writes_only_on_yes(tmp_path: Path, gateway_
 def test_pull_reports_a_changed_app_id_and_keeps_other_sources(tmp_path: Path, gateway_url: str) -> None:
     refs = tmp_path / "refs.toml"
     old = "ab" * 20
-    refs.write_text(f'# hand-written\n[refs]\nid = "mine"\n[[models."sim/echo-1".app]]\napp_id = "{old}"\n'
-                    f'source = "gateway {gateway_url}/v1/models at 2026-01-01T00:00:00Z"\nadded_at = 1767225600\n'
-                    f'[[models."sim/echo-1".app]]\ncompose_hash = "{"cd" * 32}"\nsource = "manual"\nadded_at = 0\n')
+    refs.write_text(
+        f'# hand-written\n[refs]\nid = "mine"\n[[models."sim/echo-1".app]]\napp_id = "{old}"\n'
+        f'source = "gateway {gateway_url}/v1/models at 2026-01-01T00:00:00Z"\nadded_at = 1767225600\n'
+        f'[[models."sim/echo-1".app]]\ncompose_hash = "{"cd" * 32}"\nsource = "manual"\nadded_at = 0\n'
+    )
     code, out = cli("refs", "pull", "--gateway", gateway_url, "--refs", str(refs), "--yes")
     assert code == 0, out
     assert "~ sim/echo-1: CHANGED" in out and f"- app id {old} (first trusted 2026-01-01T00:00:00Z" in out
@@ -139,7 +161,9 @@ def test_pull_reports_a_changed_app_id_and_keeps_other_sources(tmp_path: Path, g
     r = load_refs(refs)
     assert r.id == "mine"
     assert {(a.app_id.hex() if a.app_id else None, a.provenance.kind) for a in r.for_model("sim/echo-1").apps} == {
-        (IDENT.app_id.hex(), "gateway"), (None, "manual")}
+        (IDENT.app_id.hex(), "gateway"),
+        (None, "manual"),
+    }
 
 
 def test_pull_sends_the_upstream_key_as_bearer_and_never_prints_it(tmp_path: Path) -> None:
@@ -155,8 +179,15 @@ def test_pull_sends_the_upstream_key_as_bearer_and_never_prints_it(tmp_path: Pat
     app.router.add_get("/v1/models", models)
     app.router.add_get("/v1/models/phala", models)
     with serving(app) as url:
-        code, out = cli("refs", "pull", "--gateway", url, "--refs", str(tmp_path / "r.toml"),
-                        env={"VERIFIER_UPSTREAM_KEY": "sk-secret-123"})
+        code, out = cli(
+            "refs",
+            "pull",
+            "--gateway",
+            url,
+            "--refs",
+            str(tmp_path / "r.toml"),
+            env={"VERIFIER_UPSTREAM_KEY": "sk-secret-123"},
+        )
     assert seen == ["Bearer sk-secret-123", "Bearer sk-secret-123"]
     assert code == 1 and out.startswith("Error: ") and "401" in out and "sk-secret-123" not in out
     assert "<VERIFIER_UPSTREAM_KEY>" in out
@@ -175,6 +206,7 @@ def test_pull_without_a_phala_list_uses_v1_models(tmp_path: Path) -> None:
 def _json(doc: Any, status: int = 200) -> Any:
     async def handler(request: web.Request) -> web.Response:
         return web.json_response(doc, status=status)
+
     return handler
 
 
@@ -198,19 +230,24 @@ async def _slow(request: web.Request) -> web.Response:
     return web.json_response({"data": []})
 
 
-@pytest.mark.parametrize(("handler", "expect"), [
-    (_redirect, "redirects are not followed"),
-    (_slow, "did not answer within 0.2 s"),
-    (_html, "not JSON"),
-    (_json({"models": []}), '{"data": [model, ...]}'),
-    (_json({"data": [{"id": "m", "metadata": {"appid": "nothex"}}]}), "not a 20-byte hex app id"),
-    (_json({"error": "down"}, status=503), "answered 503"),
-])
+@pytest.mark.parametrize(
+    ("handler", "expect"),
+    [
+        (_redirect, "redirects are not followed"),
+        (_slow, "did not answer within 0.2 s"),
+        (_html, "not JSON"),
+        (_json({"models": []}), '{"data": [model, ...]}'),
+        (_json({"data": [{"id": "m", "metadata": {"appid": "nothex"}}]}), "not a 20-byte hex app id"),
+        (_json({"error": "down"}, status=503), "answered 503"),
+    ],
+)
 def test_pull_refuses_answers_it_cannot_trust_with_a_one_line_error(tmp_path: Path, handler: Any, expect: str) -> None:
     refs = tmp_path / "r.toml"
     with serving(_answer(handler)) as url:
         code, out = cli("refs", "pull", "--gateway", url, "--refs", str(refs), "--yes", "--timeout", "0.2")
-    assert code == 1 and out.startswith("Error: model list: ") and expect in out and len(out.strip().splitlines()) == 1, out
+    assert (
+        code == 1 and out.startswith("Error: model list: ") and expect in out and len(out.strip().splitlines()) == 1
+    ), out
     assert not refs.exists()
 
 
@@ -244,8 +281,20 @@ def test_add_from_verdict_pins_the_os_image_hash_the_verdict_records(tmp_path: P
     for app in claims["app"].values():
         app["os_image_hash"] = IDENT.os_image_hash.hex()
     vid = copy_into(db, ledger["clean"], claims=claims)
-    code, out = cli("refs", "add", "--from-verdict", vid, "--db", db, "--refs", str(tmp_path / "r.toml"), "--model", "*",
-                    "--note", "reviewed by ops")
+    code, out = cli(
+        "refs",
+        "add",
+        "--from-verdict",
+        vid,
+        "--db",
+        db,
+        "--refs",
+        str(tmp_path / "r.toml"),
+        "--model",
+        "*",
+        "--note",
+        "reviewed by ops",
+    )
     assert code == 0 and f"+ os_image {IDENT.os_image_hash.hex()}" in out
     m = load_refs(tmp_path / "r.toml").for_model("any/model")
     assert m.os_image_hashes == {IDENT.os_image_hash} and m.app_ids == {IDENT.app_id} and m.boot_chains[0].model == "*"
@@ -262,23 +311,35 @@ def test_add_from_verdict_refuses_a_failed_verdict_unless_forced(tmp_path: Path,
 
 
 def test_add_from_verdict_never_pins_an_unverified_quote(tmp_path: Path, ledger: dict[str, Any]) -> None:
-    code, out = cli("refs", "add", "--from-verdict", ledger["debug"]["id"], "--db", ledger["db"],
-                    "--refs", str(tmp_path / "r.toml"), "--force")
+    code, out = cli(
+        "refs",
+        "add",
+        "--from-verdict",
+        ledger["debug"]["id"],
+        "--db",
+        ledger["db"],
+        "--refs",
+        str(tmp_path / "r.toml"),
+        "--force",
+    )
     assert code == 1 and "TDX quote was not verified (tdx.quote: fail)" in out and not (tmp_path / "r.toml").exists()
 
 
 def test_add_from_an_unknown_verdict_or_ledger_is_an_error(tmp_path: Path, ledger: dict[str, Any]) -> None:
     code, out = cli("refs", "add", "--from-verdict", "v_nope", "--db", ledger["db"], "--refs", str(tmp_path / "r.toml"))
     assert code == 1 and out.startswith("Error: no verdict 'v_nope'")
-    code, out = cli("refs", "add", "--from-verdict", "v_nope", "--db", str(tmp_path / "none.db"), "--refs", str(tmp_path / "r.toml"))
+    code, out = cli(
+        "refs", "add", "--from-verdict", "v_nope", "--db", str(tmp_path / "none.db"), "--refs", str(tmp_path / "r.toml")
+    )
     assert code == 1 and "no ledger at" in out
 
 
 # ---------------------------------------------------------------------------------------------- diff / check
 
 
-def test_pulled_refs_name_the_unpinned_boot_chain_until_a_verdict_pins_it(tmp_path: Path, gateway_url: str,
-                                                                         ledger: dict[str, Any]) -> None:
+def test_pulled_refs_name_the_unpinned_boot_chain_until_a_verdict_pins_it(
+    tmp_path: Path, gateway_url: str, ledger: dict[str, Any]
+) -> None:
     refs, db = str(tmp_path / "refs.toml"), ledger["db"]
     assert cli("refs", "pull", "--gateway", gateway_url, "--refs", refs, "--yes")[0] == 0
     code, out = cli("refs", "check", "--refs", refs, "--db", db, "--model", "sim/echo-1")
@@ -306,7 +367,11 @@ def test_diff_groups_verdicts_of_other_software_by_model_and_signer(tmp_path: Pa
     assert code == 0 and doc["drift"] is True and doc["considered"] == 2
     [group] = doc["groups"]
     assert (group["model"], group["signer"], group["verdicts"], group["considered"]) == (
-        "sim/echo-1", clean["subject"]["signer"], [other], 2)
+        "sim/echo-1",
+        clean["subject"]["signer"],
+        [other],
+        2,
+    )
     assert group["unpinned"] == {"app": [f"changed: app_id={'ee' * 20} compose_hash={IDENT.compose_hash.hex()}"]}
     assert same not in out
     code, out = cli("refs", "check", "--refs", str(refs), "--db", db)
@@ -325,12 +390,22 @@ def test_show_prints_every_entry_with_its_provenance(tmp_path: Path) -> None:
     code, out = cli("refs", "show", "--json", env={"VERIFIER_REFS": str(refs)})
     doc = json.loads(out)
     assert code == 0 and doc["refs"]["id"] == "simulator" and doc["sha256"] == load_refs(refs).sha256
-    assert parse_refs(tomli_w.dumps({k: v for k, v in doc.items() if k in ("refs", "models")}).encode(),
-                      source="j") == simulator_refs()
+    assert (
+        parse_refs(tomli_w.dumps({k: v for k, v in doc.items() if k in ("refs", "models")}).encode(), source="j")
+        == simulator_refs()
+    )
 
 
-@pytest.mark.parametrize("command", [["show"], ["diff", "--db", "x.db"], ["check", "--db", "x.db"],
-                                     ["add", "--from-verdict", "v", "--db", "x.db"], ["pull", "--gateway", "http://127.0.0.1:9"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["show"],
+        ["diff", "--db", "x.db"],
+        ["check", "--db", "x.db"],
+        ["add", "--from-verdict", "v", "--db", "x.db"],
+        ["pull", "--gateway", "http://127.0.0.1:9"],
+    ],
+)
 def test_every_command_reports_a_bad_refs_file_as_a_one_line_error(tmp_path: Path, command: list[str]) -> None:
     refs = tmp_path / "refs.toml"
     refs.write_text('[refs]\nid = "t"\n[[models.m.app]]\napp_id = "0102"\nsource = "manual"\nadded_at = 0\n')

@@ -55,25 +55,32 @@ def test_chutes_report_is_five_instances_without_signers() -> None:
     report = parse_report(chutes().report or b"")
     assert report.format is ReportFormat.CHUTES
     assert len(report.attestations) == 5
-    assert all(a.role == "instance" and a.signer() is None and a.e2e_pubkey and a.instance_nonce for a in report.attestations)
+    assert all(
+        a.role == "instance" and a.signer() is None and a.e2e_pubkey and a.instance_nonce for a in report.attestations
+    )
     assert all(isinstance(a.gpu_evidence, list) and len(a.gpu_evidence) == 8 for a in report.attestations)
 
 
 def test_a_nearai_gateway_key_signature_selects_the_gateway_attestation() -> None:
     # a failure seen in other verifiers (#3): searching only model_attestations crashes or verifies the wrong key
     report = parse_report(near_two_layer().report or b"")
-    (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models={NEAR_MODEL.lower()})
+    (att,) = select_attestations(
+        report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models={NEAR_MODEL.lower()}
+    )
     assert att.path == "$.gateway_attestation"
 
 
 def test_a_model_key_selects_its_model_attestation() -> None:
     report = parse_report(near_two_layer().report or b"")
-    (att,) = select_attestations(report, signing_address=NEAR_MODEL_KEY.upper(), signing_algo="ed25519", models={NEAR_MODEL.lower()})
+    (att,) = select_attestations(
+        report, signing_address=NEAR_MODEL_KEY.upper(), signing_algo="ed25519", models={NEAR_MODEL.lower()}
+    )
     assert att.path == "$.model_attestations[0]"
 
 
 def test_a_genuine_report_of_another_signer_is_signer_not_attested() -> None:
-    # a failure seen in other verifiers (#5): a valid signature by key A paired with a genuine report of key B must not pass
+    # a failure seen in other verifiers (#5): a valid signature by key A paired with a genuine report of key B must not
+    # pass
     report = parse_report(phala_flat().report or b"")
     with pytest.raises(CheckFailed) as exc:
         select_attestations(report, signing_address="0x" + "ab" * 20, signing_algo="ecdsa", models=None)
@@ -86,7 +93,9 @@ def test_the_right_key_with_the_wrong_algo_is_not_attested() -> None:
     with pytest.raises(EvidenceError):  # an ed25519 key is not an ecdsa address at all
         select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ecdsa", models=None)
     with pytest.raises(CheckFailed) as exc:
-        select_attestations(parse_report(phala_flat().report or b""), signing_address="ab" * 32, signing_algo="ed25519", models=None)
+        select_attestations(
+            parse_report(phala_flat().report or b""), signing_address="ab" * 32, signing_algo="ed25519", models=None
+        )
     assert exc.value.reason == "signer_not_attested"
 
 
@@ -94,7 +103,9 @@ def test_a_substitute_model_attestation_is_model_mismatch() -> None:
     # private-ai-gateway PR #50: NEAR answered an unknown model with another model's attestation
     report = parse_report(near_two_layer().report or b"")
     with pytest.raises(CheckFailed) as exc:
-        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models={"zai-org/GLM-4.7".lower()})
+        select_attestations(
+            report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models={"zai-org/GLM-4.7".lower()}
+        )
     assert exc.value.reason == "model_mismatch"
     assert exc.value.details == {"expected": ["zai-org/glm-4.7"], "got": [NEAR_MODEL]}
 
@@ -133,28 +144,48 @@ def test_older_reports_with_tcb_info_as_a_json_string_still_yield_app_compose() 
     assert att.app_compose is not None and att.app_compose.startswith("{")
 
 
-@pytest.mark.parametrize(("raw", "needle"), [
-    (b"not json", "not valid JSON"),
-    (b"[1]", "expected an object"),
-    (b'{"attestation_type": "tinfoil", "intel_quote": "00"}', "not supported"),
-    (b'{"foo": 1}', "unknown format"),
-    (b'{"intel_quote": 5}', "intel_quote"),
-    (b'{"model_attestations": {"a": 1}}', "expected a list"),
-    (b'{"model_attestations": [1]}', "expected an object"),
-    (b'{"attestation_type": "chutes", "all_attestations": []}', "without instances"),
-    (b'{"intel_quote": "00", "signing_address": 7}', "signing_address"),
-])
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[1]", "expected an object"),
+        (b'{"attestation_type": "tinfoil", "intel_quote": "00"}', "not supported"),
+        (b'{"foo": 1}', "unknown format"),
+        (b'{"intel_quote": 5}', "intel_quote"),
+        (b'{"model_attestations": {"a": 1}}', "expected a list"),
+        (b'{"model_attestations": [1]}', "expected an object"),
+        (b'{"attestation_type": "chutes", "all_attestations": []}', "without instances"),
+        (b'{"intel_quote": "00", "signing_address": 7}', "signing_address"),
+    ],
+)
 def test_malformed_reports_name_what_is_wrong(raw: bytes, needle: str) -> None:
     with pytest.raises(EvidenceError) as exc:
         parse_report(raw)
     assert needle in exc.value.message
 
 
-_json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
-                     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-                     max_leaves=20)
-_keys = st.sampled_from(["intel_quote", "quote", "signing_address", "signing_algo", "all_attestations", "gateway_attestation",
-                         "model_attestations", "attestation_type", "api_version", "info", "event_log", "nvidia_payload", "model_name"])
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=20,
+)
+_keys = st.sampled_from(
+    [
+        "intel_quote",
+        "quote",
+        "signing_address",
+        "signing_algo",
+        "all_attestations",
+        "gateway_attestation",
+        "model_attestations",
+        "attestation_type",
+        "api_version",
+        "info",
+        "event_log",
+        "nvidia_payload",
+        "model_name",
+    ]
+)
 
 
 @given(st.dictionaries(_keys, _json, max_size=6))
@@ -178,7 +209,9 @@ def test_an_attestation_without_signing_algo_takes_the_algo_its_address_implies(
     for entry in [doc["gateway_attestation"], *doc["model_attestations"]]:
         del entry["signing_algo"]
     report = parse_report(doc)
-    (att,) = select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models={NEAR_MODEL.lower()})
+    (att,) = select_attestations(
+        report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models={NEAR_MODEL.lower()}
+    )
     assert att.algo == "ed25519" and att.path == "$.model_attestations[0]"
     flat = _doc(phala_flat().report)
     del flat["signing_algo"]
@@ -195,13 +228,19 @@ def test_a_copy_with_the_same_quote_but_other_gpu_evidence_is_kept_and_checked()
 def test_a_signature_kind_must_match_the_role_of_the_attestation() -> None:
     # docs/protocol.md §3.6 step 4: the NEAR gateway key signs gateway-kind signatures only
     report = parse_report(near_two_layer().report or b"")
-    (att,) = select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models=None, signature_kind="gateway")
+    (att,) = select_attestations(
+        report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models=None, signature_kind="gateway"
+    )
     assert att.role == "gateway"
     with pytest.raises(CheckFailed) as exc:
-        select_attestations(report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models=None, signature_kind="provider_tee")
+        select_attestations(
+            report, signing_address=NEAR_GATEWAY_KEY, signing_algo="ed25519", models=None, signature_kind="provider_tee"
+        )
     assert exc.value.reason == "signer_not_attested"
     with pytest.raises(CheckFailed):
-        select_attestations(report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models=None, signature_kind="gateway")
+        select_attestations(
+            report, signing_address=NEAR_MODEL_KEY, signing_algo="ed25519", models=None, signature_kind="gateway"
+        )
 
 
 # ---------------------------------------------------------------- fuzzing regressions: surrogates, nesting, constants

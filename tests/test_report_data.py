@@ -153,9 +153,11 @@ def test_unsupported_algo_and_bad_nonce_length() -> None:
         check_chutes_binding(bytes(64), nonce_hex="é", e2e_pubkey_b64="x")
 
 
-@pytest.mark.parametrize(("nonce_hex", "e2e_pubkey"),
-                         [("ab\ud800", "key"), ("ab", "k\udfffey"), (None, "key"), ("ab", 5)])
+@pytest.mark.parametrize(
+    ("nonce_hex", "e2e_pubkey"), [("ab\ud800", "key"), ("ab", "k\udfffey"), (None, "key"), ("ab", 5)]
+)
 def test_chutes_binding_with_a_lone_surrogate_or_a_non_string_is_malformed_evidence(
-        nonce_hex: Any, e2e_pubkey: Any) -> None:
+    nonce_hex: Any, e2e_pubkey: Any
+) -> None:
     with pytest.raises(EvidenceError, match="expected an ASCII string"):
         check_chutes_binding(bytes(64), nonce_hex=nonce_hex, e2e_pubkey_b64=e2e_pubkey)

@@ -33,14 +33,24 @@ def body(model: str | None = MODEL) -> bytes:
 
 
 def stream(*models: str) -> bytes:
-    return b"".join(b"data: " + json.dumps({"id": "c", "model": m, "choices": []}).encode() + b"\n\n" for m in models) \
+    return (
+        b"".join(b"data: " + json.dumps({"id": "c", "model": m, "choices": []}).encode() + b"\n\n" for m in models)
         + b"data: [DONE]\n\n"
+    )
 
 
-def judge(response: bytes | None, headers: dict[str, str] | None = None, *, model: str | None = MODEL,
-          policy_text: str | None = None) -> str:
-    bundle = Bundle(meta=BundleMeta(model=model), response=response,
-                    headers=json.dumps(headers).encode() if headers is not None else None)
+def judge(
+    response: bytes | None,
+    headers: dict[str, str] | None = None,
+    *,
+    model: str | None = MODEL,
+    policy_text: str | None = None,
+) -> str:
+    bundle = Bundle(
+        meta=BundleMeta(model=model),
+        response=response,
+        headers=json.dumps(headers).encode() if headers is not None else None,
+    )
     policy = parse_policy(policy_text.encode(), source="test") if policy_text else default_policy()
     facts: Any = SimpleNamespace(bundle=bundle)
     return model_served(facts, Appraisal(policy=policy)).message
@@ -111,9 +121,21 @@ def test_the_real_near_stream_fixture_names_its_requested_model() -> None:
     judge(response, model=NEAR_MODEL)
 
 
-@pytest.mark.parametrize("raw", [b"[]", b"{", b'{"X-Model-Used": "a"}', b'{"x-model-used": 1}', b'{"": "a"}',
-                                 b'{"x-fallback-depth": "-1"}', b'{"x-fallback-depth": "\\u0661"}',
-                                 b'{"x-model-used": "a\\u0000b"}', b'{"x-model-used": " "}', b" " * 70_000])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[]",
+        b"{",
+        b'{"X-Model-Used": "a"}',
+        b'{"x-model-used": 1}',
+        b'{"": "a"}',
+        b'{"x-fallback-depth": "-1"}',
+        b'{"x-fallback-depth": "\\u0661"}',
+        b'{"x-model-used": "a\\u0000b"}',
+        b'{"x-model-used": " "}',
+        b" " * 70_000,
+    ],
+)
 def test_malformed_headers_json_is_evidence_error(raw: bytes) -> None:
     with pytest.raises(EvidenceError):
         served_model(raw, None)
@@ -125,17 +147,34 @@ def test_a_non_string_response_model_is_evidence_error() -> None:
 
 
 def test_recorded_headers_keep_only_the_allow_list_never_a_key() -> None:
-    upstream = CIMultiDict({"Content-Type": "application/json", "X-Model-Used": MODEL, "Authorization": "Bearer sk-x",
-                            "Set-Cookie": "s=1", "X-Api-Key": "sk-y", "X-Fallback-From": "a"})
-    assert parse_headers(recorded_headers(upstream)) == {"content-type": "application/json", "x-model-used": MODEL,
-                                                         "x-fallback-from": "a"}
+    upstream = CIMultiDict(
+        {
+            "Content-Type": "application/json",
+            "X-Model-Used": MODEL,
+            "Authorization": "Bearer sk-x",
+            "Set-Cookie": "s=1",
+            "X-Api-Key": "sk-y",
+            "X-Fallback-From": "a",
+        }
+    )
+    assert parse_headers(recorded_headers(upstream)) == {
+        "content-type": "application/json",
+        "x-model-used": MODEL,
+        "x-fallback-from": "a",
+    }
 
 
 @settings(max_examples=300, deadline=None)
-@given(headers=st.one_of(st.none(), st.binary(max_size=300),
-                         st.dictionaries(st.text(max_size=20), st.one_of(st.text(max_size=20), st.integers()))
-                         .map(lambda d: json.dumps(d).encode())),
-       response=st.one_of(st.none(), st.binary(max_size=300), st.text(max_size=200).map(lambda t: t.encode())))
+@given(
+    headers=st.one_of(
+        st.none(),
+        st.binary(max_size=300),
+        st.dictionaries(st.text(max_size=20), st.one_of(st.text(max_size=20), st.integers())).map(
+            lambda d: json.dumps(d).encode()
+        ),
+    ),
+    response=st.one_of(st.none(), st.binary(max_size=300), st.text(max_size=200).map(lambda t: t.encode())),
+)
 def test_served_model_raises_only_evidence_error(headers: bytes | None, response: bytes | None) -> None:
     try:
         got = served_model(headers, response)

@@ -46,7 +46,9 @@ def test_three_part_text_keeps_the_model_prefix_as_information() -> None:
     assert (signed.model, signed.request_hash, signed.response_hash) == ("Qwen/Qwen3.5-122B-A10B", "a" * 64, "b" * 64)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "a" * 64, "a" * 64 + ":" + "B" * 64, "a" * 63 + ":" + "b" * 64, ":" + "a" * 64 + ":" + "b" * 64])
+@pytest.mark.parametrize(
+    "text", ["", "abc", "a" * 64, "a" * 64 + ":" + "B" * 64, "a" * 63 + ":" + "b" * 64, ":" + "a" * 64 + ":" + "b" * 64]
+)
 def test_malformed_signed_text_is_named(text: str) -> None:
     with pytest.raises(EvidenceError) as exc:
         parse_signed_text(text)
@@ -120,16 +122,25 @@ def test_missing_signing_algo_means_ecdsa() -> None:
     assert parse_signature(body).signing_algo == "ecdsa"
 
 
-@pytest.mark.parametrize(("algo", "address", "want"), [
-    ("ecdsa", "0x6525E128afcffebf7eed05d485d7be983cdae934", "0x6525e128afcffebf7eed05d485d7be983cdae934"),
-    ("ecdsa", "6525e128afcffebf7eed05d485d7be983cdae934", "0x6525e128afcffebf7eed05d485d7be983cdae934"),
-    ("ed25519", "CB6FC58F6BD685919FA42FB54D3FCFE03222E324BDDA91F0BAC6D5C73DC4F1C6", "cb6fc58f6bd685919fa42fb54d3fcfe03222e324bdda91f0bac6d5c73dc4f1c6"),
-])
+@pytest.mark.parametrize(
+    ("algo", "address", "want"),
+    [
+        ("ecdsa", "0x6525E128afcffebf7eed05d485d7be983cdae934", "0x6525e128afcffebf7eed05d485d7be983cdae934"),
+        ("ecdsa", "6525e128afcffebf7eed05d485d7be983cdae934", "0x6525e128afcffebf7eed05d485d7be983cdae934"),
+        (
+            "ed25519",
+            "CB6FC58F6BD685919FA42FB54D3FCFE03222E324BDDA91F0BAC6D5C73DC4F1C6",
+            "cb6fc58f6bd685919fa42fb54d3fcfe03222e324bdda91f0bac6d5c73dc4f1c6",
+        ),
+    ],
+)
 def test_signers_compare_in_one_canonical_form(algo: str, address: str, want: str) -> None:
     assert normalize_signer(algo, address) == want
 
 
-@pytest.mark.parametrize(("algo", "address"), [("ecdsa", "0x1234"), ("ed25519", "0x" + "11" * 20), ("rsa", "0x" + "11" * 20)])
+@pytest.mark.parametrize(
+    ("algo", "address"), [("ecdsa", "0x1234"), ("ed25519", "0x" + "11" * 20), ("rsa", "0x" + "11" * 20)]
+)
 def test_malformed_signer_is_an_evidence_error(algo: str, address: str) -> None:
     with pytest.raises(EvidenceError):
         normalize_signer(algo, address)
@@ -147,8 +158,12 @@ def test_parse_signature_on_arbitrary_bytes_raises_only_evidence_error(raw: byte
         parse_signature(raw)
 
 
-@given(st.dictionaries(st.sampled_from(["text", "signature", "signing_address", "signing_algo", "signature_kind"]),
-                       st.one_of(st.text(max_size=200), st.integers(), st.none(), st.lists(st.integers(), max_size=3))))
+@given(
+    st.dictionaries(
+        st.sampled_from(["text", "signature", "signing_address", "signing_algo", "signature_kind"]),
+        st.one_of(st.text(max_size=200), st.integers(), st.none(), st.lists(st.integers(), max_size=3)),
+    )
+)
 def test_parse_and_verify_on_arbitrary_objects_never_crash(body: dict[str, object]) -> None:
     with contextlib.suppress(EvidenceError, CheckFailed, Indeterminate):
         verify_signature(parse_signature(body))  # type: ignore[arg-type]
@@ -162,7 +177,7 @@ def test_chat_id_comes_from_the_first_sse_chunk_or_the_json_body() -> None:
     assert chat_id_from_response(stream) == "chatcmpl-1"
     assert chat_id_from_response(b'{"id": "chatcmpl-9", "object": "chat.completion"}') == "chatcmpl-9"
     assert chat_id_from_response(b"<html>") is None
-    assert chat_id_from_response(b'data: [DONE]\n\n') is None
+    assert chat_id_from_response(b"data: [DONE]\n\n") is None
 
 
 def test_crlf_streams_are_read_for_the_chat_id_but_hashed_as_received() -> None:

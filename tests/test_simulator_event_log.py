@@ -25,8 +25,13 @@ def _appraise(world: SimulatorWorld, expected_gpus: int | None = None) -> None:
     report = parse_quote(world.tdx_quote(b"\x00" * 64)).report
     events = parse_event_log(json.dumps(world.event_log))
     check_replay(events, report.rtmrs)
-    check_compose(app_compose=world.app_compose, claimed_compose_hash=world.compose_hash.hex(), events=events,
-                  mr_config_id=report.mr_config_id, quote_rtmr3=report.rtmrs[3])
+    check_compose(
+        app_compose=world.app_compose,
+        claimed_compose_hash=world.compose_hash.hex(),
+        events=events,
+        mr_config_id=report.mr_config_id,
+        quote_rtmr3=report.rtmrs[3],
+    )
     ident = dstack_identity(events)
     if expected_gpus is not None:
         check_gpu_boot(ident.gpu_boot, expected_devices=expected_gpus)
@@ -62,8 +67,10 @@ def test_a_gpu_policy_in_the_app_compose_is_measured() -> None:
     compose = json.dumps({"name": "gpu", "requirements": {"gpu_policy": {"allow_devtools": False}}})
     world = WORLD.with_app_compose(compose).with_cvm(CvmOptions(gpu_devices=1))
     _appraise(world, expected_gpus=1)
-    assert dstack_identity(parse_event_log(world.event_log)).gpu_policy_hash == hashlib.sha256(
-        b'{"allow_devtools":false}').digest()
+    assert (
+        dstack_identity(parse_event_log(world.event_log)).gpu_policy_hash
+        == hashlib.sha256(b'{"allow_devtools":false}').digest()
+    )
 
 
 def test_app_events_after_system_ready_do_not_change_the_identity() -> None:
@@ -102,8 +109,9 @@ def test_each_event_log_attack_is_consistent_with_its_quote_and_fails_with_its_r
     assert ei.value.reason == reason
 
 
-@pytest.mark.parametrize("attack", ["relabel_app_id", "relabel_os_image_hash", "relabel_key_provider",
-                                    "relabel_system_ready"])
+@pytest.mark.parametrize(
+    "attack", ["relabel_app_id", "relabel_os_image_hash", "relabel_key_provider", "relabel_system_ready"]
+)
 def test_a_relabelled_entry_keeps_dstacks_digest(attack: str) -> None:
     genuine = {e["event"]: e["digest"] for e in WORLD.event_log if e["imr"] == 3}
     log = WORLD.with_cvm(CvmOptions(attacks=frozenset({attack}))).event_log
@@ -114,8 +122,9 @@ def test_a_relabelled_entry_keeps_dstacks_digest(attack: str) -> None:
 
 def test_relabelling_app_id_and_system_ready_makes_the_forged_app_id_the_only_runtime_one() -> None:
     log = WORLD.with_cvm(CvmOptions(attacks=frozenset({"relabel_app_id", "relabel_system_ready"}))).event_log
-    runtime_app_ids = [e["event_payload"] for e in log if e["imr"] == 3 and e["event_type"] == 0x08000001
-                       and e["event"] == "app-id"]
+    runtime_app_ids = [
+        e["event_payload"] for e in log if e["imr"] == 3 and e["event_type"] == 0x08000001 and e["event"] == "app-id"
+    ]
     assert runtime_app_ids and WORLD.identity.app_id.hex() not in runtime_app_ids
     assert not any(e["event"] == "system-ready" and e["event_type"] == 0x08000001 for e in log)
 

@@ -44,8 +44,9 @@ def _report_data(world: SimulatorWorld) -> bytes:
 
 
 def _verify(world: SimulatorWorld, quote: bytes, collateral: str, now: int = NOW) -> dcap_qvl.VerifiedReport:
-    return dcap_qvl.verify_with_root_ca(quote, dcap_qvl.QuoteCollateralV3.from_json(collateral),
-                                        world.anchors.intel_root_ca_der, now)
+    return dcap_qvl.verify_with_root_ca(
+        quote, dcap_qvl.QuoteCollateralV3.from_json(collateral), world.anchors.intel_root_ca_der, now
+    )
 
 
 # ---------------------------------------------------------------- TDX: dcap-qvl accepts and rejects
@@ -87,14 +88,18 @@ def test_a_debug_td_is_rejected(world: SimulatorWorld) -> None:
 
 def test_the_real_intel_root_rejects_simulated_collateral(world: SimulatorWorld) -> None:
     with pytest.raises(ValueError, match="root CA CRL"):
-        dcap_qvl.verify(world.tdx_quote(_report_data(world)), dcap_qvl.QuoteCollateralV3.from_json(world.collateral_json(NOW)), NOW)
+        dcap_qvl.verify(
+            world.tdx_quote(_report_data(world)), dcap_qvl.QuoteCollateralV3.from_json(world.collateral_json(NOW)), NOW
+        )
 
 
 def test_collateral_knobs_revocation_and_tcb_status(world: SimulatorWorld) -> None:
     quote = world.tdx_quote(_report_data(world))
     with pytest.raises(ValueError, match="CertRevoked"):
         _verify(world, quote, world.collateral_json(NOW, revoke_pck=True))
-    report = _verify(world, quote, world.collateral_json(NOW, tcb_status="SWHardeningNeeded", advisory_ids=("INTEL-SA-00615",)))
+    report = _verify(
+        world, quote, world.collateral_json(NOW, tcb_status="SWHardeningNeeded", advisory_ids=("INTEL-SA-00615",))
+    )
     assert (report.status, report.advisory_ids) == ("SWHardeningNeeded", ["INTEL-SA-00615"])
 
 
@@ -120,8 +125,11 @@ def test_pck_chain_and_extension_mirror_the_real_sample(world: SimulatorWorld) -
     sim = dcap_qvl.parse_quote(world.tdx_quote(_report_data(world)))
     real_chain = x509.load_pem_x509_certificates(real.cert_chain_pem_bytes())
     sim_chain = x509.load_pem_x509_certificates(sim.cert_chain_pem_bytes())
-    assert [_cn(c) for c in sim_chain] == [_cn(c) for c in real_chain] == [
-        "Intel SGX PCK Certificate", "Intel SGX PCK Platform CA", "Intel SGX Root CA"]
+    assert (
+        [_cn(c) for c in sim_chain]
+        == [_cn(c) for c in real_chain]
+        == ["Intel SGX PCK Certificate", "Intel SGX PCK Platform CA", "Intel SGX Root CA"]
+    )
     assert sim_chain[-1].public_bytes(serialization.Encoding.DER) == world.anchors.intel_root_ca_der
     for r, s in zip(real_chain, sim_chain, strict=True):
         assert [(e.oid, e.critical) for e in r.extensions] == [(e.oid, e.critical) for e in s.extensions]
@@ -132,7 +140,11 @@ def test_pck_chain_and_extension_mirror_the_real_sample(world: SimulatorWorld) -
     r_pck, s_pck = real.pck_extension(), sim.pck_extension()
     for field in ("cpu_svn", "pce_svn", "pce_id", "fmspc", "sgx_type"):
         assert getattr(r_pck, field) == getattr(s_pck, field)
-    assert (sim.fmspc(), sim.ca(), sim.header.qe_vendor_id.hex()) == ("B0C06F000000", "platform", "939a7233f79c4ca9940a0db3957f0607")
+    assert (sim.fmspc(), sim.ca(), sim.header.qe_vendor_id.hex()) == (
+        "B0C06F000000",
+        "platform",
+        "939a7233f79c4ca9940a0db3957f0607",
+    )
 
 
 def test_collateral_has_the_real_shape_and_signatures(world: SimulatorWorld) -> None:
@@ -175,10 +187,26 @@ def test_event_log_replays_to_the_quote_rtmrs_and_binds_the_compose(world: Simul
     events = world.event_log
     assert replay(events) == (td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3)
     runtime = [e for e in events if e["imr"] == 3]
-    assert [e["event"] for e in runtime] == ["system-preparing", "app-id", "compose-hash", "instance-id", "boot-mr-done",
-                                             "mr-kms", "os-image-hash", "key-provider", "storage-fs", "system-ready"]
+    assert [e["event"] for e in runtime] == [
+        "system-preparing",
+        "app-id",
+        "compose-hash",
+        "instance-id",
+        "boot-mr-done",
+        "mr-kms",
+        "os-image-hash",
+        "key-provider",
+        "storage-fs",
+        "system-ready",
+    ]
     for e in runtime:
-        pre = struct.pack("<I", RUNTIME_EVENT_TYPE) + b":" + e["event"].encode() + b":" + bytes.fromhex(e["event_payload"])
+        pre = (
+            struct.pack("<I", RUNTIME_EVENT_TYPE)
+            + b":"
+            + e["event"].encode()
+            + b":"
+            + bytes.fromhex(e["event_payload"])
+        )
         assert e["digest"] == hashlib.sha384(pre).hexdigest()
     compose_hash = hashlib.sha256(world.app_compose.encode()).digest()
     assert next(e for e in runtime if e["event"] == "compose-hash")["event_payload"] == compose_hash.hex()
@@ -202,8 +230,10 @@ def test_another_app_changes_rtmr3_and_mr_config_id_only(world: SimulatorWorld) 
 
 def _items(payload: str) -> list[tuple[list[x509.Certificate], bytes]]:
     body = json.loads(payload)
-    return [(x509.load_pem_x509_certificates(base64.b64decode(i["certificate"])), base64.b64decode(i["evidence"]))
-            for i in body["evidence_list"]]
+    return [
+        (x509.load_pem_x509_certificates(base64.b64decode(i["certificate"])), base64.b64decode(i["evidence"]))
+        for i in body["evidence_list"]
+    ]
 
 
 def test_gpu_payload_shape_nonce_and_spdm_signature(world: SimulatorWorld) -> None:
@@ -225,8 +255,13 @@ def test_gpu_device_chain_verifies_to_the_pinned_root_and_carries_the_fwid(world
         assert len(chain) == 5 and chain[-1] == root
         for child, parent in itertools.pairwise(chain):
             child.verify_directly_issued_by(parent)
-        assert [_cn(c) for c in chain] == ["GH100 A01 GSP FMC LF", "GH100 A01 GSP BROM", "NVIDIA GH100 Provisioner ICA 1",
-                       "NVIDIA GH100 Identity", "NVIDIA Device Identity CA"]
+        assert [_cn(c) for c in chain] == [
+            "GH100 A01 GSP FMC LF",
+            "GH100 A01 GSP BROM",
+            "NVIDIA GH100 Provisioner ICA 1",
+            "NVIDIA GH100 Identity",
+            "NVIDIA Device Identity CA",
+        ]
         tcb_info = chain[0].extensions.get_extension_for_oid(x509.ObjectIdentifier("2.23.133.5.4.1")).value.value
         opaque = evidence[45 + 64 * 55 + 34 : -96]
         pos, fwid = 0, None
@@ -239,7 +274,7 @@ def test_gpu_device_chain_verifies_to_the_pinned_root_and_carries_the_fwid(world
 
 def test_wrong_nonce_substitutes_the_nonce_everywhere(world: SimulatorWorld) -> None:
     payload = world.gpu_payload(NONCE, 1, wrong_nonce=True)
-    (_, evidence), = _items(payload)
+    ((_, evidence),) = _items(payload)
     assert evidence[4:36] != NONCE and json.loads(payload)["nonce"] == evidence[4:36].hex()
 
 
@@ -249,8 +284,12 @@ def test_wrong_nonce_substitutes_the_nonce_everywhere(world: SimulatorWorld) -> 
 def _decode(token: str, jwks: dict) -> dict:
     header = jwt.get_unverified_header(token)
     key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
-    return jwt.decode(token, jwt.PyJWK(key, algorithm="ES384").key, algorithms=["ES384"],
-                      options={"verify_exp": False, "verify_nbf": False, "verify_iat": False})
+    return jwt.decode(
+        token,
+        jwt.PyJWK(key, algorithm="ES384").key,
+        algorithms=["ES384"],
+        options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+    )
 
 
 def test_nras_tokens_verify_with_the_jwks_and_submods_match(world: SimulatorWorld) -> None:
@@ -265,8 +304,16 @@ def test_nras_tokens_verify_with_the_jwks_and_submods_match(world: SimulatorWorl
     for name, token in devices.items():
         assert overall["submods"][name] == ["DIGEST", ["SHA-256", hashlib.sha256(token.encode("ascii")).hexdigest()]]
         claims = _decode(token, jwks)
-        assert (claims["measres"], claims["secboot"], claims["dbgstat"], claims["hwmodel"]) == ("success", True, "disabled", "GH100")
-        assert claims["x-nvidia-gpu-driver-version"] == "595.71.05" and claims["x-nvidia-gpu-vbios-version"] == "96.00.D9.00.02"
+        assert (claims["measres"], claims["secboot"], claims["dbgstat"], claims["hwmodel"]) == (
+            "success",
+            True,
+            "disabled",
+            "GH100",
+        )
+        assert (
+            claims["x-nvidia-gpu-driver-version"] == "595.71.05"
+            and claims["x-nvidia-gpu-vbios-version"] == "96.00.D9.00.02"
+        )
         assert claims["ueid"] == str(world.gpu(int(name[4:])).leaf.serial_number)
     assert jwt.get_unverified_header(overall_jws) == {"kid": jwks["keys"][0]["kid"], "alg": "ES384"}
 
@@ -282,8 +329,10 @@ def test_nras_jwks_chains_to_the_pinned_intermediate(world: SimulatorWorld) -> N
 
 def test_nras_failure_tokens(world: SimulatorWorld) -> None:
     jwks = world.jwks()
-    for response in (world.nras_response(world.gpu_payload(NONCE, 2), now=NOW, fail=True),
-                     world.nras_response(json.loads(world.gpu_payload(NONCE, 2)) | {"nonce": "00" * 32}, now=NOW)):
+    for response in (
+        world.nras_response(world.gpu_payload(NONCE, 2), now=NOW, fail=True),
+        world.nras_response(json.loads(world.gpu_payload(NONCE, 2)) | {"nonce": "00" * 32}, now=NOW),
+    ):
         (_, overall_jws), devices = response
         assert _decode(overall_jws, jwks)["x-nvidia-overall-att-result"] is False
         for token in devices.values():

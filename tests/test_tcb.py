@@ -11,17 +11,23 @@ from verifier.core.ports import DcapResult
 from verifier.evidence.collateral import Collateral
 
 COLLATERAL = Collateral.parse(
-    (Path(__file__).resolve().parent.parent / "fixtures/tdx/collateral/intel-pcs-tdx-90c06f-20260610.json").read_text(), source="bundle"
+    (Path(__file__).resolve().parent.parent / "fixtures/tdx/collateral/intel-pcs-tdx-90c06f-20260610.json").read_text(),
+    source="bundle",
 )
 NOW = 1781056157  # manifest verify_at of this collateral: issued ~2026-06-10T00:56Z, checked at 01:49Z
 POLICY: dict[str, Any] = {
-    "allowed_statuses": frozenset({"UpToDate"}), "advisory_allowlist": None, "rejected_advisories": frozenset(),
-    "min_tcb_eval_data_number": None, "max_collateral_age": None,
+    "allowed_statuses": frozenset({"UpToDate"}),
+    "advisory_allowlist": None,
+    "rejected_advisories": frozenset(),
+    "min_tcb_eval_data_number": None,
+    "max_collateral_age": None,
 }
 
 
 def result(status: str = "UpToDate", advisories: tuple[str, ...] = (), number: int | None = 19) -> DcapResult:
-    return DcapResult(status=status, advisory_ids=advisories, tcb_eval_data_number=number, tcb_date="2025-05-14T00:00:00Z")
+    return DcapResult(
+        status=status, advisory_ids=advisories, tcb_eval_data_number=number, tcb_date="2025-05-14T00:00:00Z"
+    )
 
 
 def appraise(r: DcapResult, collateral: Collateral | None = COLLATERAL, now: int = NOW, **policy: Any) -> None:
@@ -42,9 +48,14 @@ def test_uptodate_passes_default_policy() -> None:
 
 
 def test_permissive_policy_passes_sw_hardening_with_listed_advisory() -> None:
-    appraise(result("SWHardeningNeeded", ("INTEL-SA-00615",)), allowed_statuses=("UpToDate", "SWHardeningNeeded"),
-             advisory_allowlist=["INTEL-SA-00615"], rejected_advisories=("INTEL-SA-00289",),
-             min_tcb_eval_data_number=19, max_collateral_age=7 * 86400)
+    appraise(
+        result("SWHardeningNeeded", ("INTEL-SA-00615",)),
+        allowed_statuses=("UpToDate", "SWHardeningNeeded"),
+        advisory_allowlist=["INTEL-SA-00615"],
+        rejected_advisories=("INTEL-SA-00289",),
+        min_tcb_eval_data_number=19,
+        max_collateral_age=7 * 86400,
+    )
 
 
 def test_revoked_is_never_allowed() -> None:
@@ -58,14 +69,20 @@ def test_status_not_allowed() -> None:
 
 
 def test_rejected_advisory() -> None:
-    err = fails("advisory_not_allowed", result(advisories=("INTEL-SA-00615", "INTEL-SA-00289")),
-                rejected_advisories=frozenset({"INTEL-SA-00289"}))
+    err = fails(
+        "advisory_not_allowed",
+        result(advisories=("INTEL-SA-00615", "INTEL-SA-00289")),
+        rejected_advisories=frozenset({"INTEL-SA-00289"}),
+    )
     assert err.details["rejected"] == ["INTEL-SA-00289"]
 
 
 def test_advisory_not_in_allowlist() -> None:
-    err = fails("advisory_not_allowed", result(advisories=("INTEL-SA-00615", "INTEL-SA-00837")),
-                advisory_allowlist=frozenset({"INTEL-SA-00615"}))
+    err = fails(
+        "advisory_not_allowed",
+        result(advisories=("INTEL-SA-00615", "INTEL-SA-00837")),
+        advisory_allowlist=frozenset({"INTEL-SA-00615"}),
+    )
     assert err.details["not_allowed"] == ["INTEL-SA-00837"] and err.details["expected"] == ["INTEL-SA-00615"]
 
 
@@ -88,7 +105,9 @@ def test_collateral_too_old() -> None:
     age = NOW - COLLATERAL.issued_at
     appraise(result(), max_collateral_age=age)
     err = fails("collateral_too_old", result(), max_collateral_age=age - 1)
-    assert err.details["got"] == age and err.details["issued_at"] == COLLATERAL.tcb_info_issue_date  # the newer issue date
+    assert (
+        err.details["got"] == age and err.details["issued_at"] == COLLATERAL.tcb_info_issue_date
+    )  # the newer issue date
 
 
 def test_collateral_unknown_with_age_limit_fails() -> None:

@@ -39,12 +39,19 @@ def test_inclusion_and_consistency_proofs_from_the_ledger_verify(tmp_path: Path)
             for i, vid in enumerate(ids[:size]):
                 proof = inclusion(ledger.db, vid, size)
                 assert proof.index == i and proof.size == size
-                verify_inclusion(i, size, leaf_hash(verdict_entry(ledger.get(vid) or {})), proof.path, root_at(ledger.db, size))
+                verify_inclusion(
+                    i, size, leaf_hash(verdict_entry(ledger.get(vid) or {})), proof.path, root_at(ledger.db, size)
+                )
         for old in range(0, 7):
             for new in range(old, 7):
                 c = consistency(ledger.db, old, new)
-                verify_consistency(old, new, base64.b64decode(c["old_root"]), base64.b64decode(c["new_root"]),
-                                   [base64.b64decode(p) for p in c["consistency_path"]])
+                verify_consistency(
+                    old,
+                    new,
+                    base64.b64decode(c["old_root"]),
+                    base64.b64decode(c["new_root"]),
+                    [base64.b64decode(p) for p in c["consistency_path"]],
+                )
         with pytest.raises(ValueError):
             inclusion(ledger.db, ids[3], 3)  # the tree of 3 does not hold leaf 3
         with pytest.raises(ValueError):
@@ -82,8 +89,11 @@ def test_migration_0005_logs_the_verdicts_recorded_before_it(tmp_path: Path) -> 
         ids = fill(ledger, 5)
         expected = root_at(ledger.db, 5)
     conn = sqlite3.connect(path, isolation_level=None)  # as if recorded by a verifier before 0005
-    for statement in ("DROP TABLE tlog", "DROP TABLE tlog_checkpoints",
-                      "DELETE FROM _sqlite_migrations WHERE name = '0005_tlog'"):
+    for statement in (
+        "DROP TABLE tlog",
+        "DROP TABLE tlog_checkpoints",
+        "DELETE FROM _sqlite_migrations WHERE name = '0005_tlog'",
+    ):
         conn.execute(statement)
     conn.close()
     with Ledger.open(path) as ledger:
@@ -133,8 +143,11 @@ def test_ledger_check_detects_a_tampered_verdict_even_with_the_log_rows_rewritte
 
     text = _json.dumps(edited, separators=(",", ":"))
     new_leaf = leaf_hash(verdict_entry(edited)).hex()
-    _raw(path, f"UPDATE verdicts SET verdict_json = '{text}', status = 'fail' WHERE id = '{ids[1]}'",
-         f"UPDATE tlog SET leaf_sha256 = '{new_leaf}' WHERE idx = 1")
+    _raw(
+        path,
+        f"UPDATE verdicts SET verdict_json = '{text}', status = 'fail' WHERE id = '{ids[1]}'",
+        f"UPDATE tlog SET leaf_sha256 = '{new_leaf}' WHERE idx = 1",
+    )
     code, out = _check(path)
     assert code == 2
     assert "checkpoint of size 3: its signed root is not the recomputed root" in out
@@ -144,8 +157,13 @@ def test_ledger_check_detects_a_tampered_verdict_even_with_the_log_rows_rewritte
 def test_ledger_check_detects_a_reordered_log(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     ids = _signed_ledger(path, 3)
-    _raw(path, "UPDATE tlog SET idx = idx + 10", f"UPDATE tlog SET idx = 0 WHERE verdict_id = '{ids[1]}'",
-         f"UPDATE tlog SET idx = 1 WHERE verdict_id = '{ids[0]}'", f"UPDATE tlog SET idx = 2 WHERE verdict_id = '{ids[2]}'")
+    _raw(
+        path,
+        "UPDATE tlog SET idx = idx + 10",
+        f"UPDATE tlog SET idx = 0 WHERE verdict_id = '{ids[1]}'",
+        f"UPDATE tlog SET idx = 1 WHERE verdict_id = '{ids[0]}'",
+        f"UPDATE tlog SET idx = 2 WHERE verdict_id = '{ids[2]}'",
+    )
     code, out = _check(path)
     assert code == 2 and f"leaf 0 is verdict {ids[1]}, expected {ids[0]}" in out
 
@@ -170,7 +188,13 @@ def test_ledger_check_with_the_log_key_detects_a_forged_checkpoint(tmp_path: Pat
 def test_ledger_check_detects_verdicts_removed_after_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     ids = _signed_ledger(path, 3)
-    _raw(path, *(f"DELETE FROM {t} WHERE verdict_id = '{ids[2]}'" for t in ("checks", "verdict_evidence", "attestations", "tlog")),
-         f"DELETE FROM verdicts WHERE id = '{ids[2]}'")
+    _raw(
+        path,
+        *(
+            f"DELETE FROM {t} WHERE verdict_id = '{ids[2]}'"
+            for t in ("checks", "verdict_evidence", "attestations", "tlog")
+        ),
+        f"DELETE FROM verdicts WHERE id = '{ids[2]}'",
+    )
     code, out = _check(path)
     assert code == 2 and "checkpoint of size 3: the log has only 2 verdicts" in out

@@ -42,8 +42,18 @@ def verify(tmp_path: Path, name: str, at: int, *args: str) -> tuple[dict[str, An
     return verdict, checks
 
 
-HARDWARE_PASS = ("tdx.quote", "tdx.tcb", "tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.app", "tdx.debug",
-                 "tdx.measurements", "gpu.nonce", "gpu.evidence")
+HARDWARE_PASS = (
+    "tdx.quote",
+    "tdx.tcb",
+    "tdx.binds_signer",
+    "tdx.binds_nonce",
+    "tdx.event_log",
+    "tdx.app",
+    "tdx.debug",
+    "tdx.measurements",
+    "gpu.nonce",
+    "gpu.evidence",
+)
 
 
 def test_phala_flat_report_at_capture_time_passes_every_hardware_check(tmp_path: Path) -> None:
@@ -75,8 +85,15 @@ def test_near_two_layer_model_attestation_passes_eight_gpus_with_recorded_nras(t
     assert {cid: checks[cid] for cid in HARDWARE_PASS} == {cid: ("pass", None) for cid in HARDWARE_PASS}
     assert checks["gpu.nras"] == ("pass", None)
     assert len(verdict["claims"]["gpus"]) == 8
-    assert verdict["attestation"] == {"format": "near_two_layer", "paths": ["$.model_attestations[0]"], "hops": [],
-                                      "origin": "recorded", "fetched_at": None, "reused_from": None, "age_s": None}
+    assert verdict["attestation"] == {
+        "format": "near_two_layer",
+        "paths": ["$.model_attestations[0]"],
+        "hops": [],
+        "origin": "recorded",
+        "fetched_at": None,
+        "reused_from": None,
+        "age_s": None,
+    }
 
 
 def test_near_gateway_ed25519_signature_is_verified_with_its_model_hop(tmp_path: Path) -> None:
@@ -85,8 +102,20 @@ def test_near_gateway_ed25519_signature_is_verified_with_its_model_hop(tmp_path:
     assert verdict["attestation"]["paths"] == ["$.gateway_attestation"]
     # the gateway CVM is CPU-only: the model attestation for the requested model in the same report carries the GPUs
     assert verdict["attestation"]["hops"] == ["$.model_attestations[0]"]
-    passed = ("tdx.quote", "tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.debug", "tdx.app",
-              "tdx.measurements", "gpu.evidence", "gpu.nonce", "gpu.nras", "model.binding", "report.signer")
+    passed = (
+        "tdx.quote",
+        "tdx.binds_signer",
+        "tdx.binds_nonce",
+        "tdx.event_log",
+        "tdx.debug",
+        "tdx.app",
+        "tdx.measurements",
+        "gpu.evidence",
+        "gpu.nonce",
+        "gpu.nras",
+        "model.binding",
+        "report.signer",
+    )
     assert {cid: checks[cid] for cid in passed} == dict.fromkeys(passed, ("pass", None))
     assert len(verdict["claims"]["gpus"]) == 8
     assert set(verdict["claims"]["tdx"]) == {"$.gateway_attestation", "$.model_attestations[0]"}
@@ -140,7 +169,10 @@ def test_a_reserialized_response_fails_its_hashes_while_the_signature_stays_vali
     assert checks["report.signer"] == ("skipped", "not_in_bundle")
 
 
-@pytest.mark.parametrize("name", ["signature-near-direct-qwen35-3part-stream-20260602", "signature-near-gateway-deepseek-2part-stream-20251203"])
+@pytest.mark.parametrize(
+    "name",
+    ["signature-near-direct-qwen35-3part-stream-20260602", "signature-near-gateway-deepseek-2part-stream-20251203"],
+)
 def test_recorded_exact_bytes_and_signature_pass_the_signature_checks(tmp_path: Path, name: str) -> None:
     verdict, checks = verify(tmp_path, name, PHALA_FLAT_AT)
     assert [checks[c] for c in ("request.hash", "response.hash", "signature.valid")] == [("pass", None)] * 3
@@ -150,8 +182,15 @@ def test_recorded_exact_bytes_and_signature_pass_the_signature_checks(tmp_path: 
 def test_a_valid_signature_of_key_a_with_a_genuine_report_of_key_b_fails_report_signer(tmp_path: Path) -> None:
     # a failure seen in other verifiers (#5)
     sig = ALL["signature-near-gateway-deepseek-2part-stream-20251203"]()
-    mixed = Bundle(meta=phala_flat().meta, request=sig.request, response=sig.response, signature=sig.signature,
-                   report=phala_flat().report, collateral=phala_flat().collateral, nras=phala_flat().nras)
+    mixed = Bundle(
+        meta=phala_flat().meta,
+        request=sig.request,
+        response=sig.response,
+        signature=sig.signature,
+        report=phala_flat().report,
+        collateral=phala_flat().collateral,
+        nras=phala_flat().nras,
+    )
     verdict, checks, code = run(write(tmp_path, mixed), "--at", str(PHALA_FLAT_AT))
     assert (verdict["status"], code) == ("fail", 2)
     assert checks["signature.valid"] == ("pass", None)
@@ -167,9 +206,15 @@ def test_an_nras_token_resigned_with_another_key_fails_gpu_nras(tmp_path: Path) 
     body = json.loads(bundle.nras["response.json"])
     header = jwt.get_unverified_header(body[0][1])
     claims = jwt.decode(body[0][1], options={"verify_signature": False})
-    body[0][1] = jwt.encode(claims, ec.generate_private_key(ec.SECP384R1()), algorithm="ES384", headers={"kid": header["kid"]})
-    forged = Bundle(meta=bundle.meta, report=bundle.report, collateral=bundle.collateral,
-                    nras={**bundle.nras, "response.json": json.dumps(body).encode()})
+    body[0][1] = jwt.encode(
+        claims, ec.generate_private_key(ec.SECP384R1()), algorithm="ES384", headers={"kid": header["kid"]}
+    )
+    forged = Bundle(
+        meta=bundle.meta,
+        report=bundle.report,
+        collateral=bundle.collateral,
+        nras={**bundle.nras, "response.json": json.dumps(body).encode()},
+    )
     verdict, checks, _ = run(write(tmp_path, forged), "--at", str(PHALA_FLAT_AT))
     assert checks["gpu.nras"] == ("fail", "nras_token_invalid")
     assert verdict["status"] == "fail"
@@ -180,15 +225,25 @@ def test_a_quote_with_a_flipped_report_byte_fails_tdx_quote(tmp_path: Path) -> N
     doc = json.loads(bundle.report or b"")
     q = doc["intel_quote"]
     i = 2 * (48 + 136)  # MRTD's first byte (docs/dcap.md §4.1)
-    doc["intel_quote"] = q[:i] + ("0" if q[i] != "0" else "1") + q[i + 1:]
+    doc["intel_quote"] = q[:i] + ("0" if q[i] != "0" else "1") + q[i + 1 :]
     doc.pop("all_attestations")
     doc.pop("quote")
     tampered = Bundle(meta=bundle.meta, report=json.dumps(doc).encode(), collateral=bundle.collateral, nras=bundle.nras)
     verdict, checks, _ = run(write(tmp_path, tampered), "--at", str(PHALA_FLAT_AT))
     assert checks["tdx.quote"] == ("fail", "quote_signature_invalid")
     # MRTD is not in the event log: only the quote signature catches it, and nothing is judged on an unverified quote
-    blocked = {cid: checks[cid] for cid in ("tdx.tcb", "tdx.binds_signer", "tdx.binds_nonce", "tdx.event_log", "tdx.app",
-                                            "tdx.measurements", "tdx.debug")}
+    blocked = {
+        cid: checks[cid]
+        for cid in (
+            "tdx.tcb",
+            "tdx.binds_signer",
+            "tdx.binds_nonce",
+            "tdx.event_log",
+            "tdx.app",
+            "tdx.measurements",
+            "tdx.debug",
+        )
+    }
     assert blocked == dict.fromkeys(blocked, ("skipped", "blocked"))
     assert verdict["status"] == "fail"
 
@@ -216,19 +271,28 @@ PHALA_APP_ID = "c078255bb2090494df2566fe376139b618059b80"  # RTMR3 app-id of the
 def _with_model(bundle: Bundle, model: str | None) -> Bundle:
     meta = json.loads(bundle.files()["meta.json"])
     meta["model"] = model
-    return Bundle(meta=type(bundle.meta).from_json(meta), report=bundle.report, collateral=bundle.collateral, nras=bundle.nras)
+    return Bundle(
+        meta=type(bundle.meta).from_json(meta), report=bundle.report, collateral=bundle.collateral, nras=bundle.nras
+    )
 
 
-@pytest.mark.parametrize(("model", "want"), [
-    ("TEE/gemma-3-27b-it", ("pass", None)),
-    ("tee/GEMMA-3-27B-IT", ("pass", None)),  # models compare case-insensitively everywhere
-    ("TEE/other-model", ("fail", "app_id_not_allowed")),  # a model the policy does not name is not allowed
-    (None, ("fail", "app_id_not_allowed")),  # nor is an unknown model
-])
-def test_app_id_allow_lists_fail_closed_for_models_they_do_not_name(tmp_path: Path, model: str | None, want: tuple[str, str | None]) -> None:
+@pytest.mark.parametrize(
+    ("model", "want"),
+    [
+        ("TEE/gemma-3-27b-it", ("pass", None)),
+        ("tee/GEMMA-3-27B-IT", ("pass", None)),  # models compare case-insensitively everywhere
+        ("TEE/other-model", ("fail", "app_id_not_allowed")),  # a model the policy does not name is not allowed
+        (None, ("fail", "app_id_not_allowed")),  # nor is an unknown model
+    ],
+)
+def test_app_id_allow_lists_fail_closed_for_models_they_do_not_name(
+    tmp_path: Path, model: str | None, want: tuple[str, str | None]
+) -> None:
     policy = tmp_path / "apps.toml"
     policy.write_text(f'[policy]\nid = "apps"\n[tdx.app_ids]\n"TEE/gemma-3-27b-it" = ["{PHALA_APP_ID}"]\n')
-    _, checks, _ = run(write(tmp_path, _with_model(phala_flat(), model)), "--at", str(PHALA_FLAT_AT), "--policy", str(policy))
+    _, checks, _ = run(
+        write(tmp_path, _with_model(phala_flat(), model)), "--at", str(PHALA_FLAT_AT), "--policy", str(policy)
+    )
     assert checks["tdx.app"] == want
 
 
@@ -245,11 +309,14 @@ def test_every_attestation_of_the_signer_must_carry_its_gpu_evidence(tmp_path: P
     assert "$.all_attestations[1]" in next(c["message"] for c in verdict["checks"] if c["id"] == "gpu.evidence")
 
 
-@pytest.mark.parametrize(("meta", "needle"), [
-    ('{"captured_at": Infinity}', "captured_at"),
-    ('{"captured_at": NaN}', "captured_at"),
-    ('{"captured_at": 1e300}', "captured_at"),
-])
+@pytest.mark.parametrize(
+    ("meta", "needle"),
+    [
+        ('{"captured_at": Infinity}', "captured_at"),
+        ('{"captured_at": NaN}', "captured_at"),
+        ('{"captured_at": 1e300}', "captured_at"),
+    ],
+)
 def test_out_of_range_times_in_meta_json_are_usage_errors(tmp_path: Path, meta: str, needle: str) -> None:
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "meta.json").write_text(meta)
@@ -272,11 +339,14 @@ def test_an_encrypted_or_unsupported_zip_is_a_usage_error(tmp_path: Path) -> Non
     assert result.exit_code == 1 and "not a readable zip bundle" in result.output, result.output
 
 
-def test_verification_times_beyond_the_range_are_usage_errors_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_verification_times_beyond_the_range_are_usage_errors_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from verifier.cli import run as console_entry
 
-    monkeypatch.setattr("sys.argv", ["verifier", "verify-bundle", str(write(tmp_path, phala_flat())), "--at", str(2**63)])
+    monkeypatch.setattr(
+        "sys.argv", ["verifier", "verify-bundle", str(write(tmp_path, phala_flat())), "--at", str(2**63)]
+    )
     with pytest.raises(SystemExit) as exc:
         console_entry()
     assert exc.value.code == 1  # never 2: that would read as a `fail` verdict
@@ -296,10 +366,13 @@ def test_the_real_near_gateway_signed_response_fails_nothing_with_its_hop_and_pi
     verdict, checks = verify(tmp_path, "near-two-layer-gateway", NEAR_AT, "--refs", FIXTURE_REFS)
     # all that keeps it from a pass is what the recording lacks: the exchanged bytes, and a nonce minted by us
     assert {k: v for k, v in checks.items() if v[0] != "pass"} == {
-        "request.hash": ("skipped", "not_in_bundle"), "response.hash": ("skipped", "not_in_bundle"),
-        "nonce.fresh": ("indeterminate", "nonce_not_minted"), "tdx.gpu_boot": ("indeterminate", "not_applicable"),
+        "request.hash": ("skipped", "not_in_bundle"),
+        "response.hash": ("skipped", "not_in_bundle"),
+        "nonce.fresh": ("indeterminate", "nonce_not_minted"),
+        "tdx.gpu_boot": ("indeterminate", "not_applicable"),
         # advisory: no reviewed reference value says whether the fixture's OS image is a production image
-        "tdx.os_image": ("indeterminate", "not_applicable")}
+        "tdx.os_image": ("indeterminate", "not_applicable"),
+    }
     assert "app_id_pin" in verdict["subject"]["model_binding"]["by"]
 
 
@@ -311,6 +384,10 @@ def test_the_real_fixtures_without_refs_name_what_is_not_pinned(tmp_path: Path) 
 
 
 def test_every_real_fixture_keeps_its_hardware_verdict_under_the_strict_event_log_rules(tmp_path: Path) -> None:
-    for name, at in (("phala-flat", PHALA_FLAT_AT), ("near-two-layer-model", NEAR_AT), ("near-two-layer-gateway", NEAR_AT)):
+    for name, at in (
+        ("phala-flat", PHALA_FLAT_AT),
+        ("near-two-layer-model", NEAR_AT),
+        ("near-two-layer-gateway", NEAR_AT),
+    ):
         _, checks = verify(tmp_path / name, name, at, "--refs", FIXTURE_REFS)
         assert checks["tdx.event_log"] == checks["tdx.app"] == ("pass", None), name

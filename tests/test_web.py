@@ -27,7 +27,9 @@ async def env(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> Async
 
 def test_every_route_is_documented_and_every_documented_route_exists() -> None:
     app = create_app(simulator_settings(Path(":memory:"), "http://127.0.0.1:1"))
-    routes = {(r.method.lower(), r.resource.canonical) for r in app.router.routes() if r.method != "HEAD" and r.resource}
+    routes = {
+        (r.method.lower(), r.resource.canonical) for r in app.router.routes() if r.method != "HEAD" and r.resource
+    }
     documented = {(m, p) for p, ops in DOC["paths"].items() for m in ops}
     assert routes == documented
 
@@ -58,8 +60,9 @@ async def test_a_verification_is_201_with_a_schema_valid_passing_verdict(env: En
     valid(stored, "Verdict")
     assert stored["checks"] == verdict["checks"] and stored["id"] == verdict["id"]
 
-    listed = await (await env.client.get("/v1/verifications", params={"status": "pass", "limit": "5"},
-                                         headers=env.auth(Role.READ))).json()
+    listed = await (
+        await env.client.get("/v1/verifications", params={"status": "pass", "limit": "5"}, headers=env.auth(Role.READ))
+    ).json()
     valid(listed, "VerificationList")
     assert [i["id"] for i in listed["items"]] == [verdict["id"]]
 
@@ -69,7 +72,15 @@ async def test_the_exported_bundle_holds_the_evidence_and_reverification_superse
     resp = await env.client.get(f"/v1/verifications/{verdict['id']}/bundle", headers=env.auth(Role.READ))
     assert resp.status == 200 and resp.content_type == "application/zip"
     names = set(zipfile.ZipFile(io.BytesIO(await resp.read())).namelist())
-    assert {"meta.json", "request.body", "response.body", "signature.json", "report.json", "nras/jwks.json", "nras/response.json"} <= names
+    assert {
+        "meta.json",
+        "request.body",
+        "response.body",
+        "signature.json",
+        "report.json",
+        "nras/jwks.json",
+        "nras/response.json",
+    } <= names
     assert any(n.startswith("collateral/") for n in names)
 
     again = await env.client.post(f"/v1/verifications/{verdict['id']}/reverify", json={"at": NOW}, headers=env.auth())
@@ -90,14 +101,20 @@ async def test_verify_bundle_on_the_export_reproduces_the_recorded_verdict(env: 
 
     verdict = await (await post(env)).json()
     export = tmp_path / "export.zip"
-    export.write_bytes(await (await env.client.get(f"/v1/verifications/{verdict['id']}/bundle", headers=env.auth())).read())
+    export.write_bytes(
+        await (await env.client.get(f"/v1/verifications/{verdict['id']}/bundle", headers=env.auth())).read()
+    )
     at = str(verdict["times"]["verified_at"])
     # the CLI runs its own event loop: off this test's loop, in a thread
-    result = await asyncio.to_thread(CliRunner().invoke, main, ["verify-bundle", str(export), "--at", at, "--trust", "simulator", "--json"])
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["verify-bundle", str(export), "--at", at, "--trust", "simulator", "--json"]
+    )
     again = json.loads(result.output)
     assert result.exit_code == 0
     assert again["status"] == verdict["status"] == "pass"
-    assert [(c["id"], c["status"], c["reason"]) for c in again["checks"]] == [(c["id"], c["status"], c["reason"]) for c in verdict["checks"]]
+    assert [(c["id"], c["status"], c["reason"]) for c in again["checks"]] == [
+        (c["id"], c["status"], c["reason"]) for c in verdict["checks"]
+    ]
     # the same evidence under the production anchors never passes: the simulator's roots are not Intel's or NVIDIA's
     prod = await asyncio.to_thread(CliRunner().invoke, main, ["verify-bundle", str(export), "--at", at, "--json"])
     assert json.loads(prod.output)["status"] == "fail"
@@ -110,21 +127,26 @@ async def test_the_upstream_key_is_never_stored_logged_or_echoed(env: Env, caplo
     assert API_KEY not in text
     assert API_KEY not in caplog.text
     assert API_KEY.encode() not in env.db_path.read_bytes()
-    bundle = await (await env.client.get(f"/v1/verifications/{json.loads(text)['id']}/bundle", headers=env.auth())).read()
+    bundle = await (
+        await env.client.get(f"/v1/verifications/{json.loads(text)['id']}/bundle", headers=env.auth())
+    ).read()
     assert API_KEY.encode() not in bundle
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"response": "x", "model": "m"}, "request"),
-    ({"request": "x", "model": "m"}, "response"),
-    ({"request": "x", "response": "y"}, "model"),
-    ({"request": "x", "request_b64": "eA==", "response": "y", "model": "m"}, "request"),
-    ({"request_b64": "***", "response": "y", "model": "m"}, "request_b64"),
-    ({"request": "x", "response": "y", "model": "m", "signing_algo": "rsa"}, "signing_algo"),
-    ({"request": "x", "response": "y", "model": "m", "gateway": "https://evil.example"}, "gateway"),
-    ({"request": "x", "response": "y", "model": "m", "colour": "blue"}, "colour"),
-    ({"request": "x", "response": "{}", "model": "m"}, "chat_id"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"response": "x", "model": "m"}, "request"),
+        ({"request": "x", "model": "m"}, "response"),
+        ({"request": "x", "response": "y"}, "model"),
+        ({"request": "x", "request_b64": "eA==", "response": "y", "model": "m"}, "request"),
+        ({"request_b64": "***", "response": "y", "model": "m"}, "request_b64"),
+        ({"request": "x", "response": "y", "model": "m", "signing_algo": "rsa"}, "signing_algo"),
+        ({"request": "x", "response": "y", "model": "m", "gateway": "https://evil.example"}, "gateway"),
+        ({"request": "x", "response": "y", "model": "m", "colour": "blue"}, "colour"),
+        ({"request": "x", "response": "{}", "model": "m"}, "chat_id"),
+    ],
+)
 async def test_bad_input_is_a_400_naming_the_field(env: Env, body: dict[str, Any], field: str) -> None:
     resp = await env.client.post("/v1/verifications", json=body, headers=env.auth(Role.SUBMIT))
     assert resp.status == 400
@@ -135,30 +157,39 @@ async def test_bad_input_is_a_400_naming_the_field(env: Env, body: dict[str, Any
 
 
 async def test_a_body_that_is_not_json_is_a_400(env: Env) -> None:
-    resp = await env.client.post("/v1/verifications", data=b"{not json",
-                                 headers={"Content-Type": "application/json", **env.auth(Role.SUBMIT)})
+    resp = await env.client.post(
+        "/v1/verifications", data=b"{not json", headers={"Content-Type": "application/json", **env.auth(Role.SUBMIT)}
+    )
     assert resp.status == 400
     valid(await resp.json(), "Error")
 
 
 async def test_a_body_over_the_limit_is_a_413(env: Env) -> None:
-    resp = await env.client.post("/v1/verifications", data=b"x" * (8 * 1024 * 1024 + 10),
-                                 headers={"Content-Type": "application/json", **env.auth(Role.SUBMIT)})
+    resp = await env.client.post(
+        "/v1/verifications",
+        data=b"x" * (8 * 1024 * 1024 + 10),
+        headers={"Content-Type": "application/json", **env.auth(Role.SUBMIT)},
+    )
     assert resp.status == 413
     body = await resp.json()
     valid(body, "Error")
     assert body["error"]["code"] == "body_too_large"
 
 
-@pytest.mark.parametrize("path", ["/v1/verifications/nope", "/v1/verifications/nope/bundle",
-                                  "/v1/verifications/v_00000000000000000000000000"])
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/verifications/nope", "/v1/verifications/nope/bundle", "/v1/verifications/v_00000000000000000000000000"],
+)
 async def test_unknown_ids_are_a_404_envelope(env: Env, path: str) -> None:
     resp = await env.client.get(path, headers=env.auth(Role.READ))
     assert resp.status == 404
     valid(await resp.json(), "Error")
 
 
-@pytest.mark.parametrize("query", [{"status": "maybe"}, {"limit": "0"}, {"limit": "x"}, {"since": "-1"}, {"cursor": "garbage"}, {"colour": "x"}])
+@pytest.mark.parametrize(
+    "query",
+    [{"status": "maybe"}, {"limit": "0"}, {"limit": "x"}, {"since": "-1"}, {"cursor": "garbage"}, {"colour": "x"}],
+)
 async def test_bad_list_queries_are_a_400(env: Env, query: dict[str, str]) -> None:
     resp = await env.client.get("/v1/verifications", params=query, headers=env.auth(Role.READ))
     assert resp.status == 400
@@ -211,5 +242,9 @@ def test_readme_documents_every_error_code_of_the_envelope() -> None:
     sources += (Path(__file__).resolve().parent.parent / "verifier" / "app" / "limits.py").read_text()
     import re
 
-    used = set(re.findall(r'(?:HTTPProblem\(\d+, |bad_request\([^)]*, |Limited\(\d+, |envelope\(request, \d+, )"([a-z_]+)"', sources))
+    used = set(
+        re.findall(
+            r'(?:HTTPProblem\(\d+, |bad_request\([^)]*, |Limited\(\d+, |envelope\(request, \d+, )"([a-z_]+)"', sources
+        )
+    )
     assert used and used <= set(ERROR_CODES), used - set(ERROR_CODES)

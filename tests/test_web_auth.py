@@ -24,8 +24,13 @@ def test_every_route_declares_its_roles_and_the_document_says_which() -> None:
     for route in ROUTES:
         op = DOC["paths"][route.path][route.method.lower()]
         if route.roles is None:
-            assert "security" not in op and route.path in ("/healthz", "/readyz", "/openapi.json",
-                                                           "/.well-known/jwks.json", "/v1/log/key")  # public keys
+            assert "security" not in op and route.path in (
+                "/healthz",
+                "/readyz",
+                "/openapi.json",
+                "/.well-known/jwks.json",
+                "/v1/log/key",
+            )  # public keys
         else:
             assert op["security"] == [{"bearer": []}] and {"401", "403"} <= set(op["responses"])
             assert all(str(role) in op["description"] for role in route.roles)
@@ -57,9 +62,12 @@ EXPECTED_OK = {
 }
 
 
-async def call(env: Env, method: str, path: str, headers: dict[str, str], *, verdict_id: str, key_id: str,
-               job_id: str = "") -> int:
-    url = path.replace("{id}", key_id if path.startswith("/v1/keys") else job_id if path.startswith("/v1/jobs") else verdict_id)
+async def call(
+    env: Env, method: str, path: str, headers: dict[str, str], *, verdict_id: str, key_id: str, job_id: str = ""
+) -> int:
+    url = path.replace(
+        "{id}", key_id if path.startswith("/v1/keys") else job_id if path.startswith("/v1/jobs") else verdict_id
+    )
     if path == "/v1/log/consistency":
         url += "?from=0&to=1"
     if (method, path) == ("POST", "/v1/verifications"):
@@ -77,28 +85,42 @@ async def call(env: Env, method: str, path: str, headers: dict[str, str], *, ver
 
 async def _post_with(env: Env, headers: dict[str, str]) -> Any:
     request, response = await completion(env)
-    return await env.client.post("/v1/verifications", headers=headers, json={
-        "request": request.decode(), "response": response.decode(), "model": "sim/echo-1", "gateway": env.gateway_url})
+    return await env.client.post(
+        "/v1/verifications",
+        headers=headers,
+        json={
+            "request": request.decode(),
+            "response": response.decode(),
+            "model": "sim/echo-1",
+            "gateway": env.gateway_url,
+        },
+    )
 
 
 async def test_the_auth_matrix_every_route_times_no_key_bad_keys_and_each_role(env: Env) -> None:
     assert {(r.method, r.path) for r in ROUTES} == set(EXPECTED_OK)  # the matrix covers every route
     verdict = await (await post(env, role=Role.SUBMIT)).json()
-    job = await (await env.client.post("/v1/jobs", json={"filter": {"status": "indeterminate"}}, headers=env.auth())).json()
+    job = await (
+        await env.client.post("/v1/jobs", json={"filter": {"status": "indeterminate"}}, headers=env.auth())
+    ).json()
     with_keys = make_keys(env.db_path)  # fresh keys: one of them is revoked below, one is revoked by the matrix
     victim_id = hashlib.sha256(with_keys[Role.READ].encode()).hexdigest()[:16]
     revoked = with_keys[Role.ADMIN]
     revoked_id = hashlib.sha256(revoked.encode()).hexdigest()[:16]
     assert (await env.client.post(f"/v1/keys/{revoked_id}/revoke", headers=env.auth())).status == 200
     callers: dict[str, dict[str, str]] = {
-        "none": {}, "garbage": bearer("vk_not-a-key"), "revoked": bearer(revoked), "basic": {"Authorization": "Basic eDp5"},
+        "none": {},
+        "garbage": bearer("vk_not-a-key"),
+        "revoked": bearer(revoked),
+        "basic": {"Authorization": "Basic eDp5"},
         **{str(role): env.auth(role) for role in Role},
     }
     got: dict[tuple[str, str, str], int] = {}
     for route in ROUTES:
         for who, headers in callers.items():
-            got[(route.method, route.path, who)] = await call(env, route.method, route.path, headers,
-                                                              verdict_id=verdict["id"], key_id=victim_id, job_id=job["id"])
+            got[(route.method, route.path, who)] = await call(
+                env, route.method, route.path, headers, verdict_id=verdict["id"], key_id=victim_id, job_id=job["id"]
+            )
     expected: dict[tuple[str, str, str], int] = {}
     for route in ROUTES:
         for who in callers:
@@ -121,7 +143,9 @@ async def test_401_and_403_are_error_envelopes_and_401_challenges(env: Env) -> N
     body = await missing.json()
     valid(body, "Error")
     assert body["error"]["code"] == "unauthorized"
-    wrong = await env.client.post("/v1/verifications/v_00000000000000000000000000/reverify", headers=env.auth(Role.READ))
+    wrong = await env.client.post(
+        "/v1/verifications/v_00000000000000000000000000/reverify", headers=env.auth(Role.READ)
+    )
     body = await wrong.json()
     valid(body, "Error")
     assert (wrong.status, body["error"]["code"]) == (403, "forbidden")
@@ -162,8 +186,10 @@ async def test_keys_made_over_http_are_shown_once_and_stored_as_hashes(env: Env)
     assert (await env.client.get("/v1/verifications", headers=bearer(new["key"]))).status == 401
 
 
-@pytest.mark.parametrize(("body", "field"), [({"role": "root"}, "role"), ({"role": "read", "colour": 1}, "colour"),
-                                              ({"role": "read", "name": "a\nb"}, "name")])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"role": "root"}, "role"), ({"role": "read", "colour": 1}, "colour"), ({"role": "read", "name": "a\nb"}, "name")],
+)
 async def test_bad_key_requests_are_a_400_naming_the_field(env: Env, body: dict[str, Any], field: str) -> None:
     resp = await env.client.post("/v1/keys", json=body, headers=env.auth())
     assert resp.status == 400 and (await resp.json())["error"]["field"] == field

@@ -43,11 +43,18 @@ def with_overrides(gateway: SimulatedGateway, overrides: dict[str, Handler]) -> 
     return app
 
 
-async def env_with(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, overrides: dict[str, Handler],
-                   **settings: Any) -> Env:
+async def env_with(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, overrides: dict[str, Handler], **settings: Any
+) -> Env:
     gateway = SimulatedGateway(SimulatorWorld(), SimulatorConfig(clock=clock))
-    return await start(aiohttp_client, aiohttp_server, tmp_path, gateway_app=with_overrides(gateway, overrides),
-                       signature_deadline=0.0, **settings)
+    return await start(
+        aiohttp_client,
+        aiohttp_server,
+        tmp_path,
+        gateway_app=with_overrides(gateway, overrides),
+        signature_deadline=0.0,
+        **settings,
+    )
 
 
 def checks(verdict: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
@@ -55,7 +62,8 @@ def checks(verdict: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
 
 
 async def test_a_redirect_to_a_host_not_allowed_is_not_followed_and_nothing_of_it_is_stored(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     hits: list[dict[str, str]] = []
 
     async def elsewhere(request: web.Request) -> web.Response:
@@ -83,15 +91,17 @@ async def test_a_redirect_to_a_host_not_allowed_is_not_followed_and_nothing_of_i
 
 @pytest.mark.parametrize("upstream_key", [API_KEY, "abc", "k" * 7])
 async def test_an_upstream_echo_of_the_key_is_redacted_whatever_its_length_and_the_verdict_is_committed(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, upstream_key: str) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, upstream_key: str
+) -> None:
     async def echo_error(request: web.Request) -> web.Response:
         return web.json_response({"error": f"invalid key {request.headers.get('Authorization')}"}, status=401)
 
     async def echo_report(request: web.Request) -> web.Response:
         return web.json_response({"debug": {"authorization": request.headers.get("Authorization")}})
 
-    env = await env_with(aiohttp_client, aiohttp_server, tmp_path,
-                         {"/v1/signature/": echo_error, "/v1/attestation/report": echo_report})
+    env = await env_with(
+        aiohttp_client, aiohttp_server, tmp_path, {"/v1/signature/": echo_error, "/v1/attestation/report": echo_report}
+    )
     resp = await post(env, upstream_key=upstream_key)
     text = await resp.text()
     assert resp.status == 201, text
@@ -107,15 +117,23 @@ async def test_an_upstream_echo_of_the_key_is_redacted_whatever_its_length_and_t
 
 
 async def test_a_lone_surrogate_in_an_upstream_answer_is_a_committed_verdict(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     async def signature(request: web.Request) -> web.Response:
-        return web.Response(body=b'{"text": "\\ud800:\\udfff", "signature": "0x00", "signing_address": "0x\\ud800", '
-                                 b'"signing_algo": "ecdsa"}', content_type="application/json")
+        return web.Response(
+            body=b'{"text": "\\ud800:\\udfff", "signature": "0x00", "signing_address": "0x\\ud800", '
+            b'"signing_algo": "ecdsa"}',
+            content_type="application/json",
+        )
 
     async def report(request: web.Request) -> web.Response:
-        return web.Response(body=b'{"signing_address": "\\ud800", "intel_quote": "\\udc00"}', content_type="application/json")
+        return web.Response(
+            body=b'{"signing_address": "\\ud800", "intel_quote": "\\udc00"}', content_type="application/json"
+        )
 
-    env = await env_with(aiohttp_client, aiohttp_server, tmp_path, {"/v1/signature/": signature, "/v1/attestation/report": report})
+    env = await env_with(
+        aiohttp_client, aiohttp_server, tmp_path, {"/v1/signature/": signature, "/v1/attestation/report": report}
+    )
     resp = await post(env)
     assert resp.status == 201, await resp.text()
     verdict = await resp.json()
@@ -145,7 +163,8 @@ def hold_write_lock(db: Path, seconds: float) -> Callable[[], None]:
 
 
 async def test_a_writer_blocked_past_the_busy_timeout_is_a_503_while_the_loop_stays_responsive(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     env = await start(aiohttp_client, aiohttp_server, tmp_path, db_busy_timeout=0.5)
     earlier = await (await post(env)).json()
     assert earlier["status"] == "pass"
@@ -176,7 +195,8 @@ async def test_a_writer_blocked_past_the_busy_timeout_is_a_503_while_the_loop_st
 
 
 async def test_a_lock_held_from_the_start_stalls_neither_the_collateral_cache_nor_healthz(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     # the first verification fetches collateral and writes it to the cache while the lock is held: that write waits
     # on the ledger's writer thread (and gives up after the busy timeout), never on the event loop
     env = await start(aiohttp_client, aiohttp_server, tmp_path, db_busy_timeout=0.5)
@@ -209,12 +229,20 @@ KNOWN_PASS_FIRST = {"replayed_report"}  # its first report is genuine: the secon
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 async def test_every_fault_knob_is_a_201_whose_verdict_is_not_pass(
-        aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, fault: str) -> None:
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, fault: str
+) -> None:
     # the model-substitution faults act on NEAR two-layer reports with 3-part signed texts
     near = fault in ("signed_other_model", "attested_other_model")
-    config = SimulatorConfig(clock=clock, faults=frozenset({fault}), hang_seconds=1.5,
-                             report_format="near_two_layer" if near else "phala_flat", three_part_text=near)
-    env = await start(aiohttp_client, aiohttp_server, tmp_path, config=config, upstream_timeout=0.5, signature_deadline=0.2)
+    config = SimulatorConfig(
+        clock=clock,
+        faults=frozenset({fault}),
+        hang_seconds=1.5,
+        report_format="near_two_layer" if near else "phala_flat",
+        three_part_text=near,
+    )
+    env = await start(
+        aiohttp_client, aiohttp_server, tmp_path, config=config, upstream_timeout=0.5, signature_deadline=0.2
+    )
     rounds = 2 if fault in KNOWN_PASS_FIRST else 1
     statuses = []
     for _ in range(rounds):

@@ -21,8 +21,11 @@ async def env(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> Async
 
 
 async def post_raw(env: Env, text: str, **headers: str) -> Any:
-    return await env.client.post("/v1/verifications", data=text.encode(),
-                                 headers={"Content-Type": "application/json", **env.auth(Role.SUBMIT), **headers})
+    return await env.client.post(
+        "/v1/verifications",
+        data=text.encode(),
+        headers={"Content-Type": "application/json", **env.auth(Role.SUBMIT), **headers},
+    )
 
 
 async def expect_400(resp: Any, field: str | None) -> dict[str, Any]:
@@ -40,11 +43,25 @@ async def test_a_lone_surrogate_in_a_text_field_is_a_400_naming_it(env: Env, fie
     await expect_400(await post_raw(env, text), field)
 
 
-@pytest.mark.parametrize("gateway", ["http://127.0.0.1:99999", "http://[::1", "http://h:port", "ftp://x", "http://a\nb",
-                                     "http://" + "a" * 3000, 5, None, ["http://x"]])
+@pytest.mark.parametrize(
+    "gateway",
+    [
+        "http://127.0.0.1:99999",
+        "http://[::1",
+        "http://h:port",
+        "ftp://x",
+        "http://a\nb",
+        "http://" + "a" * 3000,
+        5,
+        None,
+        ["http://x"],
+    ],
+)
 async def test_a_malformed_gateway_is_a_400_naming_gateway(env: Env, gateway: object) -> None:
     body = {"request": "x", "response": '{"id": "c1"}', "model": "m", "gateway": gateway}
-    error = await expect_400(await env.client.post("/v1/verifications", json=body, headers=env.auth(Role.SUBMIT)), "gateway")
+    error = await expect_400(
+        await env.client.post("/v1/verifications", json=body, headers=env.auth(Role.SUBMIT)), "gateway"
+    )
     assert "gateway URL ''" not in error["error"]["message"]
     if gateway == 5:
         assert "expected a string" in error["error"]["message"]
@@ -52,12 +69,16 @@ async def test_a_malformed_gateway_is_a_400_naming_gateway(env: Env, gateway: ob
 
 async def test_a_non_utf8_byte_in_the_upstream_key_header_is_a_400(env: Env) -> None:
     request, response = await completion(env)
-    body = json.dumps({"request": request.decode(), "response": response.decode(), "model": "sim/echo-1",
-                       "gateway": env.gateway_url}).encode()
+    body = json.dumps(
+        {"request": request.decode(), "response": response.decode(), "model": "sim/echo-1", "gateway": env.gateway_url}
+    ).encode()
     port = env.client.server.port  # type: ignore[attr-defined]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (f"POST /v1/verifications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"Authorization: Bearer {env.keys[Role.SUBMIT]}\r\nConnection: close\r\n").encode()
+    head = (
+        f"POST /v1/verifications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+        f"{len(body)}\r\n"
+        f"Authorization: Bearer {env.keys[Role.SUBMIT]}\r\nConnection: close\r\n"
+    ).encode()
     writer.write(head + b"X-Upstream-Authorization: sk-\xff\xfe-key\r\n\r\n" + body)
     await writer.drain()
     answer = await reader.read()
@@ -74,7 +95,9 @@ async def test_a_blank_or_spaced_chat_id_is_a_400(env: Env, chat_id: str) -> Non
     await expect_400(await env.client.post("/v1/verifications", json=body, headers=env.auth(Role.SUBMIT)), "chat_id")
 
 
-async def test_a_newline_in_model_is_a_400_and_cannot_forge_a_log_line(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_newline_in_model_is_a_400_and_cannot_forge_a_log_line(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
     from verifier.app.logs import JsonFormatter
 
     caplog.set_level(logging.INFO)
@@ -90,8 +113,9 @@ async def test_a_newline_in_model_is_a_400_and_cannot_forge_a_log_line(env: Env,
     assert any(a["path"].startswith("/v1/verifications/\n") for a in access)  # escaped in the line, intact in the field
 
 
-@pytest.mark.parametrize(("body", "field"), [({"at": 1, "colour": "x"}, "colour"), ({"when": 1}, "when"), ([1], None),
-                                              ("now", None)])
+@pytest.mark.parametrize(
+    ("body", "field"), [({"at": 1, "colour": "x"}, "colour"), ({"when": 1}, "when"), ([1], None), ("now", None)]
+)
 async def test_reverify_rejects_unknown_fields_and_non_objects(env: Env, body: Any, field: str | None) -> None:
     from web_env import post
 
@@ -112,7 +136,9 @@ async def test_list_filters_with_invalid_utf8_are_answered_not_a_500(env: Env, q
     assert resp.status in (200, 400)  # the server decodes them to U+FFFD: an ordinary filter that matches nothing
 
 
-@pytest.mark.parametrize("path", ["/v1/verifications/%ED%A0%80", "/v1/verifications/v_%00", "/v1/verifications/" + "v" * 500])
+@pytest.mark.parametrize(
+    "path", ["/v1/verifications/%ED%A0%80", "/v1/verifications/v_%00", "/v1/verifications/" + "v" * 500]
+)
 async def test_odd_verdict_ids_are_a_404(env: Env, path: str) -> None:
     resp = await env.client.get(path, headers=env.auth(Role.READ))
     assert resp.status == 404

@@ -40,8 +40,11 @@ async def _until_done(env: Env, job_id: str) -> dict[str, Any]:
 
 async def test_a_job_posted_over_http_runs_in_the_background_and_reports_its_changes(env: Env) -> None:
     originals = {(await (await post(env)).json())["id"] for _ in range(2)}
-    resp = await env.client.post("/v1/jobs", json={"kind": "reverify", "policy": STRICT, "at": "captured",
-                                                   "filter": {"status": "pass"}}, headers=env.auth())
+    resp = await env.client.post(
+        "/v1/jobs",
+        json={"kind": "reverify", "policy": STRICT, "at": "captured", "filter": {"status": "pass"}},
+        headers=env.auth(),
+    )
     assert resp.status == 202
     queued = await resp.json()
     valid(queued, "Job")
@@ -70,25 +73,43 @@ async def test_cancelling_a_finished_job_leaves_it_done_and_unknown_jobs_are_404
         assert missing.status == 404 and (await missing.json())["error"]["field"] == "id"
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"at": "tomorrow"}, "at"), ({"collateral": "cached"}, "collateral"), ({"filter": {"status": "maybe"}}, "filter.status"),
-    ({"filter": {"ids": ["v_00000000000000000000000000"]}}, "filter.ids"), ({"policy": "no-such-policy"}, "policy"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"at": "tomorrow"}, "at"),
+        ({"collateral": "cached"}, "collateral"),
+        ({"filter": {"status": "maybe"}}, "filter.status"),
+        ({"filter": {"ids": ["v_00000000000000000000000000"]}}, "filter.ids"),
+        ({"policy": "no-such-policy"}, "policy"),
+    ],
+)
 async def test_bad_job_requests_are_a_400_naming_the_field(env: Env, body: dict[str, Any], field: str) -> None:
     resp = await env.client.post("/v1/jobs", json=body, headers=env.auth())
     assert resp.status == 400 and (await resp.json())["error"]["field"] == field
 
 
-async def test_a_queued_job_is_run_when_the_service_starts(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> None:
+async def test_a_queued_job_is_run_when_the_service_starts(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
     env = await start(aiohttp_client, aiohttp_server, tmp_path)
     await post(env)
     with Ledger.open(env.db_path) as ledger:  # as a service killed right after accepting the job would leave it
         store = JobStore(ledger)
         selection = store.select(trust_profile="simulator")
         strict = parse_policy(STRICT.encode(), source="strict")
-        job_id = store.create(spec={}, selection=selection, policy_text=STRICT, policy_id=strict.id,
-                              policy_sha256=strict.sha256, trust_profile="simulator", at=None, collateral="recorded")
-    client = await aiohttp_client(create_app(simulator_settings(env.db_path, env.gateway_url, dcap_workers=1), clock=clock))
+        job_id = store.create(
+            spec={},
+            selection=selection,
+            policy_text=STRICT,
+            policy_id=strict.id,
+            policy_sha256=strict.sha256,
+            trust_profile="simulator",
+            at=None,
+            collateral="recorded",
+        )
+    client = await aiohttp_client(
+        create_app(simulator_settings(env.db_path, env.gateway_url, dcap_workers=1), clock=clock)
+    )
     again = Env(client, env.gateway, env.gateway_url, env.db_path, env.keys)
     job = await _until_done(again, job_id)
     assert (job["total"], job["done"], job["by_change"]) == (1, 1, {"pass→fail": 1})

@@ -51,8 +51,19 @@ class Harness:
         url = str(self.gateway.make_url("")).rstrip("/")
         db = tmp / "v.db"
         key = make_keys(db)[Role.SUBMIT]
-        app = create_app(simulator_settings(db, url, dcap_workers=1, signature_deadline=0.0, upstream_timeout=2.0,
-                                            upstream_per_minute=0, rate_per_minute=0, offline=True), clock=clock)
+        app = create_app(
+            simulator_settings(
+                db,
+                url,
+                dcap_workers=1,
+                signature_deadline=0.0,
+                upstream_timeout=2.0,
+                upstream_per_minute=0,
+                rate_per_minute=0,
+                offline=True,
+            ),
+            clock=clock,
+        )
         self.client = TestClient(TestServer(app), headers=bearer(key))
         await self.client.start_server()
         self.url = url
@@ -80,7 +91,9 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     h.close()
 
 
-SURROGATES = st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]), min_size=1, max_size=2)
+SURROGATES = st.text(
+    alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]), min_size=1, max_size=2
+)
 TEXT = st.text(max_size=12) | st.builds(lambda a, s, b: a + s + b, st.text(max_size=3), SURROGATES, st.text(max_size=3))
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT
 # one level of nesting keeps generation cheap (10 000 examples); deep nesting is the JSON loader's own property test
@@ -104,9 +117,11 @@ def field_value(name: str) -> st.SearchStrategy[Any]:
 
 BODIES = st.one_of(
     st.fixed_dictionaries({}, optional={name: field_value(name) for name in FIELDS}).map(
-        lambda d: json.dumps(d).encode()),
+        lambda d: json.dumps(d).encode()
+    ),
     st.dictionaries(st.sampled_from([*FIELDS, "colour", "", "request "]), JSON_VALUES, max_size=5).map(
-        lambda d: json.dumps(d).encode()),
+        lambda d: json.dumps(d).encode()
+    ),
     JSON_VALUES.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=80),
 )
@@ -116,10 +131,13 @@ PLAIN = st.from_regex(r"[a-z0-9/._-]{1,16}", fullmatch=True)
 VALID_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)  # any text UTF-8 can carry
 # valid in every field the validator checks, varied in everything else: each one runs the whole pipeline
 NEAR_VALID = st.fixed_dictionaries(
-    {"request": VALID_TEXT, "response": VALID_TEXT, "model": PLAIN,
-     "chat_id": PLAIN.filter(lambda c: c not in (".", ".."))},  # dot segments are refused: a 400 naming chat_id
-    optional={"signing_algo": st.sampled_from(["ecdsa", "ed25519"]),
-              "response_b64": st.none()},
+    {
+        "request": VALID_TEXT,
+        "response": VALID_TEXT,
+        "model": PLAIN,
+        "chat_id": PLAIN.filter(lambda c: c not in (".", "..")),
+    },  # dot segments are refused: a 400 naming chat_id
+    optional={"signing_algo": st.sampled_from(["ecdsa", "ed25519"]), "response_b64": st.none()},
 ).map(lambda d: json.dumps(d).encode())
 
 

@@ -20,8 +20,13 @@ from verifier.core.merkle import leaf_hash, verdict_entry, verify_consistency, v
 
 @pytest.fixture
 async def env(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[Env]:
-    yield await start(aiohttp_client, aiohttp_server, tmp_path, log_key_path=str(tmp_path / "log.pem"),
-                      ear_key_path=str(tmp_path / "ear.pem"))
+    yield await start(
+        aiohttp_client,
+        aiohttp_server,
+        tmp_path,
+        log_key_path=str(tmp_path / "log.pem"),
+        ear_key_path=str(tmp_path / "ear.pem"),
+    )
 
 
 async def _text(env: Env, path: str, role: Role | None = Role.READ) -> str:
@@ -65,10 +70,19 @@ async def test_the_log_proves_a_recorded_verdict_with_only_the_log_key(env: Env)
         valid(proof, "InclusionProof")
         assert proof["log_index"] == index and verify_checkpoint(proof["checkpoint"], vkey) == checkpoint
         stored = await (await env.client.get(f"/v1/verifications/{verdict['id']}", headers=env.auth(Role.READ))).json()
-        verify_inclusion(index, 2, leaf_hash(verdict_entry(stored)), [base64.b64decode(p) for p in proof["inclusion_path"]],
-                         checkpoint.root)
-    old = verify_checkpoint((await (await env.client.get(f"/v1/log/proof/{first['id']}?size=1",
-                                                          headers=env.auth(Role.READ))).json())["checkpoint"], vkey)
+        verify_inclusion(
+            index,
+            2,
+            leaf_hash(verdict_entry(stored)),
+            [base64.b64decode(p) for p in proof["inclusion_path"]],
+            checkpoint.root,
+        )
+    old = verify_checkpoint(
+        (await (await env.client.get(f"/v1/log/proof/{first['id']}?size=1", headers=env.auth(Role.READ))).json())[
+            "checkpoint"
+        ],
+        vkey,
+    )
     body = await (await env.client.get("/v1/log/consistency?from=1&to=2", headers=env.auth(Role.READ))).json()
     valid(body, "ConsistencyProof")
     verify_consistency(1, 2, old.root, checkpoint.root, [base64.b64decode(p) for p in body["consistency_path"]])
@@ -76,9 +90,14 @@ async def test_the_log_proves_a_recorded_verdict_with_only_the_log_key(env: Env)
 
 async def test_bad_log_queries_are_400_or_404(env: Env) -> None:
     verdict = await (await post(env)).json()
-    for path, status in ((f"/v1/log/proof/{verdict['id']}?size=2", 400), (f"/v1/log/proof/{verdict['id']}?size=x", 400),
-                         ("/v1/log/proof/v_00000000000000000000000000", 404), ("/v1/log/consistency?from=0", 400),
-                         ("/v1/log/consistency?from=1&to=5", 400), (f"/v1/log/proof/{verdict['id']}?sizes=1", 400)):
+    for path, status in (
+        (f"/v1/log/proof/{verdict['id']}?size=2", 400),
+        (f"/v1/log/proof/{verdict['id']}?size=x", 400),
+        ("/v1/log/proof/v_00000000000000000000000000", 404),
+        ("/v1/log/consistency?from=0", 400),
+        ("/v1/log/consistency?from=1&to=5", 400),
+        (f"/v1/log/proof/{verdict['id']}?sizes=1", 400),
+    ):
         resp = await env.client.get(path, headers=env.auth(Role.READ))
         assert resp.status == status, path
         valid(await resp.json(), "Error")

@@ -8,20 +8,36 @@ from typing import Any
 from verifier.adapters.ledger import Ledger
 
 REPORT = b'{"signing_address": "0xabc", "intel_quote": "04000200"}'
-EVIDENCE = {"meta.json": b'{"model": "m1"}', "request.body": b'{"messages": []}', "response.body": b'{"id": "c1"}',
-            "report.json": REPORT}
+EVIDENCE = {
+    "meta.json": b'{"model": "m1"}',
+    "request.body": b'{"messages": []}',
+    "response.body": b'{"id": "c1"}',
+    "report.json": REPORT,
+}
 
 
 def verdict(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "id": None, "status": "pass", "trust_profile": "production", "simulator": False,
-        "subject": {"model": "m1", "chat_id": "c1", "gateway": "https://gw.example", "signing_algo": "ecdsa", "signer": "0xabc"},
+        "id": None,
+        "status": "pass",
+        "trust_profile": "production",
+        "simulator": False,
+        "subject": {
+            "model": "m1",
+            "chat_id": "c1",
+            "gateway": "https://gw.example",
+            "signing_algo": "ecdsa",
+            "signer": "0xabc",
+        },
         "nonce": {"value": "11" * 32, "origin": "minted"},
         "times": {"verified_at": 1_700_000_000, "captured_at": 1_700_000_000},
         "policy": {"id": "default", "sha256": "cc" * 32},
-        "checks": [{"id": c, "status": "pass", "severity": "required", "reason": None, "message": "", "details": {}}
-                   for c in ("tdx.quote", "tdx.binds_signer", "tdx.binds_nonce", "report.signer", "nonce.fresh")],
-        "notes": [], "attestation": {"reused_from": None, "origin": "fetched", "fetched_at": 1_700_000_000},
+        "checks": [
+            {"id": c, "status": "pass", "severity": "required", "reason": None, "message": "", "details": {}}
+            for c in ("tdx.quote", "tdx.binds_signer", "tdx.binds_nonce", "report.signer", "nonce.fresh")
+        ],
+        "notes": [],
+        "attestation": {"reused_from": None, "origin": "fetched", "fetched_at": 1_700_000_000},
         "supersedes": None,
     }
     base.update(overrides)

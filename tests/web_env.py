@@ -24,7 +24,9 @@ from verifier.web import create_app
 NOW = 1_790_000_000
 API_KEY = "sk-test-secret-key-0123456789"
 DOC = openapi_document()
-REGISTRY: Registry[Any] = Registry().with_resource("urn:openapi", Resource.from_contents(DOC, default_specification=DRAFT202012))
+REGISTRY: Registry[Any] = Registry().with_resource(
+    "urn:openapi", Resource.from_contents(DOC, default_specification=DRAFT202012)
+)
 
 
 def clock() -> float:
@@ -32,7 +34,9 @@ def clock() -> float:
 
 
 def valid(body: Any, name: str) -> None:
-    jsonschema.Draft202012Validator({"$ref": f"urn:openapi#/components/schemas/{name}"}, registry=REGISTRY).validate(body)
+    jsonschema.Draft202012Validator({"$ref": f"urn:openapi#/components/schemas/{name}"}, registry=REGISTRY).validate(
+        body
+    )
 
 
 def make_keys(db: Path) -> dict[Role, str]:
@@ -58,8 +62,15 @@ class Env:
         return bearer(self.keys[role])
 
 
-async def start(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, *, config: SimulatorConfig | None = None,
-                gateway_app: Any = None, **settings: Any) -> Env:
+async def start(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    tmp_path: Path,
+    *,
+    config: SimulatorConfig | None = None,
+    gateway_app: Any = None,
+    **settings: Any,
+) -> Env:
     gateway = SimulatedGateway(SimulatorWorld(), config or SimulatorConfig(clock=clock))
     server = await aiohttp_server(gateway_app or gateway.app())
     url = str(server.make_url("")).rstrip("/")
@@ -71,14 +82,24 @@ async def start(aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, *, con
 
 
 async def completion(env: Env, content: str = "hi", *, stream: bool = True) -> tuple[bytes, bytes]:
-    request = json.dumps({"model": "sim/echo-1", "stream": stream, "messages": [{"role": "user", "content": content}]}).encode()
+    request = json.dumps(
+        {"model": "sim/echo-1", "stream": stream, "messages": [{"role": "user", "content": content}]}
+    ).encode()
     async with env.client.session.post(f"{env.gateway_url}/v1/chat/completions", data=request) as resp:
         return request, await resp.read()
 
 
-async def post(env: Env, *, role: Role = Role.SUBMIT, upstream_key: str = API_KEY, stream: bool = True, **extra: Any) -> Any:
+async def post(
+    env: Env, *, role: Role = Role.SUBMIT, upstream_key: str = API_KEY, stream: bool = True, **extra: Any
+) -> Any:
     request, response = await completion(env, stream=stream)
-    body = {"request_b64": base64.b64encode(request).decode(), "response_b64": base64.b64encode(response).decode(),
-            "model": "sim/echo-1", "gateway": env.gateway_url, **extra}
-    return await env.client.post("/v1/verifications", json=body,
-                                 headers={"X-Upstream-Authorization": upstream_key, **env.auth(role)})
+    body = {
+        "request_b64": base64.b64encode(request).decode(),
+        "response_b64": base64.b64encode(response).decode(),
+        "model": "sim/echo-1",
+        "gateway": env.gateway_url,
+        **extra,
+    }
+    return await env.client.post(
+        "/v1/verifications", json=body, headers={"X-Upstream-Authorization": upstream_key, **env.auth(role)}
+    )

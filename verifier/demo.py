@@ -57,14 +57,29 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 def simulator_settings(db_path: Path, gateway_url: str, **overrides: Any) -> Settings:
     return Settings(
-        db_path=str(db_path), trust_profile=SIMULATOR, allow_gateways=(gateway_url,), default_gateway=gateway_url,
-        pcs_url=gateway_url, pccs=True, nras_url=gateway_url, **overrides,
+        db_path=str(db_path),
+        trust_profile=SIMULATOR,
+        allow_gateways=(gateway_url,),
+        default_gateway=gateway_url,
+        pcs_url=gateway_url,
+        pccs=True,
+        nras_url=gateway_url,
+        **overrides,
     )
 
 
-async def run_demo(*, report_format: str = "phala_flat", signing_algo: str = "ecdsa", stream: bool = True,
-                   db_dir: Path | None = None, model: str = "sim/echo-1", config: SimulatorConfig | None = None,
-                   rounds: int = 1, world: SimulatorWorld | None = None, **settings: Any) -> list[DemoResult]:
+async def run_demo(
+    *,
+    report_format: str = "phala_flat",
+    signing_algo: str = "ecdsa",
+    stream: bool = True,
+    db_dir: Path | None = None,
+    model: str = "sim/echo-1",
+    config: SimulatorConfig | None = None,
+    rounds: int = 1,
+    world: SimulatorWorld | None = None,
+    **settings: Any,
+) -> list[DemoResult]:
     """Simulated gateway + service; `rounds` concurrent completions, each verified through HTTP."""
     workdir = db_dir or Path(tempfile.mkdtemp(prefix="verifier-demo-"))
     db_path = workdir / "verifier.db"
@@ -81,18 +96,38 @@ async def run_demo(*, report_format: str = "phala_flat", signing_algo: str = "ec
     ):
 
         async def one(i: int) -> DemoResult:
-            request = json.dumps({"model": model, "stream": stream,
-                                  "messages": [{"role": "user", "content": f"Is answer {i} from a TEE?"}]}).encode()
-            async with client.post(f"{gateway_url}/v1/chat/completions", data=request,
-                                   headers={"Content-Type": "application/json"}) as resp:
+            request = json.dumps(
+                {
+                    "model": model,
+                    "stream": stream,
+                    "messages": [{"role": "user", "content": f"Is answer {i} from a TEE?"}],
+                }
+            ).encode()
+            async with client.post(
+                f"{gateway_url}/v1/chat/completions", data=request, headers={"Content-Type": "application/json"}
+            ) as resp:
                 response = await resp.read()  # the exact bytes received
-            async with client.post(f"{service_url}/v1/verifications", json={
-                "request_b64": base64.b64encode(request).decode(), "response_b64": base64.b64encode(response).decode(),
-                "model": model, "gateway": gateway_url, "signing_algo": signing_algo,
-            }, headers=auth) as answer:
+            async with client.post(
+                f"{service_url}/v1/verifications",
+                json={
+                    "request_b64": base64.b64encode(request).decode(),
+                    "response_b64": base64.b64encode(response).decode(),
+                    "model": model,
+                    "gateway": gateway_url,
+                    "signing_algo": signing_algo,
+                },
+                headers=auth,
+            ) as answer:
                 verdict = await answer.json()
-                return DemoResult(verdict=verdict, http_status=answer.status, db_path=db_path, gateway=gateway,
-                                  gateway_url=gateway_url, service_url=service_url, api_key=api_key)
+                return DemoResult(
+                    verdict=verdict,
+                    http_status=answer.status,
+                    db_path=db_path,
+                    gateway=gateway,
+                    gateway_url=gateway_url,
+                    service_url=service_url,
+                    api_key=api_key,
+                )
 
         return list(await asyncio.gather(*(one(i) for i in range(rounds))))
 
@@ -139,16 +174,25 @@ async def serving_demo(*, db_dir: Path | None = None, port: int = 0, passes: int
             await runner.cleanup()
 
 
-async def _verify_once(client: aiohttp.ClientSession, gateway_url: str, service_url: str,
-                       auth: dict[str, str]) -> dict[str, Any]:
-    request = json.dumps({"model": "sim/echo-1", "stream": True,
-                          "messages": [{"role": "user", "content": "Is this answer from a TEE?"}]}).encode()
-    async with client.post(f"{gateway_url}/v1/chat/completions", data=request,
-                           headers={"Content-Type": "application/json"}) as resp:
+async def _verify_once(
+    client: aiohttp.ClientSession, gateway_url: str, service_url: str, auth: dict[str, str]
+) -> dict[str, Any]:
+    request = json.dumps(
+        {"model": "sim/echo-1", "stream": True, "messages": [{"role": "user", "content": "Is this answer from a TEE?"}]}
+    ).encode()
+    async with client.post(
+        f"{gateway_url}/v1/chat/completions", data=request, headers={"Content-Type": "application/json"}
+    ) as resp:
         response = await resp.read()
-    async with client.post(f"{service_url}/v1/verifications", headers=auth, json={
-        "request_b64": base64.b64encode(request).decode(), "response_b64": base64.b64encode(response).decode(),
-        "model": "sim/echo-1", "gateway": gateway_url,
-    }) as answer:
+    async with client.post(
+        f"{service_url}/v1/verifications",
+        headers=auth,
+        json={
+            "request_b64": base64.b64encode(request).decode(),
+            "response_b64": base64.b64encode(response).decode(),
+            "model": "sim/echo-1",
+            "gateway": gateway_url,
+        },
+    ) as answer:
         verdict: dict[str, Any] = await answer.json()
         return verdict

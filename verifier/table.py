@@ -12,8 +12,9 @@ def _safe(value: object) -> str:
     """Text quoted from upstream answers can hold newlines, ESC sequences or bidi controls: shown escaped, so it can
     neither forge a line of the table nor repaint the terminal."""
     text = str(value)
-    return "".join(c if c.isprintable() and unicodedata.category(c) not in ("Cf", "Zl", "Zp") else
-                   repr(c)[1:-1] for c in text)
+    return "".join(
+        c if c.isprintable() and unicodedata.category(c) not in ("Cf", "Zl", "Zp") else repr(c)[1:-1] for c in text
+    )
 
 
 def render(verdict: dict[str, Any]) -> str:
@@ -23,7 +24,9 @@ def render(verdict: dict[str, Any]) -> str:
         banner += f"   id {verdict['id']}"
     lines.append(banner)
     if verdict.get("simulator"):
-        lines.append(f"!! SIMULATOR TRUST PROFILE ({verdict['trust_profile']}): test anchors, NOT evidence of real hardware !!")
+        lines.append(
+            f"!! SIMULATOR TRUST PROFILE ({verdict['trust_profile']}): test anchors, NOT evidence of real hardware !!"
+        )
     subject = verdict.get("subject", {})
     nonce = verdict.get("nonce", {})
     lines.append(
@@ -31,7 +34,8 @@ def render(verdict: dict[str, Any]) -> str:
         f"({_safe(subject.get('signing_algo') or '-')})"
     )
     lines.append(
-        f"nonce {nonce.get('value') or '-'} ({nonce.get('origin') or '-'})   verified at {verdict['times']['verified_at']}"
+        f"nonce {nonce.get('value') or '-'} ({nonce.get('origin') or '-'})   verified at "
+        f"{verdict['times']['verified_at']}"
         f"   policy {verdict['policy']['id']} sha256:{verdict['policy']['sha256'][:16]}…"
     )
     width = max(len(c["id"]) for c in verdict["checks"])
@@ -46,8 +50,10 @@ def render(verdict: dict[str, Any]) -> str:
             lines.append(f"        {'':<{width}}  got      {_safe(details.get('got'))}")
     binding = subject.get("model_binding") or {}
     if binding:
-        lines.append(f"  model bound by: {', '.join(binding.get('by') or ['nothing'])}"
-                     f"   (names {', '.join(binding.get('names') or []) or '-'})")
+        lines.append(
+            f"  model bound by: {', '.join(binding.get('by') or ['nothing'])}"
+            f"   (names {', '.join(binding.get('names') or []) or '-'})"
+        )
     vector = verdict.get("trust_vector") or {}
     if vector:
         lines.append("  trust vector: " + "   ".join(f"{aspect} {v['tier']}" for aspect, v in vector.items()))

@@ -28,8 +28,16 @@ Runner = Callable[[Callable[[sqlite_utils.Database], Any]], Awaitable[Any]]
 
 TABLE = "collateral_cache"
 KIND = "tdx"
-_COLUMNS = {"kind": str, "fmspc": str, "ca": str, "json_text": str, "sha256": str, "fetched_at": int, "valid_from": int,
-            "valid_until": int}
+_COLUMNS = {
+    "kind": str,
+    "fmspc": str,
+    "ca": str,
+    "json_text": str,
+    "sha256": str,
+    "fetched_at": int,
+    "valid_from": int,
+    "valid_until": int,
+}
 
 
 class CollateralStore(Protocol):
@@ -79,8 +87,14 @@ class CollateralCache:
     A cache that cannot be read or written (busy, broken) is a miss, never a verification error.
     """
 
-    def __init__(self, store: CollateralStore, fetcher: PcsClient | None, *, offline: bool = False,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        store: CollateralStore,
+        fetcher: PcsClient | None,
+        *,
+        offline: bool = False,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.store, self.fetcher, self.offline, self.clock = store, fetcher, offline, clock or time.time
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._fetched: dict[tuple[str, str], tuple[int, Collateral]] = {}  # key -> (generation, latest fetch)
@@ -109,12 +123,23 @@ class CollateralCache:
                 return latest[1]
             if self.offline or self.fetcher is None:
                 why = "offline mode" if self.offline else "no fetcher configured"
-                raise UpstreamError(f"no cached collateral for FMSPC {key[0]} ({ca} CA) valid at {now}, and {why}: not fetching",
-                                    reason="collateral_unavailable", details={"fmspc": key[0], "ca": ca, "now": now})
+                raise UpstreamError(
+                    f"no cached collateral for FMSPC {key[0]} ({ca} CA) valid at {now}, and {why}: not fetching",
+                    reason="collateral_unavailable",
+                    details={"fmspc": key[0], "ca": ca, "now": now},
+                )
             fresh = await self.fetcher.fetch(fmspc=key[0], ca=ca)
             self._fetched[key] = (self._fetched.get(key, (0, fresh))[0] + 1, fresh)
-            row = {"kind": KIND, "fmspc": key[0], "ca": ca, "json_text": fresh.json_text, "sha256": fresh.sha256,
-                   "fetched_at": int(self.clock()), "valid_from": fresh.issued_at, "valid_until": fresh.next_update}
+            row = {
+                "kind": KIND,
+                "fmspc": key[0],
+                "ca": ca,
+                "json_text": fresh.json_text,
+                "sha256": fresh.sha256,
+                "fetched_at": int(self.clock()),
+                "valid_from": fresh.issued_at,
+                "valid_until": fresh.next_update,
+            }
             try:
                 await self.store.save(row)
             except Exception as exc:  # busy, locked, broken: the fetch is still good; the next miss refetches

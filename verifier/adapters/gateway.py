@@ -51,29 +51,46 @@ class CallBudget(Protocol):
         ...
 
 
-def classify(status: int, body: bytes, *, what: str, url: str, location: str | None = None,
-             redact: Callable[[str], str] = str) -> None:
+def classify(
+    status: int, body: bytes, *, what: str, url: str, location: str | None = None, redact: Callable[[str], str] = str
+) -> None:
     """Raise the table's outcome for a non-evidence answer; return for a 2xx JSON object."""
     if 300 <= status < 400:
         target = redact(location or "")[:200] or "no Location"
-        raise UpstreamError(f"{what}: {url} answered {status} redirecting to {target}; redirects are not followed",
-                            reason="upstream_rejected", details={"status": status, "location": target})
+        raise UpstreamError(
+            f"{what}: {url} answered {status} redirecting to {target}; redirects are not followed",
+            reason="upstream_rejected",
+            details={"status": status, "location": target},
+        )
     if status == 429:
-        raise UpstreamError(f"{what}: {url} answered 429 (rate limited)", reason="upstream_rate_limited", details={"status": status})
+        raise UpstreamError(
+            f"{what}: {url} answered 429 (rate limited)", reason="upstream_rate_limited", details={"status": status}
+        )
     if status >= 500:
-        raise UpstreamError(f"{what}: {url} answered {status}", reason="upstream_unavailable", details={"status": status})
+        raise UpstreamError(
+            f"{what}: {url} answered {status}", reason="upstream_unavailable", details={"status": status}
+        )
     if status == 404 and what == "signature":
-        raise Indeterminate(f"signature: {url} answered 404 (chat id not found or expired)", reason="signature_unavailable", details={"status": status})
+        raise Indeterminate(
+            f"signature: {url} answered 404 (chat id not found or expired)",
+            reason="signature_unavailable",
+            details={"status": status},
+        )
     if not 200 <= status < 300:
         text = redact(body.decode("utf-8", "replace"))[:200]
-        raise UpstreamError(f"{what}: {url} answered {status}: {text}", reason="upstream_rejected", details={"status": status})
+        raise UpstreamError(
+            f"{what}: {url} answered {status}: {text}", reason="upstream_rejected", details={"status": status}
+        )
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):
         parsed = None
     if not isinstance(parsed, dict):
-        raise UpstreamError(f"{what}: {url} answered {status} with a body that is not a JSON object ({len(body)} bytes)",
-                            reason="upstream_garbled", details={"status": status})
+        raise UpstreamError(
+            f"{what}: {url} answered {status} with a body that is not a JSON object ({len(body)} bytes)",
+            reason="upstream_garbled",
+            details={"status": status},
+        )
 
 
 class GatewayClient:
@@ -84,9 +101,18 @@ class GatewayClient:
     ``observe(endpoint, seconds, outcome)`` records each call's latency.
     """
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, api_key: str | None = None, timeout: float = 30.0,
-                 retry: Retry | None = None, calls: CallBudget | None = None,
-                 reserve: Callable[[int], Awaitable[None]] | None = None, observe: Observer | None = None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retry: Retry | None = None,
+        calls: CallBudget | None = None,
+        reserve: Callable[[int], Awaitable[None]] | None = None,
+        observe: Observer | None = None,
+    ) -> None:
         if api_key is not None and not all(32 <= ord(c) <= 126 for c in api_key):
             raise ConfigError("the gateway API key must be printable ASCII")
         self._session = session
@@ -114,8 +140,9 @@ class GatewayClient:
 
     async def _fetch(self, what: str, url: str, params: dict[str, str]) -> bytes:
         try:
-            async with self._session.get(url, params=params, headers=self._headers, timeout=self._timeout,
-                                         allow_redirects=False) as resp:
+            async with self._session.get(
+                url, params=params, headers=self._headers, timeout=self._timeout, allow_redirects=False
+            ) as resp:
                 size = resp.content_length
                 if resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
                     size = None  # the length of the compressed body: the decoded one may be larger
@@ -124,12 +151,18 @@ class GatewayClient:
                 if self._reserve is not None:
                     await self._reserve(MAX_EVIDENCE_BYTES if size is None else size)
                 body = await read_capped(resp, MAX_EVIDENCE_BYTES if size is None else size)
-                classify(resp.status, body, what=what, url=url, location=resp.headers.get("Location"), redact=self._redact)
+                classify(
+                    resp.status, body, what=what, url=url, location=resp.headers.get("Location"), redact=self._redact
+                )
                 return body
         except BodyTooLarge:
-            raise UpstreamError(f"{what}: {url} body larger than {MAX_EVIDENCE_BYTES} bytes", reason="upstream_garbled") from None
+            raise UpstreamError(
+                f"{what}: {url} body larger than {MAX_EVIDENCE_BYTES} bytes", reason="upstream_garbled"
+            ) from None
         except TimeoutError:
-            raise UpstreamError(f"{what}: {url} did not answer within {self._timeout.total} s", reason="upstream_timeout") from None
+            raise UpstreamError(
+                f"{what}: {url} did not answer within {self._timeout.total} s", reason="upstream_timeout"
+            ) from None
         except aiohttp.ClientError as exc:
             text = self._redact(f"{type(exc).__name__}: {exc}")[:300]
             raise UpstreamError(f"{what}: {url}: {text}", reason="upstream_unavailable") from None
@@ -142,9 +175,18 @@ class GatewayClient:
         delay = self._retry.first_delay
         while True:
             try:
-                return await self._get("signature", f"/v1/signature/{quote(chat_id, safe='')}", {"model": model, "signing_algo": signing_algo})
+                return await self._get(
+                    "signature",
+                    f"/v1/signature/{quote(chat_id, safe='')}",
+                    {"model": model, "signing_algo": signing_algo},
+                )
             except Indeterminate as exc:
-                retryable = exc.reason in ("signature_unavailable", "upstream_unavailable", "upstream_rate_limited", "upstream_timeout")
+                retryable = exc.reason in (
+                    "signature_unavailable",
+                    "upstream_unavailable",
+                    "upstream_rate_limited",
+                    "upstream_timeout",
+                )
                 if not retryable or loop.time() + delay > deadline or not self._take_call():
                     raise
                 await asyncio.sleep(delay)
@@ -157,11 +199,13 @@ class GatewayClient:
             params["signing_address"] = signing_address
         return await self._get("report", "/v1/attestation/report", params)
 
-
     def _take_call(self) -> bool:
         return self._calls is None or self._calls.take()
 
     def _spend_call(self, what: str) -> None:
         if not self._take_call():
-            raise UpstreamError(f"{what}: the upstream call budget for {self._base} is spent; not calling",
-                                reason="upstream_rate_limited", details={"budget": "exhausted"})
+            raise UpstreamError(
+                f"{what}: the upstream call budget for {self._base} is spent; not calling",
+                reason="upstream_rate_limited",
+                details={"budget": "exhausted"},
+            )

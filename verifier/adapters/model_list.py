@@ -72,8 +72,13 @@ def parse_model_list(body: bytes, *, url: str) -> ModelList:
         appid = metadata.get("appid")
         if appid is not None and (not isinstance(appid, str) or not _HEX40.fullmatch(appid)):
             raise _garbled(url, f"{where}.metadata.appid ({model_id!r}) is {_show(appid)}, not a 20-byte hex app id")
-        models.append(ListedModel(id=model_id, app_id=bytes.fromhex(appid.removeprefix("0x")) if appid else None,
-                                  providers=tuple(providers)))
+        models.append(
+            ListedModel(
+                id=model_id,
+                app_id=bytes.fromhex(appid.removeprefix("0x")) if appid else None,
+                providers=tuple(providers),
+            )
+        )
     return ModelList(url=url, models=tuple(models))
 
 
@@ -90,15 +95,26 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
-async def fetch_model_list(session: aiohttp.ClientSession, url: str, *, api_key: str | None = None, timeout: float = 15.0,
-                           optional: bool = False) -> ModelList | None:
+async def fetch_model_list(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    api_key: str | None = None,
+    timeout: float = 15.0,
+    optional: bool = False,
+) -> ModelList | None:
     """GET one model list; None when ``optional`` and the gateway answers 404 (it does not publish that list)."""
     try:
-        async with session.get(url, headers=_headers(api_key), timeout=aiohttp.ClientTimeout(total=timeout),
-                               allow_redirects=False) as resp:
+        async with session.get(
+            url, headers=_headers(api_key), timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
+        ) as resp:
             if 300 <= resp.status < 400:
-                raise UpstreamError(f"model list: {url} answered {resp.status} (redirect to {resp.headers.get('Location')!r}); "
-                                    "redirects are not followed", reason="upstream_rejected", details={"status": resp.status})
+                raise UpstreamError(
+                    f"model list: {url} answered {resp.status} (redirect to {resp.headers.get('Location')!r}); "
+                    "redirects are not followed",
+                    reason="upstream_rejected",
+                    details={"status": resp.status},
+                )
             if optional and resp.status == 404:
                 return None
             try:
@@ -114,11 +130,15 @@ async def fetch_model_list(session: aiohttp.ClientSession, url: str, *, api_key:
         raise UpstreamError(f"model list: {url}: {type(exc).__name__}: {exc}", reason="upstream_unavailable") from None
 
 
-async def fetch_model_lists(base_url: str, *, api_key: str | None = None, timeout: float = 15.0) -> tuple[ModelList, ...]:
+async def fetch_model_lists(
+    base_url: str, *, api_key: str | None = None, timeout: float = 15.0
+) -> tuple[ModelList, ...]:
     """``/v1/models`` (required) and ``/v1/models/phala`` (when the gateway publishes it), in that order."""
     base = base_url.rstrip("/")
     async with aiohttp.ClientSession() as session:
         main = await fetch_model_list(session, base + MODELS_PATH, api_key=api_key, timeout=timeout)
-        phala = await fetch_model_list(session, base + PHALA_MODELS_PATH, api_key=api_key, timeout=timeout, optional=True)
+        phala = await fetch_model_list(
+            session, base + PHALA_MODELS_PATH, api_key=api_key, timeout=timeout, optional=True
+        )
     assert main is not None
     return (main,) if phala is None else (main, phala)

@@ -25,8 +25,15 @@ _MAX_BODY = 4 * 1024 * 1024
 
 
 class NrasClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 15,
-                 api_key: str | None = None, observe: Observer | None = None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 15,
+        api_key: str | None = None,
+        observe: Observer | None = None,
+    ) -> None:
         self._session = session
         self._observe = observe
         self._base = base_url.rstrip("/")
@@ -44,8 +51,11 @@ class NrasClient:
         body = await self._call("POST", url, headers, json.dumps(nras_request).encode())
         problem = _detached_eat_problem(json.loads(body))
         if problem is not None:
-            raise UpstreamError(f"NRAS POST {url}: the answer is not a detached EAT: {problem}",
-                                reason="nras_unavailable", details={"url": url})
+            raise UpstreamError(
+                f"NRAS POST {url}: the answer is not a detached EAT: {problem}",
+                reason="nras_unavailable",
+                details={"url": url},
+            )
         return body
 
     async def jwks(self, kid: str | None = None) -> dict[str, Any]:
@@ -56,8 +66,11 @@ class NrasClient:
                 body = json.loads(await self._call("GET", url, {"Accept": "application/json"}, None))
                 keys = body.get("keys") if isinstance(body, dict) else None
                 if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys) or shape_problem(body):
-                    raise UpstreamError(f"NRAS JWKS at {url} is not {{\"keys\": [{{...}}, ...]}}",
-                                        reason="nras_unavailable", details={"url": url})
+                    raise UpstreamError(
+                        f'NRAS JWKS at {url} is not {{"keys": [{{...}}, ...]}}',
+                        reason="nras_unavailable",
+                        details={"url": url},
+                    )
                 self._jwks = body
             return self._jwks
 
@@ -74,11 +87,14 @@ class NrasClient:
 
     async def _exchange(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> bytes:
         def fail(why: str, status: int | None = None) -> UpstreamError:
-            return UpstreamError(f"NRAS {method} {url}: {why}", reason="nras_unavailable", details={"url": url, "status": status})
+            return UpstreamError(
+                f"NRAS {method} {url}: {why}", reason="nras_unavailable", details={"url": url, "status": status}
+            )
 
         try:
-            async with self._session.request(method, url, headers=headers, data=data, timeout=self._timeout,
-                                             allow_redirects=False) as resp:
+            async with self._session.request(
+                method, url, headers=headers, data=data, timeout=self._timeout, allow_redirects=False
+            ) as resp:
                 status = resp.status
                 location = resp.headers.get("Location")
                 try:
@@ -92,7 +108,9 @@ class NrasClient:
         if status == 429:
             raise fail("HTTP 429 (rate limited)", status)
         if 300 <= status < 400:
-            raise fail(f"HTTP {status} redirecting to {(location or 'no Location')[:200]}; redirects are not followed", status)
+            raise fail(
+                f"HTTP {status} redirecting to {(location or 'no Location')[:200]}; redirects are not followed", status
+            )
         if not 200 <= status < 300:
             raise fail(f"HTTP {status}", status)
         try:

@@ -27,8 +27,17 @@ class PcsClient:
     ``UpstreamError(reason="collateral_unavailable")`` naming the URL.
     """
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, pccs: bool = False, timeout: float = 30.0,
-                 root_ca_crl_url: str | None = None, max_body: int = MAX_BODY_BYTES, observe: Observer | None = None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        pccs: bool = False,
+        timeout: float = 30.0,
+        root_ca_crl_url: str | None = None,
+        max_body: int = MAX_BODY_BYTES,
+        observe: Observer | None = None,
+    ) -> None:
         self._observe = observe
         base = base_url.rstrip("/")
         for suffix in ("/sgx/certification/v4", "/tdx/certification/v4"):  # §1.5: trimmed like dcap-qvl does
@@ -44,23 +53,35 @@ class PcsClient:
         ``early``: TCB info and QE identity of Intel's early TCB update (``update=early``, Intel PCS API v4), the
         TCB recovery Intel has published but not yet enforced (batch re-verification jobs' early warning)."""
         if len(fmspc) != 12 or not is_hex(fmspc) or ca not in ("platform", "processor"):
-            raise EvidenceError(f"collateral request for FMSPC {fmspc!r}, CA {ca!r}: expected 12 hex chars and platform|processor")
+            raise EvidenceError(
+                f"collateral request for FMSPC {fmspc!r}, CA {ca!r}: expected 12 hex chars and platform|processor"
+            )
         v4 = f"{self.base}/sgx/certification/v4"
         pck_crl, pck_chain = await self._get(f"{v4}/pckcrl?ca={ca}&encoding=der", "SGX-PCK-CRL-Issuer-Chain")
         update = "&update=early" if early else ""
-        tcb_body, tcb_chain = await self._get(f"{self.base}/tdx/certification/v4/tcb?fmspc={fmspc}{update}",
-                                              "TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain")
-        qe_body, qe_chain = await self._get(f"{self.base}/tdx/certification/v4/qe/identity{'?update=early' if early else ''}",
-                                            "SGX-Enclave-Identity-Issuer-Chain")
+        tcb_body, tcb_chain = await self._get(
+            f"{self.base}/tdx/certification/v4/tcb?fmspc={fmspc}{update}",
+            "TCB-Info-Issuer-Chain",
+            "SGX-TCB-Info-Issuer-Chain",
+        )
+        qe_body, qe_chain = await self._get(
+            f"{self.base}/tdx/certification/v4/qe/identity{'?update=early' if early else ''}",
+            "SGX-Enclave-Identity-Issuer-Chain",
+        )
         root_url = f"{v4}/rootcacrl" if self.pccs else self.root_ca_crl_url  # PCCS: hex; Intel: the root's CRL DP, DER
         root_crl, _ = await self._get(root_url)
         tcb_info, tcb_sig = _signed(tcb_body, "tcbInfo", f"{self.base}/tdx/certification/v4/tcb")
         qe_identity, qe_sig = _signed(qe_body, "enclaveIdentity", f"{self.base}/tdx/certification/v4/qe/identity")
         doc = {
-            "pck_crl_issuer_chain": pck_chain, "root_ca_crl": _crl(root_crl, root_url).hex(),
-            "pck_crl": _crl(pck_crl, f"{v4}/pckcrl").hex(), "tcb_info_issuer_chain": tcb_chain,
-            "tcb_info": tcb_info, "tcb_info_signature": tcb_sig, "qe_identity_issuer_chain": qe_chain,
-            "qe_identity": qe_identity, "qe_identity_signature": qe_sig,
+            "pck_crl_issuer_chain": pck_chain,
+            "root_ca_crl": _crl(root_crl, root_url).hex(),
+            "pck_crl": _crl(pck_crl, f"{v4}/pckcrl").hex(),
+            "tcb_info_issuer_chain": tcb_chain,
+            "tcb_info": tcb_info,
+            "tcb_info_signature": tcb_sig,
+            "qe_identity_issuer_chain": qe_chain,
+            "qe_identity": qe_identity,
+            "qe_identity_signature": qe_sig,
         }
         try:
             got = Collateral.parse(json.dumps(doc), source="pcs")
@@ -88,7 +109,9 @@ class PcsClient:
                 status, headers = resp.status, resp.headers
                 if 300 <= status < 400:
                     target = (headers.get("Location") or "no Location")[:200]
-                    raise _unavailable(url, f"HTTP {status} redirecting to {target}; redirects are not followed", status=status)
+                    raise _unavailable(
+                        url, f"HTTP {status} redirecting to {target}; redirects are not followed", status=status
+                    )
                 if not 200 <= status < 300:
                     extra = {"retry_after": headers.get("Retry-After")} if status == 429 else {}
                     raise _unavailable(url, f"HTTP {status}, expected 200", status=status, **extra)
@@ -108,8 +131,11 @@ class PcsClient:
 
 
 def _unavailable(url: str, what: str, *, status: int | None = None, **details: Any) -> UpstreamError:
-    return UpstreamError(f"collateral fetch {url}: {what}", reason="collateral_unavailable",
-                         details={"url": url, "status": status, **details})
+    return UpstreamError(
+        f"collateral fetch {url}: {what}",
+        reason="collateral_unavailable",
+        details={"url": url, "status": status, **details},
+    )
 
 
 def _signed(body: bytes, key: str, url: str) -> tuple[str, str]:
@@ -123,7 +149,9 @@ def _signed(body: bytes, key: str, url: str) -> tuple[str, str]:
         spans = _top_level_spans(text)
         (value_text, value), (_, sig) = spans[key], spans["signature"]
     except (UnicodeDecodeError, ValueError, KeyError) as exc:
-        raise _unavailable(url, f"body is not {{{key!r}: {{…}}, 'signature': hex}}: {type(exc).__name__}: {exc}") from exc
+        raise _unavailable(
+            url, f"body is not {{{key!r}: {{…}}, 'signature': hex}}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(value, dict) or not isinstance(sig, str) or not sig or not is_hex(sig):
         raise _unavailable(url, f"body: {key} is {type(value).__name__}, signature {sig!r}; expected an object and hex")
     return value_text, sig.lower()
@@ -140,21 +168,21 @@ def _top_level_spans(text: str) -> dict[str, tuple[str, Any]]:
         return i
 
     i = skip(0)
-    if text[i:i + 1] != "{":
+    if text[i : i + 1] != "{":
         raise ValueError("not a JSON object")
     i = skip(i + 1)
-    while text[i:i + 1] != "}":
+    while text[i : i + 1] != "}":
         key, i = dec.raw_decode(text, i)
         i = skip(i)
-        if not isinstance(key, str) or key in spans or text[i:i + 1] != ":":
+        if not isinstance(key, str) or key in spans or text[i : i + 1] != ":":
             raise ValueError(f"bad or duplicate key {key!r} at offset {i}")
         start = skip(i + 1)
         value, i = dec.raw_decode(text, start)
         spans[key] = (text[start:i], value)
         i = skip(i)
-        if text[i:i + 1] == ",":
+        if text[i : i + 1] == ",":
             i = skip(i + 1)
-        elif text[i:i + 1] != "}":
+        elif text[i : i + 1] != "}":
             raise ValueError(f"expected ',' or '}}' at offset {i}")
     if skip(i + 1) != len(text):
         raise ValueError(f"trailing data at offset {i + 1}")

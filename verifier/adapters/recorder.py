@@ -27,8 +27,17 @@ T = TypeVar("T")
 
 
 class Recorder:
-    def __init__(self, ledger: Ledger, executor: ThreadPoolExecutor, *, trust_profile: str, path: str = ":memory:",
-                 readers: int = 2, busy_timeout: float = 5.0, observe_write: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        executor: ThreadPoolExecutor,
+        *,
+        trust_profile: str,
+        path: str = ":memory:",
+        readers: int = 2,
+        busy_timeout: float = 5.0,
+        observe_write: Callable[[float], None] | None = None,
+    ) -> None:
         self.ledger = ledger  # only ever touched from `executor`'s one thread
         self._executor = executor
         self._trust_profile = trust_profile  # reuse never crosses trust profiles
@@ -42,17 +51,32 @@ class Recorder:
         self._opened_lock = threading.Lock()
 
     @classmethod
-    async def open(cls, path: str, *, trust_profile: str, busy_timeout: float = 5.0, readers: int = 2,
-                   observe_write: Callable[[float], None] | None = None) -> Recorder:
+    async def open(
+        cls,
+        path: str,
+        *,
+        trust_profile: str,
+        busy_timeout: float = 5.0,
+        readers: int = 2,
+        observe_write: Callable[[float], None] | None = None,
+    ) -> Recorder:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
         try:
             ledger = await asyncio.get_running_loop().run_in_executor(
-                executor, lambda: Ledger.open(path, busy_timeout_ms=int(busy_timeout * 1000)))
+                executor, lambda: Ledger.open(path, busy_timeout_ms=int(busy_timeout * 1000))
+            )
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(ledger, executor, trust_profile=trust_profile, path=path, readers=readers, busy_timeout=busy_timeout,
-                   observe_write=observe_write)
+        return cls(
+            ledger,
+            executor,
+            trust_profile=trust_profile,
+            path=path,
+            readers=readers,
+            busy_timeout=busy_timeout,
+            observe_write=observe_write,
+        )
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
@@ -86,11 +110,14 @@ class Recorder:
 
         return SqliteCollateralStore(read, write)
 
-    async def save(self, verdict: dict[str, Any], bundle: Bundle, *, secrets: tuple[str, ...] = (),
-                   submitted_by: str | None = None) -> str:
+    async def save(
+        self, verdict: dict[str, Any], bundle: Bundle, *, secrets: tuple[str, ...] = (), submitted_by: str | None = None
+    ) -> str:
         started = time.monotonic()
         try:
-            return await self._call(self.ledger.save, verdict, bundle.files(), secrets=secrets, submitted_by=submitted_by)
+            return await self._call(
+                self.ledger.save, verdict, bundle.files(), secrets=secrets, submitted_by=submitted_by
+            )
         finally:
             if self._observe_write is not None:
                 self._observe_write(time.monotonic() - started)
@@ -114,18 +141,31 @@ class Recorder:
         except Exception:
             return False
 
-    async def find(self, *, signer: str, signing_algo: str, model: str, gateway: str, now: int,
-                   max_age: int) -> PriorAttestation | None:
-        row = await self._call(self.ledger.find_reusable_attestation, signer=signer, signing_algo=signing_algo,
-                               model=model, gateway=gateway, now=now, max_age=max_age, trust_profile=self._trust_profile)
+    async def find(
+        self, *, signer: str, signing_algo: str, model: str, gateway: str, now: int, max_age: int
+    ) -> PriorAttestation | None:
+        row = await self._call(
+            self.ledger.find_reusable_attestation,
+            signer=signer,
+            signing_algo=signing_algo,
+            model=model,
+            gateway=gateway,
+            now=now,
+            max_age=max_age,
+            trust_profile=self._trust_profile,
+        )
         if row is None:
             return None
         bundle = await self.bundle(row["verdict_id"])
         if bundle is None or bundle.report is None or bundle.meta.nonce is None or bundle.meta.reused_from is not None:
             return None
         return PriorAttestation(
-            verdict_id=row["verdict_id"], captured_at=int(row["captured_at"]), nonce=bundle.meta.nonce, report=bundle.report,
-            collateral=bundle.collateral, nras=bundle.nras,
+            verdict_id=row["verdict_id"],
+            captured_at=int(row["captured_at"]),
+            nonce=bundle.meta.nonce,
+            report=bundle.report,
+            collateral=bundle.collateral,
+            nras=bundle.nras,
         )
 
     async def close(self) -> None:

@@ -53,23 +53,28 @@ def open_checkpoint(note: str | bytes, vkey: NoteVerifier) -> Checkpoint:
         raise AuditError(f"checkpoint: {exc}") from None
 
 
-def audit_inclusion(verdict: Any, proof: Any, checkpoint_note: str | bytes,
-                    vkey: NoteVerifier) -> InclusionAudit:
+def audit_inclusion(verdict: Any, proof: Any, checkpoint_note: str | bytes, vkey: NoteVerifier) -> InclusionAudit:
     checkpoint = open_checkpoint(checkpoint_note, vkey)
     if not isinstance(proof, dict) or not isinstance(verdict, dict):
         raise AuditError("the proof and the verdict must be JSON objects")
     index, size = _int(proof, "log_index"), _int(proof, "tree_size")
     if size != checkpoint.size:
-        raise AuditError(f"stale proof: it is for a tree of {size} leaves, the checkpoint signs {checkpoint.size} "
-                         f"(fetch /v1/log/proof/<id>?size={checkpoint.size})")
+        raise AuditError(
+            f"stale proof: it is for a tree of {size} leaves, the checkpoint signs {checkpoint.size} "
+            f"(fetch /v1/log/proof/<id>?size={checkpoint.size})"
+        )
     if proof.get("verdict_id") != verdict.get("id"):
-        raise AuditError(f"the proof is for verdict {str(proof.get('verdict_id'))[:40]!r}, the verdict is "
-                         f"{str(verdict.get('id'))[:40]!r}")
+        raise AuditError(
+            f"the proof is for verdict {str(proof.get('verdict_id'))[:40]!r}, the verdict is "
+            f"{str(verdict.get('id'))[:40]!r}"
+        )
     leaf = leaf_hash(verdict_entry(verdict))
     try:
         verify_inclusion(index, size, leaf, _hashes(proof.get("inclusion_path"), "inclusion_path"), checkpoint.root)
     except ProofError as exc:
-        raise AuditError(f"the verdict is not leaf {index} of the signed tree: {exc} (the verdict or the proof was altered)") from None
+        raise AuditError(
+            f"the verdict is not leaf {index} of the signed tree: {exc} (the verdict or the proof was altered)"
+        ) from None
     return InclusionAudit(verdict_id=str(verdict["id"]), index=index, checkpoint=checkpoint)
 
 
@@ -78,9 +83,13 @@ def audit_consistency(old_note: str | bytes, new: Checkpoint, proof: Any, vkey: 
     if not isinstance(proof, dict) or (proof.get("from"), proof.get("to")) != (old.size, new.size):
         raise AuditError(f"the consistency proof must be from {old.size} to {new.size} (the two checkpoints' sizes)")
     try:
-        verify_consistency(old.size, new.size, old.root, new.root, _hashes(proof.get("consistency_path"), "consistency_path"))
+        verify_consistency(
+            old.size, new.size, old.root, new.root, _hashes(proof.get("consistency_path"), "consistency_path")
+        )
     except ProofError as exc:
-        raise AuditError(f"the older checkpoint is not a prefix of the newer one: {exc} (the log was rewritten)") from None
+        raise AuditError(
+            f"the older checkpoint is not a prefix of the newer one: {exc} (the log was rewritten)"
+        ) from None
     return old
 
 

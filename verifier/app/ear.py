@@ -47,7 +47,9 @@ def _b64url(data: bytes) -> str:
 def public_jwk(key: Ed25519PublicKey) -> dict[str, str]:
     x = _b64url(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
     # RFC 7638 thumbprint: the required members in lexicographic order, no whitespace
-    thumb = hashlib.sha256(json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":")).encode()).digest()
+    thumb = hashlib.sha256(
+        json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":")).encode()
+    ).digest()
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": _b64url(thumb), "alg": "EdDSA", "use": "sig"}
 
 
@@ -90,7 +92,11 @@ def ear_claims(verdict: dict[str, Any], *, log_index: int | None, iat: int) -> d
 
     def submod(aspects: tuple[str, ...]) -> dict[str, Any]:
         v = _vector(vector, aspects)
-        return {"ear_status": _status(v, status), "ear_trustworthiness_vector": v, "ear_appraisal_policy_ids": policy_ids}
+        return {
+            "ear_status": _status(v, status),
+            "ear_trustworthiness_vector": v,
+            "ear_appraisal_policy_ids": policy_ids,
+        }
 
     submods = {"signature": submod(_SIGNATURE_ASPECTS)}
     for path in [*(attestation.get("paths") or []), *(attestation.get("hops") or [])]:
@@ -121,7 +127,8 @@ def sign_ear(claims: dict[str, Any], key: Ed25519PrivateKey) -> str:
 
 
 def verify_ear(token: str, jwks_doc: dict[str, Any]) -> dict[str, Any]:
-    """The claims of an EAR signed by a key of ``jwks_doc`` (by its ``kid``), with the EAR profile. EarError otherwise."""
+    """The claims of an EAR signed by a key of ``jwks_doc`` (by its ``kid``), with the EAR profile. EarError
+    otherwise."""
     try:
         header = jwt.get_unverified_header(token)
     except (jwt.PyJWTError, ValueError, TypeError) as exc:

@@ -25,9 +25,15 @@ JSON = dict[str, Any]
 _WORKER: dict[str, Any] = {}  # this worker process's loop, dcap pool, anchors, refs and memo
 
 
-def process_pool(processes: int, *, trust_profile: str, refs_path: str | None, dcap_timeout: float) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start, initargs=(trust_profile, refs_path, dcap_timeout))
+def process_pool(
+    processes: int, *, trust_profile: str, refs_path: str | None, dcap_timeout: float
+) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start,
+        initargs=(trust_profile, refs_path, dcap_timeout),
+    )
 
 
 def _start(trust_profile: str, refs_path: str | None, dcap_timeout: float) -> None:
@@ -40,15 +46,27 @@ def _start(trust_profile: str, refs_path: str | None, dcap_timeout: float) -> No
         loop.close()
 
     multiprocessing.util.Finalize(None, stop, exitpriority=10)  # run by multiprocessing when the worker exits
-    _WORKER.update(loop=loop, pool=pool, anchors=anchors_for(trust_profile), refs=refs_for(trust_profile, refs_path),
-                   memo=VerificationMemo())
+    _WORKER.update(
+        loop=loop,
+        pool=pool,
+        anchors=anchors_for(trust_profile),
+        refs=refs_for(trust_profile, refs_path),
+        memo=VerificationMemo(),
+    )
 
 
 def evaluate_files(files: dict[str, bytes], policy: Policy, at: int, supersedes: str) -> tuple[JSON, dict[str, bytes]]:
     """(verdict JSON, kept bundle files) of one recorded bundle evaluated at ``at`` in this worker process."""
     w = _WORKER
     pool: DcapPool = w["pool"]
-    ctx = Context(policy=policy, now=at, anchors=w["anchors"], quotes=pool, dcap_version=pool.version(), refs=w["refs"],
-                  memo=w["memo"])
+    ctx = Context(
+        policy=policy,
+        now=at,
+        anchors=w["anchors"],
+        quotes=pool,
+        dcap_version=pool.version(),
+        refs=w["refs"],
+        memo=w["memo"],
+    )
     evaluation = w["loop"].run_until_complete(evaluate(Bundle.from_files(files), ctx, supersedes=supersedes))
     return evaluation.verdict.to_json(), evaluation.bundle.files()

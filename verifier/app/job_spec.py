@@ -66,14 +66,25 @@ class JobSpec:
     kind: str = "reverify"
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "filter": self.filter.to_json(), "at": self.at, "collateral": self.collateral,
-                "policy": None if self.policy is None else "(given)"}
+        return {
+            "kind": self.kind,
+            "filter": self.filter.to_json(),
+            "at": self.at,
+            "collateral": self.collateral,
+            "policy": None if self.policy is None else "(given)",
+        }
 
 
 def _text(value: object, name: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT or not value.isprintable() or value != value.strip():
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > _MAX_TEXT
+        or not value.isprintable()
+        or value != value.strip()
+    ):
         raise JobSpecError(name, f"{name}: expected 1..{_MAX_TEXT} printable characters without surrounding whitespace")
     return value
 
@@ -96,7 +107,9 @@ def parse_filter(data: object) -> JobFilter:
         raise JobSpecError("filter", f"filter: unknown key {str(unknown[0])[:40]!r} (known: {', '.join(FILTER_KEYS)})")
     status = data.get("status")
     if status is not None and status not in STATUSES:
-        raise JobSpecError("filter.status", f"filter.status: got {str(status)[:40]!r}, expected one of {', '.join(STATUSES)}")
+        raise JobSpecError(
+            "filter.status", f"filter.status: got {str(status)[:40]!r}, expected one of {', '.join(STATUSES)}"
+        )
     ids = data.get("ids")
     if ids is not None:
         if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_IDS:
@@ -105,10 +118,16 @@ def parse_filter(data: object) -> JobFilter:
         if bad:
             raise JobSpecError("filter.ids", f"filter.ids: {str(bad[0])[:40]!r} is not a verdict id")
         ids = tuple(dict.fromkeys(ids))
-    return JobFilter(status=status, model=_text(data.get("model"), "filter.model"),
-                     signer=_text(data.get("signer"), "filter.signer"), gateway=_text(data.get("gateway"), "filter.gateway"),
-                     since=_seconds(data.get("since"), "filter.since"), until=_seconds(data.get("until"), "filter.until"),
-                     ids=ids, claims=tuple(sorted((k, v) for k in CLAIM_KEYS if (v := _text(data.get(k), f"filter.{k}")))))
+    return JobFilter(
+        status=status,
+        model=_text(data.get("model"), "filter.model"),
+        signer=_text(data.get("signer"), "filter.signer"),
+        gateway=_text(data.get("gateway"), "filter.gateway"),
+        since=_seconds(data.get("since"), "filter.since"),
+        until=_seconds(data.get("until"), "filter.until"),
+        ids=ids,
+        claims=tuple(sorted((k, v) for k in CLAIM_KEYS if (v := _text(data.get(k), f"filter.{k}")))),
+    )
 
 
 def parse_at(value: object) -> str | int:
@@ -136,9 +155,12 @@ def parse_spec(body: object) -> JobSpec:
         raise JobSpecError("kind", f"kind: got {str(kind)[:40]!r}, expected 'reverify'")
     collateral = body.get("collateral", "recorded")
     if collateral not in COLLATERAL:
-        raise JobSpecError("collateral", f"collateral: got {str(collateral)[:40]!r}, expected one of {', '.join(COLLATERAL)}")
+        raise JobSpecError(
+            "collateral", f"collateral: got {str(collateral)[:40]!r}, expected one of {', '.join(COLLATERAL)}"
+        )
     policy = body.get("policy")
     if policy is not None and (not isinstance(policy, str) or not policy.strip()):
         raise JobSpecError("policy", "policy: expected TOML text or a policy id")
-    return JobSpec(filter=parse_filter(body.get("filter")), policy=policy, at=parse_at(body.get("at")),
-                   collateral=collateral)
+    return JobSpec(
+        filter=parse_filter(body.get("filter")), policy=policy, at=parse_at(body.get("at")), collateral=collateral
+    )

@@ -50,8 +50,11 @@ class JobError(RuntimeError):
 
 def failing_reasons(verdict: JSON) -> tuple[str, ...]:
     """The reason codes of the required checks that did not pass (what made the verdict fail or indeterminate)."""
-    reasons = [c.get("reason") for c in verdict.get("checks", [])
-               if c.get("severity") == "required" and c.get("status") in ("fail", "indeterminate")]
+    reasons = [
+        c.get("reason")
+        for c in verdict.get("checks", [])
+        if c.get("severity") == "required" and c.get("status") in ("fail", "indeterminate")
+    ]
     return tuple(sorted({r for r in reasons if isinstance(r, str)}))
 
 
@@ -94,8 +97,11 @@ class RefreshedCollateral:
 
     async def get(self, *, fmspc: str, ca: str, now: int) -> Collateral:
         if self._fetch is None:
-            raise UpstreamError("collateral: refresh needs Intel PCS, and this verifier runs offline",
-                                reason="collateral_unavailable", details={"fmspc": fmspc, "ca": ca})
+            raise UpstreamError(
+                "collateral: refresh needs Intel PCS, and this verifier runs offline",
+                reason="collateral_unavailable",
+                details={"fmspc": fmspc, "ca": ca},
+            )
         key = (fmspc.upper(), ca)
         if key not in self._got:
             self._got[key] = asyncio.ensure_future(self._fetch(fmspc=key[0], ca=ca))
@@ -121,7 +127,8 @@ class Jobs:
     # ------------------------------------------------------------------ create / control
 
     async def create(self, spec: JobSpec, *, created_by: str | None = None) -> JSON:
-        """A queued job over the current selection (frozen now); ``JobSpecError`` for a policy or filter it cannot use."""
+        """A queued job over the current selection (frozen now); ``JobSpecError`` for a policy or filter it cannot
+        use."""
         svc = self._svc
         policy, text = self._policy(spec.policy)
         at = int(svc.clock()) if spec.at == "now" else None if spec.at == "captured" else int(spec.at)
@@ -133,9 +140,17 @@ class Jobs:
                 selection = store.select(trust_profile=profile, **spec.filter.query())
             except ValueError as exc:
                 raise JobSpecError("filter.ids", str(exc)) from None
-            return store.create(spec=spec.to_json(), selection=selection, policy_text=text, policy_id=policy.id,
-                                policy_sha256=policy.sha256, trust_profile=profile, at=at, collateral=spec.collateral,
-                                created_by=created_by)
+            return store.create(
+                spec=spec.to_json(),
+                selection=selection,
+                policy_text=text,
+                policy_id=policy.id,
+                policy_sha256=policy.sha256,
+                trust_profile=profile,
+                at=at,
+                collateral=spec.collateral,
+                created_by=created_by,
+            )
 
         job_id = await svc.recorder.write(make)
         return await self.get(job_id)
@@ -147,8 +162,9 @@ class Jobs:
         try:
             return parse_policy(given.encode(), source="job policy"), given
         except ConfigError as exc:
-            raise JobSpecError("policy", f"policy: neither the service's policy id ({own.id!r}) nor a usable policy: "
-                                         f"{exc.message}") from None
+            raise JobSpecError(
+                "policy", f"policy: neither the service's policy id ({own.id!r}) nor a usable policy: {exc.message}"
+            ) from None
 
     async def cancel(self, job_id: str) -> JSON:
         job = await self.get(job_id)
@@ -174,7 +190,9 @@ class Jobs:
             if not has_jobs(ledger):
                 return []
             store = JobStore(ledger)
-            ids = [r[0] for r in ledger.db.execute("SELECT id FROM jobs WHERE trust_profile = ? ORDER BY id", [profile])]
+            ids = [
+                r[0] for r in ledger.db.execute("SELECT id FROM jobs WHERE trust_profile = ? ORDER BY id", [profile])
+            ]
             return [i for i in ids if store.state(i)[0] in ("queued", "interrupted")]
 
         ids = await self._svc.recorder.read(unfinished)
@@ -198,8 +216,15 @@ class Jobs:
 
     # ------------------------------------------------------------------ run
 
-    async def run(self, job_id: str, *, concurrency: int = 1, batch: int = BATCH, progress: Progress | None = None,
-                  processes: int = 0) -> JSON:
+    async def run(
+        self,
+        job_id: str,
+        *,
+        concurrency: int = 1,
+        batch: int = BATCH,
+        progress: Progress | None = None,
+        processes: int = 0,
+    ) -> JSON:
         """Process the job's remaining verdicts; returns the job. A cancelled or done job is returned as it is.
         ``processes`` > 0: recorded evidence is evaluated in that many worker processes (``app.job_pool``), and
         ``concurrency`` should be at least as many."""
@@ -210,8 +235,12 @@ class Jobs:
             return job
         run = self._prepare(row)
         if processes > 0:
-            pool = process_pool(processes, trust_profile=svc.anchors.name, refs_path=svc.settings.refs_path,
-                                dcap_timeout=svc.settings.dcap_timeout)
+            pool = process_pool(
+                processes,
+                trust_profile=svc.anchors.name,
+                refs_path=svc.settings.refs_path,
+                dcap_timeout=svc.settings.dcap_timeout,
+            )
             run = replace(run, processes=pool)
             try:
                 return await self._run(run, concurrency=concurrency, batch=batch, progress=progress)
@@ -232,7 +261,7 @@ class Jobs:
 
         try:
             for start in range(0, len(pending), max(1, batch)):
-                items = list(await asyncio.gather(*(one(v) for v in pending[start:start + batch])))
+                items = list(await asyncio.gather(*(one(v) for v in pending[start : start + batch])))
                 committed = await svc.recorder.write(partial(_commit, job_id, items, row["created_by"]))
                 for item in committed:
                     if item.new_verdict is not None:
@@ -251,15 +280,18 @@ class Jobs:
     def _prepare(self, row: JSON) -> _Run:
         svc = self._svc
         if row["trust_profile"] != svc.anchors.name:
-            raise JobError(f"job {row['id']} re-verifies {row['trust_profile']} verdicts; this verifier trusts "
-                           f"{svc.anchors.name}")
+            raise JobError(
+                f"job {row['id']} re-verifies {row['trust_profile']} verdicts; this verifier trusts {svc.anchors.name}"
+            )
         if row["policy_text"] is not None:
             policy = parse_policy(row["policy_text"].encode(), source=f"job {row['id']} policy")
         elif svc.policy.sha256 == row["policy_sha256"]:
             policy = svc.policy
         else:
-            raise JobError(f"job {row['id']} appraises with policy {row['policy_id']} (sha256 {row['policy_sha256'][:12]}…), "
-                           f"and this verifier's policy is {svc.policy.id} (sha256 {svc.policy.sha256[:12]}…)")
+            raise JobError(
+                f"job {row['id']} appraises with policy {row['policy_id']} (sha256 {row['policy_sha256'][:12]}…), "
+                f"and this verifier's policy is {svc.policy.id} (sha256 {svc.policy.sha256[:12]}…)"
+            )
         refresh = None
         if row["collateral"] in ("refresh", "early"):
             fetcher = None if svc.settings.offline else svc.collateral.fetcher
@@ -285,30 +317,53 @@ class Jobs:
             now = await self._evaluate(bundle, run, job_at, verdict_id, refresh=run.refresh is not None)
         verdict, cap_json = now[0], captured[0]
         reasons = failing_reasons(verdict)
-        verdict["claims"] = {**verdict.get("claims", {}), "reverification": {
-            "job": run.job_id, "previous": {"id": verdict_id, "status": old["status"]},
-            "clocks": {
-                "captured": {"at": captured_at, "status": cap_json["status"], "reasons": list(failing_reasons(cap_json)),
-                             "collateral": "recorded"},
-                "job": {"at": job_at, "status": verdict["status"], "reasons": list(reasons),
-                        "collateral": run.refresh.kind if run.refresh is not None else "recorded"},
+        verdict["claims"] = {
+            **verdict.get("claims", {}),
+            "reverification": {
+                "job": run.job_id,
+                "previous": {"id": verdict_id, "status": old["status"]},
+                "clocks": {
+                    "captured": {
+                        "at": captured_at,
+                        "status": cap_json["status"],
+                        "reasons": list(failing_reasons(cap_json)),
+                        "collateral": "recorded",
+                    },
+                    "job": {
+                        "at": job_at,
+                        "status": verdict["status"],
+                        "reasons": list(reasons),
+                        "collateral": run.refresh.kind if run.refresh is not None else "recorded",
+                    },
+                },
             },
-        }}
+        }
         kept = now[1]
         if svc.settings.retain_bodies == "hashes":
             verdict, kept = _without_bodies(verdict, kept)
         verdict["id"] = None
-        return Item(verdict_id, old["status"], verdict, kept.files(), captured_at=captured_at,
-                    captured_status=cap_json["status"], job_at=job_at, job_status=verdict["status"], reasons=reasons)
+        return Item(
+            verdict_id,
+            old["status"],
+            verdict,
+            kept.files(),
+            captured_at=captured_at,
+            captured_status=cap_json["status"],
+            job_at=job_at,
+            job_status=verdict["status"],
+            reasons=reasons,
+        )
 
-    async def _evaluate(self, bundle: Bundle, run: _Run, at: int, supersedes: str, *,
-                        refresh: bool) -> tuple[JSON, Bundle]:
+    async def _evaluate(
+        self, bundle: Bundle, run: _Run, at: int, supersedes: str, *, refresh: bool
+    ) -> tuple[JSON, Bundle]:
         """(verdict JSON, kept bundle): in a worker process when the run has them, else on the engine's thread."""
         svc = self._svc
         if run.processes is not None and not refresh:
             loop = asyncio.get_running_loop()
-            verdict, files = await loop.run_in_executor(run.processes, evaluate_files, bundle.files(), run.policy, at,
-                                                        supersedes)
+            verdict, files = await loop.run_in_executor(
+                run.processes, evaluate_files, bundle.files(), run.policy, at, supersedes
+            )
             return verdict, Bundle.from_files(files)
         ctx: Context = replace(svc.offline_context(now=at), policy=run.policy)
         if refresh and run.refresh is not None:

@@ -47,8 +47,13 @@ class ApiKey:
         return self.revoked_at is None
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "role": str(self.role), "name": self.name, "created_at": self.created_at,
-                "revoked_at": self.revoked_at}
+        return {
+            "id": self.id,
+            "role": str(self.role),
+            "name": self.name,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
 
 
 def new_secret() -> str:
@@ -83,8 +88,10 @@ class KeyStore:
         """Store a key chosen elsewhere (the Docker image's environment or key file)."""
         secret = secret.strip()
         if not well_formed(secret) or len(secret) < MIN_IMPORTED_LENGTH:
-            raise ConfigError(f"{name}: a key must be {MIN_IMPORTED_LENGTH}..{MAX_KEY_LENGTH} visible ASCII characters "
-                              "(make one with `verifier keys create`)")
+            raise ConfigError(
+                f"{name}: a key must be {MIN_IMPORTED_LENGTH}..{MAX_KEY_LENGTH} visible ASCII characters "
+                "(make one with `verifier keys create`)"
+            )
         existing = find_key(self.ledger, key_id(secret))
         if existing is not None and hmac.compare_digest(existing.key_sha256, _sha(secret)):
             return _api_key(existing)
@@ -93,7 +100,9 @@ class KeyStore:
     def _insert(self, secret: str, role: Role, name: str) -> ApiKey:
         if len(name) > 200 or any(ord(c) < 32 for c in name):
             raise ConfigError("key name: at most 200 characters, no control characters")
-        return _api_key(insert_key(self.ledger, key_id=key_id(secret), key_sha256=_sha(secret), role=str(role), name=name))
+        return _api_key(
+            insert_key(self.ledger, key_id=key_id(secret), key_sha256=_sha(secret), role=str(role), name=name)
+        )
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """The active key this secret is, or None (unknown, revoked, or malformed)."""

@@ -94,7 +94,9 @@ class RateLimiter:
             return
         wait = self._buckets.bucket(key_id).take()
         if wait:
-            raise Limited(429, "rate_limited", f"rate limit of this API key exceeded; retry in {math.ceil(wait)} s", wait)
+            raise Limited(
+                429, "rate_limited", f"rate limit of this API key exceeded; retry in {math.ceil(wait)} s", wait
+            )
 
 
 class CallTicket:
@@ -133,9 +135,13 @@ class UpstreamBudget:
         bucket = self._buckets.bucket(gateway)
         wait = bucket.take(self.CALLS_PER_VERIFICATION)
         if wait:
-            raise Limited(429, "upstream_budget_exhausted",
-                          f"the upstream call budget for {gateway} is spent (each verification needs "
-                          f"{self.CALLS_PER_VERIFICATION} calls); retry in {math.ceil(wait)} s", wait)
+            raise Limited(
+                429,
+                "upstream_budget_exhausted",
+                f"the upstream call budget for {gateway} is spent (each verification needs "
+                f"{self.CALLS_PER_VERIFICATION} calls); retry in {math.ceil(wait)} s",
+                wait,
+            )
         return CallTicket(bucket, self.CALLS_PER_VERIFICATION)
 
 
@@ -154,11 +160,16 @@ class ByteAdmission:
         async with self._cond:
             self._queue.append(token)
             try:
-                await asyncio.wait_for(self._cond.wait_for(lambda: self._queue[0] is token and self.in_use + n <= self.limit),
-                                       self.wait)
+                await asyncio.wait_for(
+                    self._cond.wait_for(lambda: self._queue[0] is token and self.in_use + n <= self.limit), self.wait
+                )
             except TimeoutError:
-                raise Limited(503, "overloaded", f"the service holds {self.in_use} bytes of evidence in flight "
-                                                 f"(limit {self.limit}); retry shortly", self.wait) from None
+                raise Limited(
+                    503,
+                    "overloaded",
+                    f"the service holds {self.in_use} bytes of evidence in flight (limit {self.limit}); retry shortly",
+                    self.wait,
+                ) from None
             finally:
                 self._queue.remove(token)
                 self._cond.notify_all()

@@ -10,8 +10,20 @@ import time
 from typing import Any
 
 # attributes a log call may attach with ``extra=`` that become fields of the line
-FIELDS = ("request_id", "key_id", "method", "route", "path", "status", "verdict_id", "verdict_status", "duration_ms",
-          "remote", "model", "error_code")
+FIELDS = (
+    "request_id",
+    "key_id",
+    "method",
+    "route",
+    "path",
+    "status",
+    "verdict_id",
+    "verdict_status",
+    "duration_ms",
+    "remote",
+    "model",
+    "error_code",
+)
 
 
 class JsonFormatter(logging.Formatter):

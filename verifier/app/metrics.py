@@ -29,33 +29,58 @@ class _DcapCollector:
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats()
-        yield CounterMetricFamily("verifier_dcap_worker_restarts", "dcap-qvl workers killed and replaced",
-                                  value=stats.get("restarts", 0))
-        yield CounterMetricFamily("verifier_dcap_worker_timeouts", "dcap-qvl requests that timed out",
-                                  value=stats.get("timeouts", 0))
+        yield CounterMetricFamily(
+            "verifier_dcap_worker_restarts", "dcap-qvl workers killed and replaced", value=stats.get("restarts", 0)
+        )
+        yield CounterMetricFamily(
+            "verifier_dcap_worker_timeouts", "dcap-qvl requests that timed out", value=stats.get("timeouts", 0)
+        )
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.verifications = Counter("verifier_verifications", "Verdicts recorded, by status, the reason of the first "
-                                     "required check that did not pass (none for a pass) and model",
-                                     ["status", "reason", "model"], registry=r)
-        self.checks = Counter("verifier_check_results", "Check results in recorded verdicts", ["check", "status", "reason"],
-                              registry=r)
-        self.upstream_seconds = Histogram("verifier_upstream_request_seconds", "Upstream call latency by endpoint and outcome",
-                                          ["endpoint", "outcome"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.ledger_write_seconds = Histogram("verifier_ledger_write_seconds", "Time to commit one verdict (queue + write)",
-                                              buckets=_LATENCY_BUCKETS, registry=r)
-        self.loop_lag_seconds = Histogram("verifier_event_loop_lag_seconds", "How late the event loop ran a timer",
-                                          buckets=_LAG_BUCKETS, registry=r)
-        self.loop_lag_last = Gauge("verifier_event_loop_lag_last_seconds", "The latest event-loop lag sample", registry=r)
+        self.verifications = Counter(
+            "verifier_verifications",
+            "Verdicts recorded, by status, the reason of the first "
+            "required check that did not pass (none for a pass) and model",
+            ["status", "reason", "model"],
+            registry=r,
+        )
+        self.checks = Counter(
+            "verifier_check_results", "Check results in recorded verdicts", ["check", "status", "reason"], registry=r
+        )
+        self.upstream_seconds = Histogram(
+            "verifier_upstream_request_seconds",
+            "Upstream call latency by endpoint and outcome",
+            ["endpoint", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ledger_write_seconds = Histogram(
+            "verifier_ledger_write_seconds",
+            "Time to commit one verdict (queue + write)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_seconds = Histogram(
+            "verifier_event_loop_lag_seconds", "How late the event loop ran a timer", buckets=_LAG_BUCKETS, registry=r
+        )
+        self.loop_lag_last = Gauge(
+            "verifier_event_loop_lag_last_seconds", "The latest event-loop lag sample", registry=r
+        )
         self.rejections = Counter("verifier_limit_rejections", "Requests refused by a limit", ["limit"], registry=r)
-        self.http_requests = Counter("verifier_http_requests", "HTTP requests by route and status", ["route", "status"],
-                                     registry=r)
-        self.http_seconds = Histogram("verifier_http_request_seconds", "HTTP request duration by route", ["route"],
-                                      buckets=_LATENCY_BUCKETS, registry=r)
+        self.http_requests = Counter(
+            "verifier_http_requests", "HTTP requests by route and status", ["route", "status"], registry=r
+        )
+        self.http_seconds = Histogram(
+            "verifier_http_request_seconds",
+            "HTTP request duration by route",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self._models: set[str] = set()
 
     def watch_dcap(self, stats: Callable[[], dict[str, int]]) -> None:
@@ -79,8 +104,9 @@ class Metrics:
         model = self.model_label((verdict.get("subject") or {}).get("model")) if pinned else "unpinned"
         self.verifications.labels(status=str(verdict.get("status")), reason=reason, model=model).inc()
         for check in checks:
-            self.checks.labels(check=str(check.get("id")), status=str(check.get("status")),
-                               reason=str(check.get("reason") or "none")).inc()
+            self.checks.labels(
+                check=str(check.get("id")), status=str(check.get("status")), reason=str(check.get("reason") or "none")
+            ).inc()
 
     def upstream(self, endpoint: str, seconds: float, outcome: str) -> None:
         self.upstream_seconds.labels(endpoint=endpoint, outcome=outcome).observe(seconds)

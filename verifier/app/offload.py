@@ -40,15 +40,20 @@ class _Bridge:
 
 
 def _has_coroutine_methods(value: object) -> bool:
-    return any(inspect.iscoroutinefunction(getattr(type(value), n, None)) for n in dir(type(value)) if not n.startswith("__"))
+    return any(
+        inspect.iscoroutinefunction(getattr(type(value), n, None)) for n in dir(type(value)) if not n.startswith("__")
+    )
 
 
 def bridge(value: T, home: asyncio.AbstractEventLoop) -> T:
     """``value`` made usable from the worker loop: an I/O port (an object with coroutine methods) is bridged; a
     dataclass gets each of its port fields bridged (a ``Context``); anything else (data) is returned as it is."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        ports = {f.name: _Bridge(v, home) for f in dataclasses.fields(value)
-                 if (v := getattr(value, f.name)) is not None and _has_coroutine_methods(v)}
+        ports = {
+            f.name: _Bridge(v, home)
+            for f in dataclasses.fields(value)
+            if (v := getattr(value, f.name)) is not None and _has_coroutine_methods(v)
+        }
         return dataclasses.replace(value, **ports) if ports else value
     if _has_coroutine_methods(value):
         return _Bridge(value, home)  # type: ignore[return-value]
@@ -72,4 +77,3 @@ class Offloader:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
-

@@ -37,8 +37,15 @@ class Records:
 
     # ------------------------------------------------------------------ writes
 
-    async def verify(self, exchange: Exchange, *, api_key: str | None, submitted_by: str | None = None,
-                     lease: Lease | None = None, record: bool = True) -> JSON:
+    async def verify(
+        self,
+        exchange: Exchange,
+        *,
+        api_key: str | None,
+        submitted_by: str | None = None,
+        lease: Lease | None = None,
+        record: bool = True,
+    ) -> JSON:
         """The online pipeline for one completion, recorded (unless ``record`` is False: then its id is None).
 
         Raises ``Limited`` when the gateway's call budget is spent (before any call) or the in-flight bytes stay
@@ -46,11 +53,17 @@ class Records:
         svc = self._svc
         ticket = svc.budget.ticket(exchange.gateway)
         try:
-            gateway = svc.gateway(exchange.gateway, api_key=api_key, calls=ticket, reserve=lease.reserve if lease else None)
-            evaluation = await self._engine(verify_exchange, exchange, gateway=gateway, ctx=svc.context(), prior=svc.recorder)
+            gateway = svc.gateway(
+                exchange.gateway, api_key=api_key, calls=ticket, reserve=lease.reserve if lease else None
+            )
+            evaluation = await self._engine(
+                verify_exchange, exchange, gateway=gateway, ctx=svc.context(), prior=svc.recorder
+            )
         finally:
             ticket.release()
-        return await self._recorded(evaluation, secrets=(api_key,) if api_key else (), submitted_by=submitted_by, save=record)
+        return await self._recorded(
+            evaluation, secrets=(api_key,) if api_key else (), submitted_by=submitted_by, save=record
+        )
 
     async def reverify(self, verdict_id: str, *, at: int | None = None, submitted_by: str | None = None) -> JSON:
         """Re-evaluate a recorded bundle offline (current policy) into a new verdict that supersedes it."""
@@ -62,7 +75,9 @@ class Records:
         evaluation = await self._engine(evaluate, bundle, svc.offline_context(now=now), supersedes=verdict_id)
         return await self._recorded(evaluation, submitted_by=submitted_by)
 
-    async def _engine(self, fn: Callable[..., Coroutine[Any, Any, Evaluation]], *args: Any, **kwargs: Any) -> Evaluation:
+    async def _engine(
+        self, fn: Callable[..., Coroutine[Any, Any, Evaluation]], *args: Any, **kwargs: Any
+    ) -> Evaluation:
         """Run the engine off the service loop (``app.offload``); its ports (and the Context's) stay on this loop."""
         offloader = self._svc.offloader
         if offloader is None:
@@ -71,18 +86,26 @@ class Records:
         args = tuple(bridge(a, home) for a in args)
         return await offloader.run(fn, *args, **{k: bridge(v, home) for k, v in kwargs.items()})
 
-    async def _recorded(self, evaluation: Evaluation, *, secrets: tuple[str, ...] = (),
-                        submitted_by: str | None = None, save: bool = True) -> JSON:
+    async def _recorded(
+        self,
+        evaluation: Evaluation,
+        *,
+        secrets: tuple[str, ...] = (),
+        submitted_by: str | None = None,
+        save: bool = True,
+    ) -> JSON:
         # the only code that reads the engine's (typed, frozen) verdict: from here on it is the stored JSON
         verdict: JSON = evaluation.verdict.to_json()
         bundle = evaluation.bundle
         verdict, bundle, redacted = _redact(verdict, bundle, secrets)
         if redacted:
-            verdict.setdefault("notes", []).append({
-                "code": "upstream_key_redacted",
-                "message": "an upstream answer contained the caller's gateway API key; it was replaced by "
-                           f"{REDACTED} before storing (a bundle it was redacted from no longer re-verifies byte for byte)",
-            })
+            verdict.setdefault("notes", []).append(
+                {
+                    "code": "upstream_key_redacted",
+                    "message": "an upstream answer contained the caller's gateway API key; it was replaced by "
+                    f"{REDACTED} before storing (a bundle it was redacted from no longer re-verifies byte for byte)",
+                }
+            )
         if self._svc.settings.retain_bodies == "hashes":
             verdict, bundle = _without_bodies(verdict, bundle)
         # the ledger refuses to store any remaining secret (defence in depth); a key short enough to occur by chance
@@ -105,7 +128,9 @@ class Records:
 
     async def export(self, verdict_id: str, *, submitted_by: str | None = None) -> tuple[Bundle, JSON]:
         """The verdict's evidence bundle (for ``verifier verify-bundle``) and the verdict itself."""
-        return await self._svc.recorder.read(lambda ledger: export_bundle(ledger, verdict_id, submitted_by=submitted_by))
+        return await self._svc.recorder.read(
+            lambda ledger: export_bundle(ledger, verdict_id, submitted_by=submitted_by)
+        )
 
     async def list(self, **filters: Any) -> tuple[list[JSON], str | None]:
         return await self._svc.recorder.list(**filters)
@@ -127,8 +152,23 @@ def reproduce_command(path: str, verdict: JSON) -> str:
 
 
 # verdict fields that are names the verifier chose (ids, statuses, codes), never text quoted from upstream
-_STRUCTURAL = frozenset({"id", "status", "severity", "reason", "code", "trust_profile", "origin", "format", "signing_algo",
-                         "supersedes", "sha256", "verified_at", "captured_at"})
+_STRUCTURAL = frozenset(
+    {
+        "id",
+        "status",
+        "severity",
+        "reason",
+        "code",
+        "trust_profile",
+        "origin",
+        "format",
+        "signing_algo",
+        "supersedes",
+        "sha256",
+        "verified_at",
+        "captured_at",
+    }
+)
 
 
 def _redact(verdict: JSON, bundle: Bundle, secrets: tuple[str, ...]) -> tuple[JSON, Bundle, bool]:
@@ -171,8 +211,13 @@ def _redact(verdict: JSON, bundle: Bundle, secrets: tuple[str, ...]) -> tuple[JS
 
     verdict = walk(verdict)
     bundle = replace(
-        bundle, request=scrub(bundle.request), response=scrub(bundle.response), signature=scrub(bundle.signature),
-        report=scrub(bundle.report), headers=scrub(bundle.headers), collateral={n: scrub(b) or b"" for n, b in bundle.collateral.items()},
+        bundle,
+        request=scrub(bundle.request),
+        response=scrub(bundle.response),
+        signature=scrub(bundle.signature),
+        report=scrub(bundle.report),
+        headers=scrub(bundle.headers),
+        collateral={n: scrub(b) or b"" for n, b in bundle.collateral.items()},
         nras={n: scrub(b) or b"" for n, b in bundle.nras.items()},
     )
     return verdict, bundle, found
@@ -180,18 +225,25 @@ def _redact(verdict: JSON, bundle: Bundle, secrets: tuple[str, ...]) -> tuple[JS
 
 def _without_bodies(verdict: JSON, bundle: Bundle) -> tuple[JSON, Bundle]:
     """``retain_bodies = hashes``: the bundle keeps the sha256 of the request/response bytes, not the bytes."""
-    digests = {part: hashlib.sha256(body).hexdigest() if body is not None else None
-               for part, body in (("request", bundle.request), ("response", bundle.response))}
-    bundle = replace(bundle, request=None, response=None,
-                     request_sha256=digests["request"] or bundle.request_sha256,
-                     response_sha256=digests["response"] or bundle.response_sha256)
+    digests = {
+        part: hashlib.sha256(body).hexdigest() if body is not None else None
+        for part, body in (("request", bundle.request), ("response", bundle.response))
+    }
+    bundle = replace(
+        bundle,
+        request=None,
+        response=None,
+        request_sha256=digests["request"] or bundle.request_sha256,
+        response_sha256=digests["response"] or bundle.response_sha256,
+    )
     notes = verdict.setdefault("notes", [])
     if any(n.get("code") == "bodies_not_retained" for n in notes):
         return verdict, bundle
-    notes.append({
-        "code": "bodies_not_retained",
-        "message": "the request and response bytes were not retained (retain_bodies = hashes): the bundle keeps "
-                   "their sha256, and re-verification checks the signed hashes against those",
-    })
+    notes.append(
+        {
+            "code": "bodies_not_retained",
+            "message": "the request and response bytes were not retained (retain_bodies = hashes): the bundle keeps "
+            "their sha256, and re-verification checks the signed hashes against those",
+        }
+    )
     return verdict, bundle
-

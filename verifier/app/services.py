@@ -73,22 +73,50 @@ class Services:
 
     def context(self, *, now: int | None = None) -> Context:
         return Context(
-            policy=self.policy, now=int(self.clock()) if now is None else now, anchors=self.anchors, quotes=self.pool,
-            collateral=self.collateral, nras=self.nras, dcap_version=self.pool.version(), refs=self.refs, cpu=self.cpu,
+            policy=self.policy,
+            now=int(self.clock()) if now is None else now,
+            anchors=self.anchors,
+            quotes=self.pool,
+            collateral=self.collateral,
+            nras=self.nras,
+            dcap_version=self.pool.version(),
+            refs=self.refs,
+            cpu=self.cpu,
             memo=self.memo,
         )
 
     def offline_context(self, *, now: int) -> Context:
         """Re-evaluation of stored evidence: nothing is fetched."""
-        return Context(policy=self.policy, now=now, anchors=self.anchors, quotes=self.pool, dcap_version=self.pool.version(),
-                       refs=self.refs, cpu=self.cpu, memo=self.memo)
+        return Context(
+            policy=self.policy,
+            now=now,
+            anchors=self.anchors,
+            quotes=self.pool,
+            dcap_version=self.pool.version(),
+            refs=self.refs,
+            cpu=self.cpu,
+            memo=self.memo,
+        )
 
-    def gateway(self, base_url: str, *, api_key: str | None, calls: CallBudget | None = None,
-                reserve: Callable[[int], Awaitable[None]] | None = None) -> GatewayClient:
+    def gateway(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        calls: CallBudget | None = None,
+        reserve: Callable[[int], Awaitable[None]] | None = None,
+    ) -> GatewayClient:
         s = self.settings
-        return GatewayClient(self.session, base_url, api_key=api_key, timeout=s.upstream_timeout,
-                             retry=Retry(deadline=s.signature_deadline), calls=calls, reserve=reserve,
-                             observe=self.metrics.upstream)
+        return GatewayClient(
+            self.session,
+            base_url,
+            api_key=api_key,
+            timeout=s.upstream_timeout,
+            retry=Retry(deadline=s.signature_deadline),
+            calls=calls,
+            reserve=reserve,
+            observe=self.metrics.upstream,
+        )
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The active API key this secret is (looked up on a ledger reader thread), or None."""
@@ -109,27 +137,56 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     async with AsyncExitStack() as stack:
         cpu = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify-cpu")
         stack.callback(cpu.shutdown, wait=False)
-        recorder = await Recorder.open(settings.db_path, trust_profile=anchors.name, busy_timeout=settings.db_busy_timeout,
-                                       observe_write=metrics.ledger_write_seconds.observe)
+        recorder = await Recorder.open(
+            settings.db_path,
+            trust_profile=anchors.name,
+            busy_timeout=settings.db_busy_timeout,
+            observe_write=metrics.ledger_write_seconds.observe,
+        )
         stack.push_async_callback(recorder.close)
         recorder.ledger.log_signer = log_signer  # before any write: every save signs the new tree head
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, connect=min(10.0, settings.upstream_timeout))
-        session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "attestation-verifier"}))
-        fetcher = PcsClient(session, settings.pcs_url, pccs=settings.pccs, timeout=settings.upstream_timeout,
-                            root_ca_crl_url=settings.root_ca_crl_url, observe=metrics.upstream)
+        session = await stack.enter_async_context(
+            aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "attestation-verifier"})
+        )
+        fetcher = PcsClient(
+            session,
+            settings.pcs_url,
+            pccs=settings.pccs,
+            timeout=settings.upstream_timeout,
+            root_ca_crl_url=settings.root_ca_crl_url,
+            observe=metrics.upstream,
+        )
         collateral = CollateralCache(recorder.collateral_store(), fetcher, offline=settings.offline)
-        nras = None if settings.offline else NrasClient(session, settings.nras_url, timeout=settings.upstream_timeout,
-                                                        observe=metrics.upstream)
+        nras = (
+            None
+            if settings.offline
+            else NrasClient(session, settings.nras_url, timeout=settings.upstream_timeout, observe=metrics.upstream)
+        )
         pool = await stack.enter_async_context(DcapPool(size=settings.dcap_workers, timeout=settings.dcap_timeout))
         metrics.watch_dcap(pool.stats)
         await stack.enter_async_context(lag_watcher(metrics))
         offloader = Offloader()
         stack.callback(offloader.close)
-        services = Services(settings=settings, policy=policy, anchors=anchors, recorder=recorder, session=session, pool=pool,
-                            collateral=collateral, nras=nras, clock=clock, refs=refs, cpu=cpu, metrics=metrics,
-                            limiter=RateLimiter(settings.rate_per_minute, settings.rate_burst),
-                            budget=UpstreamBudget(settings.upstream_per_minute),
-                            admission=ByteAdmission(settings.max_inflight_bytes, wait=settings.admission_wait),
-                            offloader=offloader, log_signer=log_signer, ear_keys=ear_keys)
+        services = Services(
+            settings=settings,
+            policy=policy,
+            anchors=anchors,
+            recorder=recorder,
+            session=session,
+            pool=pool,
+            collateral=collateral,
+            nras=nras,
+            clock=clock,
+            refs=refs,
+            cpu=cpu,
+            metrics=metrics,
+            limiter=RateLimiter(settings.rate_per_minute, settings.rate_burst),
+            budget=UpstreamBudget(settings.upstream_per_minute),
+            admission=ByteAdmission(settings.max_inflight_bytes, wait=settings.admission_wait),
+            offloader=offloader,
+            log_signer=log_signer,
+            ear_keys=ear_keys,
+        )
         stack.push_async_callback(services.jobs.close)  # running jobs stop (resumable) before anything they use closes
         yield services

@@ -50,7 +50,9 @@ class Settings:
     trust_profile: str = PRODUCTION
     pcs_url: str = INTEL_PCS_URL
     pccs: bool = False  # the collateral URL is a PCCS (root CA CRL served as hex at /sgx/certification/v4/rootcacrl)
-    root_ca_crl_url: str | None = None  # Intel PCS: the root certificate's CRL distribution point (default in the fetcher)
+    root_ca_crl_url: str | None = (
+        None  # Intel PCS: the root certificate's CRL distribution point (default in the fetcher)
+    )
     nras_url: str = NRAS_URL
     offline: bool = False  # never fetch collateral or NRAS answers (cached / bundled evidence only)
     dcap_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -63,8 +65,12 @@ class Settings:
     auth: bool = True  # False only with --insecure-no-auth on a loopback address: every caller is admin
     rate_per_minute: float = 600.0  # per API key (token bucket); 0 = no limit
     rate_burst: int = 60
-    upstream_per_minute: float = 60.0  # gateway calls per gateway and minute (a verification needs up to 2); 0 = no limit
-    max_inflight_bytes: int = 256 * 1024 * 1024  # request bodies + upstream answers held at once; beyond: wait, then 503
+    upstream_per_minute: float = (
+        60.0  # gateway calls per gateway and minute (a verification needs up to 2); 0 = no limit
+    )
+    max_inflight_bytes: int = (
+        256 * 1024 * 1024
+    )  # request bodies + upstream answers held at once; beyond: wait, then 503
     admission_wait: float = 10.0  # seconds a verification waits for room under max_inflight_bytes before a 503
     # Signed results (EAR) and the transparency log: Ed25519 key files (PEM; made on first serve); None: in memory only
     log_key_path: str | None = None
@@ -74,8 +80,15 @@ class Settings:
     def __post_init__(self) -> None:
         if self.retain_bodies not in RETAIN_BODIES:
             raise ConfigError(f"retain_bodies: got {self.retain_bodies!r}, expected one of {', '.join(RETAIN_BODIES)}")
-        for name in ("rate_per_minute", "upstream_per_minute", "db_busy_timeout", "admission_wait", "upstream_timeout",
-                     "signature_deadline", "dcap_timeout"):
+        for name in (
+            "rate_per_minute",
+            "upstream_per_minute",
+            "db_busy_timeout",
+            "admission_wait",
+            "upstream_timeout",
+            "signature_deadline",
+            "dcap_timeout",
+        ):
             if not getattr(self, name) >= 0:  # NaN fails too
                 raise ConfigError(f"{name}: got {getattr(self, name)}, expected a number >= 0")
         for name in ("rate_burst", "max_inflight_bytes", "dcap_workers", "max_body_bytes"):

@@ -89,7 +89,8 @@ REASONS: dict[str, str] = {
     "gpu_driver_not_allowed": "the GPU driver version is not allowed by policy",
     "gpu_vbios_not_allowed": "the GPU VBIOS version is not allowed by policy",
     "nras_token_invalid": "an NRAS token's signature, key or certificate chain is invalid",
-    "nras_token_expired": "an NRAS token, or the certificate that signed it, is expired (or not yet valid) at the verification time",
+    "nras_token_expired": "an NRAS token, or the certificate that signed it, is expired (or not yet valid) at the "
+    "verification time",
     "nras_nonce_mismatch": "the NRAS token's eat_nonce differs from our nonce",
     "nras_submod_mismatch": "the NRAS overall token's submods do not match the device tokens",
     "nras_result_false": "NRAS says the attestation failed (its error details are in the message)",
@@ -112,28 +113,30 @@ REASONS: dict[str, str] = {
     "dev_os_image": "the dstack OS image is a dev image, which gives the operator access to the CVM",
     # dstack event log: RTMR3 boot identity and GPU boot events (docs/event-log.md)
     "event_log_rtmr3_not_runtime": "an RTMR3 entry is not a dstack runtime event (type 0x08000001), so its digest "
-                                   "cannot be recomputed (e.g. a relabelled app-id or system-ready)",
+    "cannot be recomputed (e.g. a relabelled app-id or system-ready)",
     "event_log_no_system_ready": "the RTMR3 log has no system-ready event: dstack's boot events cannot be told from "
-                                 "the app's, so it supplies no identity",
+    "the app's, so it supplies no identity",
     "event_log_duplicate_boot_event": "a dstack identity event (app-id, compose-hash, instance-id, key-provider, "
-                                      "os-image-hash, ...) occurs more than once before system-ready",
+    "os-image-hash, ...) occurs more than once before system-ready",
     "event_log_missing_boot_event": "app-id, compose-hash, instance-id or key-provider is missing before system-ready",
     "gpu_boot_event_duplicate": "gpu-policy-hash or gpu-attestation occurs more than once before system-ready",
     "gpu_boot_event_out_of_order": "gpu-policy-hash does not directly follow compose-hash (and its init-script-hash "
-                                   "events), or gpu-attestation does not directly follow gpu-policy-hash",
+    "events), or gpu-attestation does not directly follow gpu-policy-hash",
     "gpu_policy_hash_mismatch": "the RTMR3 gpu-policy-hash differs from SHA-256(JCS(requirements.gpu_policy)) of "
-                                "app_compose",
+    "app_compose",
     "gpu_boot_attestation_missing": "GPUs are expected but the log has no gpu-attestation before system-ready",
     "gpu_boot_devices_mismatch": "the gpu-attestation device count is 0 or differs from the expected GPU count",
     "gpu_boot_cc_mode_off": "the gpu-attestation says the GPUs' confidential-computing mode was not on",
     "gpu_boot_devtools_on": "the gpu-attestation says NVIDIA DevTools mode was on (GPU memory not confidential)",
     "gpu_boot_policy_relaxed": "the measured GPU policy waives a dstack GPU check (allow_devtools, allow_debug, "
-                               "allow_insecure_boot or attest_gpu false)",
+    "allow_insecure_boot or attest_gpu false)",
     "gpu_boot_policy_unknown": "the boot measured a non-default GPU policy and no app_compose shows what it allows",
     # gpu device identity and NRAS pairing (h-gpu)
-    "gpu_duplicate_evidence": "two GPU entries of one attestation name the same device (ueid, leaf or device certificate)",
-    "nras_device_mismatch": "an NRAS per-GPU token names another device (ueid, hwmodel) than the evidence entry it pairs with",
+    "gpu_duplicate_evidence": "two GPU entries of one attestation name the same device (ueid, leaf or device "
+    "certificate)",
+    "nras_device_mismatch": "an NRAS per-GPU token names another device (ueid, hwmodel) than the evidence entry it "
+    "pairs with",
     # the verifying proxy: the model that served the completion (issue 16)
     "model_fallback": "the completion was served by another model than the one requested (x-model-used, fallback "
-                      "headers or the response's model), and the policy's [models] table does not alias it",
+    "headers or the response's model), and the policy's [models] table does not alias it",
 }

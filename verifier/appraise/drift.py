@@ -22,8 +22,9 @@ from verifier.appraise.refs import AppRef, BootChainRef, ModelRefs, OsImageRef, 
 PINNED, NOT_PINNED, CHANGED, NOT_RECORDED = "pinned", "not pinned", "changed", "not recorded"
 # Reasons a required check may give when the only thing wrong is that the identity is not (yet) pinned:
 # `refs add --from-verdict` accepts such a verdict without --force (pinning it is what resolves them).
-PINNING_REASONS = frozenset({"identity_not_pinned", "app_id_not_allowed", "compose_hash_not_allowed",
-                             "measurement_not_allowed"})
+PINNING_REASONS = frozenset(
+    {"identity_not_pinned", "app_id_not_allowed", "compose_hash_not_allowed", "measurement_not_allowed"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +44,22 @@ class AttestedIdentity:
         return self.app_id is not None or self.compose_hash is not None
 
     def app_ref(self, provenance: Provenance) -> AppRef | None:
-        return AppRef(app_id=self.app_id, compose_hash=self.compose_hash, provenance=provenance) if self.has_app else None
+        return (
+            AppRef(app_id=self.app_id, compose_hash=self.compose_hash, provenance=provenance) if self.has_app else None
+        )
 
     def os_image_ref(self, provenance: Provenance) -> OsImageRef | None:
         return None if self.os_image_hash is None else OsImageRef(hash=self.os_image_hash, provenance=provenance)
 
     def boot_chain_ref(self, provenance: Provenance) -> BootChainRef:
-        return BootChainRef(mrtd=self.mrtd, rtmr0=self.rtmr0, rtmr1=self.rtmr1, rtmr2=self.rtmr2, mrseam=self.mrseam,
-                            provenance=provenance)
+        return BootChainRef(
+            mrtd=self.mrtd,
+            rtmr0=self.rtmr0,
+            rtmr1=self.rtmr1,
+            rtmr2=self.rtmr2,
+            mrseam=self.mrseam,
+            provenance=provenance,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +70,11 @@ class Pinning:
 
     @property
     def drift(self) -> bool:
-        return (self.app != PINNED or CHANGED in (self.os_image, self.boot_chain)
-                or PINNED not in (self.os_image, self.boot_chain))
+        return (
+            self.app != PINNED
+            or CHANGED in (self.os_image, self.boot_chain)
+            or PINNED not in (self.os_image, self.boot_chain)
+        )
 
 
 def _check_status(verdict: Mapping[str, Any], check_id: str) -> str | None:
@@ -117,11 +129,19 @@ def attested_identities(verdict: Mapping[str, Any]) -> tuple[AttestedIdentity, .
             raise ValueError(f"verdict {verdict.get('id')}: claims.tdx[{path!r}] lacks MRTD/RTMR0-2")
         recorded = app.get(path)
         a: dict[str, Any] = recorded if app_verified and isinstance(recorded, dict) else {}
-        out.append(AttestedIdentity(
-            path=path, mrtd=mrtd, rtmr0=rtmr0, rtmr1=rtmr1, rtmr2=rtmr2,
-            mrseam=_hex(quote.get("mr_seam"), 48), app_id=_hex(a.get("app_id"), 20),
-            compose_hash=_hex(a.get("compose_hash"), 32), os_image_hash=_hex(a.get("os_image_hash"), 32),
-        ))
+        out.append(
+            AttestedIdentity(
+                path=path,
+                mrtd=mrtd,
+                rtmr0=rtmr0,
+                rtmr1=rtmr1,
+                rtmr2=rtmr2,
+                mrseam=_hex(quote.get("mr_seam"), 48),
+                app_id=_hex(a.get("app_id"), 20),
+                compose_hash=_hex(a.get("compose_hash"), 32),
+                os_image_hash=_hex(a.get("os_image_hash"), 32),
+            )
+        )
     return tuple(out)
 
 
@@ -134,10 +154,14 @@ def judge(refs: ModelRefs, ident: AttestedIdentity) -> Pinning:
         return CHANGED if any_pins else NOT_PINNED
 
     app = status(refs.match_app(ident.app_id, ident.compose_hash) is not None, bool(refs.apps), ident.has_app)
-    os_image = status(refs.match_os_image(ident.os_image_hash) is not None, bool(refs.os_images),
-                      ident.os_image_hash is not None)
-    boot = status(refs.match_boot_chain(ident.mrtd, ident.rtmr0, ident.rtmr1, ident.rtmr2, ident.mrseam) is not None,
-                  bool(refs.boot_chains), True)
+    os_image = status(
+        refs.match_os_image(ident.os_image_hash) is not None, bool(refs.os_images), ident.os_image_hash is not None
+    )
+    boot = status(
+        refs.match_boot_chain(ident.mrtd, ident.rtmr0, ident.rtmr1, ident.rtmr2, ident.mrseam) is not None,
+        bool(refs.boot_chains),
+        True,
+    )
     return Pinning(app=app, os_image=os_image, boot_chain=boot)
 
 
@@ -152,8 +176,13 @@ class DriftGroup:
     unpinned: dict[str, tuple[str, ...]]  # "app" | "os_image" | "boot_chain" -> distinct "<status>: <k=hex ...>"
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "signer": self.signer, "verdicts": list(self.verdict_ids), "considered": self.considered,
-                "unpinned": {k: list(v) for k, v in self.unpinned.items()}}
+        return {
+            "model": self.model,
+            "signer": self.signer,
+            "verdicts": list(self.verdict_ids),
+            "considered": self.considered,
+            "unpinned": {k: list(v) for k, v in self.unpinned.items()},
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +196,12 @@ class DriftReport:
         return bool(self.groups)
 
     def to_json(self) -> dict[str, Any]:
-        return {"drift": self.drift, "considered": self.considered, "groups": [g.to_json() for g in self.groups],
-                "skipped": [{"verdict": v, "why": why} for v, why in self.skipped]}
+        return {
+            "drift": self.drift,
+            "considered": self.considered,
+            "groups": [g.to_json() for g in self.groups],
+            "skipped": [{"verdict": v, "why": why} for v, why in self.skipped],
+        }
 
 
 def _values(ident: AttestedIdentity, p: Pinning) -> dict[str, str]:
@@ -176,13 +209,16 @@ def _values(ident: AttestedIdentity, p: Pinning) -> dict[str, str]:
     out = {}
     boot_side = PINNED not in (p.os_image, p.boot_chain)  # neither pins the boot side: both are named
     if p.app != PINNED:
-        out["app"] = f"{p.app}: " + " ".join(f"{k}={v.hex() if v else None}" for k, v in
-                                              (("app_id", ident.app_id), ("compose_hash", ident.compose_hash)))
+        out["app"] = f"{p.app}: " + " ".join(
+            f"{k}={v.hex() if v else None}" for k, v in (("app_id", ident.app_id), ("compose_hash", ident.compose_hash))
+        )
     if p.os_image == CHANGED or (boot_side and p.os_image != PINNED):
         out["os_image"] = f"{p.os_image}: {ident.os_image_hash.hex() if ident.os_image_hash else None}"
     if p.boot_chain == CHANGED or (boot_side and p.boot_chain != PINNED):
-        out["boot_chain"] = f"{p.boot_chain}: " + " ".join(f"{k}={getattr(ident, k).hex() if getattr(ident, k) else None}"
-                                                           for k in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "mrseam"))
+        out["boot_chain"] = f"{p.boot_chain}: " + " ".join(
+            f"{k}={getattr(ident, k).hex() if getattr(ident, k) else None}"
+            for k in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "mrseam")
+        )
     return out
 
 
@@ -212,7 +248,15 @@ def drift_report(refs: Refs, verdicts: Iterable[Mapping[str, Any]]) -> DriftRepo
                     g["unpinned"].setdefault(kind, {})[value] = None  # ordered set
         if drifting:
             g["ids"].append(vid)
-    out = tuple(DriftGroup(model=m, signer=s, verdict_ids=tuple(g["ids"]), considered=g["considered"],
-                           unpinned={k: tuple(vals) for k, vals in g["unpinned"].items()})
-                for (m, s), g in groups.items() if g["ids"])
+    out = tuple(
+        DriftGroup(
+            model=m,
+            signer=s,
+            verdict_ids=tuple(g["ids"]),
+            considered=g["considered"],
+            unpinned={k: tuple(vals) for k, vals in g["unpinned"].items()},
+        )
+        for (m, s), g in groups.items()
+        if g["ids"]
+    )
     return DriftReport(groups=out, considered=considered, skipped=tuple(skipped))

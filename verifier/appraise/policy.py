@@ -54,27 +54,45 @@ class Key:
 KEYS: dict[str, Key] = {
     "policy.id": Key("str", "unnamed", "identifier recorded in every verdict"),
     "policy.description": Key("str", "", "free text"),
-    "models": Key("table:str_list", {}, "model aliases: \"requested name\" = [\"other names the gateway may sign or attest for it\"]"),
+    "models": Key(
+        "table:str_list", {}, 'model aliases: "requested name" = ["other names the gateway may sign or attest for it"]'
+    ),
     "identity.require_pinned": Key(
-        "bool", True, "a pass requires a pinned app identity AND a pinned boot chain for the model (false: an explicitly "
-        "insecure policy that accepts any software on genuine hardware)"
+        "bool",
+        True,
+        "a pass requires a pinned app identity AND a pinned boot chain for the model (false: an explicitly "
+        "insecure policy that accepts any software on genuine hardware)",
     ),
     "attestation.allow_gateway_hop": Key(
-        "bool", True, "a response signed by an attested NEAR gateway may pass when a model attestation for the requested "
-        "model in the same report verifies with its GPUs (the gateway's measured code vouches for the hop)"
+        "bool",
+        True,
+        "a response signed by an attested NEAR gateway may pass when a model attestation for the requested "
+        "model in the same report verifies with its GPUs (the gateway's measured code vouches for the hop)",
     ),
     "attestation.max_attestations": Key("int", 16, "most attestations a report may carry (more: malformed_evidence)"),
     "gpu.max_per_attestation": Key("int", 8, "most GPUs one attestation may carry (more: malformed_evidence)"),
     "attestation.max_attestation_age": Key(
-        "int", 0, "seconds within which a verdict may cite an earlier attestation of the same signer that this verifier fetched with its own nonce and verified; 0 = always fetch a fresh report"
+        "int",
+        0,
+        "seconds within which a verdict may cite an earlier attestation of the same signer that this verifier fetched "
+        "with its own nonce and verified; 0 = always fetch a fresh report",
     ),
-    "tdx.allowed_tcb_statuses": Key("str_list", ["UpToDate"], "Intel TCB statuses accepted by tdx.tcb; Revoked is never accepted"),
+    "tdx.allowed_tcb_statuses": Key(
+        "str_list", ["UpToDate"], "Intel TCB statuses accepted by tdx.tcb; Revoked is never accepted"
+    ),
     "tdx.advisory_allowlist": Key(
-        "str_list", None, "advisory ids tolerated; required for SWHardeningNeeded / ConfigurationAndSWHardeningNeeded (every advisory must be listed)"
+        "str_list",
+        None,
+        "advisory ids tolerated; required for SWHardeningNeeded / ConfigurationAndSWHardeningNeeded (every advisory "
+        "must be listed)",
     ),
     "tdx.rejected_advisories": Key("str_list", [], "advisory ids that fail tdx.tcb whatever the status"),
     "tdx.min_tcb_eval_data_number": Key("int", 0, "minimum TCB evaluation data number of the TCB info (0 = any)"),
-    "tdx.max_collateral_age": Key("int", 0, "maximum age in seconds of the TCB info / QE identity issue date at the verification time (0 = no limit)"),
+    "tdx.max_collateral_age": Key(
+        "int",
+        0,
+        "maximum age in seconds of the TCB info / QE identity issue date at the verification time (0 = no limit)",
+    ),
     "tdx.allow_debug": Key("bool", False, "accept debug TDs (never do this in production)"),
     "tdx.allowed_mrtd": Key("hex_list:48", [], "allow-list of MRTD values (empty = not checked)"),
     "tdx.allowed_rtmr0": Key("hex_list:48", [], "allow-list of RTMR0 values (empty = not checked)"),
@@ -84,9 +102,15 @@ KEYS: dict[str, Key] = {
     "tdx.allowed_compose_hashes": Key("hex_list:32", [], "allow-list of dstack compose hashes (empty = not checked)"),
     "tdx.allowed_os_image_hashes": Key("hex_list:32", [], "allow-list of dstack OS image hashes (empty = not checked)"),
     "tdx.app_ids": Key("table:hex_list:20", {}, "per model: allow-list of dstack app ids (model name = key)"),
-    "gpu.nras": Key("str", "required", "'required': NRAS must attest every GPU (gpu.nras runs); 'local': local SPDM verification only"),
+    "gpu.nras": Key(
+        "str",
+        "required",
+        "'required': NRAS must attest every GPU (gpu.nras runs); 'local': local SPDM verification only",
+    ),
     "gpu.expected_count": Key("int", 0, "number of GPUs the attestation must carry (0 = any, at least one)"),
-    "gpu.allowed_hwmodels": Key("str_list", [], "allowed GPU hardware models, matched by prefix (e.g. GH100); empty = any"),
+    "gpu.allowed_hwmodels": Key(
+        "str_list", [], "allowed GPU hardware models, matched by prefix (e.g. GH100); empty = any"
+    ),
     "gpu.allowed_drivers": Key("str_list", [], "allowed driver versions (empty = any)"),
     "gpu.min_driver": Key("str", "", "minimum driver version, dotted numeric (empty = any)"),
     "gpu.allowed_vbios": Key("str_list", [], "allowed VBIOS versions (empty = any)"),
@@ -94,7 +118,9 @@ KEYS: dict[str, Key] = {
     "gpu.nras_leeway": Key("int", 60, "clock skew in seconds tolerated on NRAS token iat/nbf/exp"),
 }
 for _spec in CHECKS:
-    KEYS[f"checks.{_spec.id}"] = Key("severity", str(_spec.default_severity), f"severity of {_spec.id}: required | advisory | off")
+    KEYS[f"checks.{_spec.id}"] = Key(
+        "severity", str(_spec.default_severity), f"severity of {_spec.id}: required | advisory | off"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +131,9 @@ class TdxPolicy:
     min_tcb_eval_data_number: int | None
     max_collateral_age: int | None
     allow_debug: bool
-    allowed: dict[str, frozenset[bytes]]  # "mrtd", "rtmr0", "rtmr1", "rtmr2", "mrseam", "compose_hashes", "os_image_hashes"
+    allowed: dict[
+        str, frozenset[bytes]
+    ]  # "mrtd", "rtmr0", "rtmr1", "rtmr2", "mrseam", "compose_hashes", "os_image_hashes"
     app_ids: dict[str, frozenset[bytes]]
 
 
@@ -172,22 +200,36 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
     except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, and tomllib's int() over 4300 digits
         raise ConfigError(f"{source}: not valid TOML: {str(exc)[:200]}") from None
     values = _flatten(doc, source)
-    v: dict[str, Any] = {name: _coerce(name, values[name], source) if name in values else key.default for name, key in KEYS.items()}
+    v: dict[str, Any] = {
+        name: _coerce(name, values[name], source) if name in values else key.default for name, key in KEYS.items()
+    }
 
     statuses = frozenset(v["tdx.allowed_tcb_statuses"])
     for status in statuses - TCB_STATUSES:
-        raise ConfigError(f"{source}: tdx.allowed_tcb_statuses: {status!r} is not an allowable Intel TCB status (allowed: {', '.join(sorted(TCB_STATUSES))})")
+        raise ConfigError(
+            f"{source}: tdx.allowed_tcb_statuses: {status!r} is not an allowable Intel TCB status (allowed: "
+            f"{', '.join(sorted(TCB_STATUSES))})"
+        )
     if not statuses:
         raise ConfigError(f"{source}: tdx.allowed_tcb_statuses must not be empty")
     allowlist = None if v["tdx.advisory_allowlist"] is None else frozenset(v["tdx.advisory_allowlist"])
     if statuses & _NEEDS_ADVISORY_ALLOWLIST and allowlist is None:
-        raise ConfigError(f"{source}: tdx.allowed_tcb_statuses includes {sorted(statuses & _NEEDS_ADVISORY_ALLOWLIST)}, which needs tdx.advisory_allowlist")
+        raise ConfigError(
+            f"{source}: tdx.allowed_tcb_statuses includes {sorted(statuses & _NEEDS_ADVISORY_ALLOWLIST)}, which needs "
+            f"tdx.advisory_allowlist"
+        )
     if v["gpu.nras"] not in ("required", "local"):
         raise ConfigError(f"{source}: gpu.nras: got {v['gpu.nras']!r}, expected 'required' or 'local'")
     for name in ("attestation.max_attestations", "gpu.max_per_attestation"):
         if v[name] < 1:
             raise ConfigError(f"{source}: {name}: got {v[name]}, expected a number >= 1")
-    for name in ("attestation.max_attestation_age", "tdx.min_tcb_eval_data_number", "tdx.max_collateral_age", "gpu.expected_count", "gpu.nras_leeway"):
+    for name in (
+        "attestation.max_attestation_age",
+        "tdx.min_tcb_eval_data_number",
+        "tdx.max_collateral_age",
+        "gpu.expected_count",
+        "gpu.nras_leeway",
+    ):
         if v[name] < 0:
             raise ConfigError(f"{source}: {name}: got {v[name]}, expected a number >= 0")
     for name, (pattern, form, example) in _VERSIONS.items():
@@ -201,9 +243,11 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
     if v["identity.require_pinned"]:
         weak = [c for c in ("tdx.app", "tdx.measurements") if severities[c] is not Severity.REQUIRED]
         if weak:
-            raise ConfigError(f"{source}: identity.require_pinned is true but checks.{weak[0]} is "
-                              f"{severities[weak[0]]}: the pins are judged by tdx.app and tdx.measurements; keep them "
-                              "required, or set identity.require_pinned = false (an explicitly insecure policy)")
+            raise ConfigError(
+                f"{source}: identity.require_pinned is true but checks.{weak[0]} is "
+                f"{severities[weak[0]]}: the pins are judged by tdx.app and tdx.measurements; keep them "
+                "required, or set identity.require_pinned = false (an explicitly insecure policy)"
+            )
     tdx = TdxPolicy(
         allowed_tcb_statuses=statuses,
         advisory_allowlist=allowlist,
@@ -270,8 +314,10 @@ def _alias_groups(table: dict[str, list[str]], source: str) -> dict[str, frozens
             if name == "*":
                 raise ConfigError(f"{source}: models.{model}: '*' is not a model name")
             if name in groups:
-                raise ConfigError(f"{source}: models.{model}: {name!r} is already a name of another model "
-                                  "(one name, one model; names compare case-insensitively)")
+                raise ConfigError(
+                    f"{source}: models.{model}: {name!r} is already a name of another model "
+                    "(one name, one model; names compare case-insensitively)"
+                )
         groups.update(dict.fromkeys(group, group))
     return groups
 
@@ -280,8 +326,10 @@ def _app_id_table(table: dict[str, list[bytes]], source: str) -> dict[str, froze
     out: dict[str, frozenset[bytes]] = {}
     for model, ids in table.items():
         if model.lower() in out or model == "*":
-            raise ConfigError(f"{source}: tdx.app_ids.{model}: "
-                              + ("'*' is not a model name" if model == "*" else "listed twice (names compare case-insensitively)"))
+            raise ConfigError(
+                f"{source}: tdx.app_ids.{model}: "
+                + ("'*' is not a model name" if model == "*" else "listed twice (names compare case-insensitively)")
+            )
         out[model.lower()] = frozenset(ids)
     return out
 
@@ -294,7 +342,10 @@ def _flatten(doc: dict[str, Any], source: str) -> dict[str, Any]:
             out["models"] = body
             continue
         if not isinstance(body, dict):
-            raise ConfigError(f"{source}: top-level key {section!r} must be a [section]; sections: {sorted({k.split('.')[0] for k in KEYS})}")
+            raise ConfigError(
+                f"{source}: top-level key {section!r} must be a [section]; sections: "
+                f"{sorted({k.split('.')[0] for k in KEYS})}"
+            )
         for key, value in body.items():
             name = f"{section}.{key}"
             if name not in KEYS:
@@ -377,17 +428,16 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return [_hex_bytes(name, x, size, source) for x in value]
     if kind == "table:str_list":
         if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(x, list) and all(isinstance(i, str) and i for i in x) for k, x in value.items()
+            isinstance(k, str) and isinstance(x, list) and all(isinstance(i, str) and i for i in x)
+            for k, x in value.items()
         ):
-            raise ConfigError(f"{source}: {name}: expected a table of \"model\" = [\"alias\", ...]")
+            raise ConfigError(f'{source}: {name}: expected a table of "model" = ["alias", ...]')
         return value
     if kind.startswith("table:hex_list:"):
         size = int(kind.split(":")[2])
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {name}: expected a table of model = [hex, ...]")
-        return {
-            model: _coerce_list(f"{name}.{model}", ids, size, source) for model, ids in value.items()
-        }
+        return {model: _coerce_list(f"{name}.{model}", ids, size, source) for model, ids in value.items()}
     raise AssertionError(f"unknown key kind {kind}")
 
 

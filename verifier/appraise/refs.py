@@ -126,8 +126,9 @@ def parse_refs(data: bytes, *, source: str) -> Refs:
     models = p.table("models", doc.get("models", {}))
     entries = tuple(p.model(name, body) for name, body in models.items())
     _check_names(entries, source)
-    return Refs(id=refs_id, models=entries, description=description,
-                sha256=hashlib.sha256(data).hexdigest(), source=source)
+    return Refs(
+        id=refs_id, models=entries, description=description, sha256=hashlib.sha256(data).hexdigest(), source=source
+    )
 
 
 def _check_names(entries: tuple[ModelEntry, ...], source: str) -> None:
@@ -135,8 +136,10 @@ def _check_names(entries: tuple[ModelEntry, ...], source: str) -> None:
     for e in entries:
         lower = e.name.lower()
         if lower in owner:
-            raise ConfigError(f"{source}: models.{_q(e.name)}: the same model (names compare case-insensitively) as "
-                              f"{_q(owner[lower])}")
+            raise ConfigError(
+                f"{source}: models.{_q(e.name)}: the same model (names compare case-insensitively) as "
+                f"{_q(owner[lower])}"
+            )
         owner[lower] = e.name
     for e in entries:
         if e.name == WILDCARD and e.aliases:
@@ -146,10 +149,14 @@ def _check_names(entries: tuple[ModelEntry, ...], source: str) -> None:
             if lower == WILDCARD:
                 raise ConfigError(f'{source}: models.{_q(e.name)}.aliases: "*" cannot be an alias')
             if lower in owner and owner[lower] != e.name:
-                raise ConfigError(f"{source}: models.{_q(e.name)}.aliases: {alias!r} is already the name or an alias "
-                                  f"of models.{_q(owner[lower])}; a name belongs to one model only")
+                raise ConfigError(
+                    f"{source}: models.{_q(e.name)}.aliases: {alias!r} is already the name or an alias "
+                    f"of models.{_q(owner[lower])}; a name belongs to one model only"
+                )
             if lower in owner:
-                raise ConfigError(f"{source}: models.{_q(e.name)}.aliases: {alias!r} is the model itself or listed twice")
+                raise ConfigError(
+                    f"{source}: models.{_q(e.name)}.aliases: {alias!r} is the model itself or listed twice"
+                )
             owner[lower] = e.name
 
 
@@ -164,7 +171,9 @@ class _Parser:
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {key}: {message}" if key else f"{self.source}: {message}")
 
-    def keys(self, where: str, body: dict[str, Any], *, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    def keys(
+        self, where: str, body: dict[str, Any], *, required: tuple[str, ...], optional: tuple[str, ...] = ()
+    ) -> None:
         for key in body:
             if key not in required and key not in optional:
                 allowed = ", ".join((*required, *optional))
@@ -198,9 +207,14 @@ class _Parser:
     def provenance(self, key: str, body: dict[str, Any]) -> Provenance:
         src = self.text(f"{key}.source", body["source"])
         if not _SOURCE.fullmatch(src):
-            raise self.fail(f"{key}.source", f"{src!r}: expected 'gateway <url> at <time>', 'verdict <id>' or 'manual[: text]'")
-        return Provenance(source=src, added_at=self.time(f"{key}.added_at", body["added_at"]),
-                          note=self.text(f"{key}.note", body.get("note", ""), empty=True))
+            raise self.fail(
+                f"{key}.source", f"{src!r}: expected 'gateway <url> at <time>', 'verdict <id>' or 'manual[: text]'"
+            )
+        return Provenance(
+            source=src,
+            added_at=self.time(f"{key}.added_at", body["added_at"]),
+            note=self.text(f"{key}.note", body.get("note", ""), empty=True),
+        )
 
     def time(self, key: str, value: Any) -> int:
         if isinstance(value, datetime):
@@ -234,30 +248,55 @@ class _Parser:
             self.keys(k, e, required=("source", "added_at"), optional=("app_id", "compose_hash", "note"))
             if "app_id" not in e and "compose_hash" not in e:
                 raise self.fail(k, "an app entry needs app_id, compose_hash or both")
-            apps.append(AppRef(app_id=self.hex(f"{k}.app_id", e["app_id"], 20) if "app_id" in e else None,
-                               compose_hash=self.hex(f"{k}.compose_hash", e["compose_hash"], 32) if "compose_hash" in e else None,
-                               provenance=self.provenance(k, e), model=name))
+            apps.append(
+                AppRef(
+                    app_id=self.hex(f"{k}.app_id", e["app_id"], 20) if "app_id" in e else None,
+                    compose_hash=self.hex(f"{k}.compose_hash", e["compose_hash"], 32) if "compose_hash" in e else None,
+                    provenance=self.provenance(k, e),
+                    model=name,
+                )
+            )
         images: list[OsImageRef] = []
         for i, e in enumerate(self.entries(f"{where}.os_image", body.get("os_image", []))):
             k = f"{where}.os_image[{i}]"
             self.keys(k, e, required=("hash", "source", "added_at"), optional=("note", "dev"))
             if "dev" in e and not isinstance(e["dev"], bool):
                 raise ConfigError(f"{self.source}: {k}.dev: got {e['dev']!r}, expected true or false")
-            images.append(OsImageRef(hash=self.hex(f"{k}.hash", e["hash"], 32), provenance=self.provenance(k, e), model=name,
-                                     dev=e.get("dev")))
+            images.append(
+                OsImageRef(
+                    hash=self.hex(f"{k}.hash", e["hash"], 32),
+                    provenance=self.provenance(k, e),
+                    model=name,
+                    dev=e.get("dev"),
+                )
+            )
         chains: list[BootChainRef] = []
         for i, e in enumerate(self.entries(f"{where}.boot_chain", body.get("boot_chain", []))):
             k = f"{where}.boot_chain[{i}]"
             self.keys(k, e, required=(*_BOOT_FIELDS, "source", "added_at"), optional=("mrseam", "note"))
             mrs = [self.hex(f"{k}.{f}", e[f], 48) for f in _BOOT_FIELDS]
-            chains.append(BootChainRef(mrtd=mrs[0], rtmr0=mrs[1], rtmr1=mrs[2], rtmr2=mrs[3], provenance=self.provenance(k, e),
-                                       mrseam=self.hex(f"{k}.mrseam", e["mrseam"], 48) if "mrseam" in e else None, model=name))
-        for kind, values in (("app", [a.value for a in apps]), ("os_image", [o.value for o in images]),
-                             ("boot_chain", [b.value for b in chains])):
+            chains.append(
+                BootChainRef(
+                    mrtd=mrs[0],
+                    rtmr0=mrs[1],
+                    rtmr1=mrs[2],
+                    rtmr2=mrs[3],
+                    provenance=self.provenance(k, e),
+                    mrseam=self.hex(f"{k}.mrseam", e["mrseam"], 48) if "mrseam" in e else None,
+                    model=name,
+                )
+            )
+        for kind, values in (
+            ("app", [a.value for a in apps]),
+            ("os_image", [o.value for o in images]),
+            ("boot_chain", [b.value for b in chains]),
+        ):
             for i, value in enumerate(values):
                 if value in values[:i]:
                     raise self.fail(f"{where}.{kind}[{i}]", "duplicates an earlier entry (same values)")
-        return ModelEntry(name=name, aliases=names, apps=tuple(apps), os_images=tuple(images), boot_chains=tuple(chains))
+        return ModelEntry(
+            name=name, aliases=names, apps=tuple(apps), os_images=tuple(images), boot_chains=tuple(chains)
+        )
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -286,16 +325,28 @@ def refs_document(refs: Refs) -> dict[str, Any]:
         if e.aliases:
             body["aliases"] = list(e.aliases)
         if e.apps:
-            body["app"] = [{**({"app_id": a.app_id.hex()} if a.app_id is not None else {}),
-                            **({"compose_hash": a.compose_hash.hex()} if a.compose_hash is not None else {}),
-                            **_provenance_doc(a.provenance)} for a in e.apps]
+            body["app"] = [
+                {
+                    **({"app_id": a.app_id.hex()} if a.app_id is not None else {}),
+                    **({"compose_hash": a.compose_hash.hex()} if a.compose_hash is not None else {}),
+                    **_provenance_doc(a.provenance),
+                }
+                for a in e.apps
+            ]
         if e.os_images:
-            body["os_image"] = [{"hash": o.hash.hex(), **({"dev": o.dev} if o.dev is not None else {}),
-                                 **_provenance_doc(o.provenance)} for o in e.os_images]
+            body["os_image"] = [
+                {"hash": o.hash.hex(), **({"dev": o.dev} if o.dev is not None else {}), **_provenance_doc(o.provenance)}
+                for o in e.os_images
+            ]
         if e.boot_chains:
-            body["boot_chain"] = [{**{f: getattr(b, f).hex() for f in _BOOT_FIELDS},
-                                   **({"mrseam": b.mrseam.hex()} if b.mrseam is not None else {}),
-                                   **_provenance_doc(b.provenance)} for b in e.boot_chains]
+            body["boot_chain"] = [
+                {
+                    **{f: getattr(b, f).hex() for f in _BOOT_FIELDS},
+                    **({"mrseam": b.mrseam.hex()} if b.mrseam is not None else {}),
+                    **_provenance_doc(b.provenance),
+                }
+                for b in e.boot_chains
+            ]
         models[e.name] = body
     doc: dict[str, Any] = {"refs": head}
     if models:

@@ -43,8 +43,9 @@ class AppRef:
     model: str = field(default="", compare=False)  # the key it is listed under ("*" for every model)
 
     def matches(self, app_id: bytes | None, compose_hash: bytes | None) -> bool:
-        return ((self.app_id is None or self.app_id == app_id)
-                and (self.compose_hash is None or self.compose_hash == compose_hash))
+        return (self.app_id is None or self.app_id == app_id) and (
+            self.compose_hash is None or self.compose_hash == compose_hash
+        )
 
     @property
     def value(self) -> tuple[bytes | None, ...]:
@@ -76,8 +77,9 @@ class BootChainRef:
     model: str = field(default="", compare=False)
 
     def matches(self, mrtd: bytes, rtmr0: bytes, rtmr1: bytes, rtmr2: bytes, mrseam: bytes | None) -> bool:
-        return ((self.mrtd, self.rtmr0, self.rtmr1, self.rtmr2) == (mrtd, rtmr0, rtmr1, rtmr2)
-                and (self.mrseam is None or self.mrseam == mrseam))
+        return (self.mrtd, self.rtmr0, self.rtmr1, self.rtmr2) == (mrtd, rtmr0, rtmr1, rtmr2) and (
+            self.mrseam is None or self.mrseam == mrseam
+        )
 
     @property
     def value(self) -> tuple[bytes | None, ...]:
@@ -128,8 +130,9 @@ class ModelRefs:
     def match_os_image(self, os_image_hash: bytes | None) -> OsImageRef | None:
         return next((o for o in self.os_images if o.hash == os_image_hash), None)
 
-    def match_boot_chain(self, mrtd: bytes, rtmr0: bytes, rtmr1: bytes, rtmr2: bytes,
-                         mrseam: bytes | None) -> BootChainRef | None:
+    def match_boot_chain(
+        self, mrtd: bytes, rtmr0: bytes, rtmr1: bytes, rtmr2: bytes, mrseam: bytes | None
+    ) -> BootChainRef | None:
         return next((b for b in self.boot_chains if b.matches(mrtd, rtmr0, rtmr1, rtmr2, mrseam)), None)
 
 
@@ -171,7 +174,8 @@ class Refs:
         if len(chosen) == 2 and chosen[0] is chosen[1]:
             chosen = chosen[:1]
         return ModelRefs(
-            model=model, names=self.names_for(model),
+            model=model,
+            names=self.names_for(model),
             apps=tuple(a for e in chosen for a in e.apps),
             os_images=tuple(o for e in chosen for o in e.os_images),
             boot_chains=tuple(b for e in chosen for b in e.boot_chains),

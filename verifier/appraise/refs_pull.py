@@ -55,12 +55,17 @@ def iso(t: int) -> str:
 
 def _from_gateway(app: AppRef, base: str) -> bool:
     url = app.provenance.gateway_url
-    return (app.compose_hash is None and app.app_id is not None and url is not None
-            and (url == base + "/v1/models" or url.startswith(base + "/v1/models/")))
+    return (
+        app.compose_hash is None
+        and app.app_id is not None
+        and url is not None
+        and (url == base + "/v1/models" or url.startswith(base + "/v1/models/"))
+    )
 
 
 def plan_pull(refs: Refs, published: Iterable[Published], *, gateway: str, now: int) -> PullPlan:
-    """Compare the app ids ``gateway`` publishes with its entries in ``refs``; the first list naming an id is its source."""
+    """Compare the app ids ``gateway`` publishes with its entries in ``refs``; the first list naming an id is its
+    source."""
     base = gateway.rstrip("/")
     listed: dict[str, tuple[str, dict[bytes, str]]] = {}  # lowercased key -> (key, {app id: list url})
     ignored: list[str] = []
@@ -90,11 +95,17 @@ def plan_pull(refs: Refs, published: Iterable[Published], *, gateway: str, now: 
         added = tuple(i for i in ids if i not in {a.app_id for a in have} | elsewhere)
         removed = tuple(a for a in have if a.app_id not in ids)
         kept = tuple(a for a in have if a.app_id in ids)
-        kind = ("unchanged" if not (added or removed) else "new" if not have else "removed" if not ids else "changed")
+        kind = "unchanged" if not (added or removed) else "new" if not have else "removed" if not ids else "changed"
         changes.append(PullChange(model=key, kind=kind, listed=tuple(ids), added=added, removed=removed, kept=kept))
         if added or removed:
             apps = [a for a in entry.apps if a not in removed]
-            apps += [AppRef(app_id=i, compose_hash=None, provenance=Provenance(
-                source=f"gateway {ids[i]} at {iso(now)}", added_at=now, note=TOFU_NOTE)) for i in added]
+            apps += [
+                AppRef(
+                    app_id=i,
+                    compose_hash=None,
+                    provenance=Provenance(source=f"gateway {ids[i]} at {iso(now)}", added_at=now, note=TOFU_NOTE),
+                )
+                for i in added
+            ]
             out = with_model(out, replace(entry, apps=tuple(apps)))
     return PullPlan(changes=tuple(changes), refs=out, ignored=tuple(ignored))

@@ -17,7 +17,11 @@ from verifier import __version__
 # name -> (module under verifier.cli, attribute, one-line help shown by `verifier --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("demo", "demo", "Start the simulator and the service on loopback and verify one completion end to end."),
-    "verify": ("service", "verify", "Verify one completion against its gateway: signature, fresh-nonce report, TDX, GPU."),
+    "verify": (
+        "service",
+        "verify",
+        "Verify one completion against its gateway: signature, fresh-nonce report, TDX, GPU.",
+    ),
     "verify-bundle": ("offline", "verify_bundle", "Verify an evidence bundle (a directory or .zip) offline."),
     "serve": ("service", "serve", "Run the HTTP API."),
     "show": ("ledger", "show", "Show a recorded verdict."),
@@ -25,13 +29,25 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("ledger", "export", "Export a verdict's evidence bundle (zip) for `verifier verify-bundle`."),
     "reverify": ("jobs", "reverify", "Re-evaluate recorded evidence (one verdict, or a batch job: --all / --where)."),
     "policy": ("offline", "policy_group", "Policy files."),
-    "refs": ("refs", "refs_group", "Reference values: pull a gateway's app ids, pin a reviewed verdict, detect drift, show."),
+    "refs": (
+        "refs",
+        "refs_group",
+        "Reference values: pull a gateway's app ids, pin a reviewed verdict, detect drift, show.",
+    ),
     "keys": ("keys", "keys_group", "API keys for the HTTP API: create (shown once), list, revoke."),
     "ledger": ("ledger_check", "ledger_group", "The ledger file: `ledger check` re-hashes every blob and reference."),
     "ear": ("ear", "ear_group", "EAT Attestation Results: `ear verify TOKEN --jwks FILE|URL`, `ear rotate-key`."),
-    "log": ("log", "log_group", "The transparency log of verdicts: `log verify` checks inclusion and consistency offline."),
+    "log": (
+        "log",
+        "log_group",
+        "The transparency log of verdicts: `log verify` checks inclusion and consistency offline.",
+    ),
     "proxy": ("proxy", "proxy", "Relay OpenAI-style chat completions to one gateway and verify every one."),
-    "simulator": ("simulator", "simulator", "Run the simulated gateway (with its PCCS and NRAS) on its own, for trying the API."),
+    "simulator": (
+        "simulator",
+        "simulator",
+        "Run the simulated gateway (with its PCCS and NRAS) on its own, for trying the API.",
+    ),
     "jobs": ("jobs", "jobs_group", "Batch re-verification jobs: list, show, resume, cancel."),
 }
 

@@ -10,19 +10,33 @@ from verifier.cli.options import emit
 
 
 @click.command()
-@click.option("--format", "report_format", type=click.Choice(["phala_flat", "near_two_layer", "aci_legacy"]), default="phala_flat",
-              show_default=True, help="Report format the simulated gateway serves.")
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(["phala_flat", "near_two_layer", "aci_legacy"]),
+    default="phala_flat",
+    show_default=True,
+    help="Report format the simulated gateway serves.",
+)
 @click.option("--signing-algo", type=click.Choice(["ecdsa", "ed25519"]), default="ecdsa", show_default=True)
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Stream the completion (SSE).")
-@click.option("--unpinned", is_flag=True,
-              help="Verify a model the simulator's refs do not pin (sim/plain-1): shows how unpinned software is reported.")
+@click.option(
+    "--unpinned",
+    is_flag=True,
+    help="Verify a model the simulator's refs do not pin (sim/plain-1): shows how unpinned software is reported.",
+)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--serve", "serve_dashboard", is_flag=True,
-              help="Keep the simulator and the service up (a few passes and failures recorded) for the dashboard, "
-                   "until Ctrl-C; prints its URL and a read key.")
+@click.option(
+    "--serve",
+    "serve_dashboard",
+    is_flag=True,
+    help="Keep the simulator and the service up (a few passes and failures recorded) for the dashboard, "
+    "until Ctrl-C; prints its URL and a read key.",
+)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="With --serve: the port.")
-def demo(report_format: str, signing_algo: str, stream: bool, unpinned: bool, as_json: bool, serve_dashboard: bool,
-         port: int) -> None:
+def demo(
+    report_format: str, signing_algo: str, stream: bool, unpinned: bool, as_json: bool, serve_dashboard: bool, port: int
+) -> None:
     """Start the simulator and the service on loopback and verify one completion end to end."""
     from verifier.demo import run_demo  # the demo wires the simulator: an edge, never the core
 
@@ -31,12 +45,17 @@ def demo(report_format: str, signing_algo: str, stream: bool, unpinned: bool, as
         return
 
     model = "sim/plain-1" if unpinned else "sim/echo-1"
-    (result,) = asyncio.run(run_demo(report_format=report_format, signing_algo=signing_algo, stream=stream, model=model))
+    (result,) = asyncio.run(
+        run_demo(report_format=report_format, signing_algo=signing_algo, stream=stream, model=model)
+    )
     if result.http_status != 201:
         raise click.ClickException(f"the verifier answered {result.http_status}: {result.verdict}")
     if not as_json:
         click.echo(f"simulated gateway {result.gateway_url}; verifier service {result.service_url}")
-        click.echo(f"verdict recorded in {result.db_path} — try: verifier show {result.verdict.get('id')} --db {result.db_path}")
+        click.echo(
+            f"verdict recorded in {result.db_path} — try: verifier show {result.verdict.get('id')} --db "
+            f"{result.db_path}"
+        )
         if unpinned:
             click.echo(f"{model} is not pinned by the simulator's reference values: its verdict cannot be a pass")
     emit(result.verdict, as_json)

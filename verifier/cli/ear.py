@@ -20,8 +20,10 @@ def _fetch_jwks(url: str) -> Any:
     import aiohttp
 
     async def get() -> Any:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=JWKS_TIMEOUT)) as session, \
-                session.get(url, allow_redirects=False) as resp:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=JWKS_TIMEOUT)) as session,
+            session.get(url, allow_redirects=False) as resp,
+        ):
             if resp.status != 200:
                 raise click.UsageError(f"--jwks {url}: HTTP {resp.status}")
             return await resp.json(content_type=None)
@@ -46,7 +48,12 @@ def ear_group() -> None:
 
 @ear_group.command("verify")
 @click.argument("token")
-@click.option("--jwks", "jwks_source", required=True, help="The verifier's JWKS: a file, or an http(s) URL (/.well-known/jwks.json).")
+@click.option(
+    "--jwks",
+    "jwks_source",
+    required=True,
+    help="The verifier's JWKS: a file, or an http(s) URL (/.well-known/jwks.json).",
+)
 def verify(token: str, jwks_source: str) -> None:
     """Verify TOKEN (the JWT, a file holding it, or - for stdin) and print its claims; exit 0, or 2 if it fails."""
     from verifier.app.ear import EarError, verify_ear
@@ -68,8 +75,12 @@ def verify(token: str, jwks_source: str) -> None:
 
 
 @ear_group.command("rotate-key")
-@click.option("--key-file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The EAR key file of `serve --ear-key-file` (restart the service to sign with the new key).")
+@click.option(
+    "--key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The EAR key file of `serve --ear-key-file` (restart the service to sign with the new key).",
+)
 def rotate_key(key_file: Path) -> None:
     """Append a new signing key; the old public keys stay in the JWKS, so earlier EARs keep verifying."""
     from verifier.app.ear import public_jwk

@@ -24,17 +24,34 @@ from verifier.cli.ledger import _reverify
 from verifier.cli.options import db_option, emit, open_ledger, open_ledger_rw, settings_from
 from verifier.core.trust import PRODUCTION, SIMULATOR
 
-_JOBS_HELP = ("Worker processes evaluating recorded evidence, each with its own dcap-qvl worker (1: in this process; "
-              "refreshed collateral is always evaluated here, N at a time).")
+_JOBS_HELP = (
+    "Worker processes evaluating recorded evidence, each with its own dcap-qvl worker (1: in this process; "
+    "refreshed collateral is always evaluated here, N at a time)."
+)
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-_batch_option = click.option("--batch", "batch", type=click.IntRange(1, 1000), default=BATCH, show_default=True,
-                             help="Verdicts committed per ledger transaction (a crash loses at most one batch of work).")
+_batch_option = click.option(
+    "--batch",
+    "batch",
+    type=click.IntRange(1, 1000),
+    default=BATCH,
+    show_default=True,
+    help="Verdicts committed per ledger transaction (a crash loses at most one batch of work).",
+)
 
 
 def summary(job: dict[str, Any]) -> dict[str, Any]:
     """The batch summary: the issue's shape plus the job's state, done/errors counts and both clocks."""
-    return {"job": job["id"], "state": job["state"], "total": job["total"], "done": job["done"], "changed": job["changed"],
-            "errors": job["errors"], "by_change": job["by_change"], "by_reason": job["by_reason"], "clocks": job["clocks"]}
+    return {
+        "job": job["id"],
+        "state": job["state"],
+        "total": job["total"],
+        "done": job["done"],
+        "changed": job["changed"],
+        "errors": job["errors"],
+        "by_change": job["by_change"],
+        "by_reason": job["by_reason"],
+        "clocks": job["clocks"],
+    }
 
 
 def _progress_line(job: dict[str, Any]) -> None:
@@ -49,13 +66,16 @@ def _print_summary(job: dict[str, Any], as_json: bool) -> None:
     else:
         changes = ", ".join(f"{k}: {n}" for k, n in sorted(job["by_change"].items())) or "none"
         reasons = ", ".join(f"{k}: {n}" for k, n in sorted(job["by_reason"].items())) or "none"
-        click.echo(f"job {job['id']} {job['state']}: {job['done']}/{job['total']} re-verified, {job['changed']} changed "
-                   f"({changes}), {job['errors']} errors; reasons: {reasons}")
+        click.echo(
+            f"job {job['id']} {job['state']}: {job['done']}/{job['total']} re-verified, {job['changed']} changed "
+            f"({changes}), {job['errors']} errors; reasons: {reasons}"
+        )
     sys.exit(0 if job["state"] == "done" else 3)
 
 
-async def _run(settings: Any, job_id: str | None, spec: JobSpec | None, jobs: int, batch: int,
-               progress: bool) -> dict[str, Any]:
+async def _run(
+    settings: Any, job_id: str | None, spec: JobSpec | None, jobs: int, batch: int, progress: bool
+) -> dict[str, Any]:
     async with open_services(settings) as svc:
         if job_id is None:
             assert spec is not None
@@ -64,16 +84,26 @@ async def _run(settings: Any, job_id: str | None, spec: JobSpec | None, jobs: in
 
 
 async def _execute(svc: Services, job_id: str, jobs: int, batch: int, progress: bool) -> dict[str, Any]:
-    job = await svc.jobs.run(job_id, concurrency=jobs, batch=batch, progress=_progress_line if progress else None,
-                             processes=jobs if jobs > 1 else 0)
+    job = await svc.jobs.run(
+        job_id,
+        concurrency=jobs,
+        batch=batch,
+        progress=_progress_line if progress else None,
+        processes=jobs if jobs > 1 else 0,
+    )
     if progress:
         click.echo("", err=True)
     return job
 
 
 def _settings(db_path: str, trust: str, collateral: str, jobs: int, policy_path: str | None = None) -> Any:
-    return settings_from(db_path=db_path, offline=collateral == "recorded", dcap_workers=jobs, trust_profile=trust,
-                         policy_path=policy_path)
+    return settings_from(
+        db_path=db_path,
+        offline=collateral == "recorded",
+        dcap_workers=jobs,
+        trust_profile=trust,
+        policy_path=policy_path,
+    )
 
 
 def _where(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -81,7 +111,9 @@ def _where(pairs: tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key not in FILTER_KEYS:
-            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE with KEY one of {', '.join(FILTER_KEYS)}", param_hint="--where")
+            raise click.BadParameter(
+                f"{pair!r}: expected KEY=VALUE with KEY one of {', '.join(FILTER_KEYS)}", param_hint="--where"
+            )
         if key in ("since", "until"):
             if not value.isdigit():
                 raise click.BadParameter(f"{key}: expected unix seconds, got {value!r}", param_hint="--where")
@@ -95,24 +127,62 @@ def _where(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command()
 @click.argument("verdict_id", required=False)
-@click.option("--all", "select_all", is_flag=True, help="Every verdict that no other supersedes (the head of each chain).")
-@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
-              help=f"Select heads by {', '.join(FILTER_KEYS)} (repeatable; ids=ID,ID takes exactly those verdicts).")
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Policy TOML to re-appraise with (default: the bundled policy).")
-@click.option("--at", "at", default=None, metavar="captured|now|T",
-              help="Verification time: each verdict's capture time, now, or unix seconds (one verdict: default now).")
-@click.option("--collateral", type=click.Choice(list(COLLATERAL)), default="recorded", show_default=True,
-              help="The bundle's Intel collateral; fetched from Intel PCS now (once per FMSPC); early: Intel's early "
-                   "TCB update (update=early), to see which platforms will drop before Intel enforces it.")
+@click.option(
+    "--all", "select_all", is_flag=True, help="Every verdict that no other supersedes (the head of each chain)."
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help=f"Select heads by {', '.join(FILTER_KEYS)} (repeatable; ids=ID,ID takes exactly those verdicts).",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Policy TOML to re-appraise with (default: the bundled policy).",
+)
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    metavar="captured|now|T",
+    help="Verification time: each verdict's capture time, now, or unix seconds (one verdict: default now).",
+)
+@click.option(
+    "--collateral",
+    type=click.Choice(list(COLLATERAL)),
+    default="recorded",
+    show_default=True,
+    help="The bundle's Intel collateral; fetched from Intel PCS now (once per FMSPC); early: Intel's early "
+    "TCB update (update=early), to see which platforms will drop before Intel enforces it.",
+)
 @click.option("--jobs", "jobs", type=click.IntRange(1, 256), default=1, show_default=True, help=_JOBS_HELP)
-@click.option("--trust", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True,
-              help="Trust anchors (a batch re-verifies only the verdicts recorded under them).")
+@click.option(
+    "--trust",
+    type=click.Choice([PRODUCTION, SIMULATOR]),
+    default=PRODUCTION,
+    show_default=True,
+    help="Trust anchors (a batch re-verifies only the verdicts recorded under them).",
+)
 @_batch_option
 @db_option
 @_json_option
-def reverify(verdict_id: str | None, select_all: bool, where: tuple[str, ...], policy_path: str | None, at: str | None,
-             collateral: str, jobs: int, trust: str, batch: int, db_path: str, as_json: bool) -> None:
+def reverify(
+    verdict_id: str | None,
+    select_all: bool,
+    where: tuple[str, ...],
+    policy_path: str | None,
+    at: str | None,
+    collateral: str,
+    jobs: int,
+    trust: str,
+    batch: int,
+    db_path: str,
+    as_json: bool,
+) -> None:
     """Re-evaluate recorded evidence offline; each new verdict supersedes the old (one ID, --all or --where)."""
     if verdict_id is not None:
         if select_all or where:
@@ -122,8 +192,12 @@ def reverify(verdict_id: str | None, select_all: bool, where: tuple[str, ...], p
     if not select_all and not where:
         raise click.UsageError("give a verdict id, --all or --where KEY=VALUE")
     try:
-        spec = JobSpec(filter=parse_filter(_where(where)), at=parse_at(at or "captured"), collateral=collateral,
-                       policy=Path(policy_path).read_text("utf-8") if policy_path else None)
+        spec = JobSpec(
+            filter=parse_filter(_where(where)),
+            at=parse_at(at or "captured"),
+            collateral=collateral,
+            policy=Path(policy_path).read_text("utf-8") if policy_path else None,
+        )
     except (JobSpecError, OSError, UnicodeDecodeError) as exc:
         raise click.UsageError(str(exc)) from None
     if not Path(db_path).exists():
@@ -143,8 +217,16 @@ def _one(verdict_id: str, db_path: str, at: str | None, as_json: bool) -> None:
     except JobSpecError as exc:
         raise click.BadParameter(exc.message, param_hint="--at") from None
     times = old.get("times") or {}
-    seconds = None if when == "now" else int(times.get("captured_at") or times["verified_at"]) if when == "captured" else int(when)
-    settings = settings_from(db_path=db_path, offline=True, dcap_workers=1, trust_profile=old.get("trust_profile", PRODUCTION))
+    seconds = (
+        None
+        if when == "now"
+        else int(times.get("captured_at") or times["verified_at"])
+        if when == "captured"
+        else int(when)
+    )
+    settings = settings_from(
+        db_path=db_path, offline=True, dcap_workers=1, trust_profile=old.get("trust_profile", PRODUCTION)
+    )
     try:
         verdict = asyncio.run(_reverify(settings, verdict_id, seconds))
     except LedgerError as exc:
@@ -205,8 +287,13 @@ def show(job_id: str, db_path: str, as_json: bool) -> None:
 @jobs_group.command("resume")
 @click.argument("job_id")
 @click.option("--jobs", "jobs", type=click.IntRange(1, 256), default=1, show_default=True, help=_JOBS_HELP)
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="The service policy file, if the job was created with the service's own policy.")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="The service policy file, if the job was created with the service's own policy.",
+)
 @_batch_option
 @db_option
 @_json_option

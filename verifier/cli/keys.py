@@ -84,8 +84,10 @@ def bootstrap_admin_key(db_path: str, key_file: Path | None, *, create: bool = T
                 click.echo(f"admin key {key.id} taken from ${ADMIN_KEY_ENV}")
             else:
                 key, secret = store.create(Role.ADMIN, "bootstrap (first start)")
-                click.echo(f"no API keys yet: created admin key {key.id}; it is shown only now (make more with "
-                           "`verifier keys create`):")
+                click.echo(
+                    f"no API keys yet: created admin key {key.id}; it is shown only now (make more with "
+                    "`verifier keys create`):"
+                )
                 click.echo(secret)
         except ConfigError as exc:
             raise click.ClickException(exc.message) from None

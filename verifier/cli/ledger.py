@@ -37,8 +37,13 @@ def show(verdict_id: str, db_path: str, as_json: bool) -> None:
 @click.option("--until", type=AT_RANGE, default=None, help="Created before (unix seconds).")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--cursor", default=None)
-@click.option("--claim", "claims", multiple=True, metavar="NAME=VALUE",
-              help="Verdicts whose claims include it: tcb_status, advisory, fmspc, app_id, compose_hash, driver (repeatable).")
+@click.option(
+    "--claim",
+    "claims",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Verdicts whose claims include it: tcb_status, advisory, fmspc, app_id, compose_hash, driver (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(db_path: str, as_json: bool, claims: tuple[str, ...], **filters: Any) -> None:
     """List recorded verdicts, newest first."""
@@ -60,7 +65,14 @@ def list_cmd(db_path: str, as_json: bool, claims: tuple[str, ...], **filters: An
 @click.command()
 @click.argument("verdict_id")
 @db_option
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Zip file to write.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Zip file to write.",
+)
 def export(verdict_id: str, db_path: str, output: Path) -> None:
     """Export a verdict's evidence bundle (zip) for `verifier verify-bundle`."""
     try:

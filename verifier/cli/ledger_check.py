@@ -18,10 +18,17 @@ def ledger_group() -> None:
 
 @ledger_group.command("check")
 @db_option
-@click.option("--log-key", "log_key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The log's verifier key (C2SP vkey, as `GET /v1/log/key` serves it): also verify every checkpoint's signature.")
+@click.option(
+    "--log-key",
+    "log_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The log's verifier key (C2SP vkey, as `GET /v1/log/key` serves it): also verify every checkpoint's "
+    "signature.",
+)
 def check(db_path: str, log_key_file: Path | None) -> None:
-    """Re-derive every hash, reference and index row and the transparency log; print each mismatch (exit 2) or ok (exit 0)."""
+    """Re-derive every hash, reference and index row and the transparency log; print each mismatch (exit 2) or ok
+    (exit 0)."""
     from verifier.core.checkpoint import CheckpointError, NoteVerifier
 
     try:
@@ -33,8 +40,9 @@ def check(db_path: str, log_key_file: Path | None) -> None:
     for problem in report.problems:
         click.echo(f"MISMATCH {problem}")
     summary = f"{report.verdicts} verdicts, {report.blobs} evidence blobs"
-    summary += f", log of {report.log_size} leaves" + ("" if report.checkpoint_size is None else
-                                                       f" (latest checkpoint: size {report.checkpoint_size})")
+    summary += f", log of {report.log_size} leaves" + (
+        "" if report.checkpoint_size is None else f" (latest checkpoint: size {report.checkpoint_size})"
+    )
     if report.unchained:
         summary += f" ({report.unchained} recorded before the hash chain existed)"
     if report.problems:

@@ -55,15 +55,29 @@ def log_group() -> None:
 
 @log_group.command("verify")
 @click.option("--log-key", required=True, help="The log's verifier key (C2SP vkey) or a file holding it.")
-@click.option("--checkpoint", "checkpoint_file", required=True, type=_FILE, help="A signed checkpoint (C2SP tlog-checkpoint).")
-@click.option("--proof", "proof_file", type=_FILE, help="The verdict's inclusion proof (JSON) for the checkpoint's size.")
+@click.option(
+    "--checkpoint", "checkpoint_file", required=True, type=_FILE, help="A signed checkpoint (C2SP tlog-checkpoint)."
+)
+@click.option(
+    "--proof", "proof_file", type=_FILE, help="The verdict's inclusion proof (JSON) for the checkpoint's size."
+)
 @click.option("--verdict", "verdict_file", type=_FILE, help="The verdict JSON.")
 @click.option("--old-checkpoint", "old_file", type=_FILE, help="An older checkpoint the new one must extend.")
-@click.option("--consistency", "consistency_file", type=_FILE, help="The consistency proof (JSON) from the old to the new size.")
+@click.option(
+    "--consistency", "consistency_file", type=_FILE, help="The consistency proof (JSON) from the old to the new size."
+)
 @click.option("--ear", "ear_file", type=_FILE, help="The verdict's EAR (JWT); needs --jwks.")
 @click.option("--jwks", "jwks_file", type=_FILE, help="The verifier's JWKS (JSON).")
-def verify(log_key: str, checkpoint_file: Path, proof_file: Path | None, verdict_file: Path | None, old_file: Path | None,
-           consistency_file: Path | None, ear_file: Path | None, jwks_file: Path | None) -> None:
+def verify(
+    log_key: str,
+    checkpoint_file: Path,
+    proof_file: Path | None,
+    verdict_file: Path | None,
+    old_file: Path | None,
+    consistency_file: Path | None,
+    ear_file: Path | None,
+    jwks_file: Path | None,
+) -> None:
     """Verify inclusion (--proof --verdict) and/or consistency (--old-checkpoint --consistency), and an EAR."""
     from verifier.app.audit import AuditError, audit_consistency, audit_ear, audit_inclusion, open_checkpoint
 
@@ -77,7 +91,9 @@ def verify(log_key: str, checkpoint_file: Path, proof_file: Path | None, verdict
     note = read_text(checkpoint_file, "--checkpoint")
     try:
         checkpoint = open_checkpoint(note, vkey)
-        click.echo(f"checkpoint: {checkpoint.origin}, {checkpoint.size} leaves, signed by {vkey.name} ({vkey.key_id.hex()})")
+        click.echo(
+            f"checkpoint: {checkpoint.origin}, {checkpoint.size} leaves, signed by {vkey.name} ({vkey.key_id.hex()})"
+        )
         index = None
         if proof_file is not None and verdict_file is not None:
             verdict = read_json(verdict_file, "--verdict")
@@ -85,12 +101,16 @@ def verify(log_key: str, checkpoint_file: Path, proof_file: Path | None, verdict
             index = got.index
             click.echo(f"included: verdict {got.verdict_id} is leaf {got.index} of the signed tree")
         if old_file is not None and consistency_file is not None:
-            old = audit_consistency(read_text(old_file, "--old-checkpoint"), checkpoint,
-                                    read_json(consistency_file, "--consistency"), vkey)
+            old = audit_consistency(
+                read_text(old_file, "--old-checkpoint"), checkpoint, read_json(consistency_file, "--consistency"), vkey
+            )
             click.echo(f"consistent: the tree of {old.size} leaves is a prefix of the tree of {checkpoint.size}")
         if ear_file is not None and jwks_file is not None:
             claims = audit_ear(read_text(ear_file, "--ear").strip(), read_json(jwks_file, "--jwks"), verdict, index)
-            click.echo(f"EAR: signed by the JWKS, verdict {claims['x-verifier-verdict-id']} ({claims['x-verifier-verdict-status']})")
+            click.echo(
+                f"EAR: signed by the JWKS, verdict {claims['x-verifier-verdict-id']} "
+                f"({claims['x-verifier-verdict-status']})"
+            )
     except AuditError as exc:
         click.echo(f"FAIL: {exc}")
         sys.exit(2)

@@ -23,14 +23,33 @@ from verifier.evidence.bundle import Bundle
 @click.command("verify-bundle")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--at", "at", type=AT_RANGE, default=None, help="Verification time, unix seconds (default: now).")
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None, help="Policy TOML file (default: the bundled default.toml).")
-@click.option("--trust", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True, help="Trust anchors to verify against.")
-@click.option("--refs", "refs_path", type=click.Path(dir_okay=False), default=None, envvar="VERIFIER_REFS",
-              help="Reference values (refs TOML) to appraise software identity against "
-                   "(default: none; the shipped simulator refs with --trust simulator).")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Policy TOML file (default: the bundled default.toml).",
+)
+@click.option(
+    "--trust",
+    type=click.Choice([PRODUCTION, SIMULATOR]),
+    default=PRODUCTION,
+    show_default=True,
+    help="Trust anchors to verify against.",
+)
+@click.option(
+    "--refs",
+    "refs_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="VERIFIER_REFS",
+    help="Reference values (refs TOML) to appraise software identity against "
+    "(default: none; the shipped simulator refs with --trust simulator).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def verify_bundle(path: Path, at: int | None, policy_path: str | None, trust: str, refs_path: str | None,
-                  as_json: bool) -> None:
+def verify_bundle(
+    path: Path, at: int | None, policy_path: str | None, trust: str, refs_path: str | None, as_json: bool
+) -> None:
     """Verify an evidence bundle (a directory or .zip) offline, using only what it holds."""
     try:
         policy = load_policy_option(policy_path)
@@ -43,7 +62,9 @@ def verify_bundle(path: Path, at: int | None, policy_path: str | None, trust: st
     emit(verdict, as_json)
 
 
-async def _verify_bundle(bundle: Bundle, policy: Policy, now: int, anchors: TrustAnchors, refs: Refs | None) -> dict[str, Any]:
+async def _verify_bundle(
+    bundle: Bundle, policy: Policy, now: int, anchors: TrustAnchors, refs: Refs | None
+) -> dict[str, Any]:
     async with DcapPool(size=1) as pool:
         ctx = Context(policy=policy, now=now, anchors=anchors, quotes=pool, dcap_version=pool.version(), refs=refs)
         return (await evaluate(bundle, ctx)).verdict.to_json()

@@ -29,7 +29,9 @@ def emit(verdict: dict[str, Any], as_json: bool) -> None:
     sys.exit(EXIT[verdict["status"]])
 
 
-db_option = click.option("--db", "db_path", default="verifier.db", envvar="VERIFIER_DB", show_default=True, help="SQLite ledger file.")
+db_option = click.option(
+    "--db", "db_path", default="verifier.db", envvar="VERIFIER_DB", show_default=True, help="SQLite ledger file."
+)
 
 
 def settings_from(**kw: Any) -> Settings:

@@ -21,35 +21,91 @@ log = logging.getLogger("verifier.cli")
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8081, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--gateway", default="https://api.redpill.ai", show_default=True,
-              help="The gateway base URL every request is relayed to (and verified against).")
-@click.option("--mode", type=click.Choice(["sync", "async"]), default="sync", show_default=True,
-              help="sync: a JSON completion waits for its verdict (X-Verification-Status); async: relay at once, "
-                   "verify after. Streams are always relayed at once.")
+@click.option(
+    "--gateway",
+    default="https://api.redpill.ai",
+    show_default=True,
+    help="The gateway base URL every request is relayed to (and verified against).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["sync", "async"]),
+    default="sync",
+    show_default=True,
+    help="sync: a JSON completion waits for its verdict (X-Verification-Status); async: relay at once, "
+    "verify after. Streams are always relayed at once.",
+)
 @db_option
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None, help="Policy TOML file.")
-@click.option("--refs", "refs_path", type=click.Path(dir_okay=False), default=None, envvar="VERIFIER_REFS",
-              help="Reference values (refs TOML): the software identities a pass requires per model.")
-@click.option("--trust", "trust_profile", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True)
+@click.option(
+    "--refs",
+    "refs_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="VERIFIER_REFS",
+    help="Reference values (refs TOML): the software identities a pass requires per model.",
+)
+@click.option(
+    "--trust", "trust_profile", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True
+)
 @click.option("--pcs-url", default=None, help="Intel PCS or PCCS base URL for collateral.")
 @click.option("--pccs", is_flag=True, default=None, help="--pcs-url is a PCCS (root CA CRL served as hex).")
 @click.option("--nras-url", default=None, help="NVIDIA NRAS base URL.")
-@click.option("--workers", "dcap_workers", type=click.IntRange(1, 256), default=None, help="dcap-qvl worker processes (default: cores).")
-@click.option("--upstream-timeout", type=click.FloatRange(0, 3600), default=None,
-              help="Seconds without a byte from the gateway before giving up (default 30).")
-@click.option("--signature-deadline", type=click.FloatRange(0, 600), default=None,
-              help="Seconds to keep retrying the signature fetch (default 20).")
-@click.option("--retain-bodies", type=click.Choice(["full", "hashes"]), default=None,
-              help="full (default): keep the exact request/response bytes; hashes: keep only their sha256.")
-@click.option("--rate-limit", "rate_per_minute", type=click.FloatRange(0), default=None,
-              help="Requests per minute per verifier key (default 600; 0 = no limit).")
-@click.option("--upstream-budget", "upstream_per_minute", type=click.FloatRange(0), default=None,
-              help="Signature/report calls per minute (default 60; each completion needs 2; 0 = no limit).")
-@click.option("--admin-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="VERIFIER_ADMIN_KEY_FILE",
-              help="With an empty key store: read the first admin key from this file (else $VERIFIER_ADMIN_KEY, else one is made and printed).")
-@click.option("--insecure-no-auth", is_flag=True, help="No verifier keys at all (X-Verifier-Key not needed); only with a loopback --host.")
-def proxy(host: str, port: int, gateway: str, mode: str, admin_key_file: Path | None, insecure_no_auth: bool,
-          **kw: Any) -> None:
+@click.option(
+    "--workers",
+    "dcap_workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="dcap-qvl worker processes (default: cores).",
+)
+@click.option(
+    "--upstream-timeout",
+    type=click.FloatRange(0, 3600),
+    default=None,
+    help="Seconds without a byte from the gateway before giving up (default 30).",
+)
+@click.option(
+    "--signature-deadline",
+    type=click.FloatRange(0, 600),
+    default=None,
+    help="Seconds to keep retrying the signature fetch (default 20).",
+)
+@click.option(
+    "--retain-bodies",
+    type=click.Choice(["full", "hashes"]),
+    default=None,
+    help="full (default): keep the exact request/response bytes; hashes: keep only their sha256.",
+)
+@click.option(
+    "--rate-limit",
+    "rate_per_minute",
+    type=click.FloatRange(0),
+    default=None,
+    help="Requests per minute per verifier key (default 600; 0 = no limit).",
+)
+@click.option(
+    "--upstream-budget",
+    "upstream_per_minute",
+    type=click.FloatRange(0),
+    default=None,
+    help="Signature/report calls per minute (default 60; each completion needs 2; 0 = no limit).",
+)
+@click.option(
+    "--admin-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="VERIFIER_ADMIN_KEY_FILE",
+    help="With an empty key store: read the first admin key from this file (else $VERIFIER_ADMIN_KEY, else one is "
+    "made and printed).",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="No verifier keys at all (X-Verifier-Key not needed); only with a loopback --host.",
+)
+def proxy(
+    host: str, port: int, gateway: str, mode: str, admin_key_file: Path | None, insecure_no_auth: bool, **kw: Any
+) -> None:
     """Relay OpenAI-style chat completions to one gateway and verify every one.
 
     Clients change only their base URL (http://HOST:PORT/v1) and add the header `X-Verifier-Key: <submit key>`;
@@ -76,8 +132,12 @@ def proxy(host: str, port: int, gateway: str, mode: str, admin_key_file: Path | 
     sock = listen(host, port)
     configure_json_logging()
     bound = sock.getsockname()
-    click.echo(f"verifier {__version__} proxy ({mode}): gateway {settings.default_gateway}, policy {policy.id} "
-               f"sha256:{policy.sha256[:16]}…, trust {settings.trust_profile}, db {settings.db_path}")
-    click.echo(f"listening on http://{f'[{host}]' if ':' in host else host}:{bound[1]} "
-               f"(OpenAI base_url http://{f'[{host}]' if ':' in host else host}:{bound[1]}/v1)")
+    click.echo(
+        f"verifier {__version__} proxy ({mode}): gateway {settings.default_gateway}, policy {policy.id} "
+        f"sha256:{policy.sha256[:16]}…, trust {settings.trust_profile}, db {settings.db_path}"
+    )
+    click.echo(
+        f"listening on http://{f'[{host}]' if ':' in host else host}:{bound[1]} "
+        f"(OpenAI base_url http://{f'[{host}]' if ':' in host else host}:{bound[1]}/v1)"
+    )
     web.run_app(create_proxy_app(settings, mode=mode), sock=sock, shutdown_timeout=40, print=None, access_log=None)

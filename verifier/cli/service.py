@@ -47,38 +47,111 @@ def listen(host: str, port: int) -> socket.socket:
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @db_option
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None, help="Policy TOML file.")
-@click.option("--refs", "refs_path", type=click.Path(dir_okay=False), default=None, envvar="VERIFIER_REFS",
-              help="Reference values (refs TOML): the software identities a pass requires per model.")
-@click.option("--allow-gateway", "allow_gateways", multiple=True, help="Gateway base URL callers may name (repeatable; default https://api.redpill.ai).")
-@click.option("--trust", "trust_profile", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True)
+@click.option(
+    "--refs",
+    "refs_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="VERIFIER_REFS",
+    help="Reference values (refs TOML): the software identities a pass requires per model.",
+)
+@click.option(
+    "--allow-gateway",
+    "allow_gateways",
+    multiple=True,
+    help="Gateway base URL callers may name (repeatable; default https://api.redpill.ai).",
+)
+@click.option(
+    "--trust", "trust_profile", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True
+)
 @click.option("--pcs-url", default=None, help="Intel PCS or PCCS base URL for collateral.")
 @click.option("--pccs", is_flag=True, default=None, help="--pcs-url is a PCCS (root CA CRL served as hex).")
 @click.option("--nras-url", default=None, help="NVIDIA NRAS base URL.")
 @click.option("--offline", is_flag=True, default=None, help="Never fetch collateral or NRAS answers.")
-@click.option("--workers", "dcap_workers", type=click.IntRange(1, 256), default=None, help="dcap-qvl worker processes (default: cores).")
-@click.option("--signature-deadline", type=click.FloatRange(0, 600), default=None,
-              help="Seconds to keep retrying the signature fetch (404/5xx/429/timeouts; default 20).")
-@click.option("--retain-bodies", type=click.Choice(["full", "hashes"]), default=None,
-              help="full (default): keep the exact request/response bytes; hashes: keep only their sha256.")
-@click.option("--rate-limit", "rate_per_minute", type=click.FloatRange(0), default=None,
-              help="Requests per minute per API key (default 600; 0 = no limit).")
-@click.option("--rate-burst", type=click.IntRange(1), default=None, help="Burst size of the per-key rate limit (default 60).")
-@click.option("--upstream-budget", "upstream_per_minute", type=click.FloatRange(0), default=None,
-              help="Gateway calls per minute per gateway (default 60; a verification needs up to 2; 0 = no limit).")
-@click.option("--max-inflight-mib", type=click.IntRange(16), default=None,
-              help="MiB of request bodies and upstream answers held at once (default 256); beyond: wait, then 503.")
-@click.option("--db-busy-timeout", "db_busy_timeout", type=click.FloatRange(0, 600), default=None,
-              help="Seconds a write waits for another process's lock before answering 503 ledger_busy (default 5).")
-@click.option("--admin-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="VERIFIER_ADMIN_KEY_FILE",
-              help="With an empty key store: read the first admin key from this file (else $VERIFIER_ADMIN_KEY, else one is made and printed).")
-@click.option("--insecure-no-auth", is_flag=True, help="No API keys at all (every caller is admin); only with a loopback --host.")
-@click.option("--log-key-file", "log_key_path", default=None, envvar="VERIFIER_LOG_KEY_FILE",
-              help="Ed25519 PEM key that signs the verdict log's checkpoints (default: <db>.log-key.pem; made if absent).")
-@click.option("--ear-key-file", "ear_key_path", default=None, envvar="VERIFIER_EAR_KEY_FILE",
-              help="Ed25519 PEM key file that signs EARs; the last key signs, earlier ones stay in the JWKS "
-                   "(default: <db>.ear-key.pem; made if absent; `verifier ear rotate-key` adds one).")
-def serve(host: str, port: int, allow_gateways: tuple[str, ...], max_inflight_mib: int | None, admin_key_file: Path | None,
-          insecure_no_auth: bool, **kw: Any) -> None:
+@click.option(
+    "--workers",
+    "dcap_workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="dcap-qvl worker processes (default: cores).",
+)
+@click.option(
+    "--signature-deadline",
+    type=click.FloatRange(0, 600),
+    default=None,
+    help="Seconds to keep retrying the signature fetch (404/5xx/429/timeouts; default 20).",
+)
+@click.option(
+    "--retain-bodies",
+    type=click.Choice(["full", "hashes"]),
+    default=None,
+    help="full (default): keep the exact request/response bytes; hashes: keep only their sha256.",
+)
+@click.option(
+    "--rate-limit",
+    "rate_per_minute",
+    type=click.FloatRange(0),
+    default=None,
+    help="Requests per minute per API key (default 600; 0 = no limit).",
+)
+@click.option(
+    "--rate-burst", type=click.IntRange(1), default=None, help="Burst size of the per-key rate limit (default 60)."
+)
+@click.option(
+    "--upstream-budget",
+    "upstream_per_minute",
+    type=click.FloatRange(0),
+    default=None,
+    help="Gateway calls per minute per gateway (default 60; a verification needs up to 2; 0 = no limit).",
+)
+@click.option(
+    "--max-inflight-mib",
+    type=click.IntRange(16),
+    default=None,
+    help="MiB of request bodies and upstream answers held at once (default 256); beyond: wait, then 503.",
+)
+@click.option(
+    "--db-busy-timeout",
+    "db_busy_timeout",
+    type=click.FloatRange(0, 600),
+    default=None,
+    help="Seconds a write waits for another process's lock before answering 503 ledger_busy (default 5).",
+)
+@click.option(
+    "--admin-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="VERIFIER_ADMIN_KEY_FILE",
+    help="With an empty key store: read the first admin key from this file (else $VERIFIER_ADMIN_KEY, else one is "
+    "made and printed).",
+)
+@click.option(
+    "--insecure-no-auth", is_flag=True, help="No API keys at all (every caller is admin); only with a loopback --host."
+)
+@click.option(
+    "--log-key-file",
+    "log_key_path",
+    default=None,
+    envvar="VERIFIER_LOG_KEY_FILE",
+    help="Ed25519 PEM key that signs the verdict log's checkpoints (default: <db>.log-key.pem; made if absent).",
+)
+@click.option(
+    "--ear-key-file",
+    "ear_key_path",
+    default=None,
+    envvar="VERIFIER_EAR_KEY_FILE",
+    help="Ed25519 PEM key file that signs EARs; the last key signs, earlier ones stay in the JWKS "
+    "(default: <db>.ear-key.pem; made if absent; `verifier ear rotate-key` adds one).",
+)
+def serve(
+    host: str,
+    port: int,
+    allow_gateways: tuple[str, ...],
+    max_inflight_mib: int | None,
+    admin_key_file: Path | None,
+    insecure_no_auth: bool,
+    **kw: Any,
+) -> None:
     """Run the HTTP API."""
     from aiohttp import web
 
@@ -109,48 +182,103 @@ def serve(host: str, port: int, allow_gateways: tuple[str, ...], max_inflight_mi
     if not settings.auth:
         log.warning("authentication is OFF (--insecure-no-auth on %s): every caller is an admin", host)
     bound = sock.getsockname()
-    click.echo(f"verifier {__version__}: policy {policy.id} sha256:{policy.sha256[:16]}…, trust {settings.trust_profile}, "
-               f"db {settings.db_path}, gateways {', '.join(settings.allow_gateways)}, retain bodies {settings.retain_bodies}")
-    click.echo(f"verdict log {settings.log_origin}: checkpoint key {settings.log_key_path}, EAR keys {settings.ear_key_path}")
+    click.echo(
+        f"verifier {__version__}: policy {policy.id} sha256:{policy.sha256[:16]}…, trust {settings.trust_profile}, "
+        f"db {settings.db_path}, gateways {', '.join(settings.allow_gateways)}, retain bodies {settings.retain_bodies}"
+    )
+    click.echo(
+        f"verdict log {settings.log_origin}: checkpoint key {settings.log_key_path}, EAR keys {settings.ear_key_path}"
+    )
     click.echo(f"listening on http://{f'[{host}]' if ':' in host else host}:{bound[1]}")
     web.run_app(create_app(settings), sock=sock, shutdown_timeout=10, print=None, access_log=None)
 
 
 @click.command()
-@click.option("--request", "request_file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Exact request bytes sent.")
-@click.option("--response", "response_file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Exact response bytes received.")
+@click.option(
+    "--request",
+    "request_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Exact request bytes sent.",
+)
+@click.option(
+    "--response",
+    "response_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Exact response bytes received.",
+)
 @click.option("--model", required=True)
 @click.option("--gateway", default="https://api.redpill.ai", show_default=True)
 @click.option("--chat-id", default=None, help="Default: the response's id.")
 @click.option("--signing-algo", type=click.Choice(["ecdsa", "ed25519"]), default="ecdsa", show_default=True)
 @click.option("--db", "db_path", default=None, envvar="VERIFIER_DB", help="Record the verdict in this SQLite ledger.")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--refs", "refs_path", type=click.Path(dir_okay=False), default=None, envvar="VERIFIER_REFS",
-              help="Reference values (refs TOML): the software identities a pass requires per model.")
-@click.option("--trust", "trust_profile", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True)
+@click.option(
+    "--refs",
+    "refs_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="VERIFIER_REFS",
+    help="Reference values (refs TOML): the software identities a pass requires per model.",
+)
+@click.option(
+    "--trust", "trust_profile", type=click.Choice([PRODUCTION, SIMULATOR]), default=PRODUCTION, show_default=True
+)
 @click.option("--pcs-url", default=None)
 @click.option("--pccs", is_flag=True, default=None)
 @click.option("--nras-url", default=None)
 @click.option("--offline", is_flag=True, default=None)
-@click.option("--signature-deadline", type=click.FloatRange(0, 600), default=None,
-              help="Seconds to keep retrying the signature fetch (404/5xx/429/timeouts; default 20).")
-@click.option("--retain-bodies", type=click.Choice(["full", "hashes"]), default=None, help="What --db keeps of the bodies.")
-@click.option("--api-key-env", default="VERIFIER_UPSTREAM_KEY", show_default=True, help="Environment variable holding the gateway API key.")
+@click.option(
+    "--signature-deadline",
+    type=click.FloatRange(0, 600),
+    default=None,
+    help="Seconds to keep retrying the signature fetch (404/5xx/429/timeouts; default 20).",
+)
+@click.option(
+    "--retain-bodies", type=click.Choice(["full", "hashes"]), default=None, help="What --db keeps of the bodies."
+)
+@click.option(
+    "--api-key-env",
+    default="VERIFIER_UPSTREAM_KEY",
+    show_default=True,
+    help="Environment variable holding the gateway API key.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def verify(request_file: Path, response_file: Path, model: str, gateway: str, chat_id: str | None, signing_algo: str,
-           api_key_env: str, as_json: bool, **kw: Any) -> None:
+def verify(
+    request_file: Path,
+    response_file: Path,
+    model: str,
+    gateway: str,
+    chat_id: str | None,
+    signing_algo: str,
+    api_key_env: str,
+    as_json: bool,
+    **kw: Any,
+) -> None:
     """Verify one completion against its gateway: signature, fresh-nonce report, TDX, GPU."""
     try:
-        exchange = Exchange(request=request_file.read_bytes(), response=response_file.read_bytes(), model=model,
-                            gateway=normalize_gateway(gateway), chat_id=chat_id, signing_algo=signing_algo)
+        exchange = Exchange(
+            request=request_file.read_bytes(),
+            response=response_file.read_bytes(),
+            model=model,
+            gateway=normalize_gateway(gateway),
+            chat_id=chat_id,
+            signing_algo=signing_algo,
+        )
     except OSError as exc:
         raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}") from None
     except ConfigError as exc:
         raise click.ClickException(exc.message) from None
     record = kw.get("db_path") is not None
     kw["db_path"] = kw.get("db_path") or ":memory:"
-    settings = settings_from(**kw, dcap_workers=1, allow_gateways=(exchange.gateway,), default_gateway=exchange.gateway,
-                             upstream_per_minute=0)
+    settings = settings_from(
+        **kw,
+        dcap_workers=1,
+        allow_gateways=(exchange.gateway,),
+        default_gateway=exchange.gateway,
+        upstream_per_minute=0,
+    )
     api_key = os.environ.get(api_key_env) or None
     from verifier.adapters.ledger import LedgerError
 

@@ -7,7 +7,9 @@ import click
 from verifier.cli.service import listen
 from verifier.simulator.gateway import FAULTS, FORMATS
 
-_FAULT_HELP = "\b\nFaults (--fault NAME, repeatable):\n" + "\n".join(f"  {name:<24}{what}" for name, what in FAULTS.items())
+_FAULT_HELP = "\b\nFaults (--fault NAME, repeatable):\n" + "\n".join(
+    f"  {name:<24}{what}" for name, what in FAULTS.items()
+)
 
 
 def trusting_commands(url: str) -> tuple[str, str]:
@@ -19,10 +21,22 @@ def trusting_commands(url: str) -> tuple[str, str]:
 @click.command(epilog=_FAULT_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8090, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--format", "report_format", type=click.Choice(FORMATS), default="phala_flat", show_default=True,
-              help="Report format served (near_two_layer signs model:req:resp texts).")
-@click.option("--fault", "faults", multiple=True, type=click.Choice(sorted(FAULTS)), metavar="NAME",
-              help="Misbehave this way (repeatable; the names are listed below).")
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(FORMATS),
+    default="phala_flat",
+    show_default=True,
+    help="Report format served (near_two_layer signs model:req:resp texts).",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    type=click.Choice(sorted(FAULTS)),
+    metavar="NAME",
+    help="Misbehave this way (repeatable; the names are listed below).",
+)
 def simulator(host: str, port: int, report_format: str, faults: tuple[str, ...]) -> None:
     """Run the simulated gateway (with its PCCS and NRAS) on its own, for trying the API.
 
@@ -34,8 +48,9 @@ def simulator(host: str, port: int, report_format: str, faults: tuple[str, ...])
     from verifier.simulator import SimulatorWorld
     from verifier.simulator.gateway import SimulatedGateway, SimulatorConfig
 
-    config = SimulatorConfig(report_format=report_format, three_part_text=report_format == "near_two_layer",
-                             faults=frozenset(faults))
+    config = SimulatorConfig(
+        report_format=report_format, three_part_text=report_format == "near_two_layer", faults=frozenset(faults)
+    )
     gateway = SimulatedGateway(SimulatorWorld(), config)
     sock = listen(host, port)
     url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"

@@ -135,7 +135,7 @@ def open_note(note: str | bytes, verifier: NoteVerifier) -> str:
     for line in signature_lines:
         if not line.startswith(SIGNATURE_PREFIX) or line.count(" ") != 2:
             raise CheckpointError(f"malformed signature line {line[:80]!r}")
-        name, b64 = line[len(SIGNATURE_PREFIX):].split(" ")
+        name, b64 = line[len(SIGNATURE_PREFIX) :].split(" ")
         try:
             sig = base64.b64decode(b64, validate=True)
         except binascii.Error:

@@ -102,11 +102,14 @@ def _subproof(leaves: Sequence[bytes], m: int, lo: int, hi: int, whole: bool) ->
 def _check_hashes(*hashes: object) -> None:
     for h in hashes:
         if not isinstance(h, bytes) or len(h) != HASH_SIZE:
-            raise ProofError(f"expected {HASH_SIZE}-byte hashes, got {len(h) if isinstance(h, bytes) else type(h).__name__}")
+            raise ProofError(
+                f"expected {HASH_SIZE}-byte hashes, got {len(h) if isinstance(h, bytes) else type(h).__name__}"
+            )
 
 
 def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
-    """RFC 9162 §2.1.3.2: ``leaf`` (a leaf hash) is leaf ``index`` of the tree of ``size`` leaves whose root is ``root``."""
+    """RFC 9162 §2.1.3.2: ``leaf`` (a leaf hash) is leaf ``index`` of the tree of ``size`` leaves whose root is
+    ``root``."""
     _check_hashes(leaf, root, *proof)
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
@@ -167,7 +170,9 @@ def frontier_append(frontier: Sequence[bytes], size: int, leaf: bytes) -> list[b
     """The right frontier (the roots of the perfect subtrees that make a tree of ``size`` leaves, largest first) after
     appending ``leaf``: two subtrees of equal size merge, as the carry of a binary increment."""
     if len(frontier) != bin(size).count("1"):
-        raise ValueError(f"a frontier of a tree of {size} leaves has {bin(size).count('1')} hashes, got {len(frontier)}")
+        raise ValueError(
+            f"a frontier of a tree of {size} leaves has {bin(size).count('1')} hashes, got {len(frontier)}"
+        )
     out, carry, n = list(frontier), leaf, size
     while n & 1:
         carry = node_hash(out.pop(), carry)

@@ -23,4 +23,3 @@ class QuoteVerifier(Protocol):
     async def verify(self, quote: bytes, collateral_json: str, now: int, root_ca_der: bytes) -> DcapResult:
         """Raise CheckFailed (evidence wrong, with a reason code) or Indeterminate (worker trouble)."""
         ...
-

@@ -25,9 +25,17 @@ def appraise(facts: Facts, appraisal: Appraisal, specs: Iterable[CheckSpec] = CH
     policy = appraisal.policy
     results: dict[str, CheckResult] = {}
 
-    def row(check_id: str, status: Status, reason: str | None, message: str, details: dict | None = None) -> CheckResult:
-        return CheckResult(id=check_id, status=status, severity=policy.severity(check_id), reason=reason,
-                           message=message, details=details or {})
+    def row(
+        check_id: str, status: Status, reason: str | None, message: str, details: dict | None = None
+    ) -> CheckResult:
+        return CheckResult(
+            id=check_id,
+            status=status,
+            severity=policy.severity(check_id),
+            reason=reason,
+            message=message,
+            details=details or {},
+        )
 
     for spec in specs:
         unmet = [n for n in spec.needs if results[n].status is not Status.PASS]
@@ -35,9 +43,13 @@ def appraise(facts: Facts, appraisal: Appraisal, specs: Iterable[CheckSpec] = CH
             results[spec.id] = row(spec.id, Status.SKIPPED, "policy_off", "turned off by the policy")
         elif unmet:
             first = results[unmet[0]]
-            results[spec.id] = row(spec.id, Status.SKIPPED, "blocked",
-                                   f"needs {first.id}, which did not pass ({first.status}: {first.reason})",
-                                   {"needs": unmet})
+            results[spec.id] = row(
+                spec.id,
+                Status.SKIPPED,
+                "blocked",
+                f"needs {first.id}, which did not pass ({first.status}: {first.reason})",
+                {"needs": unmet},
+            )
         else:
             try:
                 passed = spec.fn(facts, appraisal)
@@ -50,6 +62,10 @@ def appraise(facts: Facts, appraisal: Appraisal, specs: Iterable[CheckSpec] = CH
                 results[spec.id] = row(spec.id, Status.INDETERMINATE, exc.reason, exc.message, exc.details)
             except Exception:
                 log.exception("check %s raised an unexpected error", spec.id)
-                results[spec.id] = row(spec.id, Status.INDETERMINATE, "internal_error",
-                                       "the verifier hit an internal error (logged); not a pass")
+                results[spec.id] = row(
+                    spec.id,
+                    Status.INDETERMINATE,
+                    "internal_error",
+                    "the verifier hit an internal error (logged); not a pass",
+                )
     return tuple(results.values())

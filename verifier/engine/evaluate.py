@@ -41,30 +41,37 @@ class Evaluation:
     bundle: Bundle  # the input bundle plus what was fetched (collateral, NRAS) — the evidence to keep
 
 
-async def evaluate(bundle: Bundle, ctx: Context, *, fetch_errors: Mapping[str, VerifierError] | None = None,
-                   fetched_now: bool = False, supersedes: str | None = None) -> Evaluation:
+async def evaluate(
+    bundle: Bundle,
+    ctx: Context,
+    *,
+    fetch_errors: Mapping[str, VerifierError] | None = None,
+    fetched_now: bool = False,
+    supersedes: str | None = None,
+) -> Evaluation:
     """``fetch_errors``: why a part is missing when the pipeline could not fetch it ("signature", "report").
     ``fetched_now``: the report was fetched by this verifier just now with the bundle's freshly minted nonce.
     ``supersedes``: the verdict this evaluation re-verifies (its evidence is recorded, never fetched now)."""
     started = time.perf_counter()
-    facts, kept = await gather(bundle, ctx, fetch_errors=fetch_errors)                    # 1-4
-    results = appraise(facts, Appraisal(policy=ctx.policy, refs=ctx.refs))                  # 5
+    facts, kept = await gather(bundle, ctx, fetch_errors=fetch_errors)  # 1-4
+    results = appraise(facts, Appraisal(policy=ctx.policy, refs=ctx.refs))  # 5
     origin = "reused" if bundle.meta.reused_from else "fetched" if fetched_now and supersedes is None else "recorded"
     verdict = build_verdict(facts, results, ctx, origin=origin, supersedes=supersedes, started=started)  # 6
     return Evaluation(verdict=verdict, bundle=kept)
 
 
-async def gather(bundle: Bundle, ctx: Context, *, fetch_errors: Mapping[str, VerifierError] | None = None
-                 ) -> tuple[Facts, Bundle]:
+async def gather(
+    bundle: Bundle, ctx: Context, *, fetch_errors: Mapping[str, VerifierError] | None = None
+) -> tuple[Facts, Bundle]:
     """Stages 1-4: parse and verify everything the checks judge. Returns the typed facts and the bundle plus what
     was fetched on the way (collateral, NRAS answers)."""
     errors = dict(fetch_errors or {})
     names = _names(bundle, ctx)
-    signature = await verify_signature_stage(bundle, errors, ctx.cpu)                      # 1
-    selection = select(bundle, signature, ctx.policy, names, errors)                       # 2
+    signature = await verify_signature_stage(bundle, errors, ctx.cpu)  # 1
+    selection = select(bundle, signature, ctx.policy, names, errors)  # 2
     collateral, nras = FetchedCollateral(), FetchedNras()
-    tdx = await verify_quotes(selection, bundle, ctx, collateral)                          # 3
-    gpus = await verify_gpus(selection, bundle, ctx, nras)                                 # 4
+    tdx = await verify_quotes(selection, bundle, ctx, collateral)  # 3
+    gpus = await verify_gpus(selection, bundle, ctx, nras)  # 4
     facts = Facts(bundle=bundle, now=ctx.now, signature=signature, selection=selection, tdx=tdx, gpus=gpus)
     kept = replace(bundle, collateral={**bundle.collateral, **collateral.files}, nras={**bundle.nras, **nras.files})
     return facts, kept

@@ -33,8 +33,9 @@ class FetchedNras:
 
 def _payload(att: Attestation) -> GpuPayload | None:
     if att.gpu_evidence is not None:
-        return parse_chutes_gpu_evidence(att.gpu_evidence, nonce_hex=att.instance_nonce or "",
-                                         e2e_pubkey_b64=att.e2e_pubkey)
+        return parse_chutes_gpu_evidence(
+            att.gpu_evidence, nonce_hex=att.instance_nonce or "", e2e_pubkey_b64=att.e2e_pubkey
+        )
     if att.nvidia_payload is not None:
         payload = parse_nvidia_payload(att.nvidia_payload)
         return payload if payload.evidence else None
@@ -53,8 +54,15 @@ def _payloads(selection: Selection, ctx: Context) -> list[tuple[Attestation, Gpu
             errors.append((att.path, EvidenceError(f"GPU evidence does not parse: {exc.message}")))
             continue
         if payload is not None and len(payload.evidence) > ctx.policy.max_gpus_per_attestation:
-            errors.append((att.path, EvidenceError(f"{len(payload.evidence)} GPUs, more than the policy's cap "
-                                                   f"gpu.max_per_attestation = {ctx.policy.max_gpus_per_attestation}")))
+            errors.append(
+                (
+                    att.path,
+                    EvidenceError(
+                        f"{len(payload.evidence)} GPUs, more than the policy's cap "
+                        f"gpu.max_per_attestation = {ctx.policy.max_gpus_per_attestation}"
+                    ),
+                )
+            )
         elif payload is not None:
             found.append((att, payload))
     merge_failures(errors)
@@ -62,21 +70,27 @@ def _payloads(selection: Selection, ctx: Context) -> list[tuple[Attestation, Gpu
     exempt = {a.path for a in selection.candidates if a.role == "gateway"} if selection.hops and with_gpus else set()
     bare = [a.path for a in selection.candidates if a.path not in with_gpus and a.path not in exempt]
     if bare:
-        message = (f"{', '.join(bare)} carr{'ies' if len(bare) == 1 else 'y'} no GPU evidence"
-                   + (f" (while {', '.join(sorted(with_gpus))} do)" if with_gpus else ""))
+        message = f"{', '.join(bare)} carr{'ies' if len(bare) == 1 else 'y'} no GPU evidence" + (
+            f" (while {', '.join(sorted(with_gpus))} do)" if with_gpus else ""
+        )
         raise Indeterminate(message, reason="no_gpu_evidence", details={"attestations": bare})
     return found
 
 
-async def verify_gpus(selection: Selection, bundle: Bundle, ctx: Context, fetched: FetchedNras) -> Outcome[tuple[GpuFacts, ...]]:
+async def verify_gpus(
+    selection: Selection, bundle: Bundle, ctx: Context, fetched: FetchedNras
+) -> Outcome[tuple[GpuFacts, ...]]:
     listed = attempt(lambda: _payloads(selection, ctx))
     if listed.value is None:
         return failed(listed.error)  # type: ignore[arg-type]
     nonce = bundle.meta.nonce
     facts = []
     for n, (att, payload) in enumerate(listed.value):
-        expected = None if nonce is None else (
-            chutes_gpu_nonce(nonce.hex(), att.e2e_pubkey or "") if att.role == "instance" else nonce)
+        expected = (
+            None
+            if nonce is None
+            else (chutes_gpu_nonce(nonce.hex(), att.e2e_pubkey or "") if att.role == "instance" else nonce)
+        )
         devices = await _devices(payload, ctx)
         nras: Outcome[NrasResult]
         if ctx.policy.severity("gpu.nras") is Severity.OFF:
@@ -93,11 +107,16 @@ async def verify_gpus(selection: Selection, bundle: Bundle, ctx: Context, fetche
 async def _devices(payload: GpuPayload, ctx: Context) -> Outcome[tuple[VerifiedGpu, ...]]:
     loop = asyncio.get_running_loop()
     root = ctx.anchors.nvidia_device_root_pem
-    outcomes = await asyncio.gather(*(
-        loop.run_in_executor(ctx.cpu, attempt, partial(verify_gpu, ev, root_pem=root, now=ctx.now,
-                                                        memo=ctx.memo.gpu_chains if ctx.memo else None))
-        for ev in payload.evidence
-    ))
+    outcomes = await asyncio.gather(
+        *(
+            loop.run_in_executor(
+                ctx.cpu,
+                attempt,
+                partial(verify_gpu, ev, root_pem=root, now=ctx.now, memo=ctx.memo.gpu_chains if ctx.memo else None),
+            )
+            for ev in payload.evidence
+        )
+    )
     errors = [(f"GPU-{ev.index}", o.error) for ev, o in zip(payload.evidence, outcomes, strict=True) if o.error]
 
     def combine() -> tuple[VerifiedGpu, ...]:
@@ -107,8 +126,9 @@ async def _devices(payload: GpuPayload, ctx: Context) -> Outcome[tuple[VerifiedG
     return attempt(combine)
 
 
-async def _nras(name: str, payload: GpuPayload, expected: bytes, bundle: Bundle, ctx: Context,
-                fetched: FetchedNras) -> NrasResult:
+async def _nras(
+    name: str, payload: GpuPayload, expected: bytes, bundle: Bundle, ctx: Context, fetched: FetchedNras
+) -> NrasResult:
     kept = {**bundle.nras, **fetched.files}
     body = kept.get(name)
     if body is None:
@@ -120,9 +140,16 @@ async def _nras(name: str, payload: GpuPayload, expected: bytes, bundle: Bundle,
     loop = asyncio.get_running_loop()
 
     def verify(keys: dict[str, Any]) -> NrasResult:
-        return verify_nras_response(body, jwks=keys, expected_nonce=expected, devices=gpu_identities(payload.evidence),
-                                    now=ctx.now, anchors=ctx.anchors, leeway=ctx.policy.gpu.nras_leeway,
-                                    memo=ctx.memo.nras_keys if ctx.memo else None)
+        return verify_nras_response(
+            body,
+            jwks=keys,
+            expected_nonce=expected,
+            devices=gpu_identities(payload.evidence),
+            now=ctx.now,
+            anchors=ctx.anchors,
+            leeway=ctx.policy.gpu.nras_leeway,
+            memo=ctx.memo.nras_keys if ctx.memo else None,
+        )
 
     try:
         return await loop.run_in_executor(ctx.cpu, verify, jwks)

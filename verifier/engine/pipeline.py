@@ -1,12 +1,12 @@
 """The online pipeline: one completion in, one verdict out. Reads top-down as the checklist it runs.
 
- 1. hash the exact request/response bytes (the evaluation hashes them; here: the chat id)
- 2. fetch the signature for the chat id (retried with backoff inside a deadline)
- 3. mint a fresh 32-byte nonce (``secrets``) ...
- 4. ... and fetch the attestation report bound to it and to the signer
-    (or, inside the policy's reuse window, cite an attestation this verifier fetched and verified)
- 5. gather everything into an evidence bundle
- 6. evaluate it: select the attestation, TDX, GPU, appraise -> verdict
+1. hash the exact request/response bytes (the evaluation hashes them; here: the chat id)
+2. fetch the signature for the chat id (retried with backoff inside a deadline)
+3. mint a fresh 32-byte nonce (``secrets``) ...
+4. ... and fetch the attestation report bound to it and to the signer
+   (or, inside the policy's reuse window, cite an attestation this verifier fetched and verified)
+5. gather everything into an evidence bundle
+6. evaluate it: select the attestation, TDX, GPU, appraise -> verdict
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ class PriorAttestation:
 
 
 class PriorAttestations(Protocol):
-    async def find(self, *, signer: str, signing_algo: str, model: str, gateway: str, now: int,
-                   max_age: int) -> PriorAttestation | None: ...
+    async def find(
+        self, *, signer: str, signing_algo: str, model: str, gateway: str, now: int, max_age: int
+    ) -> PriorAttestation | None: ...
 
 
 async def verify_exchange(
@@ -95,23 +96,37 @@ async def verify_exchange(
     # 3-4. a fresh nonce and the report bound to it, or a prior attestation inside the reuse window
     reused: PriorAttestation | None = None
     if prior is not None and signer is not None and ctx.policy.max_attestation_age > 0:
-        reused = await prior.find(signer=signer, signing_algo=ex.signing_algo, model=ex.model, gateway=ex.gateway,
-                                  now=ctx.now, max_age=ctx.policy.max_attestation_age)
+        reused = await prior.find(
+            signer=signer,
+            signing_algo=ex.signing_algo,
+            model=ex.model,
+            gateway=ex.gateway,
+            now=ctx.now,
+            max_age=ctx.policy.max_attestation_age,
+        )
     report: bytes | None = None
     if reused is not None:
         nonce, report = reused.nonce, reused.report
     else:
         nonce = mint(32)
         try:
-            report = await gateway.report(model=ex.model, nonce=nonce, signing_address=signer, signing_algo=ex.signing_algo)
+            report = await gateway.report(
+                model=ex.model, nonce=nonce, signing_address=signer, signing_algo=ex.signing_algo
+            )
         except Indeterminate as exc:
             errors["report"] = exc
 
     # 5. the evidence bundle: everything the verdict rests on, re-verifiable offline
     bundle = Bundle(
         meta=BundleMeta(
-            model=ex.model, chat_id=chat_id, signing_algo=ex.signing_algo, signing_address=signer, nonce=nonce,
-            nonce_origin=NonceOrigin.MINTED, captured_at=ctx.now, gateway=ex.gateway,
+            model=ex.model,
+            chat_id=chat_id,
+            signing_algo=ex.signing_algo,
+            signing_address=signer,
+            nonce=nonce,
+            nonce_origin=NonceOrigin.MINTED,
+            captured_at=ctx.now,
+            gateway=ex.gateway,
             reused_from=reused.verdict_id if reused else None,
             report_fetched_at=reused.captured_at if reused else (ctx.now if report is not None else None),
         ),

@@ -32,7 +32,9 @@ class FetchedCollateral:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
-async def verify_quotes(selection: Selection, bundle: Bundle, ctx: Context, fetched: FetchedCollateral) -> tuple[TdxFacts, ...]:
+async def verify_quotes(
+    selection: Selection, bundle: Bundle, ctx: Context, fetched: FetchedCollateral
+) -> tuple[TdxFacts, ...]:
     parsed = [(att, attempt(partial(_parse, att))) for att in selection.candidates]
     collaterals = [await _collateral(q, bundle, ctx, fetched) for _, q in parsed]  # one fetch per FMSPC
 
@@ -56,7 +58,9 @@ async def verify_quotes(selection: Selection, bundle: Bundle, ctx: Context, fetc
     )
 
 
-async def _collateral(q: Outcome[TdxQuote], bundle: Bundle, ctx: Context, fetched: FetchedCollateral) -> Outcome[Collateral]:
+async def _collateral(
+    q: Outcome[TdxQuote], bundle: Bundle, ctx: Context, fetched: FetchedCollateral
+) -> Outcome[Collateral]:
     if q.value is None:
         return failed(q.error)  # type: ignore[arg-type]
     quote = q.value

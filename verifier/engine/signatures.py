@@ -13,11 +13,14 @@ from verifier.verify.results import Outcome, SignatureFacts, attempt, failed
 from verifier.verify.signature import verify_signature
 
 
-async def verify_signature_stage(bundle: Bundle, fetch_errors: Mapping[str, VerifierError],
-                                 cpu: Executor | None) -> SignatureFacts:
+async def verify_signature_stage(
+    bundle: Bundle, fetch_errors: Mapping[str, VerifierError], cpu: Executor | None
+) -> SignatureFacts:
     parsed: Outcome[ResponseSignature]
     if bundle.signature is None:
-        parsed = failed(fetch_errors.get("signature") or Skip("no signature.json in the bundle", reason="not_in_bundle"))
+        parsed = failed(
+            fetch_errors.get("signature") or Skip("no signature.json in the bundle", reason="not_in_bundle")
+        )
     else:
         parsed = attempt(lambda: parse_signature(bundle.signature or b""))
         if parsed.error is not None and isinstance(parsed.error, EvidenceError):
@@ -29,7 +32,11 @@ async def verify_signature_stage(bundle: Bundle, fetch_errors: Mapping[str, Veri
         sig = parsed.value
         loop = asyncio.get_running_loop()
         signer = await loop.run_in_executor(cpu, attempt, lambda: verify_signature(sig))
-    retained = {part: digest for part, digest in (("request", bundle.request_sha256), ("response", bundle.response_sha256))
-                if digest is not None}
-    return SignatureFacts(signature=parsed, signer=signer, request=bundle.request, response=bundle.response,
-                          retained_hashes=retained)
+    retained = {
+        part: digest
+        for part, digest in (("request", bundle.request_sha256), ("response", bundle.response_sha256))
+        if digest is not None
+    }
+    return SignatureFacts(
+        signature=parsed, signer=signer, request=bundle.request, response=bundle.response, retained_hashes=retained
+    )

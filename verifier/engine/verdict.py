@@ -18,13 +18,17 @@ from verifier.evidence.event_log import Event
 from verifier.verify.results import Facts
 
 
-def build_verdict(facts: Facts, results: tuple[CheckResult, ...], ctx: Context, *, origin: str,
-                  supersedes: str | None, started: float) -> Verdict:
+def build_verdict(
+    facts: Facts, results: tuple[CheckResult, ...], ctx: Context, *, origin: str, supersedes: str | None, started: float
+) -> Verdict:
     bundle, sel, meta = facts.bundle, facts.selection, facts.bundle.meta
     checks = {r.id: r for r in results}
     sig = facts.signature.signature.value
-    fetched_at = meta.report_fetched_at if meta.report_fetched_at is not None else (
-        meta.captured_at if origin == "fetched" else None)
+    fetched_at = (
+        meta.report_fetched_at
+        if meta.report_fetched_at is not None
+        else (meta.captured_at if origin == "fetched" else None)
+    )
     return Verdict(
         status=aggregate(list(results)),
         trust_profile=ctx.anchors.name,
@@ -32,16 +36,25 @@ def build_verdict(facts: Facts, results: tuple[CheckResult, ...], ctx: Context, 
         subject=Subject(
             model=meta.model,
             chat_id=meta.chat_id or (exchange.chat_id_from_response(bundle.response) if bundle.response else None),
-            gateway=meta.gateway, signing_algo=sel.algo, signer=sel.signer,
+            gateway=meta.gateway,
+            signing_algo=sel.algo,
+            signer=sel.signer,
             request_sha256=exchange.sha256_hex(bundle.request) if bundle.request is not None else bundle.request_sha256,
-            response_sha256=exchange.sha256_hex(bundle.response) if bundle.response is not None else bundle.response_sha256,
+            response_sha256=exchange.sha256_hex(bundle.response)
+            if bundle.response is not None
+            else bundle.response_sha256,
             signed_text=sig.text if sig else None,
             model_binding=_model_binding(checks, sorted(sel.names)),
         ),
-        nonce=NonceRef(value=meta.nonce.hex() if meta.nonce else None,
-                       origin=str(meta.nonce_origin) if meta.nonce_origin else None),
-        times=Times(verified_at=ctx.now, captured_at=meta.captured_at, evaluated_at=time.time(),
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3)),
+        nonce=NonceRef(
+            value=meta.nonce.hex() if meta.nonce else None, origin=str(meta.nonce_origin) if meta.nonce_origin else None
+        ),
+        times=Times(
+            verified_at=ctx.now,
+            captured_at=meta.captured_at,
+            evaluated_at=time.time(),
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        ),
         policy=PolicyRef(id=ctx.policy.id, sha256=ctx.policy.sha256),
         refs={"id": ctx.refs.id, "sha256": ctx.refs.sha256} if ctx.refs is not None else None,
         versions={"verifier": __version__, "dcap_qvl": ctx.dcap_version, "python": platform.python_version()},
@@ -51,8 +64,11 @@ def build_verdict(facts: Facts, results: tuple[CheckResult, ...], ctx: Context, 
         collateral=tuple(t.collateral.value.to_record() for t in facts.tdx if t.collateral.value is not None),
         attestation=AttestationRef(
             format=str(sel.report.value.format) if sel.report.value else None,
-            paths=tuple(a.path for a in sel.attestations.value or sel.candidates), hops=tuple(h.path for h in sel.hops),
-            origin=origin, fetched_at=fetched_at, reused_from=meta.reused_from,
+            paths=tuple(a.path for a in sel.attestations.value or sel.candidates),
+            hops=tuple(h.path for h in sel.hops),
+            origin=origin,
+            fetched_at=fetched_at,
+            reused_from=meta.reused_from,
             age_s=ctx.now - fetched_at if origin == "reused" and fetched_at is not None else None,
         ),
         anchors=ctx.anchors.fingerprints(),
@@ -82,8 +98,12 @@ def _claims(facts: Facts, checks: dict[str, CheckResult]) -> dict[str, Any]:
         entry = t.quote.value.to_json()
         if t.dcap.value is not None:
             d = t.dcap.value
-            entry["dcap"] = {"status": d.status, "advisory_ids": list(d.advisory_ids),
-                             "tcb_eval_data_number": d.tcb_eval_data_number, "tcb_date": d.tcb_date}
+            entry["dcap"] = {
+                "status": d.status,
+                "advisory_ids": list(d.advisory_ids),
+                "tcb_eval_data_number": d.tcb_eval_data_number,
+                "tcb_date": d.tcb_date,
+            }
         claims.setdefault("tdx", {})[t.attestation.path] = entry
         log_ok = checks["tdx.event_log"].status is Status.PASS
         if log_ok and t.events.value is not None:  # read only from a log that replayed to the verified quote
@@ -103,12 +123,21 @@ def _identity_claims(events: tuple[Event, ...]) -> dict[str, Any]:
         return {"error": exc.reason}
     gpu = ident.gpu_boot
     return {
-        "app_id": ident.app_id.hex(), "compose_hash": ident.compose_hash.hex(), "instance_id": ident.instance_id.hex(),
+        "app_id": ident.app_id.hex(),
+        "compose_hash": ident.compose_hash.hex(),
+        "instance_id": ident.instance_id.hex(),
         "os_image_hash": ident.os_image_hash.hex() if ident.os_image_hash else None,
         "key_provider": ident.key_provider.name,
         "gpu_policy_hash": ident.gpu_policy_hash.hex() if ident.gpu_policy_hash else None,
-        "gpu_boot": None if gpu is None else {"devices": gpu.devices, "cc_mode": gpu.cc_mode, "devtools": gpu.devtools,
-                                               "provider": gpu.provider, "evidence_sha256": gpu.evidence_sha256.hex()},
+        "gpu_boot": None
+        if gpu is None
+        else {
+            "devices": gpu.devices,
+            "cc_mode": gpu.cc_mode,
+            "devtools": gpu.devtools,
+            "provider": gpu.provider,
+            "evidence_sha256": gpu.evidence_sha256.hex(),
+        },
     }
 
 
@@ -116,34 +145,77 @@ def _notes(facts: Facts, checks: dict[str, CheckResult], origin: str, ctx: Conte
     notes: list[dict[str, str]] = []
     sel, meta = facts.selection, facts.bundle.meta
     if sel.hops:
-        notes.append({"code": "served_behind_gateway", "message": (
-            f"signed by the attested gateway ({', '.join(a.path for a in sel.attestations.value or ())}); served "
-            f"behind it by {', '.join(h.path for h in sel.hops)}: the gateway's measured code vouches for the "
-            "gateway→model hop, which no evidence binds to this response")})
+        notes.append(
+            {
+                "code": "served_behind_gateway",
+                "message": (
+                    f"signed by the attested gateway ({', '.join(a.path for a in sel.attestations.value or ())}); "
+                    f"served "
+                    f"behind it by {', '.join(h.path for h in sel.hops)}: the gateway's measured code vouches for the "
+                    "gateway→model hop, which no evidence binds to this response"
+                ),
+            }
+        )
     if facts.gpus.value:
         total = sum(len(g.payload.evidence) for g in facts.gpus.value)
         boot = checks.get("tdx.gpu_boot")
         if boot is not None and boot.status is Status.PASS and "at boot" in boot.message:
-            notes.append({"code": "gpu_attached_at_boot", "message": (
-                f"attached at boot: the TD's measured GPU gate attested its GPUs ({boot.message}); the per-request GPU "
-                f"evidence ({total} GPU(s)) is not bound to the TD")})
+            notes.append(
+                {
+                    "code": "gpu_attached_at_boot",
+                    "message": (
+                        f"attached at boot: the TD's measured GPU gate attested its GPUs ({boot.message}); the "
+                        f"per-request GPU "
+                        f"evidence ({total} GPU(s)) is not bound to the TD"
+                    ),
+                }
+            )
         else:
-            notes.append({"code": "gpu_cpu_binding_not_proven", "message": (
-                f"{total} GPU(s) attested, but nothing in the evidence proves they are attached to the attested CPU "
-                "TEE (the SPDM report is not bound to the TD)")})
+            notes.append(
+                {
+                    "code": "gpu_cpu_binding_not_proven",
+                    "message": (
+                        f"{total} GPU(s) attested, but nothing in the evidence proves they are attached to the "
+                        f"attested CPU "
+                        "TEE (the SPDM report is not bound to the TD)"
+                    ),
+                }
+            )
     report = sel.report.value
     if report is not None and report.gpu_evidence_remote:
-        notes.append({"code": "gpu_evidence_remote", "message": (
-            "ACI legacy report: the GPU evidence was fetched from the upstream model node, another machine than the "
-            "attested gateway TD; it shows that some CC GPU answered our nonce, not that it served this response")})
+        notes.append(
+            {
+                "code": "gpu_evidence_remote",
+                "message": (
+                    "ACI legacy report: the GPU evidence was fetched from the upstream model node, another machine "
+                    "than the "
+                    "attested gateway TD; it shows that some CC GPU answered our nonce, not that it served this "
+                    "response"
+                ),
+            }
+        )
     kept = facts.signature.retained_hashes
     if kept:
-        notes.append({"code": "bodies_not_retained", "message": (
-            f"the {' and '.join(kept)} bytes were not retained: the signed hashes were checked against the sha256 "
-            "recorded when they were received")})
+        notes.append(
+            {
+                "code": "bodies_not_retained",
+                "message": (
+                    f"the {' and '.join(kept)} bytes were not retained: the signed hashes were checked against the "
+                    f"sha256 "
+                    "recorded when they were received"
+                ),
+            }
+        )
     if origin == "reused" and meta.report_fetched_at is not None:
-        notes.append({"code": "reused_attestation", "message": (
-            f"cites the attestation of verdict {meta.reused_from}, fetched with our nonce at {meta.report_fetched_at} "
-            f"({ctx.now - meta.report_fetched_at} s before {ctx.now}; policy max_attestation_age "
-            f"{ctx.policy.max_attestation_age} s)")})
+        notes.append(
+            {
+                "code": "reused_attestation",
+                "message": (
+                    f"cites the attestation of verdict {meta.reused_from}, fetched with our nonce at "
+                    f"{meta.report_fetched_at} "
+                    f"({ctx.now - meta.report_fetched_at} s before {ctx.now}; policy max_attestation_age "
+                    f"{ctx.policy.max_attestation_age} s)"
+                ),
+            }
+        )
     return notes

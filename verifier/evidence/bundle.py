@@ -42,11 +42,23 @@ MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 MAX_FILES = 256
 MAX_META_BYTES = 64 * 1024
 MAX_UNIX_SECONDS = 2**40  # year 36812: any time beyond is an input error, not a date
-_NAME = re.compile(r"^(meta\.json|request\.body|response\.body|request\.sha256|response\.sha256|signature\.json|report\.json"
-                   r"|headers\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$")
+_NAME = re.compile(
+    r"^(meta\.json|request\.body|response\.body|request\.sha256|response\.sha256|signature\.json|report\.json"
+    r"|headers\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$"
+)
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-_META_KEYS = {"model", "chat_id", "signing_algo", "signing_address", "nonce", "nonce_origin", "captured_at", "gateway",
-              "reused_from", "report_fetched_at"}
+_META_KEYS = {
+    "model",
+    "chat_id",
+    "signing_algo",
+    "signing_address",
+    "nonce",
+    "nonce_origin",
+    "captured_at",
+    "gateway",
+    "reused_from",
+    "report_fetched_at",
+}
 _META_STRINGS = ("model", "chat_id", "signing_algo", "signing_address", "gateway", "reused_from")
 _NONCE = re.compile(r"(?:0[xX])?[0-9a-fA-F]{64}", re.ASCII)
 _SKIPPED = ("PROVENANCE.md", "README.md")  # notes kept next to recorded evidence, not part of the bundle
@@ -106,15 +118,19 @@ class BundleMeta:
         if origin is not None and (not isinstance(origin, str) or origin not in {o.value for o in NonceOrigin}):
             raise BundleError(f"meta.json: nonce_origin: got {_show(origin)}, expected 'minted' or 'supplied'")
         captured = data.get("captured_at")
-        if captured is not None and (not isinstance(captured, int | float) or isinstance(captured, bool)
-                                     or not 0 <= captured <= MAX_UNIX_SECONDS):  # NaN and Infinity fail the range too
-            raise BundleError(f"meta.json: captured_at: got {_show(captured)}, "
-                              f"expected unix seconds 0..{MAX_UNIX_SECONDS}")
+        if captured is not None and (
+            not isinstance(captured, int | float) or isinstance(captured, bool) or not 0 <= captured <= MAX_UNIX_SECONDS
+        ):  # NaN and Infinity fail the range too
+            raise BundleError(
+                f"meta.json: captured_at: got {_show(captured)}, expected unix seconds 0..{MAX_UNIX_SECONDS}"
+            )
         fetched = data.get("report_fetched_at")
-        if fetched is not None and (not isinstance(fetched, int) or isinstance(fetched, bool)
-                                    or not 0 <= fetched <= MAX_UNIX_SECONDS):
-            raise BundleError(f"meta.json: report_fetched_at: got {_show(fetched)}, "
-                              f"expected unix seconds 0..{MAX_UNIX_SECONDS}")
+        if fetched is not None and (
+            not isinstance(fetched, int) or isinstance(fetched, bool) or not 0 <= fetched <= MAX_UNIX_SECONDS
+        ):
+            raise BundleError(
+                f"meta.json: report_fetched_at: got {_show(fetched)}, expected unix seconds 0..{MAX_UNIX_SECONDS}"
+            )
         return cls(
             model=data.get("model"),
             chat_id=data.get("chat_id"),
@@ -148,7 +164,12 @@ class Bundle:
 
     def files(self) -> dict[str, bytes]:
         out = {"meta.json": json.dumps(self.meta.to_json(), indent=2, sort_keys=True).encode() + b"\n"}
-        for name, body in (("request.body", self.request), ("response.body", self.response), ("signature.json", self.signature), ("report.json", self.report)):
+        for name, body in (
+            ("request.body", self.request),
+            ("response.body", self.response),
+            ("signature.json", self.signature),
+            ("report.json", self.report),
+        ):
             if body is not None:
                 out[name] = body
         for name, digest in (("request.sha256", self.request_sha256), ("response.sha256", self.response_sha256)):
@@ -175,8 +196,9 @@ class Bundle:
             raise BundleError(f"bundle has {len(files)} files, at most {MAX_FILES} are read")
         for name in files:
             if not _NAME.match(name):
-                raise BundleError(f"unexpected file {name!r:.120} in bundle; "
-                                  "see README 'Evidence bundle' for the layout")
+                raise BundleError(
+                    f"unexpected file {name!r:.120} in bundle; see README 'Evidence bundle' for the layout"
+                )
         meta = BundleMeta()
         if "meta.json" in files:
             raw = files["meta.json"]
@@ -267,9 +289,17 @@ def _read_zip(path: Path) -> dict[str, bytes]:
                 raise BundleError(f"{path}: zip members {duplicates} appear more than once")
             prefix = _common_folder(names)
             # zipfile stops at the declared size and checks the CRC, so a member cannot expand past file_size
-            return {i.filename[len(prefix):]: zf.read(i) for i in members if not i.filename.endswith(_SKIPPED)}
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError,
-            struct.error) as exc:
+            return {i.filename[len(prefix) :]: zf.read(i) for i in members if not i.filename.endswith(_SKIPPED)}
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        struct.error,
+    ) as exc:
         # NotImplementedError: unsupported compression method; RuntimeError: encrypted member
         raise BundleError(f"{path}: not a readable zip bundle ({type(exc).__name__}: {exc})") from None
 
@@ -280,11 +310,14 @@ def _check_member(path: Path, info: zipfile.ZipInfo) -> None:
     if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
         raise BundleError(f"{path}: zip member name {name!r:.120} is not a plain relative path")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise BundleError(f"{path}: zip member {name!r:.120} uses compression method {info.compress_type} "
-                          "(only stored and deflated are read)")
+        raise BundleError(
+            f"{path}: zip member {name!r:.120} uses compression method {info.compress_type} "
+            "(only stored and deflated are read)"
+        )
     if info.file_size > MAX_BUNDLE_BYTES:
-        raise BundleError(f"{path}: zip member {name!r:.120} is {info.file_size} bytes uncompressed, "
-                          f"at most {MAX_BUNDLE_BYTES}")
+        raise BundleError(
+            f"{path}: zip member {name!r:.120} is {info.file_size} bytes uncompressed, at most {MAX_BUNDLE_BYTES}"
+        )
 
 
 def _common_folder(names: list[str]) -> str:

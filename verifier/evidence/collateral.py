@@ -1,7 +1,8 @@
 """Intel TDX collateral: the QuoteCollateralV3 JSON handed to dcap-qvl, where it comes from, and its facts.
 
 Three sources, in the order the evaluation tries them: the bundle (``collateral_from_bundle``), the
-local cache (``verifier.adapters.collateral_cache``), Intel PCS / a PCCS (``verifier.adapters.pcs``, docs/dcap.md §1.5). None of them is trusted: dcap-qvl
+local cache (``verifier.adapters.collateral_cache``), Intel PCS / a PCCS (``verifier.adapters.pcs``, docs/dcap.md
+§1.5). None of them is trusted: dcap-qvl
 verifies signatures, chains, CRLs and validity on every use. The parsed facts here (issue dates,
 evaluation data number, sha256) only serve caching, policy (max age) and the verdict's record.
 """
@@ -18,8 +19,17 @@ from verifier.core.errors import EvidenceError
 from verifier.evidence.json_object import check_shape
 
 Source = Literal["bundle", "cache", "pcs"]
-FIELDS = ("pck_crl_issuer_chain", "root_ca_crl", "pck_crl", "tcb_info_issuer_chain", "tcb_info", "tcb_info_signature",
-          "qe_identity_issuer_chain", "qe_identity", "qe_identity_signature")  # docs/dcap.md §1.1
+FIELDS = (
+    "pck_crl_issuer_chain",
+    "root_ca_crl",
+    "pck_crl",
+    "tcb_info_issuer_chain",
+    "tcb_info",
+    "tcb_info_signature",
+    "qe_identity_issuer_chain",
+    "qe_identity",
+    "qe_identity_signature",
+)  # docs/dcap.md §1.1
 _HEX_FIELDS = ("root_ca_crl", "pck_crl", "tcb_info_signature", "qe_identity_signature")
 
 
@@ -41,7 +51,8 @@ class Collateral:
 
     @classmethod
     def parse(cls, json_text: str, *, source: Source) -> Collateral:
-        """EvidenceError naming the field when the text is not QuoteCollateralV3 JSON with dated TCB info / QE identity."""
+        """EvidenceError naming the field when the text is not QuoteCollateralV3 JSON with dated TCB info / QE
+        identity."""
         try:
             doc = json.loads(json_text)
         except (ValueError, RecursionError) as exc:
@@ -63,11 +74,15 @@ class Collateral:
         if not isinstance(fmspc, str) or len(fmspc) != 12 or not is_hex(fmspc):
             raise EvidenceError(f"collateral: tcb_info.fmspc is {fmspc!r}, expected 12 hex characters")
         return cls(
-            json_text=json_text, fmspc=fmspc.upper(), source=source,
+            json_text=json_text,
+            fmspc=fmspc.upper(),
+            source=source,
             sha256=hashlib.sha256(json_text.encode()).hexdigest(),
-            tcb_id=_field(tcb, "tcb_info", "id", str), tcb_type=_field(tcb, "tcb_info", "tcbType", int),
+            tcb_id=_field(tcb, "tcb_info", "id", str),
+            tcb_type=_field(tcb, "tcb_info", "tcbType", int),
             tcb_eval_data_number=_field(tcb, "tcb_info", "tcbEvaluationDataNumber", int),
-            tcb_info_issue_date=_date(tcb, "tcb_info", "issueDate"), tcb_info_next_update=_date(tcb, "tcb_info", "nextUpdate"),
+            tcb_info_issue_date=_date(tcb, "tcb_info", "issueDate"),
+            tcb_info_next_update=_date(tcb, "tcb_info", "nextUpdate"),
             qe_identity_issue_date=_date(qe, "qe_identity", "issueDate"),
             qe_identity_next_update=_date(qe, "qe_identity", "nextUpdate"),
         )
@@ -87,10 +102,16 @@ class Collateral:
     def to_record(self) -> dict[str, Any]:
         """For the verdict: identity of the collateral used; dates are unix seconds (int)."""
         return {
-            "fmspc": self.fmspc, "source": self.source, "sha256": self.sha256, "tcb_id": self.tcb_id,
-            "tcb_type": self.tcb_type, "tcb_eval_data_number": self.tcb_eval_data_number,
-            "tcb_info_issue_date": self.tcb_info_issue_date, "tcb_info_next_update": self.tcb_info_next_update,
-            "qe_identity_issue_date": self.qe_identity_issue_date, "qe_identity_next_update": self.qe_identity_next_update,
+            "fmspc": self.fmspc,
+            "source": self.source,
+            "sha256": self.sha256,
+            "tcb_id": self.tcb_id,
+            "tcb_type": self.tcb_type,
+            "tcb_eval_data_number": self.tcb_eval_data_number,
+            "tcb_info_issue_date": self.tcb_info_issue_date,
+            "tcb_info_next_update": self.tcb_info_next_update,
+            "qe_identity_issue_date": self.qe_identity_issue_date,
+            "qe_identity_next_update": self.qe_identity_next_update,
         }
 
 

@@ -91,7 +91,11 @@ def parse_gpu_attestation(payload: bytes) -> GpuBootAttestation:
     if not isinstance(evidence, str) or not _SHA256_HEX.fullmatch(evidence):
         raise EvidenceError("gpu-attestation: evidence_sha256 must be 64 lowercase hex characters")
     return GpuBootAttestation(
-        version=version, provider=provider, devices=devices, cc_mode=doc["cc_mode"], devtools=doc["devtools"],
+        version=version,
+        provider=provider,
+        devices=devices,
+        cc_mode=doc["cc_mode"],
+        devtools=doc["devtools"],
         evidence_sha256=bytes.fromhex(evidence),
     )
 

@@ -49,7 +49,10 @@ def pck_identity(pck_chain_pem: bytes) -> tuple[str, str]:
         if cn not in _CA_BY_ISSUER:
             raise EvidenceError(f"PCK leaf issuer CN is {cn!r}, expected one of {sorted(_CA_BY_ISSUER)}")
         return fmspc, _CA_BY_ISSUER[cn]
-    raise EvidenceError(f"none of the {len(certs)} certificate(s) in the PCK chain has the Intel SGX extension {SGX_EXTENSION_OID.dotted_string}")
+    raise EvidenceError(
+        f"none of the {len(certs)} certificate(s) in the PCK chain has the Intel SGX extension "
+        f"{SGX_EXTENSION_OID.dotted_string}"
+    )
 
 
 def fmspc_from_extension(der: bytes) -> str:

@@ -1,12 +1,13 @@
 """The attestation report (``GET /v1/attestation/report``) in each producer's format (docs/protocol.md §3).
 
-| format           | recognised by                                   | attestations (paths)                                  |
-|------------------|-------------------------------------------------|-------------------------------------------------------|
-| ``chutes``       | ``attestation_type == "chutes"``                | ``$.all_attestations[i]`` (role ``instance``)         |
-| ``aci_legacy``   | ``api_version`` or ``attestation.workload_keyset`` | ``$`` + ``$.all_attestations[i]`` (role ``flat``)  |
-| ``near_two_layer`` | ``gateway_attestation`` / ``model_attestations`` | ``$.gateway_attestation`` (``gateway``), ``$.model_attestations[i]`` (``model``) |
-| ``near_direct``  | top-level ``model_name`` with a quote           | ``$`` + ``$.all_attestations[i]``                     |
-| ``phala_flat``   | top-level ``intel_quote``                       | ``$`` + ``$.all_attestations[i]``                     |
+Formats, how each is recognised, and where its attestations are (their paths and roles):
+
+- ``chutes``: ``attestation_type == "chutes"``; ``$.all_attestations[i]`` (role ``instance``).
+- ``aci_legacy``: ``api_version`` or ``attestation.workload_keyset``; ``$`` + ``$.all_attestations[i]`` (``flat``).
+- ``near_two_layer``: ``gateway_attestation`` / ``model_attestations``; ``$.gateway_attestation`` (``gateway``),
+  ``$.model_attestations[i]`` (``model``).
+- ``near_direct``: a top-level ``model_name`` with a quote; ``$`` + ``$.all_attestations[i]``.
+- ``phala_flat``: a top-level ``intel_quote``; ``$`` + ``$.all_attestations[i]``.
 
 Copies of one quote (a flat report repeats itself in ``all_attestations``) are kept once. Only
 structure is checked here: which attestation binds what is decided from the quote bytes later.
@@ -54,7 +55,8 @@ class Attestation:
 
     @property
     def algo(self) -> str:
-        """``signing_algo``, or when absent the one the address's form implies (0x + 20 bytes: ecdsa; 32 bytes: ed25519)."""
+        """``signing_algo``, or when absent the one the address's form implies (0x + 20 bytes: ecdsa; 32 bytes:
+        ed25519)."""
         if self.signing_algo:
             return self.signing_algo
         address = (self.signing_address or "").strip()
@@ -91,24 +93,39 @@ def parse_report(raw: bytes | str | dict[str, Any]) -> Report:
     if doc.get("attestation_type") == "chutes":
         return _chutes(doc)
     if isinstance(doc.get("attestation_type"), str):
-        raise EvidenceError(f"report: attestation_type {doc['attestation_type']!r:.40} is not supported (no signer to link)")
+        raise EvidenceError(
+            f"report: attestation_type {doc['attestation_type']!r:.40} is not supported (no signer to link)"
+        )
     if "gateway_attestation" in doc or "model_attestations" in doc:
         return _two_layer(doc)
     aci = "api_version" in doc or isinstance(_get(doc, "attestation", "workload_keyset"), dict)
     if "intel_quote" not in doc and "quote" not in doc and not aci:
-        raise EvidenceError("report: no intel_quote, gateway_attestation, model_attestations or attestation_type: unknown format")
-    fmt = ReportFormat.ACI_LEGACY if aci else ReportFormat.NEAR_DIRECT if "model_name" in doc else ReportFormat.PHALA_FLAT
+        raise EvidenceError(
+            "report: no intel_quote, gateway_attestation, model_attestations or attestation_type: unknown format"
+        )
+    fmt = (
+        ReportFormat.ACI_LEGACY if aci else ReportFormat.NEAR_DIRECT if "model_name" in doc else ReportFormat.PHALA_FLAT
+    )
     entries = [_entry(doc, "$", "flat", aci=aci)]
-    entries += [_entry(_obj(e, f"$.all_attestations[{i}]"), f"$.all_attestations[{i}]", "flat", aci=aci)
-                for i, e in enumerate(_list(doc, "all_attestations"))]
-    return Report(format=fmt, attestations=_dedupe(entries), signing_address=_str(doc, "signing_address", "$"),
-                  signing_algo=_str(doc, "signing_algo", "$"), gpu_evidence_remote=aci)
+    entries += [
+        _entry(_obj(e, f"$.all_attestations[{i}]"), f"$.all_attestations[{i}]", "flat", aci=aci)
+        for i, e in enumerate(_list(doc, "all_attestations"))
+    ]
+    return Report(
+        format=fmt,
+        attestations=_dedupe(entries),
+        signing_address=_str(doc, "signing_address", "$"),
+        signing_algo=_str(doc, "signing_algo", "$"),
+        gpu_evidence_remote=aci,
+    )
 
 
 def _two_layer(doc: dict[str, Any]) -> Report:
     entries = []
     if doc.get("gateway_attestation") is not None:
-        entries.append(_entry(_obj(doc["gateway_attestation"], "$.gateway_attestation"), "$.gateway_attestation", "gateway"))
+        entries.append(
+            _entry(_obj(doc["gateway_attestation"], "$.gateway_attestation"), "$.gateway_attestation", "gateway")
+        )
     for i, e in enumerate(_list(doc, "model_attestations")):
         entries.append(_entry(_obj(e, f"$.model_attestations[{i}]"), f"$.model_attestations[{i}]", "model"))
     if not entries:
@@ -121,10 +138,16 @@ def _chutes(doc: dict[str, Any]) -> Report:
     for i, e in enumerate(_list(doc, "all_attestations")):
         path = f"$.all_attestations[{i}]"
         e = _obj(e, path)
-        entries.append(Attestation(
-            path=path, role="instance", intel_quote=_quote(e, path), instance_nonce=_ascii(e, "nonce", path),
-            e2e_pubkey=_ascii(e, "e2e_pubkey", path), gpu_evidence=e.get("gpu_evidence"),
-        ))
+        entries.append(
+            Attestation(
+                path=path,
+                role="instance",
+                intel_quote=_quote(e, path),
+                instance_nonce=_ascii(e, "nonce", path),
+                e2e_pubkey=_ascii(e, "e2e_pubkey", path),
+                gpu_evidence=e.get("gpu_evidence"),
+            )
+        )
     if not entries:
         raise EvidenceError("report: Chutes report without instances ($.all_attestations is empty)")
     return Report(format=ReportFormat.CHUTES, attestations=_dedupe(entries))
@@ -143,9 +166,13 @@ def _entry(e: dict[str, Any], path: str, role: str, *, aci: bool = False) -> Att
         app_compose = evidence.get("app_compose")
     payload = e.get("nvidia_payload")
     return Attestation(
-        path=path, role=role, intel_quote=_quote(e, path),
-        signing_address=_str(e, "signing_address", path), signing_algo=_lower(_str(e, "signing_algo", path)),
-        model_name=_str(e, "model_name", path), event_log=event_log,
+        path=path,
+        role=role,
+        intel_quote=_quote(e, path),
+        signing_address=_str(e, "signing_address", path),
+        signing_algo=_lower(_str(e, "signing_algo", path)),
+        model_name=_str(e, "model_name", path),
+        event_log=event_log,
         app_compose=app_compose if isinstance(app_compose, str) else None,
         compose_hash=_str(info, "compose_hash", f"{path}.info"),
         tls_cert_fingerprint=_str(e, "tls_cert_fingerprint", path),
@@ -167,8 +194,14 @@ def _dedupe(entries: list[Attestation]) -> tuple[Attestation, ...]:
     return tuple(seen.values())
 
 
-def select_attestations(report: Report, *, signing_address: str, signing_algo: str, models: Collection[str] | None,
-                        signature_kind: str | None = None) -> tuple[Attestation, ...]:
+def select_attestations(
+    report: Report,
+    *,
+    signing_address: str,
+    signing_algo: str,
+    models: Collection[str] | None,
+    signature_kind: str | None = None,
+) -> tuple[Attestation, ...]:
     """Every attestation for this signer and algo (and model, where the entry names one: one of ``models``, lower case).
 
     Several distinct quotes claiming the signer are all returned: each must bind it. A NEAR signature that
@@ -178,17 +211,26 @@ def select_attestations(report: Report, *, signing_address: str, signing_algo: s
     signer = normalize_signer(signing_algo, signing_address)
     algo = signing_algo.lower()
     roles = {"gateway": {"gateway"}, "provider_tee": {"model", "flat"}}.get(signature_kind or "")
-    for_signer = [a for a in report.attestations if a.signer() == signer and a.algo == algo and (roles is None or a.role in roles)]
+    for_signer = [
+        a for a in report.attestations if a.signer() == signer and a.algo == algo and (roles is None or a.role in roles)
+    ]
     matched = [a for a in for_signer if models is None or a.model_name is None or a.model_name.lower() in models]
     if matched:
         return tuple(matched)
     if for_signer:
         names = sorted({a.model_name or "" for a in for_signer})
-        raise CheckFailed(f"the attestation(s) for {signer} are for model {', '.join(names)}, not {sorted(models or ())}",
-                          reason="model_mismatch", details={"expected": sorted(models or ()), "got": names})
+        raise CheckFailed(
+            f"the attestation(s) for {signer} are for model {', '.join(names)}, not {sorted(models or ())}",
+            reason="model_mismatch",
+            details={"expected": sorted(models or ()), "got": names},
+        )
     known = sorted({f"{a.signer()} ({a.algo}) at {a.path}" for a in report.attestations if a.signer()})
-    raise CheckFailed(f"no attestation in the {report.format} report is for {signer} ({algo}); it attests: {'; '.join(known) or 'no signer'}",
-                      reason="signer_not_attested", details={"expected": signer, "got": known})
+    raise CheckFailed(
+        f"no attestation in the {report.format} report is for {signer} ({algo}); it attests: "
+        f"{'; '.join(known) or 'no signer'}",
+        reason="signer_not_attested",
+        details={"expected": signer, "got": known},
+    )
 
 
 # ---------------------------------------------------------------- field access (untrusted JSON)

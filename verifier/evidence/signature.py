@@ -52,12 +52,17 @@ def parse_signed_text(text: str) -> SignedText:
     elif len(parts) == 3 and parts[0]:
         model, req, resp = parts
     else:
-        raise EvidenceError(f"signed text {text[:120]!r}: expected req_hash:resp_hash or model:req_hash:resp_hash",
-                            reason="signed_text_malformed")
+        raise EvidenceError(
+            f"signed text {text[:120]!r}: expected req_hash:resp_hash or model:req_hash:resp_hash",
+            reason="signed_text_malformed",
+        )
     for name, value in (("request", req), ("response", resp)):
         if not _HASH.fullmatch(value):
-            raise EvidenceError(f"signed text: {name} hash {value[:80]!r} is not 64 lowercase hex characters",
-                                reason="signed_text_malformed", details={"got": value[:80]})
+            raise EvidenceError(
+                f"signed text: {name} hash {value[:80]!r} is not 64 lowercase hex characters",
+                reason="signed_text_malformed",
+                details={"got": value[:80]},
+            )
     return SignedText(model=model, request_hash=req, response_hash=resp)
 
 
@@ -72,12 +77,16 @@ def parse_signature(raw: bytes | str | dict[str, Any]) -> ResponseSignature:
     body = raw if isinstance(raw, dict) else load_object(raw, "signature")
     text = _field(body, "text")
     if len(text) > _MAX_TEXT:
-        raise EvidenceError(f"signature: text is {len(text)} characters, expected at most {_MAX_TEXT}", reason="signed_text_malformed")
+        raise EvidenceError(
+            f"signature: text is {len(text)} characters, expected at most {_MAX_TEXT}", reason="signed_text_malformed"
+        )
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise EvidenceError("signature: text is not encodable as UTF-8 (a lone surrogate)", reason="signed_text_malformed") from None
+            raise EvidenceError(
+                "signature: text is not encodable as UTF-8 (a lone surrogate)", reason="signed_text_malformed"
+            ) from None
     algo = body.get("signing_algo", "ecdsa")
     if not isinstance(algo, str):
         raise EvidenceError(f"signature: signing_algo: got {algo!r:.40}, expected a string")
@@ -96,8 +105,10 @@ def normalize_signer(signing_algo: str, signing_address: str) -> str:
     """The canonical form signers are compared in: ecdsa ``0x`` + 40 lowercase hex; ed25519 64 lowercase hex."""
     algo = str(signing_algo).lower()
     if algo not in ALGOS:
-        raise EvidenceError(f"signing_algo {str(signing_algo)[:40]!r}: expected one of {', '.join(ALGOS)}",
-                            reason="unsupported_signing_algo")
+        raise EvidenceError(
+            f"signing_algo {str(signing_algo)[:40]!r}: expected one of {', '.join(ALGOS)}",
+            reason="unsupported_signing_algo",
+        )
     s = str(signing_address).strip()
     if algo == "ecdsa":
         return "0x" + parse_address(s).hex()

@@ -29,8 +29,9 @@ def iso(t: int) -> str:
     return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def tcb_info(p: Platform, *, issue: int, next_update: int, status: str = "UpToDate",
-             advisory_ids: tuple[str, ...] = ()) -> dict[str, Any]:
+def tcb_info(
+    p: Platform, *, issue: int, next_update: int, status: str = "UpToDate", advisory_ids: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """TDX TCB info v3: tdxModule, tdxModuleIdentities (TDX_01, TDX_03), two tcbLevels (current, 2018 OutOfDate)."""
     comp: list[dict[str, Any]] = [{"svn": s} for s in p.level_sgx_components]
     comp[0] |= {"category": "BIOS", "type": "Early Microcode Update"}
@@ -105,15 +106,24 @@ def sign_json(key: ec.EllipticCurvePrivateKey, body: dict[str, Any]) -> tuple[st
     return text, (r.to_bytes(32, "big") + s.to_bytes(32, "big")).hex()
 
 
-def collateral_json(pki: IntelPki, p: Platform, *, issue: int, next_update: int, status: str = "UpToDate",
-                    advisory_ids: tuple[str, ...] = (), revoke_pck: bool = False) -> str:
+def collateral_json(
+    pki: IntelPki,
+    p: Platform,
+    *,
+    issue: int,
+    next_update: int,
+    status: str = "UpToDate",
+    advisory_ids: tuple[str, ...] = (),
+    revoke_pck: bool = False,
+) -> str:
     """QuoteCollateralV3 JSON text (``dcap_qvl.QuoteCollateralV3.from_json``).
 
     TCB info, QE identity and PCK CRL share ``issue``..``next_update`` (Intel: 30 days); the root CA
     CRL runs a year from ``issue`` as Intel's does, so a stale bundle fails on "TCBInfo expired".
     """
-    tcb_text, tcb_sig = sign_json(pki.tcb_signing_key, tcb_info(p, issue=issue, next_update=next_update,
-                                                                 status=status, advisory_ids=advisory_ids))
+    tcb_text, tcb_sig = sign_json(
+        pki.tcb_signing_key, tcb_info(p, issue=issue, next_update=next_update, status=status, advisory_ids=advisory_ids)
+    )
     qe_text, qe_sig = sign_json(pki.tcb_signing_key, qe_identity(p, issue=issue, next_update=next_update))
     this_upd, next_upd = from_unix(issue), from_unix(next_update)
     root_next = from_unix(max(next_update, issue + ROOT_CRL_VALIDITY))

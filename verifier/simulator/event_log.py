@@ -60,7 +60,7 @@ _RELABEL_TYPE = 0x0000000D  # EV_IPL: a firmware event type, whose digest a veri
 
 ATTACKS: dict[str, str] = {
     "relabel_app_id": "dstack's app-id entry carries EV_IPL instead of the runtime type (digest kept, replay matches); "
-                      "the app emits a forged app-id after boot",
+    "the app emits a forged app-id after boot",
     "relabel_os_image_hash": "dstack's os-image-hash entry carries EV_IPL; the app emits a forged os-image-hash",
     "relabel_key_provider": "dstack's key-provider entry carries EV_IPL; the app emits a forged key-provider",
     "relabel_system_ready": "dstack's system-ready entry carries EV_IPL; the app emits a forged app-id after it",
@@ -70,12 +70,16 @@ ATTACKS: dict[str, str] = {
     "gpu_policy_hash_duplicated": "gpu-policy-hash is measured twice",
     "gpu_attestation_duplicated": "gpu-attestation is measured twice",
     "gpu_policy_hash_wrong": "gpu-policy-hash is the hash of another GPU policy than the app compose's",
-    "gpu_cc_mode_off": "gpu-attestation says cc_mode \"off\"",
+    "gpu_cc_mode_off": 'gpu-attestation says cc_mode "off"',
     "gpu_devtools_on": "gpu-attestation says DevTools mode was on",
     "gpu_devices_wrong": "gpu-attestation counts one GPU more than are attached",
 }
-_RELABELS = {"relabel_app_id": "app-id", "relabel_os_image_hash": "os-image-hash",
-             "relabel_key_provider": "key-provider", "relabel_system_ready": "system-ready"}
+_RELABELS = {
+    "relabel_app_id": "app-id",
+    "relabel_os_image_hash": "os-image-hash",
+    "relabel_key_provider": "key-provider",
+    "relabel_system_ready": "system-ready",
+}
 
 
 @dataclass(frozen=True)
@@ -117,16 +121,32 @@ def gpu_policy_hash(app_compose: str) -> bytes:
 
 def nvattest_output(seed: bytes, devices: int) -> bytes:
     """A stand-in for the nvattest JSON the guest appraised (only its SHA-256 is measured)."""
-    claims = [{"x-nvidia-device-type": "gpu", "measres": "success", "secboot": True, "dbgstat": "disabled",
-               "ueid": keys.derive(seed, f"nvattest/gpu{i}", 16).hex()} for i in range(devices)]
+    claims = [
+        {
+            "x-nvidia-device-type": "gpu",
+            "measres": "success",
+            "secboot": True,
+            "dbgstat": "disabled",
+            "ueid": keys.derive(seed, f"nvattest/gpu{i}", 16).hex(),
+        }
+        for i in range(devices)
+    ]
     return json.dumps({"result_code": 0, "claims": claims}, separators=(",", ":")).encode()
 
 
 def gpu_attestation_payload(devices: int, evidence: bytes, *, cc_mode: str = "on", devtools: bool = False) -> bytes:
     """The ``gpu-attestation`` payload, keys in dstack's struct order, compact (serde_json::to_vec)."""
-    return json.dumps({"version": 2, "provider": "nvidia", "devices": devices, "cc_mode": cc_mode,
-                       "devtools": devtools, "evidence_sha256": hashlib.sha256(evidence).hexdigest()},
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "version": 2,
+            "provider": "nvidia",
+            "devices": devices,
+            "cc_mode": cc_mode,
+            "devtools": devtools,
+            "evidence_sha256": hashlib.sha256(evidence).hexdigest(),
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def replay(events: list[dict[str, Any]]) -> tuple[bytes, bytes, bytes, bytes]:
@@ -148,10 +168,22 @@ def default_app_compose(name: str) -> str:
         "      - /var/run/dstack.sock:/var/run/dstack.sock\n"
     )
     doc = {
-        "allowed_envs": [], "docker_compose_file": compose, "features": ["kms", "tproxy-net"],
-        "gateway_enabled": True, "kms_enabled": True, "local_key_provider_enabled": False, "manifest_version": 2,
-        "name": name, "no_instance_id": False, "public_logs": True, "public_sysinfo": True, "public_tcbinfo": True,
-        "runner": "docker-compose", "secure_time": False, "storage_fs": "zfs", "tproxy_enabled": True,
+        "allowed_envs": [],
+        "docker_compose_file": compose,
+        "features": ["kms", "tproxy-net"],
+        "gateway_enabled": True,
+        "kms_enabled": True,
+        "local_key_provider_enabled": False,
+        "manifest_version": 2,
+        "name": name,
+        "no_instance_id": False,
+        "public_logs": True,
+        "public_sysinfo": True,
+        "public_tcbinfo": True,
+        "runner": "docker-compose",
+        "secure_time": False,
+        "storage_fs": "zfs",
+        "tproxy_enabled": True,
     }
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
@@ -191,12 +223,23 @@ class CvmIdentity:
         return hashlib.sha256(self.mr_td + b"".join(self.rtmrs) + self.mr_config_id).digest()
 
     def vm_config(self) -> str:
-        return json.dumps({
-            "os_image_hash": self.os_image_hash.hex(), "cpu_count": 24, "memory_size": 206158430208,
-            "qemu_version": "9.2.1", "pci_hole64_size": 1125899906842624, "hugepages": False, "num_gpus": 1,
-            "num_nvswitches": 0, "hotplug_off": True, "image": f"dstack-nvidia-0.5.8-{self.os_image_hash.hex()[:8]}",
-            "host_share_mode": "9p", "spec_version": 1,
-        }, separators=(",", ":"))
+        return json.dumps(
+            {
+                "os_image_hash": self.os_image_hash.hex(),
+                "cpu_count": 24,
+                "memory_size": 206158430208,
+                "qemu_version": "9.2.1",
+                "pci_hole64_size": 1125899906842624,
+                "hugepages": False,
+                "num_gpus": 1,
+                "num_nvswitches": 0,
+                "hotplug_off": True,
+                "image": f"dstack-nvidia-0.5.8-{self.os_image_hash.hex()[:8]}",
+                "host_share_mode": "9p",
+                "spec_version": 1,
+            },
+            separators=(",", ":"),
+        )
 
     def info(self) -> dict[str, Any]:
         """The report's ``info`` object (``DstackClient().info()``), with ``tcb_info`` as a dict."""
@@ -230,20 +273,28 @@ class CvmIdentity:
         return json.dumps(events, separators=(",", ":"))
 
 
-def _runtime_events(seed: bytes, app_compose: str, opts: CvmOptions, ident: dict[str, bytes],
-                    evidence: bytes | None) -> list[tuple[int, str, bytes]]:
+def _runtime_events(
+    seed: bytes, app_compose: str, opts: CvmOptions, ident: dict[str, bytes], evidence: bytes | None
+) -> list[tuple[int, str, bytes]]:
     """(event_type, name, payload) of RTMR3, in dstack's order, with ``opts.attacks`` applied."""
     attacks = opts.attacks
-    forged = {"app-id": keys.derive(seed, "forged/app-id", 20), "os-image-hash": keys.derive(seed, "forged/os", 32),
-              "key-provider": b'{"name":"none","id":""}'}
+    forged = {
+        "app-id": keys.derive(seed, "forged/app-id", 20),
+        "os-image-hash": keys.derive(seed, "forged/os", 32),
+        "key-provider": b'{"name":"none","id":""}',
+    }
     gpu: list[tuple[str, bytes]] = []
     if opts.gpu is not None and evidence is not None:
         policy = gpu_policy_hash(app_compose)
         if "gpu_policy_hash_wrong" in attacks:
             policy = hashlib.sha256(rfc8785.dumps({"attest_gpu": False})).digest()
         devices = opts.gpu + 1 if "gpu_devices_wrong" in attacks else opts.gpu
-        att = gpu_attestation_payload(devices, evidence, cc_mode="off" if "gpu_cc_mode_off" in attacks else "on",
-                                      devtools="gpu_devtools_on" in attacks)
+        att = gpu_attestation_payload(
+            devices,
+            evidence,
+            cc_mode="off" if "gpu_cc_mode_off" in attacks else "on",
+            devtools="gpu_devtools_on" in attacks,
+        )
         gpu = [("gpu-policy-hash", policy), ("gpu-attestation", att)]
         if "gpu_events_out_of_order" in attacks:
             gpu.reverse()
@@ -251,10 +302,18 @@ def _runtime_events(seed: bytes, app_compose: str, opts: CvmOptions, ident: dict
             gpu.insert(1, ("gpu-policy-hash", policy))
         if "gpu_attestation_duplicated" in attacks:
             gpu.append(("gpu-attestation", att))
-    boot = [("system-preparing", b""), ("app-id", ident["app-id"]), ("compose-hash", ident["compose-hash"]), *gpu,
-            ("instance-id", ident["instance-id"]), ("boot-mr-done", b""), ("mr-kms", ident["mr-kms"]),
-            ("os-image-hash", ident["os-image-hash"]), ("key-provider", ident["key-provider"]),
-            ("storage-fs", b"zfs")]
+    boot = [
+        ("system-preparing", b""),
+        ("app-id", ident["app-id"]),
+        ("compose-hash", ident["compose-hash"]),
+        *gpu,
+        ("instance-id", ident["instance-id"]),
+        ("boot-mr-done", b""),
+        ("mr-kms", ident["mr-kms"]),
+        ("os-image-hash", ident["os-image-hash"]),
+        ("key-provider", ident["key-provider"]),
+        ("storage-fs", b"zfs"),
+    ]
     if "duplicate_app_id" in attacks:
         boot.append(("app-id", forged["app-id"]))
     if "missing_system_ready" not in attacks:
@@ -267,16 +326,25 @@ def _runtime_events(seed: bytes, app_compose: str, opts: CvmOptions, ident: dict
     return rtmr3 + [(RUNTIME_EVENT_TYPE, name, payload) for name, payload in (*after, *opts.app_events)]
 
 
-def build_identity(seed: bytes, *, app_name: str = "sim-app", app_compose: str | None = None,
-                   options: CvmOptions | None = None, app_label: str = "") -> CvmIdentity:
+def build_identity(
+    seed: bytes,
+    *,
+    app_name: str = "sim-app",
+    app_compose: str | None = None,
+    options: CvmOptions | None = None,
+    app_label: str = "",
+) -> CvmIdentity:
     opts = options or CvmOptions()
     app_compose = default_app_compose(app_name) if app_compose is None else app_compose
     os_image_hash = keys.derive(seed, "dstack/os-image-hash", 32)
     app_id = keys.derive(seed, "dstack/app-id" + (f"/{app_label}" if app_label else ""), 20)  # another app: another id
     instance_id = keys.derive(seed, "dstack/instance-id", 20)
     mr_kms = keys.derive(seed, "dstack/mr-kms", 32)
-    kms_spki = keys.p256(seed, "dstack/kms").public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    kms_spki = (
+        keys.p256(seed, "dstack/kms")
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     key_provider_info = json.dumps({"name": "kms", "id": kms_spki.hex()}, separators=(",", ":"))
     compose_hash = hashlib.sha256(app_compose.encode()).digest()
     evidence = None if opts.gpu is None else nvattest_output(seed, opts.gpu)
@@ -287,19 +355,39 @@ def build_identity(seed: bytes, *, app_name: str = "sim-app", app_compose: str |
             digest = hashlib.sha384(payload).digest()
         else:
             digest = hashlib.sha384(b"sim-boot:" + os_image_hash + i.to_bytes(2, "big") + payload).digest()
-        events.append({"imr": imr, "event_type": etype, "digest": digest.hex(), "event": "",
-                       "event_payload": payload.hex()})
-    ident = {"app-id": app_id, "compose-hash": compose_hash, "instance-id": instance_id, "mr-kms": mr_kms,
-             "os-image-hash": os_image_hash, "key-provider": key_provider_info.encode()}
+        events.append(
+            {"imr": imr, "event_type": etype, "digest": digest.hex(), "event": "", "event_payload": payload.hex()}
+        )
+    ident = {
+        "app-id": app_id,
+        "compose-hash": compose_hash,
+        "instance-id": instance_id,
+        "mr-kms": mr_kms,
+        "os-image-hash": os_image_hash,
+        "key-provider": key_provider_info.encode(),
+    }
     version = opts.event_log_version
     for etype, name, payload in _runtime_events(seed, app_compose, opts, ident, evidence):
         # a relabelled entry keeps the runtime digest dstack extended: the replay still matches the quote
-        entry = {"imr": 3, "event_type": etype, "digest": runtime_digest(name, payload, version).hex(),
-                 "event": name, "event_payload": payload.hex()}
+        entry = {
+            "imr": 3,
+            "event_type": etype,
+            "digest": runtime_digest(name, payload, version).hex(),
+            "event": name,
+            "event_payload": payload.hex(),
+        }
         events.append(entry | {"version": 2} if version == 2 else entry)
     return CvmIdentity(
-        app_id=app_id, instance_id=instance_id, app_name=app_name, app_compose=app_compose,
-        os_image_hash=os_image_hash, mr_kms=mr_kms, key_provider_info=key_provider_info,
-        mr_td=hashlib.sha384(b"sim-mrtd:" + os_image_hash).digest(), event_log=events, rtmrs=replay(events),
-        options=opts, gpu_attestation_output=evidence,
+        app_id=app_id,
+        instance_id=instance_id,
+        app_name=app_name,
+        app_compose=app_compose,
+        os_image_hash=os_image_hash,
+        mr_kms=mr_kms,
+        key_provider_info=key_provider_info,
+        mr_td=hashlib.sha384(b"sim-mrtd:" + os_image_hash).digest(),
+        event_log=events,
+        rtmrs=replay(events),
+        options=opts,
+        gpu_attestation_output=evidence,
     )

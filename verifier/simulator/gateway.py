@@ -35,7 +35,8 @@ FORMATS = ("phala_flat", "near_two_layer", "aci_legacy")
 FAULTS = {
     "substituted_nonce": "the report binds a nonce the gateway chose, not ours",
     "replayed_report": "the report is a recording: the same bytes whatever nonce is asked",
-    "reserialized_response": "the signed response hash is over a Python json.dumps re-serialization, not the bytes sent",
+    "reserialized_response": "the signed response hash is over a Python json.dumps re-serialization, not the bytes "
+    "sent",
     "signature_other_text": "the signature is over another text than the one returned",
     "wrong_signer": "the response is signed by a key that no attestation in the report holds",
     "debug_td": "the quote is from a debug TD",
@@ -117,16 +118,23 @@ class SimulatedGateway:
     def __post_init__(self) -> None:
         if self.config.dstack_gpu_events or self.config.event_log_attacks:
             opts = self.world.identity.options
-            self.world = self.world.with_cvm(dataclasses.replace(
-                opts, gpu_devices=self.config.gpu_count if self.config.dstack_gpu_events else opts.gpu_devices,
-                attacks=opts.attacks | self.config.event_log_attacks))
+            self.world = self.world.with_cvm(
+                dataclasses.replace(
+                    opts,
+                    gpu_devices=self.config.gpu_count if self.config.dstack_gpu_events else opts.gpu_devices,
+                    attacks=opts.attacks | self.config.event_log_attacks,
+                )
+            )
         seed = self.world.seed
 
         def secret(label: str) -> bytes:
             return hashlib.sha256(seed + b"/gateway/" + label.encode()).digest()
 
         self._signers = {"ecdsa": _ecdsa_signer(secret("ecdsa")), "ed25519": _ed25519_signer(secret("ed25519"))}
-        self._rogue = {"ecdsa": _ecdsa_signer(secret("rogue-ecdsa")), "ed25519": _ed25519_signer(secret("rogue-ed25519"))}
+        self._rogue = {
+            "ecdsa": _ecdsa_signer(secret("rogue-ecdsa")),
+            "ed25519": _ed25519_signer(secret("rogue-ed25519")),
+        }
         self._gateway_signer = _ed25519_signer(secret("near-gateway-ed25519"))
 
     def signer(self, algo: str) -> _Signer:
@@ -173,18 +181,44 @@ class SimulatedGateway:
         words = f"echo: {text}".split(" ")
         if body.get("stream"):
             chunks = [
-                {"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                 "choices": [{"index": 0, "delta": {"content": (w if i == 0 else " " + w)}, "finish_reason": None}]}
+                {
+                    "id": chat_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": {"content": (w if i == 0 else " " + w)}, "finish_reason": None}],
+                }
                 for i, w in enumerate(words)
             ]
-            chunks.append({"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-            payload = b"".join(b"data: " + json.dumps(c, separators=(",", ":")).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+            chunks.append(
+                {
+                    "id": chat_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                }
+            )
+            payload = (
+                b"".join(b"data: " + json.dumps(c, separators=(",", ":")).encode() + b"\n\n" for c in chunks)
+                + b"data: [DONE]\n\n"
+            )
             content_type = "text/event-stream"
         else:
-            doc = {"id": chat_id, "object": "chat.completion", "created": created, "model": model,
-                   "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words)}, "finish_reason": "stop"}],
-                   "usage": {"prompt_tokens": len(text.split()), "completion_tokens": len(words), "total_tokens": len(text.split()) + len(words)}}
+            doc = {
+                "id": chat_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": " ".join(words)}, "finish_reason": "stop"}
+                ],
+                "usage": {
+                    "prompt_tokens": len(text.split()),
+                    "completion_tokens": len(words),
+                    "total_tokens": len(text.split()) + len(words),
+                },
+            }
             payload = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
             content_type = "application/json"
         self.chats[chat_id] = (raw, payload, body["model"])
@@ -205,24 +239,45 @@ class SimulatedGateway:
         signed_model = "cheap/llama-8b" if self.fault("signed_other_model") else model
         text = f"{signed_model}:{req_hash}:{resp_hash}" if self.config.three_part_text else f"{req_hash}:{resp_hash}"
         signer = self._rogue[algo] if self.fault("wrong_signer") else self._signers[algo]
-        signed_text = text.replace(resp_hash, hashlib.sha256(b"something else").hexdigest()) if self.fault("signature_other_text") else text
-        return web.json_response({"text": text, "signature": signer.sign(signed_text), "signing_address": signer.address,
-                                  "signing_algo": algo})
+        signed_text = (
+            text.replace(resp_hash, hashlib.sha256(b"something else").hexdigest())
+            if self.fault("signature_other_text")
+            else text
+        )
+        return web.json_response(
+            {
+                "text": text,
+                "signature": signer.sign(signed_text),
+                "signing_address": signer.address,
+                "signing_algo": algo,
+            }
+        )
 
     # RedPill's model lists (redpill-ai/redpill-gateway:src/services/modelService.ts): a Phala model publishes its
     # dstack app id as metadata.appid — here the simulator CVM's real one, so pulled refs match its attestations.
     def _listed(self, model_id: str, providers: list[str], *, appid: bool) -> dict[str, Any]:
-        entry: dict[str, Any] = {"id": model_id, "object": "model", "name": model_id, "created": 1767225600,
-                                 "context_length": 32768, "providers": providers}
+        entry: dict[str, Any] = {
+            "id": model_id,
+            "object": "model",
+            "name": model_id,
+            "created": 1767225600,
+            "context_length": 32768,
+            "providers": providers,
+        }
         if appid:
             entry["metadata"] = {"appid": self.world.identity.app_id.hex()}
         return entry
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [
-            self._listed("sim/echo-1", ["phala"], appid=True),
-            self._listed("sim/plain-1", ["sim"], appid=False),  # a model without a dstack app id (not Phala)
-        ]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    self._listed("sim/echo-1", ["phala"], appid=True),
+                    self._listed("sim/plain-1", ["sim"], appid=False),  # a model without a dstack app id (not Phala)
+                ],
+            }
+        )
 
     async def phala_models(self, request: web.Request) -> web.Response:
         return web.json_response({"data": [self._listed("sim/echo-1", ["phala"], appid=True)]})
@@ -258,7 +313,7 @@ class SimulatedGateway:
             resp = web.StreamResponse(headers={"Content-Type": "application/json"})
             await resp.prepare(request)
             for i in range(0, len(body), 64):
-                await resp.write(body[i:i + 64])
+                await resp.write(body[i : i + 64])
                 await asyncio.sleep(self.config.hang_seconds / 10)
             return resp
         return web.Response(body=body, content_type="application/json")
@@ -277,7 +332,9 @@ class SimulatedGateway:
             "info": world.info(),
         }
         if gpus:
-            entry["nvidia_payload"] = world.gpu_payload(bound, self.config.gpu_count, wrong_nonce=self.fault("gpu_nonce_mismatch"))
+            entry["nvidia_payload"] = world.gpu_payload(
+                bound, self.config.gpu_count, wrong_nonce=self.fault("gpu_nonce_mismatch")
+            )
         return entry
 
     def _build_report(self, nonce: bytes, algo: str, model: str) -> dict[str, Any]:
@@ -298,7 +355,8 @@ class SimulatedGateway:
         keyset = {"keys": [{"alg": algo, "public_key": signer.public_key}]}
         return {
             "api_version": "aci/1",
-            "workload_keyset_digest": "sha256:" + hashlib.sha256(json.dumps(keyset, sort_keys=True).encode()).hexdigest(),
+            "workload_keyset_digest": "sha256:"
+            + hashlib.sha256(json.dumps(keyset, sort_keys=True).encode()).hexdigest(),
             "attestation": {"tee_type": "tdx", "workload_keyset": keyset, "evidence": {"quote": legacy["intel_quote"]}},
             **legacy,
             "all_attestations": [dict(legacy)],

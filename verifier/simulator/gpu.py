@@ -57,7 +57,8 @@ _SHA384_OID = "2.16.840.1.101.3.4.2.2"
 CHAIN_FAULTS = {
     "intermediate_not_ca": "the Provisioner ICA is re-issued with basicConstraints CA:FALSE",
     "intermediate_no_basic_constraints": "the Provisioner ICA is re-issued without basicConstraints (so it is no CA)",
-    "intermediate_path_len": "the Provisioner ICA is re-issued with pathLenConstraint 0, yet the BROM below it is a CA too",
+    "intermediate_path_len": "the Provisioner ICA is re-issued with pathLenConstraint 0, yet the BROM below it is a "
+    "CA too",
     "intermediate_no_cert_sign": "the Provisioner ICA is re-issued with a keyUsage that lacks keyCertSign",
     "intermediate_expired": "the Provisioner ICA is re-issued valid 2022-03-01..2024-03-01 only",
     "leaf_no_digital_signature": "the FMC leaf is re-issued with keyUsage keyAgreement only (it may not sign SPDM)",

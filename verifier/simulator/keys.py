@@ -14,9 +14,7 @@ from math import gcd
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 _P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-_P384_N = int(
-    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16
-)
+_P384_N = int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16)
 
 
 def derive(seed: bytes, label: str, n: int = 32) -> bytes:

@@ -39,18 +39,27 @@ def add_pcs_routes(app: web.Application, lookup: CollateralLookup, *, default_fm
 
     async def pck_crl(request: web.Request) -> web.Response:
         c = _pieces(lookup, default_fmspc())
-        return web.Response(body=bytes.fromhex(c["pck_crl"]), content_type="application/pkix-crl",
-                            headers={"SGX-PCK-CRL-Issuer-Chain": _chain(c["pck_crl_issuer_chain"])})
+        return web.Response(
+            body=bytes.fromhex(c["pck_crl"]),
+            content_type="application/pkix-crl",
+            headers={"SGX-PCK-CRL-Issuer-Chain": _chain(c["pck_crl_issuer_chain"])},
+        )
 
     async def tcb(request: web.Request) -> web.Response:
         c = _pieces(lookup, request.query.get("fmspc", ""))
-        return web.Response(text=_signed_body("tcbInfo", c["tcb_info"], c["tcb_info_signature"]), content_type="application/json",
-                            headers={"TCB-Info-Issuer-Chain": _chain(c["tcb_info_issuer_chain"])})
+        return web.Response(
+            text=_signed_body("tcbInfo", c["tcb_info"], c["tcb_info_signature"]),
+            content_type="application/json",
+            headers={"TCB-Info-Issuer-Chain": _chain(c["tcb_info_issuer_chain"])},
+        )
 
     async def qe_identity(request: web.Request) -> web.Response:
         c = _pieces(lookup, default_fmspc())
-        return web.Response(text=_signed_body("enclaveIdentity", c["qe_identity"], c["qe_identity_signature"]), content_type="application/json",
-                            headers={"SGX-Enclave-Identity-Issuer-Chain": _chain(c["qe_identity_issuer_chain"])})
+        return web.Response(
+            text=_signed_body("enclaveIdentity", c["qe_identity"], c["qe_identity_signature"]),
+            content_type="application/json",
+            headers={"SGX-Enclave-Identity-Issuer-Chain": _chain(c["qe_identity_issuer_chain"])},
+        )
 
     async def root_ca_crl(request: web.Request) -> web.Response:
         return web.Response(text=_pieces(lookup, default_fmspc())["root_ca_crl"], content_type="text/plain")

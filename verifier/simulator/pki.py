@@ -98,29 +98,52 @@ def build_intel_pki(seed: bytes, platform: Platform) -> IntelPki:
 
     sha256 = hashes.SHA256()
     root = _cert.issue(
-        subject=root_name, issuer=root_name, public_key=root_pub, issuer_key=root_key,
-        serial=keys.serial(seed, "intel/root"), not_before=_cert.utc(2018, 5, 21, 10, 45, 10),
-        not_after=_cert.utc(2049, 12, 31, 23, 59, 59), extensions=ca_exts(root_pub, 1), hash_alg=sha256,
+        subject=root_name,
+        issuer=root_name,
+        public_key=root_pub,
+        issuer_key=root_key,
+        serial=keys.serial(seed, "intel/root"),
+        not_before=_cert.utc(2018, 5, 21, 10, 45, 10),
+        not_after=_cert.utc(2049, 12, 31, 23, 59, 59),
+        extensions=ca_exts(root_pub, 1),
+        hash_alg=sha256,
     )
     ca_pub = ca_key.public_key()
     platform_ca = _cert.issue(
-        subject=ca_name, issuer=root_name, public_key=ca_pub, issuer_key=root_key,
-        serial=keys.serial(seed, "intel/pck-platform-ca"), not_before=_cert.utc(2018, 5, 21, 10, 50, 10),
-        not_after=_cert.utc(2049, 5, 21, 10, 50, 10), extensions=ca_exts(ca_pub, 0), hash_alg=sha256,
+        subject=ca_name,
+        issuer=root_name,
+        public_key=ca_pub,
+        issuer_key=root_key,
+        serial=keys.serial(seed, "intel/pck-platform-ca"),
+        not_before=_cert.utc(2018, 5, 21, 10, 50, 10),
+        not_after=_cert.utc(2049, 5, 21, 10, 50, 10),
+        extensions=ca_exts(ca_pub, 0),
+        hash_alg=sha256,
     )
     pck_pub = pck_key.public_key()
     sgx_ext = x509.UnrecognizedExtension(ObjectIdentifier(SGX_EXTENSION_OID), sgx_extension_value(seed, platform))
     pck = _cert.issue(
-        subject=_intel_name("Intel SGX PCK Certificate"), issuer=ca_name, public_key=pck_pub, issuer_key=ca_key,
-        serial=keys.serial(seed, "intel/pck"), not_before=_cert.utc(2025, 2, 6, 23, 25, 51),
+        subject=_intel_name("Intel SGX PCK Certificate"),
+        issuer=ca_name,
+        public_key=pck_pub,
+        issuer_key=ca_key,
+        serial=keys.serial(seed, "intel/pck"),
+        not_before=_cert.utc(2025, 2, 6, 23, 25, 51),
         not_after=_cert.utc(2045, 2, 6, 23, 25, 51),
-        extensions=[*signer_exts(pck_pub, ca_pub, _PCK_CRL_URL), (sgx_ext, False)], hash_alg=sha256,
+        extensions=[*signer_exts(pck_pub, ca_pub, _PCK_CRL_URL), (sgx_ext, False)],
+        hash_alg=sha256,
     )
     tcb_pub = tcb_key.public_key()
     tcb_signing = _cert.issue(
-        subject=_intel_name("Intel SGX TCB Signing"), issuer=root_name, public_key=tcb_pub, issuer_key=root_key,
-        serial=keys.serial(seed, "intel/tcb-signing"), not_before=_cert.utc(2025, 5, 6, 9, 25),
-        not_after=_cert.utc(2045, 5, 6, 9, 25), extensions=signer_exts(tcb_pub, root_pub, _ROOT_CRL_URL), hash_alg=sha256,
+        subject=_intel_name("Intel SGX TCB Signing"),
+        issuer=root_name,
+        public_key=tcb_pub,
+        issuer_key=root_key,
+        serial=keys.serial(seed, "intel/tcb-signing"),
+        not_before=_cert.utc(2025, 5, 6, 9, 25),
+        not_after=_cert.utc(2045, 5, 6, 9, 25),
+        extensions=signer_exts(tcb_pub, root_pub, _ROOT_CRL_URL),
+        hash_alg=sha256,
     )
     return IntelPki(root_key, root, ca_key, platform_ca, pck_key, pck, tcb_key, tcb_signing)
 
@@ -154,19 +177,27 @@ def sgx_extension_value(seed: bytes, p: Platform) -> bytes:
         field("7.2", core.Boolean(p.cached_keys)),
         field("7.3", core.Boolean(p.smt_enabled)),
     ]
-    return _SgxFields([
-        field("1", core.OctetString(keys.derive(seed, "intel/ppid", 16))),
-        field("2", _SgxFields(tcb)),
-        field("3", core.OctetString(p.pce_id)),
-        field("4", core.OctetString(p.fmspc)),
-        field("5", _SgxType(p.sgx_type)),
-        field("6", core.OctetString(keys.derive(seed, "intel/platform-instance-id", 16))),
-        field("7", _SgxFields(config)),
-    ]).dump()
+    return _SgxFields(
+        [
+            field("1", core.OctetString(keys.derive(seed, "intel/ppid", 16))),
+            field("2", _SgxFields(tcb)),
+            field("3", core.OctetString(p.pce_id)),
+            field("4", core.OctetString(p.fmspc)),
+            field("5", _SgxType(p.sgx_type)),
+            field("6", core.OctetString(keys.derive(seed, "intel/platform-instance-id", 16))),
+            field("7", _SgxFields(config)),
+        ]
+    ).dump()
 
 
-def _crl(key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate, this_update: datetime, next_update: datetime,
-         *, revoked: tuple[int, ...]) -> bytes:
+def _crl(
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Certificate,
+    this_update: datetime,
+    next_update: datetime,
+    *,
+    revoked: tuple[int, ...],
+) -> bytes:
     """A v2 CRL shaped like Intel's: CRL Number 1 and the issuer's AKI; revoked entries say keyCompromise."""
     builder = (
         x509.CertificateRevocationListBuilder()

@@ -43,13 +43,43 @@ class TdReport:
     report_data: bytes = bytes(64)
 
     def to_bytes(self) -> bytes:
-        parts = [self.tee_tcb_svn, self.mr_seam, self.mr_signer_seam, self.seam_attributes, self.td_attributes,
-                 self.xfam, self.mr_td, self.mr_config_id, self.mr_owner, self.mr_owner_config, *self.rtmrs,
-                 self.report_data]
+        parts = [
+            self.tee_tcb_svn,
+            self.mr_seam,
+            self.mr_signer_seam,
+            self.seam_attributes,
+            self.td_attributes,
+            self.xfam,
+            self.mr_td,
+            self.mr_config_id,
+            self.mr_owner,
+            self.mr_owner_config,
+            *self.rtmrs,
+            self.report_data,
+        ]
         sizes = [16, 48, 48, 8, 8, 8, 48, 48, 48, 48, 48, 48, 48, 48, 64]
-        for name, part, size in zip(("tee_tcb_svn", "mr_seam", "mr_signer_seam", "seam_attributes", "td_attributes",
-                                     "xfam", "mr_td", "mr_config_id", "mr_owner", "mr_owner_config", "rtmr0",
-                                     "rtmr1", "rtmr2", "rtmr3", "report_data"), parts, sizes, strict=True):
+        for name, part, size in zip(
+            (
+                "tee_tcb_svn",
+                "mr_seam",
+                "mr_signer_seam",
+                "seam_attributes",
+                "td_attributes",
+                "xfam",
+                "mr_td",
+                "mr_config_id",
+                "mr_owner",
+                "mr_owner_config",
+                "rtmr0",
+                "rtmr1",
+                "rtmr2",
+                "rtmr3",
+                "report_data",
+            ),
+            parts,
+            sizes,
+            strict=True,
+        ):
             if len(part) != size:
                 raise ValueError(f"TD report {name} must be {size} bytes, got {len(part)}")
         out = b"".join(parts)
@@ -64,7 +94,8 @@ def header() -> bytes:
 
 
 def qe_report(p: Platform, report_data: bytes) -> bytes:
-    """The QE's SGX report body (384 B): CPUSVN, MISCSELECT, ATTRIBUTES, MRENCLAVE, MRSIGNER, ISVPRODID, ISVSVN, REPORTDATA."""
+    """The QE's SGX report body (384 B): CPUSVN, MISCSELECT, ATTRIBUTES, MRENCLAVE, MRSIGNER, ISVPRODID, ISVSVN,
+    REPORTDATA."""
     body = bytearray(384)
     body[0:16] = p.qe_cpu_svn
     body[16:20] = p.qe_miscselect.to_bytes(4, "little")

@@ -23,9 +23,15 @@ COLLATERAL_VALIDITY = 30 * 86400  # Intel: TCB info, QE identity and PCK CRL are
 
 
 class SimulatorWorld:
-    def __init__(self, seed: bytes | str = DEFAULT_SEED, *, platform: Platform | None = None,
-                 app_name: str = "sim-app", app_compose: str | None = None,
-                 cvm: CvmOptions | None = None) -> None:
+    def __init__(
+        self,
+        seed: bytes | str = DEFAULT_SEED,
+        *,
+        platform: Platform | None = None,
+        app_name: str = "sim-app",
+        app_compose: str | None = None,
+        cvm: CvmOptions | None = None,
+    ) -> None:
         self.seed = seed.encode() if isinstance(seed, str) else bytes(seed)
         self.platform = platform or Platform()
         self.pki = pki.build_intel_pki(self.seed, self.platform)
@@ -83,8 +89,13 @@ class SimulatorWorld:
             rtmrs=ident.rtmrs if rtmrs is None else rtmrs,
             report_data=report_data.ljust(64, b"\0"),
         )
-        return tdx_quote.build_quote(self.platform, report, attestation_key=self.attestation_key,
-                                     pck_key=self.pki.pck_key, pck_chain_pem=self.pki.pck_chain_pem)
+        return tdx_quote.build_quote(
+            self.platform,
+            report,
+            attestation_key=self.attestation_key,
+            pck_key=self.pki.pck_key,
+            pck_chain_pem=self.pki.pck_chain_pem,
+        )
 
     def collateral_json(
         self,
@@ -103,8 +114,15 @@ class SimulatorWorld:
         level (e.g. "SWHardeningNeeded", "OutOfDate"); ``revoke_pck`` lists the PCK leaf in the PCK CRL.
         """
         issue = now - validity - 86400 if expired else now - 3600
-        return collateral.collateral_json(self.pki, self.platform, issue=issue, next_update=issue + validity,
-                                          status=tcb_status, advisory_ids=advisory_ids, revoke_pck=revoke_pck)
+        return collateral.collateral_json(
+            self.pki,
+            self.platform,
+            issue=issue,
+            next_update=issue + validity,
+            status=tcb_status,
+            advisory_ids=advisory_ids,
+            revoke_pck=revoke_pck,
+        )
 
     # ------------------------------------------------------------------ dstack CVM
 
@@ -139,8 +157,9 @@ class SimulatorWorld:
     def _with_identity(self, app_compose: str, options: CvmOptions, app_label: str = "") -> SimulatorWorld:
         clone = object.__new__(SimulatorWorld)
         clone.__dict__.update(self.__dict__)
-        clone.identity = event_log.build_identity(self.seed, app_name=self.identity.app_name, app_compose=app_compose,
-                                                  options=options, app_label=app_label)
+        clone.identity = event_log.build_identity(
+            self.seed, app_name=self.identity.app_name, app_compose=app_compose, options=options, app_label=app_label
+        )
         return clone
 
     # ------------------------------------------------------------------ NVIDIA GPUs and NRAS
@@ -151,8 +170,16 @@ class SimulatorWorld:
             dev = self._gpus[index] = gpu.build_device(self.seed, self.devices, index)
         return dev
 
-    def gpu_payload(self, nonce: bytes, gpu_count: int = 1, *, wrong_nonce: bool = False, first_gpu: int = 0,
-                    repeat: bool = False, chain_fault: str | None = None) -> str:
+    def gpu_payload(
+        self,
+        nonce: bytes,
+        gpu_count: int = 1,
+        *,
+        wrong_nonce: bool = False,
+        first_gpu: int = 0,
+        repeat: bool = False,
+        chain_fault: str | None = None,
+    ) -> str:
         """``nvidia_payload`` (JSON text, Phala key order) for GPUs first_gpu.., SPDM nonce = ``nonce``.
 
         ``wrong_nonce`` mimics a gateway that substituted its own nonce: the evidence and the
@@ -168,13 +195,17 @@ class SimulatorWorld:
         items = []
         for i in range(gpu_count):
             dev = self.gpu(first_gpu if repeat else first_gpu + i)
-            chain = (gpu.faulty_chain_pem(self.seed, self.devices, dev, chain_fault) if chain_fault
-                     else self.devices.chain_pem(dev))
+            chain = (
+                gpu.faulty_chain_pem(self.seed, self.devices, dev, chain_fault)
+                if chain_fault
+                else self.devices.chain_pem(dev)
+            )
             items.append((chain, gpu.device_evidence(dev, nonce, attempt=i if repeat else 0)))
         return gpu.nvidia_payload(nonce, items)
 
-    def nras_response(self, payload: str | bytes | dict[str, Any], *, now: int, fail: bool = False,
-                      other_gpus: bool = False) -> list[Any]:
+    def nras_response(
+        self, payload: str | bytes | dict[str, Any], *, now: int, fail: bool = False, other_gpus: bool = False
+    ) -> list[Any]:
         """The NRAS ``/v3/attest/gpu`` answer to ``payload`` (JSON-ready list; ``json.dumps`` it for the body).
 
         ``other_gpus``: genuine tokens, same nonce, but about other devices: NRAS answers as if the

@@ -77,7 +77,8 @@ class _Chain:
 
 
 def verify_gpu(ev: GpuEvidence, *, root_pem: bytes, now: int, memo: Memo | None = None) -> VerifiedGpu:
-    """One GPU's evidence, verified offline at ``now``; ``memo`` remembers validated chains (judged again at ``now``)."""
+    """One GPU's evidence, verified offline at ``now``; ``memo`` remembers validated chains (judged again at
+    ``now``)."""
     where = f"GPU-{ev.index}"
     spdm = parse_spdm(ev.evidence)  # structure first: garbage is EvidenceError, not a crypto failure
     chain_hash = hashlib.sha256(ev.certificate_pem).digest()

@@ -103,7 +103,5 @@ def _check_jwk(kid: str, jwk: Mapping[str, Any], anchors: TrustAnchors, now: int
     return TrustedKey(pub, window)
 
 
-
-
 def _ts(dt: datetime) -> int:
     return int(dt.timestamp())

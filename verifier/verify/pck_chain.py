@@ -22,6 +22,8 @@ def check_chain_root(pck_chain_pem: bytes, root_der: bytes) -> None:
         raise EvidenceError(f"quote PCK chain: not a PEM certificate chain ({str(exc)[:80]})") from None
     last = certs[-1].public_bytes(Encoding.DER)
     if not hmac.compare_digest(last, root_der):
-        raise CheckFailed("the quote's PCK chain ends in another certificate than the pinned Intel root",
-                          reason="cert_chain_invalid",
-                          details={"expected": "the pinned Intel SGX Root CA", "got": certs[-1].subject.rfc4514_string()})
+        raise CheckFailed(
+            "the quote's PCK chain ends in another certificate than the pinned Intel root",
+            reason="cert_chain_invalid",
+            details={"expected": "the pinned Intel SGX Root CA", "got": certs[-1].subject.rfc4514_string()},
+        )

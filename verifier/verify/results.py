@@ -62,7 +62,6 @@ async def attempt_async(fn: Callable[[], Awaitable[T]]) -> Outcome[T]:
         return Outcome(error=exc)
 
 
-
 @dataclass(frozen=True, slots=True)
 class SignatureFacts:
     signature: Outcome[ResponseSignature]  # parsed signature.json

@@ -32,8 +32,10 @@ _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+", re.ASCII)
 def verify_signature(sig: ResponseSignature) -> str:
     """Verify ``sig`` over its exact text; returns the normalized signer. CheckFailed when it does not verify."""
     if sig.signing_algo not in ALGOS:
-        raise Indeterminate(f"signing_algo {sig.signing_algo[:40]!r} has no known implementation (§2.3)",
-                            reason="unsupported_signing_algo")
+        raise Indeterminate(
+            f"signing_algo {sig.signing_algo[:40]!r} has no known implementation (§2.3)",
+            reason="unsupported_signing_algo",
+        )
     claimed = normalize_signer(sig.signing_algo, sig.signing_address)
     if sig.signing_algo == "ecdsa":
         return _verify_ecdsa(sig, claimed)
@@ -51,17 +53,23 @@ def recover_eip191(message: bytes, signature: bytes) -> bytes:
     CheckFailed (signature_invalid) when ``signature`` is not such a signature or recovers no key.
     """
     if len(signature) != 65:
-        raise CheckFailed(f"ecdsa signature: expected 65 bytes r||s||v, got {len(signature)}", reason="signature_invalid")
+        raise CheckFailed(
+            f"ecdsa signature: expected 65 bytes r||s||v, got {len(signature)}", reason="signature_invalid"
+        )
     v = signature[64]
     if v not in (0, 1, 27, 28):
-        raise CheckFailed(f"ecdsa signature: v is {v}, expected 27 or 28 (or 0 or 1)", reason="signature_invalid",
-                          details={"got": v})
+        raise CheckFailed(
+            f"ecdsa signature: v is {v}, expected 27 or 28 (or 0 or 1)", reason="signature_invalid", details={"got": v}
+        )
     for name, value in (("r", signature[:32]), ("s", signature[32:64])):
         if not 0 < int.from_bytes(value, "big") < SECP256K1_N:
-            raise CheckFailed(f"ecdsa signature: {name} is not in [1, n-1]", reason="signature_invalid",
-                              details={"got": value.hex()})
+            raise CheckFailed(
+                f"ecdsa signature: {name} is not in [1, n-1]", reason="signature_invalid", details={"got": value.hex()}
+            )
     try:
-        key = PublicKey.from_signature_and_message(signature[:64] + bytes([v % 27]), eip191_digest(message), hasher=None)
+        key = PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v % 27]), eip191_digest(message), hasher=None
+        )
     except ValueError:
         raise CheckFailed("ecdsa signature recovers no public key", reason="signature_invalid") from None
     return address_of_public_key(key.format(compressed=False)[1:])
@@ -71,16 +79,22 @@ def _signature_bytes(sig: ResponseSignature, n: int) -> bytes:
     s = sig.signature.strip()
     body = s[2:] if s[:2] in ("0x", "0X") else s
     if not _HEX.fullmatch(body) or len(body) != 2 * n:
-        raise CheckFailed(f"{sig.signing_algo} signature: expected {n} bytes as hex, got {len(body)} characters",
-                          reason="signature_invalid", details={"got": s[:140]})
+        raise CheckFailed(
+            f"{sig.signing_algo} signature: expected {n} bytes as hex, got {len(body)} characters",
+            reason="signature_invalid",
+            details={"got": s[:140]},
+        )
     return bytes.fromhex(body)
 
 
 def _verify_ecdsa(sig: ResponseSignature, claimed: str) -> str:
     recovered = "0x" + recover_eip191(sig.text.encode("utf-8"), _signature_bytes(sig, 65)).hex()
     if not hmac.compare_digest(recovered.encode(), claimed.encode()):
-        raise CheckFailed(f"ecdsa signature recovers to {recovered}, signing_address is {claimed}", reason="signer_mismatch",
-                          details={"expected": claimed, "got": recovered})
+        raise CheckFailed(
+            f"ecdsa signature recovers to {recovered}, signing_address is {claimed}",
+            reason="signer_mismatch",
+            details={"expected": claimed, "got": recovered},
+        )
     return claimed
 
 
@@ -89,6 +103,9 @@ def _verify_ed25519(sig: ResponseSignature, claimed: str) -> str:
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(claimed)).verify(raw, sig.text.encode("utf-8"))
     except (InvalidSignature, ValueError):
-        raise CheckFailed(f"ed25519 signature does not verify for key {claimed}", reason="signature_invalid",
-                          details={"signer": claimed}) from None
+        raise CheckFailed(
+            f"ed25519 signature does not verify for key {claimed}",
+            reason="signature_invalid",
+            details={"signer": claimed},
+        ) from None
     return claimed

@@ -32,11 +32,21 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
         route_name = route[1] if route is not None and request.match_info.http_exception is None else "unmatched"
         key = request.get(API_KEY)
         verdict = request.get(VERDICT) or {}
-        log.info("request", extra={
-            "request_id": request[REQUEST_ID], "key_id": key.id if key else None, "method": request.method,
-            "route": route_name, "path": request.path[:300], "status": status, "duration_ms": round(duration * 1000, 2),
-            "verdict_id": verdict.get("id"), "verdict_status": verdict.get("status"), "remote": request.remote,
-        })
+        log.info(
+            "request",
+            extra={
+                "request_id": request[REQUEST_ID],
+                "key_id": key.id if key else None,
+                "method": request.method,
+                "route": route_name,
+                "path": request.path[:300],
+                "status": status,
+                "duration_ms": round(duration * 1000, 2),
+                "verdict_id": verdict.get("id"),
+                "verdict_status": verdict.get("status"),
+                "remote": request.remote,
+            },
+        )
         services = request.app.get(SERVICES)
         if services is not None:
             services.metrics.http_requests.labels(route=route_name, status=str(status)).inc()

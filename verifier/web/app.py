@@ -27,8 +27,10 @@ CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
-    app = web.Application(middlewares=[access_log_middleware, envelope_middleware, auth_middleware, ui_middleware],
-                          client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[access_log_middleware, envelope_middleware, auth_middleware, ui_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS], app[CLOCK] = settings, clock
     app[ROLES] = {(r.method, r.path): r.roles for r in ROUTES}
     app.cleanup_ctx.append(_services_ctx)

@@ -47,16 +47,20 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     else:
         token = bearer_token(request)
         if token is None:
-            raise HTTPProblem(401, "unauthorized", "this route needs an API key: Authorization: Bearer <key>",
-                              headers=_CHALLENGE)
+            raise HTTPProblem(
+                401, "unauthorized", "this route needs an API key: Authorization: Bearer <key>", headers=_CHALLENGE
+            )
         found = await services.authenticate(token)
         if found is None:
             raise HTTPProblem(401, "unauthorized", "unknown or revoked API key", headers=_CHALLENGE)
         key = found
     request[API_KEY] = key
     if key.role not in roles:
-        raise HTTPProblem(403, "forbidden", f"a {key.role} key may not use this route (it needs one of: "
-                                            f"{', '.join(sorted(str(r) for r in roles))})")
+        raise HTTPProblem(
+            403,
+            "forbidden",
+            f"a {key.role} key may not use this route (it needs one of: {', '.join(sorted(str(r) for r in roles))})",
+        )
     services.limiter.check(key.id)
     return await handler(request)
 

@@ -47,13 +47,14 @@ ERROR_CODES: dict[str, str] = {
     "upstream_unavailable": "proxy: the gateway could not be reached, or its answer was larger than the limit (502)",
     "upstream_timeout": "proxy: the gateway did not answer in time (504)",
     "verification_failed": "proxy: a ticket's verification could not run (budget, admission, ledger); the completion "
-                           "itself was relayed (502)",
+    "itself was relayed (502)",
 }
 
 
 class HTTPProblem(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
         self.headers = headers or {}
@@ -63,14 +64,23 @@ def bad_request(field: str | None, message: str, code: str = "bad_request") -> H
     return HTTPProblem(400, code, message, field)
 
 
-def envelope(request: web.Request, status: int, code: str, message: str, field: str | None = None,
-             headers: dict[str, str] | None = None) -> web.Response:
+def envelope(
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if field:
         error["field"] = field
     request_id = request.get(REQUEST_ID, "")
-    return web.json_response({"error": error, "request_id": request_id}, status=status,
-                             headers={"X-Request-Id": request_id, **(headers or {})})
+    return web.json_response(
+        {"error": error, "request_id": request_id},
+        status=status,
+        headers={"X-Request-Id": request_id, **(headers or {})},
+    )
 
 
 def request_id_of(request: web.Request) -> str:
@@ -97,8 +107,13 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     except LedgerBusy:
         settings = request.app.get(SETTINGS)
         retry = str(max(1, math.ceil(settings.db_busy_timeout))) if settings else "5"
-        return envelope(request, 503, "ledger_busy", "the ledger is locked by another writer; nothing was recorded, retry",
-                        headers={"Retry-After": retry})
+        return envelope(
+            request,
+            503,
+            "ledger_busy",
+            "the ledger is locked by another writer; nothing was recorded, retry",
+            headers={"Retry-After": retry},
+        )
     except UnknownVerdict as exc:
         return envelope(request, 404, "not_found", f"no verification {str(exc.args[0])[:64]!r}", "id")
     except web.HTTPRequestEntityTooLarge:
@@ -110,8 +125,9 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
             raise
         return envelope(request, exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path[:200],
-                      extra={"request_id": request[REQUEST_ID]})
+        log.exception(
+            "unhandled error in %s %s", request.method, request.path[:200], extra={"request_id": request[REQUEST_ID]}
+        )
         return envelope(request, 500, "internal_error", "internal error; see the server log for this request id")
     response.headers["X-Request-Id"] = request[REQUEST_ID]
     return response

@@ -39,7 +39,9 @@ async def json_object(request: web.Request, *, allowed: frozenset[str], optional
         raise bad_request(None, f"body: expected a JSON object, got {type(body).__name__}")
     for key in body:
         if key not in allowed:
-            raise bad_request(printable(key)[:64], f"{printable(key)[:64]}: unknown field; allowed: {', '.join(sorted(allowed))}")
+            raise bad_request(
+                printable(key)[:64], f"{printable(key)[:64]}: unknown field; allowed: {', '.join(sorted(allowed))}"
+            )
     return body
 
 
@@ -59,7 +61,9 @@ def exact_bytes(body: dict[str, Any], name: str) -> bytes | None:
         try:
             return text.encode("utf-8")
         except UnicodeEncodeError:
-            raise bad_request(name, f"{name}: not valid Unicode text (a lone surrogate); send {name}_b64 for exact bytes") from None
+            raise bad_request(
+                name, f"{name}: not valid Unicode text (a lone surrogate); send {name}_b64 for exact bytes"
+            ) from None
     if b64 is not None:
         if not isinstance(b64, str):
             raise bad_request(f"{name}_b64", f"{name}_b64: expected a base64 string")
@@ -75,15 +79,22 @@ def name_field(value: object, field: str, *, required: bool) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str):
-        raise bad_request(field, f"{field}: required, a non-empty string" if value is None
-                          else f"{field}: expected a string, got {type(value).__name__}")
+        raise bad_request(
+            field,
+            f"{field}: required, a non-empty string"
+            if value is None
+            else f"{field}: expected a string, got {type(value).__name__}",
+        )
     if not value.strip():
-        raise bad_request(field, f"{field}: expected a non-empty string, got {'whitespace only' if value else 'an empty one'}")
+        raise bad_request(
+            field, f"{field}: expected a non-empty string, got {'whitespace only' if value else 'an empty one'}"
+        )
     if len(value) > MAX_NAME:
         raise bad_request(field, f"{field}: at most {MAX_NAME} characters, got {len(value)}")
     if not value.isprintable() or value != value.strip():
-        raise bad_request(field, f"{field}: {printable(value)[:80]!r} holds control or invalid characters "
-                                 "or surrounding whitespace")
+        raise bad_request(
+            field, f"{field}: {printable(value)[:80]!r} holds control or invalid characters or surrounding whitespace"
+        )
     return value
 
 
@@ -102,8 +113,10 @@ def upstream_key(request: web.Request) -> str | None:
     if value is None or not value.strip():
         return None
     if len(value) > MAX_UPSTREAM_KEY or not all(32 <= ord(c) <= 126 for c in value):
-        raise bad_request(UPSTREAM_KEY_HEADER, f"{UPSTREAM_KEY_HEADER}: expected at most {MAX_UPSTREAM_KEY} printable "
-                                               "ASCII characters")  # the value itself is never echoed
+        raise bad_request(
+            UPSTREAM_KEY_HEADER,
+            f"{UPSTREAM_KEY_HEADER}: expected at most {MAX_UPSTREAM_KEY} printable ASCII characters",
+        )  # the value itself is never echoed
     return value.strip()
 
 

@@ -54,8 +54,22 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 # caller headers relayed to the gateway (the request bytes themselves are relayed exactly)
 FORWARDED = ("content-type", "accept", "authorization", "user-agent", "openai-organization", "openai-project")
 # upstream headers NOT relayed back: hop-by-hop ones and the ones the proxy's own server sets
-_NOT_RELAYED = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
-                          "proxy-authenticate", "proxy-connection", "date", "server", "set-cookie"})
+_NOT_RELAYED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "content-length",
+        "proxy-authenticate",
+        "proxy-connection",
+        "date",
+        "server",
+        "set-cookie",
+    }
+)
 MODE: web.AppKey[str] = web.AppKey("proxy_mode", str)
 PENDING: web.AppKey[Pending] = web.AppKey("proxy_pending", Pending)
 UPSTREAM: web.AppKey[aiohttp.ClientSession] = web.AppKey("proxy_upstream", aiohttp.ClientSession)
@@ -93,8 +107,11 @@ async def proxy_auth_middleware(request: web.Request, handler: Handler) -> web.S
     request[API_KEY] = key
     roles = roles_for(request)
     if key.role not in roles:
-        raise HTTPProblem(403, "forbidden", f"a {key.role} key may not use this route (it needs one of: "
-                                            f"{', '.join(sorted(str(r) for r in roles))})")
+        raise HTTPProblem(
+            403,
+            "forbidden",
+            f"a {key.role} key may not use this route (it needs one of: {', '.join(sorted(str(r) for r in roles))})",
+        )
     services.limiter.check(key.id)
     return await handler(request)
 
@@ -161,25 +178,35 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     owner = request[API_KEY].id
     url = f"{settings.default_gateway}/v1/chat/completions"
     try:
-        async with request.app[UPSTREAM].post(url, data=raw, headers=_upstream_headers(request),
-                                              allow_redirects=False) as up:
+        async with request.app[UPSTREAM].post(
+            url, data=raw, headers=_upstream_headers(request), allow_redirects=False
+        ) as up:
             headers = _relayed(up.headers)
             headers["X-Request-Id"] = request[REQUEST_ID]
             if not 200 <= up.status < 300:  # relayed unchanged; nothing was signed, nothing is verified
                 return web.Response(body=await read_capped(up, MAX_RESPONSE_BYTES), status=up.status, headers=headers)
-            exchange = Exchange(request=raw, response=b"", model=model, gateway=settings.default_gateway,
-                                headers=recorded_headers(up.headers))
+            exchange = Exchange(
+                request=raw,
+                response=b"",
+                model=model,
+                gateway=settings.default_gateway,
+                headers=recorded_headers(up.headers),
+            )
             streamed = mode == "async" or up.content_type == "text/event-stream"
             if not streamed:
                 body = await read_capped(up, MAX_RESPONSE_BYTES)
             else:
                 return await _relay(request, up, headers, exchange, api_key, owner)
     except BodyTooLarge:
-        raise HTTPProblem(502, "upstream_unavailable", f"the gateway's answer is larger than {MAX_RESPONSE_BYTES} bytes") from None
+        raise HTTPProblem(
+            502, "upstream_unavailable", f"the gateway's answer is larger than {MAX_RESPONSE_BYTES} bytes"
+        ) from None
     except TimeoutError:
         raise HTTPProblem(504, "upstream_timeout", "the gateway did not answer in time") from None
     except aiohttp.ClientError as exc:
-        raise HTTPProblem(502, "upstream_unavailable", f"the gateway could not be reached ({type(exc).__name__})") from None
+        raise HTTPProblem(
+            502, "upstream_unavailable", f"the gateway could not be reached ({type(exc).__name__})"
+        ) from None
     exchange = _with_response(exchange, body)
     try:
         verdict = await _verify(request, exchange, api_key, owner)
@@ -190,12 +217,23 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 def _with_response(exchange: Exchange, body: bytes) -> Exchange:
-    return Exchange(request=exchange.request, response=body, model=exchange.model, gateway=exchange.gateway,
-                    headers=exchange.headers)
+    return Exchange(
+        request=exchange.request,
+        response=body,
+        model=exchange.model,
+        gateway=exchange.gateway,
+        headers=exchange.headers,
+    )
 
 
-async def _relay(request: web.Request, up: aiohttp.ClientResponse, headers: CIMultiDict[str], exchange: Exchange,
-                 api_key: str | None, owner: str) -> web.StreamResponse:
+async def _relay(
+    request: web.Request,
+    up: aiohttp.ClientResponse,
+    headers: CIMultiDict[str],
+    exchange: Exchange,
+    api_key: str | None,
+    owner: str,
+) -> web.StreamResponse:
     """Relay the body chunk by chunk as it arrives, capture it, then verify it under a ticket minted up front."""
     ticket = Pending.mint()
     headers[ID_HEADER] = ticket
@@ -236,7 +274,9 @@ async def models(request: web.Request) -> web.Response:
             headers = _relayed(up.headers)
             return web.Response(body=body, status=up.status, headers=headers)
     except (aiohttp.ClientError, TimeoutError, BodyTooLarge) as exc:
-        raise HTTPProblem(502, "upstream_unavailable", f"the gateway could not be reached ({type(exc).__name__})") from None
+        raise HTTPProblem(
+            502, "upstream_unavailable", f"the gateway could not be reached ({type(exc).__name__})"
+        ) from None
 
 
 async def get_verification(request: web.Request) -> web.Response:
@@ -250,7 +290,9 @@ async def get_verification(request: web.Request) -> web.Response:
         return web.json_response(verdict)
     ticket = pending.get(verdict_id, owner=owner)
     if ticket is None:
-        raise HTTPProblem(404, "not_found", f"no verification {verdict_id!r} (tickets live in this proxy's memory)", "id")
+        raise HTTPProblem(
+            404, "not_found", f"no verification {verdict_id!r} (tickets live in this proxy's memory)", "id"
+        )
     wait = inputs.int_param(request, "wait", 0, 600)
     try:
         verdict = await asyncio.wait_for(asyncio.shield(ticket.task), VERDICT_WAIT if wait is None else wait)
@@ -265,11 +307,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_proxy_app(settings: Settings, *, mode: str = "sync", clock: Callable[[], float] = time.time) -> web.Application:
+def create_proxy_app(
+    settings: Settings, *, mode: str = "sync", clock: Callable[[], float] = time.time
+) -> web.Application:
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {MODES}")
-    app = web.Application(middlewares=[access_log_middleware, envelope_middleware, proxy_auth_middleware],
-                          client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[access_log_middleware, envelope_middleware, proxy_auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS], app[MODE], app[PENDING] = settings, mode, Pending()
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", models)
@@ -278,10 +324,12 @@ def create_proxy_app(settings: Settings, *, mode: str = "sync", clock: Callable[
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         # the relay's own session: no decompression (bytes relayed and captured as sent), no cookies kept
-        relay = aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-                                      timeout=aiohttp.ClientTimeout(total=None, sock_connect=30,
-                                                                    sock_read=settings.upstream_timeout),
-                                      skip_auto_headers=("User-Agent",))
+        relay = aiohttp.ClientSession(
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=settings.upstream_timeout),
+            skip_auto_headers=("User-Agent",),
+        )
         async with open_services(settings, clock=clock) as services, relay as upstream:
             app[SERVICES], app[UPSTREAM] = services, upstream
             yield

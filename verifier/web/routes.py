@@ -27,7 +27,9 @@ from verifier.web.auth import API_KEY, owner_scope
 from verifier.web.errors import SERVICES, SETTINGS, HTTPProblem, bad_request
 
 STATUSES = frozenset(s.value for s in Status) - {"skipped"}
-_POST_FIELDS = frozenset({"request", "request_b64", "response", "response_b64", "model", "chat_id", "gateway", "signing_algo"})
+_POST_FIELDS = frozenset(
+    {"request", "request_b64", "response", "response_b64", "model", "chat_id", "gateway", "signing_algo"}
+)
 
 
 async def post_verification(request: web.Request) -> web.Response:
@@ -53,8 +55,9 @@ async def post_verification(request: web.Request) -> web.Response:
         except ConfigError as exc:
             raise inputs.gateway_error(exc) from None
         assert model is not None
-        exchange = Exchange(request=req_bytes, response=resp_bytes, model=model, gateway=gateway_url, chat_id=chat_id,
-                            signing_algo=algo)
+        exchange = Exchange(
+            request=req_bytes, response=resp_bytes, model=model, gateway=gateway_url, chat_id=chat_id, signing_algo=algo
+        )
         del body  # the exchange holds the bytes; the decoded JSON (a second copy of them) can go now
         try:
             verdict = await svc.records.verify(exchange, api_key=api_key, submitted_by=request[API_KEY].id, lease=lease)
@@ -77,7 +80,9 @@ async def list_verifications(request: web.Request) -> web.Response:
         raise bad_request(name, f"{name}: unknown query parameter")
     status = q.get("status")
     if status is not None and status not in STATUSES:
-        raise bad_request("status", f"status: got {inputs.printable(status)[:40]!r}, expected one of {sorted(STATUSES)}")
+        raise bad_request(
+            "status", f"status: got {inputs.printable(status)[:40]!r}, expected one of {sorted(STATUSES)}"
+        )
     filters: dict[str, Any] = {
         "status": status,
         "model": inputs.name_field(q.get("model"), "model", required=False),
@@ -99,8 +104,11 @@ async def list_verifications(request: web.Request) -> web.Response:
 async def get_bundle(request: web.Request) -> web.Response:
     verdict_id = inputs.verdict_id(request)
     bundle, _ = await request.app[SERVICES].records.export(verdict_id, submitted_by=owner_scope(request))
-    return web.Response(body=bundle.to_zip(), content_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{verdict_id}.zip"'})
+    return web.Response(
+        body=bundle.to_zip(),
+        content_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{verdict_id}.zip"'},
+    )
 
 
 async def reverify(request: web.Request) -> web.Response:

@@ -90,8 +90,14 @@ class _Slots:
 class DcapPool:
     """``size`` workers; ``verify`` takes an idle one. An empty slot (``None``) is refilled on use."""
 
-    def __init__(self, size: int = os.cpu_count() or 1, timeout: float = 10.0,
-                 command: Sequence[str] | None = None, *, start_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        size: int = os.cpu_count() or 1,
+        timeout: float = 10.0,
+        command: Sequence[str] | None = None,
+        *,
+        start_timeout: float | None = None,
+    ) -> None:
         if size < 1:
             raise ValueError("DcapPool size must be >= 1")
         self.size = size
@@ -111,8 +117,9 @@ class DcapPool:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def start(self) -> None:
@@ -152,8 +159,18 @@ class DcapPool:
         if self._closed:
             raise Indeterminate("the dcap-qvl worker pool is closed", reason="dcap_worker_failed")
         req_id = next(self._ids)
-        line = json.dumps({"id": req_id, "quote": quote.hex(), "collateral": collateral_json, "now": now,
-                           "root_ca": root_ca_der.hex()}).encode() + b"\n"
+        line = (
+            json.dumps(
+                {
+                    "id": req_id,
+                    "quote": quote.hex(),
+                    "collateral": collateral_json,
+                    "now": now,
+                    "root_ca": root_ca_der.hex(),
+                }
+            ).encode()
+            + b"\n"
+        )
         worker = await self._idle.take()  # a worker, or None for an empty slot
         try:
             if worker is None or not worker.running:
@@ -175,8 +192,9 @@ class DcapPool:
             if worker is None:
                 raise Indeterminate(f"dcap-qvl worker could not start: {exc}", reason="dcap_worker_failed") from exc
             if isinstance(exc, TimeoutError):
-                raise Indeterminate(f"dcap-qvl worker did not answer within {self.timeout} s",
-                                    reason="dcap_worker_timeout") from None
+                raise Indeterminate(
+                    f"dcap-qvl worker did not answer within {self.timeout} s", reason="dcap_worker_timeout"
+                ) from None
             raise Indeterminate(f"dcap-qvl worker failed: {exc}", reason="dcap_worker_failed") from exc
         except BaseException:  # cancellation: the worker may still answer later, so never reuse it
             try:
@@ -217,8 +235,12 @@ class DcapPool:
             raise _WorkerFault("pool is closed")
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, limit=_LINE_LIMIT)
+                *self.command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=_LINE_LIMIT,
+            )
         except OSError as exc:
             raise _WorkerFault(f"cannot run {self.command[0]!r}: {exc}") from exc
         worker = _Worker(proc, None)
@@ -281,11 +303,19 @@ class DcapPool:
             raise CheckFailed(f"dcap-qvl: {error}", reason=reason_for(error), details={"dcap_error": error})
         status, advisories = answer.get("status"), answer.get("advisory_ids")
         number, tcb_date, claims = answer.get("tcb_eval_data_number"), answer.get("tcb_date"), answer.get("claims")
-        if (answer.get("ok") is not True or not isinstance(status, str) or not status
-                or not isinstance(advisories, list) or not all(isinstance(a, str) for a in advisories)
-                or not (number is None or (isinstance(number, int) and not isinstance(number, bool)))
-                or not (tcb_date is None or isinstance(tcb_date, str)) or not isinstance(claims, dict)):
-            raise Indeterminate(f"dcap-qvl worker answer is malformed: {str(answer)[:200]}",
-                                reason="dcap_worker_failed")
-        return DcapResult(status=status, advisory_ids=tuple(advisories), tcb_eval_data_number=number,
-                          tcb_date=tcb_date, claims=claims)
+        if (
+            answer.get("ok") is not True
+            or not isinstance(status, str)
+            or not status
+            or not isinstance(advisories, list)
+            or not all(isinstance(a, str) for a in advisories)
+            or not (number is None or (isinstance(number, int) and not isinstance(number, bool)))
+            or not (tcb_date is None or isinstance(tcb_date, str))
+            or not isinstance(claims, dict)
+        ):
+            raise Indeterminate(
+                f"dcap-qvl worker answer is malformed: {str(answer)[:200]}", reason="dcap_worker_failed"
+            )
+        return DcapResult(
+            status=status, advisory_ids=tuple(advisories), tcb_eval_data_number=number, tcb_date=tcb_date, claims=claims
+        )

@@ -5,5 +5,14 @@ from verifier.adapters.ledger.ledger import MAX_LIMIT, Ledger
 from verifier.adapters.ledger.rows import REUSE_REQUIRES, LedgerBusy, LedgerCorruptionError, LedgerError
 from verifier.adapters.ledger.schema import MIGRATIONS
 
-__all__ = ["MAX_LIMIT", "MIGRATIONS", "REUSE_REQUIRES", "CheckReport", "Ledger", "LedgerBusy", "LedgerCorruptionError",
-           "LedgerError", "check_ledger"]
+__all__ = [
+    "MAX_LIMIT",
+    "MIGRATIONS",
+    "REUSE_REQUIRES",
+    "CheckReport",
+    "Ledger",
+    "LedgerBusy",
+    "LedgerCorruptionError",
+    "LedgerError",
+    "check_ledger",
+]

@@ -31,8 +31,23 @@ from verifier.adapters.ledger.schema import expected_triggers
 from verifier.adapters.ledger.tlog_check import check_tlog
 from verifier.core.checkpoint import NoteVerifier
 
-_VERDICT_COLUMNS = ("id", "created_at", "status", "model", "signer", "chat_id", "gateway", "trust_profile", "policy_id",
-                    "policy_sha256", "verified_at", "supersedes", "nonce", "nonce_origin", "verdict_json")
+_VERDICT_COLUMNS = (
+    "id",
+    "created_at",
+    "status",
+    "model",
+    "signer",
+    "chat_id",
+    "gateway",
+    "trust_profile",
+    "policy_id",
+    "policy_sha256",
+    "verified_at",
+    "supersedes",
+    "nonce",
+    "nonce_origin",
+    "verdict_json",
+)
 
 
 @dataclass(slots=True)
@@ -70,7 +85,9 @@ def check_ledger(ledger: Ledger, *, log_key: NoteVerifier | None = None) -> Chec
 
 def _check_blobs(ledger: Ledger, report: CheckReport) -> set[str]:
     bad: set[str] = set()
-    for sha, size, encoding, blob in ledger.db.execute("SELECT sha256, size, encoding, data FROM evidence ORDER BY sha256"):
+    for sha, size, encoding, blob in ledger.db.execute(
+        "SELECT sha256, size, encoding, data FROM evidence ORDER BY sha256"
+    ):
         report.blobs += 1
         try:
             data = zlib.decompress(blob) if encoding == "zlib" else None
@@ -82,8 +99,10 @@ def _check_blobs(ledger: Ledger, report: CheckReport) -> set[str]:
             report.problems.append(f"evidence blob {sha}: unknown encoding {encoding!r}")
             bad.add(sha)
         elif len(data) != size or hashlib.sha256(data).hexdigest() != sha:
-            report.problems.append(f"evidence blob {sha}: stored bytes hash to {hashlib.sha256(data).hexdigest()} "
-                                   f"({len(data)} bytes, recorded {size})")
+            report.problems.append(
+                f"evidence blob {sha}: stored bytes hash to {hashlib.sha256(data).hexdigest()} "
+                f"({len(data)} bytes, recorded {size})"
+            )
             bad.add(sha)
     return bad
 
@@ -104,13 +123,23 @@ def _check_verdicts(ledger: Ledger, report: CheckReport, bad_blobs: set[str]) ->
         if not chained or row["chain_sha256"] is None:
             report.unchained += 1
             if seen_chained:
-                problems.append("has no chain link although earlier verdicts have one (recorded or edited outside the ledger)")
+                problems.append(
+                    "has no chain link although earlier verdicts have one (recorded or edited outside the ledger)"
+                )
         else:
-            link = chain_digest(previous, verdict_id=vid, created_at=row["created_at"], verdict_json=row["verdict_json"],
-                                evidence_sha256=row["evidence_sha256"] or "", submitted_by=row["submitted_by"])
+            link = chain_digest(
+                previous,
+                verdict_id=vid,
+                created_at=row["created_at"],
+                verdict_json=row["verdict_json"],
+                evidence_sha256=row["evidence_sha256"] or "",
+                submitted_by=row["submitted_by"],
+            )
             if link != row["chain_sha256"]:
-                problems.append("hash chain broken: its link does not follow from the previous verdict's "
-                                "(a verdict was edited, inserted or removed)")
+                problems.append(
+                    "hash chain broken: its link does not follow from the previous verdict's "
+                    "(a verdict was edited, inserted or removed)"
+                )
             seen_chained = True
         previous = row["chain_sha256"] if chained else None
         report.problems += [f"verdict {vid}: {p}" for p in problems]
@@ -128,30 +157,48 @@ def _check_one(ledger: Ledger, row: dict[str, object], bad_blobs: set[str]) -> l
     differ = [k for k in _VERDICT_COLUMNS if expected.get(k) != row.get(k)]
     if differ:
         problems.append(f"columns {', '.join(differ)} differ from its verdict_json")
-    stored_checks = Counter(tuple(r) for r in db.execute(
-        "SELECT check_id, status, severity, reason, message FROM checks WHERE verdict_id = ?", [vid]))
-    want_checks = Counter((c["check_id"], c["status"], c["severity"], c["reason"], c["message"]) for c in check_rows(verdict))
+    stored_checks = Counter(
+        tuple(r)
+        for r in db.execute(
+            "SELECT check_id, status, severity, reason, message FROM checks WHERE verdict_id = ?", [vid]
+        )
+    )
+    want_checks = Counter(
+        (c["check_id"], c["status"], c["severity"], c["reason"], c["message"]) for c in check_rows(verdict)
+    )
     if stored_checks != want_checks:
         problems.append("its check rows differ from the checks in its verdict_json")
     manifest = dict(db.execute("SELECT name, sha256 FROM verdict_evidence WHERE verdict_id = ?", [vid]).fetchall())
-    stored_blobs = {r[0] for r in db.execute(
-        "SELECT sha256 FROM evidence WHERE sha256 IN (SELECT sha256 FROM verdict_evidence WHERE verdict_id = ?)", [vid])}
+    stored_blobs = {
+        r[0]
+        for r in db.execute(
+            "SELECT sha256 FROM evidence WHERE sha256 IN (SELECT sha256 FROM verdict_evidence WHERE verdict_id = ?)",
+            [vid],
+        )
+    }
     for name, sha in sorted(manifest.items()):
         if sha not in stored_blobs:
             problems.append(f"evidence {name!r} points at blob {sha}, which is not stored")
         elif sha in bad_blobs:
             problems.append(f"evidence {name!r} points at blob {sha}, whose bytes do not match it")
     if row.get("evidence_sha256") is not None and evidence_digest(manifest) != row["evidence_sha256"]:
-        problems.append("its evidence references do not hash to the manifest digest recorded with it "
-                        "(a reference was added, removed or repointed)")
+        problems.append(
+            "its evidence references do not hash to the manifest digest recorded with it "
+            "(a reference was added, removed or repointed)"
+        )
     problems += _check_attestation(ledger, verdict, manifest, bad_blobs)
     return problems
 
 
-def _check_attestation(ledger: Ledger, verdict: dict[str, object], manifest: dict[str, str], bad_blobs: set[str]) -> list[str]:
+def _check_attestation(
+    ledger: Ledger, verdict: dict[str, object], manifest: dict[str, str], bad_blobs: set[str]
+) -> list[str]:
     vid = str(verdict["id"])
-    stored = ledger.db.execute("SELECT signer, signing_algo, model, trust_profile, captured_at, report_sha256, nonce"
-                               " FROM attestations WHERE verdict_id = ?", [vid]).fetchone()
+    stored = ledger.db.execute(
+        "SELECT signer, signing_algo, model, trust_profile, captured_at, report_sha256, nonce"
+        " FROM attestations WHERE verdict_id = ?",
+        [vid],
+    ).fetchone()
     report_sha = manifest.get("report.json")
     evidence: dict[str, bytes] = {}
     if report_sha is not None and report_sha not in bad_blobs:
@@ -162,8 +209,14 @@ def _check_attestation(ledger: Ledger, verdict: dict[str, object], manifest: dic
             except (zlib.error, sqlite3.Error):
                 return []  # reported with the blob
     want = attestation_row(verdict, evidence)
-    want_tuple = None if want is None else tuple(column_text(want[k]) for k in ("signer", "signing_algo", "model", "trust_profile",
-                                                                  "captured_at", "report_sha256", "nonce"))
+    want_tuple = (
+        None
+        if want is None
+        else tuple(
+            column_text(want[k])
+            for k in ("signer", "signing_algo", "model", "trust_profile", "captured_at", "report_sha256", "nonce")
+        )
+    )
     if (None if stored is None else tuple(stored)) != want_tuple:
         return ["its attestation row (the reuse index) differs from the one its verdict and evidence give"]
     return []
@@ -171,6 +224,8 @@ def _check_attestation(ledger: Ledger, verdict: dict[str, object], manifest: dic
 
 def _check_orphans(ledger: Ledger, report: CheckReport) -> None:
     for table in ("checks", "verdict_evidence", "attestations"):
-        n = ledger.db.execute(f"SELECT count(*) FROM {table} WHERE verdict_id NOT IN (SELECT id FROM verdicts)").fetchone()[0]  # noqa: S608
+        n = ledger.db.execute(
+            f"SELECT count(*) FROM {table} WHERE verdict_id NOT IN (SELECT id FROM verdicts)"  # noqa: S608 - constant names
+        ).fetchone()[0]
         if n:
             report.problems.append(f"{table}: {n} row(s) point at no verdict")

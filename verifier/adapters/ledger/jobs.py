@@ -76,17 +76,28 @@ class JobStore:
 
     # --- selection ---------------------------------------------------------------------------
 
-    def select(self, *, trust_profile: str, status: str | None = None, model: str | None = None, signer: str | None = None,
-               gateway: str | None = None, since: float | None = None, until: float | None = None,
-               ids: builtins.list[str] | None = None, claims: dict[str, str] | None = None) -> builtins.list[str]:
+    def select(
+        self,
+        *,
+        trust_profile: str,
+        status: str | None = None,
+        model: str | None = None,
+        signer: str | None = None,
+        gateway: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        ids: builtins.list[str] | None = None,
+        claims: dict[str, str] | None = None,
+    ) -> builtins.list[str]:
         """Verdict ids to re-verify, oldest first: the newest verdict of each supersedes chain (no verdict supersedes
-        it) recorded under ``trust_profile`` matching every filter (``claims``: indexed claim values, ``ledger.claims``);
+        it) recorded under ``trust_profile`` matching every filter (``claims``: indexed claim values,
+        ``ledger.claims``);
         with ``ids``, exactly those (ValueError naming an unknown one)."""
         where: builtins.list[str] = ["v.trust_profile = ?"]
         params: builtins.list[Any] = [trust_profile]
         if ids is not None:
-            known = {r[0] for r in self.db.execute(
-                f"SELECT id FROM verdicts WHERE id IN ({', '.join('?' * len(ids))})", ids)}  # noqa: S608 - placeholders
+            marks = ", ".join("?" * len(ids))
+            known = {r[0] for r in self.db.execute(f"SELECT id FROM verdicts WHERE id IN ({marks})", ids)}  # noqa: S608
             missing = [i for i in ids if i not in known]
             if missing:
                 raise ValueError(f"ids: no verdict {missing[0]!r}")
@@ -111,22 +122,43 @@ class JobStore:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def create(self, *, spec: JSON, selection: builtins.list[str], policy_text: str | None, policy_id: str,
-               policy_sha256: str, trust_profile: str, at: int | None, collateral: str,
-               created_by: str | None = None) -> str:
+    def create(
+        self,
+        *,
+        spec: JSON,
+        selection: builtins.list[str],
+        policy_text: str | None,
+        policy_id: str,
+        policy_sha256: str,
+        trust_profile: str,
+        at: int | None,
+        collateral: str,
+        created_by: str | None = None,
+    ) -> str:
         """A queued job over ``selection`` (in one transaction); returns its id (``j_`` + a time-ordered ULID)."""
         with self.ledger.transaction():
             now = self.ledger.now()
             value = (int(now * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
             job_id = "j_" + encode_id(value)[2:]
-            self.db.table("jobs").insert({
-                "id": job_id, "created_at": now, "kind": "reverify", "spec_json": json.dumps(spec, sort_keys=True),
-                "policy_text": policy_text, "policy_id": policy_id, "policy_sha256": policy_sha256,
-                "trust_profile": trust_profile, "at": at, "collateral": collateral, "total": len(selection),
-                "created_by": created_by,
-            })
+            self.db.table("jobs").insert(
+                {
+                    "id": job_id,
+                    "created_at": now,
+                    "kind": "reverify",
+                    "spec_json": json.dumps(spec, sort_keys=True),
+                    "policy_text": policy_text,
+                    "policy_id": policy_id,
+                    "policy_sha256": policy_sha256,
+                    "trust_profile": trust_profile,
+                    "at": at,
+                    "collateral": collateral,
+                    "total": len(selection),
+                    "created_by": created_by,
+                }
+            )
             self.db.table("job_selection").insert_all(
-                {"job_id": job_id, "seq": seq, "verdict_id": vid} for seq, vid in enumerate(selection))
+                {"job_id": job_id, "seq": seq, "verdict_id": vid} for seq, vid in enumerate(selection)
+            )
             self._event(job_id, "queued", None, now)
         return job_id
 
@@ -140,26 +172,38 @@ class JobStore:
             raise ValueError(f"job state {state!r}: expected one of {STATES}")
         self.db.table("job_events").insert({"job_id": job_id, "at": at, "state": state, "owner": owner})
 
-    def commit(self, job_id: str, items: builtins.list[Item], *, submitted_by: str | None = None) -> builtins.list[Item]:
+    def commit(
+        self, job_id: str, items: builtins.list[Item], *, submitted_by: str | None = None
+    ) -> builtins.list[Item]:
         """Save the batch's new verdicts and items in one transaction; return the items committed (an item this job
         already has is skipped with its verdict), each with its new verdict's id set."""
         committed: builtins.list[Item] = []
         with self.ledger.transaction():
             for item in items:
-                if self.db.execute("SELECT 1 FROM job_items WHERE job_id = ? AND verdict_id = ?",
-                                   [job_id, item.verdict_id]).fetchone():
+                if self.db.execute(
+                    "SELECT 1 FROM job_items WHERE job_id = ? AND verdict_id = ?", [job_id, item.verdict_id]
+                ).fetchone():
                     continue
                 new_id = None
                 verdict = item.new_verdict
                 if verdict is not None:
                     new_id = self.ledger.save(verdict, item.evidence, submitted_by=submitted_by)
                     verdict = {**verdict, "id": new_id}
-                self.db.table("job_items").insert({
-                    "job_id": job_id, "verdict_id": item.verdict_id, "new_verdict_id": new_id, "done_at": self.ledger.now(),
-                    "old_status": item.old_status, "captured_at": item.captured_at, "captured_status": item.captured_status,
-                    "job_at": item.job_at, "job_status": item.job_status, "reasons_json": json.dumps(list(item.reasons)),
-                    "error": item.error,
-                })
+                self.db.table("job_items").insert(
+                    {
+                        "job_id": job_id,
+                        "verdict_id": item.verdict_id,
+                        "new_verdict_id": new_id,
+                        "done_at": self.ledger.now(),
+                        "old_status": item.old_status,
+                        "captured_at": item.captured_at,
+                        "captured_status": item.captured_status,
+                        "job_at": item.job_at,
+                        "job_status": item.job_status,
+                        "reasons_json": json.dumps(list(item.reasons)),
+                        "error": item.error,
+                    }
+                )
                 committed.append(replace(item, new_verdict=verdict, evidence={}))
         return committed
 
@@ -173,15 +217,20 @@ class JobStore:
 
     def pending(self, job_id: str) -> builtins.list[str]:
         """The selection's verdicts this job has no item for yet, in selection order."""
-        return [r[0] for r in self.db.execute(
-            "SELECT s.verdict_id FROM job_selection s WHERE s.job_id = ? AND NOT EXISTS"
-            " (SELECT 1 FROM job_items i WHERE i.job_id = s.job_id AND i.verdict_id = s.verdict_id) ORDER BY s.seq",
-            [job_id])]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT s.verdict_id FROM job_selection s WHERE s.job_id = ? AND NOT EXISTS"
+                " (SELECT 1 FROM job_items i WHERE i.job_id = s.job_id AND i.verdict_id = s.verdict_id) ORDER BY s.seq",
+                [job_id],
+            )
+        ]
 
     def state(self, job_id: str) -> tuple[str, float, str | None]:
         """(state, since when, owner): the newest event; a running job whose process died is ``interrupted``."""
         state, at, owner = self.db.execute(
-            "SELECT state, at, owner FROM job_events WHERE job_id = ? ORDER BY rowid DESC LIMIT 1", [job_id]).fetchone()
+            "SELECT state, at, owner FROM job_events WHERE job_id = ? ORDER BY rowid DESC LIMIT 1", [job_id]
+        ).fetchone()
         if state == "running" and not _alive(owner):
             state = "interrupted"
         return state, at, owner
@@ -219,11 +268,24 @@ class JobStore:
             rate = round(len(this_run) / elapsed, 3)
         eta = round((total - done) / rate, 1) if rate and state == "running" else None
         return {
-            "id": job_id, "kind": job["kind"], "state": state, "created_at": job["created_at"], "total": total,
-            "done": done, "changed": changed, "errors": errors, "rate": rate, "eta_s": eta,
-            "spec": json.loads(job["spec_json"]), "policy": {"id": job["policy_id"], "sha256": job["policy_sha256"]},
-            "trust_profile": job["trust_profile"], "at": job["at"], "collateral": job["collateral"],
-            "by_change": by_change, "by_reason": by_reason, "clocks": clocks,
+            "id": job_id,
+            "kind": job["kind"],
+            "state": state,
+            "created_at": job["created_at"],
+            "total": total,
+            "done": done,
+            "changed": changed,
+            "errors": errors,
+            "rate": rate,
+            "eta_s": eta,
+            "spec": json.loads(job["spec_json"]),
+            "policy": {"id": job["policy_id"], "sha256": job["policy_sha256"]},
+            "trust_profile": job["trust_profile"],
+            "at": job["at"],
+            "collateral": job["collateral"],
+            "by_change": by_change,
+            "by_reason": by_reason,
+            "clocks": clocks,
         }
 
     def list(self, *, now: float, limit: int = 100) -> builtins.list[JSON]:

@@ -18,8 +18,10 @@ class KeyRow:
     revoked_at: float | None
 
 
-_SELECT = ("SELECT k.id, k.key_sha256, k.role, k.name, k.created_at, r.revoked_at FROM api_keys k"
-           " LEFT JOIN api_key_revocations r ON r.key_id = k.id")
+_SELECT = (
+    "SELECT k.id, k.key_sha256, k.role, k.name, k.created_at, r.revoked_at FROM api_keys k"
+    " LEFT JOIN api_key_revocations r ON r.key_id = k.id"
+)
 
 
 def insert_key(ledger: Ledger, *, key_id: str, key_sha256: str, role: str, name: str) -> KeyRow:
@@ -28,8 +30,10 @@ def insert_key(ledger: Ledger, *, key_id: str, key_sha256: str, role: str, name:
         if ledger.db.execute("SELECT 1 FROM api_keys WHERE id = ?", [key_id]).fetchone() is not None:
             raise ValueError(f"key {key_id} exists already")
         now = ledger.now()
-        ledger.db.execute("INSERT INTO api_keys (id, key_sha256, role, name, created_at) VALUES (?, ?, ?, ?, ?)",
-                          [key_id, key_sha256, role, name, now])
+        ledger.db.execute(
+            "INSERT INTO api_keys (id, key_sha256, role, name, created_at) VALUES (?, ?, ?, ?, ?)",
+            [key_id, key_sha256, role, name, now],
+        )
     return KeyRow(key_id, key_sha256, role, name, now, None)
 
 
@@ -43,7 +47,9 @@ def list_keys(ledger: Ledger) -> list[KeyRow]:
 
 
 def count_active_keys(ledger: Ledger) -> int:
-    row = ledger.db.execute("SELECT count(*) FROM api_keys WHERE id NOT IN (SELECT key_id FROM api_key_revocations)").fetchone()
+    row = ledger.db.execute(
+        "SELECT count(*) FROM api_keys WHERE id NOT IN (SELECT key_id FROM api_key_revocations)"
+    ).fetchone()
     return int(row[0])
 
 
@@ -52,7 +58,9 @@ def revoke_key(ledger: Ledger, key_id: str) -> KeyRow:
     with ledger.transaction():
         if find_key(ledger, key_id) is None:
             raise KeyError(key_id)
-        ledger.db.execute("INSERT OR IGNORE INTO api_key_revocations (key_id, revoked_at) VALUES (?, ?)", [key_id, ledger.now()])
+        ledger.db.execute(
+            "INSERT OR IGNORE INTO api_key_revocations (key_id, revoked_at) VALUES (?, ?)", [key_id, ledger.now()]
+        )
     found = find_key(ledger, key_id)
     assert found is not None
     return found

@@ -109,7 +109,9 @@ class Ledger:
         if not p.is_file():
             raise LedgerError(f"no ledger at {path}" + (" (it is a directory)" if p.is_dir() else ""))
         try:
-            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(
+                f"{p.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open ledger {path}: {exc}") from None
         try:
@@ -165,8 +167,14 @@ class Ledger:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def save(self, verdict: dict[str, JSON], evidence: dict[str, bytes], *, secrets: Iterable[str] = (),
-             submitted_by: str | None = None) -> str:
+    def save(
+        self,
+        verdict: dict[str, JSON],
+        evidence: dict[str, bytes],
+        *,
+        secrets: Iterable[str] = (),
+        submitted_by: str | None = None,
+    ) -> str:
         """Store a new verdict and its evidence bundle in one transaction; return the new id.
 
         ``verdict["id"]`` must be None: ids are assigned here. The caller's dict is not modified.
@@ -192,15 +200,26 @@ class Ledger:
             stored = {**verdict, "id": verdict_id}
             verdict_json = verdict_json_text(stored)
             row = verdict_row(stored, verdict_json, now)
-            row.update(submitted_by=column_text(submitted_by), evidence_sha256=evidence_sha,
-                       chain_sha256=chain_digest(previous_link, verdict_id=verdict_id, created_at=now, verdict_json=verdict_json,
-                                                 evidence_sha256=evidence_sha, submitted_by=column_text(submitted_by)))
+            row.update(
+                submitted_by=column_text(submitted_by),
+                evidence_sha256=evidence_sha,
+                chain_sha256=chain_digest(
+                    previous_link,
+                    verdict_id=verdict_id,
+                    created_at=now,
+                    verdict_json=verdict_json,
+                    evidence_sha256=evidence_sha,
+                    submitted_by=column_text(submitted_by),
+                ),
+            )
             self.db.table("verdicts").insert(row)
             self.db.table("checks").insert_all(check_rows(stored))
             for name, data in evidence.items():
                 sha = manifest[name]
                 if self.db.execute("SELECT 1 FROM evidence WHERE sha256 = ?", [sha]).fetchone() is None:  # stored once:
-                    self.db.table("evidence").insert(  # compressed only when new (re-verifications share their evidence)
+                    self.db.table(
+                        "evidence"
+                    ).insert(  # compressed only when new (re-verifications share their evidence)
                         {"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}, ignore=True
                     )
                 self.db.table("verdict_evidence").insert({"verdict_id": verdict_id, "name": name, "sha256": sha})
@@ -248,7 +267,9 @@ class Ledger:
     def evidence(self, verdict_id: str, *, submitted_by: str | None = None) -> dict[str, bytes]:
         """The verdict's evidence bundle, each file checked against its sha256. KeyError if no such verdict
         (with ``submitted_by``: none that key submitted)."""
-        if not self._exists(verdict_id) or (submitted_by is not None and self.get(verdict_id, submitted_by=submitted_by) is None):
+        if not self._exists(verdict_id) or (
+            submitted_by is not None and self.get(verdict_id, submitted_by=submitted_by) is None
+        ):
             raise KeyError(verdict_id)
         rows = self.db.execute(
             "SELECT ve.name, e.sha256, e.size, e.encoding, e.data FROM verdict_evidence ve"
@@ -329,7 +350,8 @@ class Ledger:
         """
         sql = (
             "SELECT verdict_id, captured_at, report_sha256, nonce FROM attestations"
-            " WHERE signer = ? AND signing_algo = ? AND model IS ? AND gateway IS ? AND captured_at >= ? AND captured_at <= ?"
+            " WHERE signer = ? AND signing_algo = ? AND model IS ? AND gateway IS ? AND captured_at >= ? AND "
+            "captured_at <= ?"
         )
         params: builtins.list[Any] = [signer, signing_algo, model, gateway, now - max_age, now]
         if trust_profile is not None:

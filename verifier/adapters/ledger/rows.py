@@ -75,11 +75,20 @@ def evidence_digest(manifest: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(manifest.items()), separators=(",", ":")).encode()).hexdigest()
 
 
-def chain_digest(previous: str | None, *, verdict_id: str, created_at: float, verdict_json: str, evidence_sha256: str,
-                 submitted_by: str | None) -> str:
+def chain_digest(
+    previous: str | None,
+    *,
+    verdict_id: str,
+    created_at: float,
+    verdict_json: str,
+    evidence_sha256: str,
+    submitted_by: str | None,
+) -> str:
     """Link of the verdict hash chain: commits to the previous link, the verdict text and its evidence manifest."""
     verdict_sha = hashlib.sha256(verdict_json.encode()).hexdigest()
-    text = "\n".join((previous or "", verdict_id, repr(float(created_at)), verdict_sha, evidence_sha256, submitted_by or ""))
+    text = "\n".join(
+        (previous or "", verdict_id, repr(float(created_at)), verdict_sha, evidence_sha256, submitted_by or "")
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -23,8 +23,10 @@ _SCHEMA_0001 = (
     "CREATE INDEX verdicts_model ON verdicts(model)",
     "CREATE INDEX verdicts_signer ON verdicts(signer)",
     "CREATE INDEX verdicts_created_at ON verdicts(created_at)",
-    "CREATE TRIGGER verdicts_no_update BEFORE UPDATE ON verdicts BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END",
-    "CREATE TRIGGER verdicts_no_delete BEFORE DELETE ON verdicts BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END",
+    "CREATE TRIGGER verdicts_no_update BEFORE UPDATE ON verdicts BEGIN SELECT RAISE(ABORT, 'verdicts are "
+    "append-only'); END",
+    "CREATE TRIGGER verdicts_no_delete BEFORE DELETE ON verdicts BEGIN SELECT RAISE(ABORT, 'verdicts are "
+    "append-only'); END",
     """CREATE TABLE checks (
         verdict_id TEXT NOT NULL REFERENCES verdicts(id),
         check_id TEXT NOT NULL, status TEXT NOT NULL, severity TEXT, reason TEXT, message TEXT
@@ -126,7 +128,8 @@ _SCHEMA_0004 = (
         at INTEGER, collateral TEXT NOT NULL, total INTEGER NOT NULL, created_by TEXT
     ) STRICT""",
     """CREATE TABLE job_selection (
-        job_id TEXT NOT NULL REFERENCES jobs(id), seq INTEGER NOT NULL, verdict_id TEXT NOT NULL REFERENCES verdicts(id),
+        job_id TEXT NOT NULL REFERENCES jobs(id), seq INTEGER NOT NULL, verdict_id TEXT NOT NULL REFERENCES
+        verdicts(id),
         PRIMARY KEY (job_id, seq)
     ) STRICT""",
     """CREATE TABLE job_events (
@@ -155,15 +158,25 @@ def _claims_select(vid: str, vjson: str, source: str = "") -> str:
     value) is not indexed."""
 
     def each(path: str, name: str, key: str) -> str:
-        return (f"SELECT {vid}, '{name}', json_extract(e.value, '$.{key}') FROM {source}json_each({vjson}, '$.{path}') e"  # noqa: S608
-                f" WHERE e.type = 'object' AND json_type(e.value, '$.{key}') = 'text'")
+        select = f"SELECT {vid}, '{name}', json_extract(e.value, '$.{key}')"
+        return (
+            f"{select} FROM {source}json_each({vjson}, '$.{path}') e"
+            f" WHERE e.type = 'object' AND json_type(e.value, '$.{key}') = 'text'"
+        )
 
-    advisories = (f"SELECT {vid}, 'advisory', a.value FROM {source}json_each({vjson}, '$.claims.tdx') e,"  # noqa: S608
-                  f" json_each(e.value, '$.dcap.advisory_ids') a WHERE e.type = 'object'"
-                  f" AND json_type(e.value, '$.dcap.advisory_ids') = 'array' AND a.type = 'text'")
-    parts = [each("claims.tdx", "tcb_status", "dcap.status"), advisories, each("collateral", "fmspc", "fmspc"),
-             each("claims.app", "app_id", "app_id"), each("claims.app", "compose_hash", "compose_hash"),
-             each("claims.gpus", "driver", "driver_version")]
+    advisories = (
+        f"SELECT {vid}, 'advisory', a.value FROM {source}json_each({vjson}, '$.claims.tdx') e,"  # noqa: S608
+        f" json_each(e.value, '$.dcap.advisory_ids') a WHERE e.type = 'object'"
+        f" AND json_type(e.value, '$.dcap.advisory_ids') = 'array' AND a.type = 'text'"
+    )
+    parts = [
+        each("claims.tdx", "tcb_status", "dcap.status"),
+        advisories,
+        each("collateral", "fmspc", "fmspc"),
+        each("claims.app", "app_id", "app_id"),
+        each("claims.app", "compose_hash", "compose_hash"),
+        each("claims.gpus", "driver", "driver_version"),
+    ]
     return " UNION ".join(parts)
 
 
@@ -171,8 +184,9 @@ _CLAIMS_TRIGGER_0004 = (
     "CREATE TRIGGER verdicts_claims_index AFTER INSERT ON verdicts BEGIN"
     " INSERT INTO verdict_claims (verdict_id, name, value) " + _claims_select("NEW.id", "NEW.verdict_json") + "; END"
 )
-_CLAIMS_BACKFILL_0004 = ("INSERT INTO verdict_claims (verdict_id, name, value) "
-                         + _claims_select("v.id", "v.verdict_json", "verdicts v, "))
+_CLAIMS_BACKFILL_0004 = "INSERT INTO verdict_claims (verdict_id, name, value) " + _claims_select(
+    "v.id", "v.verdict_json", "verdicts v, "
+)
 
 
 @MIGRATIONS(name="0004_jobs")

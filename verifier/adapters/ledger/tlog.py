@@ -41,8 +41,10 @@ def append_leaf(db: Database, verdict_id: str, verdict: dict[str, Any]) -> int:
     last = db.execute("SELECT idx, frontier FROM tlog ORDER BY idx DESC LIMIT 1").fetchone()
     size = 0 if last is None else last[0] + 1
     frontier = frontier_append([] if last is None else _frontier(last[1]), size, leaf)
-    db.execute("INSERT INTO tlog (idx, verdict_id, leaf_sha256, frontier, root_sha256) VALUES (?, ?, ?, ?, ?)",
-               [size, verdict_id, leaf.hex(), b"".join(frontier).hex(), frontier_root(frontier).hex()])
+    db.execute(
+        "INSERT INTO tlog (idx, verdict_id, leaf_sha256, frontier, root_sha256) VALUES (?, ?, ?, ?, ?)",
+        [size, verdict_id, leaf.hex(), b"".join(frontier).hex(), frontier_root(frontier).hex()],
+    )
     return size
 
 
@@ -86,8 +88,10 @@ def sign_head(db: Database, signer: NoteSigner, now: float) -> str:
         return have[1]
     root = root_at(db, size)
     note = signer.sign_checkpoint(Checkpoint(origin=signer.name, size=size, root=root))
-    db.execute("INSERT INTO tlog_checkpoints (size, root_sha256, note, created_at) VALUES (?, ?, ?, ?)",
-               [size, root.hex(), note, now])
+    db.execute(
+        "INSERT INTO tlog_checkpoints (size, root_sha256, note, created_at) VALUES (?, ?, ?, ?)",
+        [size, root.hex(), note, now],
+    )
     return note
 
 
@@ -101,8 +105,14 @@ class InclusionProof:
     checkpoint: str | None  # the stored signed checkpoint of this size, if one was issued
 
     def to_json(self) -> dict[str, Any]:
-        return {"verdict_id": self.verdict_id, "log_index": self.index, "tree_size": self.size, "leaf_hash": b64(self.leaf),
-                "inclusion_path": [b64(h) for h in self.path], "checkpoint": self.checkpoint}
+        return {
+            "verdict_id": self.verdict_id,
+            "log_index": self.index,
+            "tree_size": self.size,
+            "leaf_hash": b64(self.leaf),
+            "inclusion_path": [b64(h) for h in self.path],
+            "checkpoint": self.checkpoint,
+        }
 
 
 def inclusion(db: Database, verdict_id: str, size: int | None = None) -> InclusionProof:
@@ -118,8 +128,14 @@ def inclusion(db: Database, verdict_id: str, size: int | None = None) -> Inclusi
         raise ValueError(f"size: the verdict is leaf {index}; a tree that holds it has {index + 1}..{current} leaves")
     leaves = leaf_hashes(db, size)
     checkpoint = stored_checkpoint(db, size)
-    return InclusionProof(verdict_id=verdict_id, index=index, size=size, leaf=leaves[index],
-                          path=tuple(inclusion_proof(leaves, index)), checkpoint=None if checkpoint is None else checkpoint[1])
+    return InclusionProof(
+        verdict_id=verdict_id,
+        index=index,
+        size=size,
+        leaf=leaves[index],
+        path=tuple(inclusion_proof(leaves, index)),
+        checkpoint=None if checkpoint is None else checkpoint[1],
+    )
 
 
 def consistency(db: Database, old_size: int, new_size: int) -> dict[str, Any]:
@@ -128,5 +144,10 @@ def consistency(db: Database, old_size: int, new_size: int) -> dict[str, Any]:
     if not 0 <= old_size <= new_size <= current:
         raise ValueError(f"expected 0 <= from <= to <= {current} (the tree size), got from={old_size} to={new_size}")
     proof = consistency_proof(leaf_hashes(db, new_size), old_size)
-    return {"from": old_size, "to": new_size, "old_root": b64(root_at(db, old_size)), "new_root": b64(root_at(db, new_size)),
-            "consistency_path": [b64(h) for h in proof]}
+    return {
+        "from": old_size,
+        "to": new_size,
+        "old_root": b64(root_at(db, old_size)),
+        "new_root": b64(root_at(db, new_size)),
+        "consistency_path": [b64(h) for h in proof],
+    }

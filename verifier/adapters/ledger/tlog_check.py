@@ -36,10 +36,16 @@ def check_tlog(db: Database, log_key: NoteVerifier | None) -> TlogReport:
     report = TlogReport()
     tables = set(db.table_names())
     if not {"tlog", "tlog_checkpoints"} <= tables:
-        report.problems.append("transparency log: no tlog tables (a ledger older than migration 0005, opened read-only)")
+        report.problems.append(
+            "transparency log: no tlog tables (a ledger older than migration 0005, opened read-only)"
+        )
         return report
-    rows = {idx: (vid, leaf, frontier, root) for idx, vid, leaf, frontier, root in
-            db.execute("SELECT idx, verdict_id, leaf_sha256, frontier, root_sha256 FROM tlog")}
+    rows = {
+        idx: (vid, leaf, frontier, root)
+        for idx, vid, leaf, frontier, root in db.execute(
+            "SELECT idx, verdict_id, leaf_sha256, frontier, root_sha256 FROM tlog"
+        )
+    }
     roots = [root_hash([])]
     frontier: list[bytes] = []
     for i, (vid, verdict_json) in enumerate(db.execute("SELECT id, verdict_json FROM verdicts ORDER BY id").fetchall()):
@@ -53,7 +59,9 @@ def check_tlog(db: Database, log_key: NoteVerifier | None) -> TlogReport:
         if row is None:
             report.problems.append(f"transparency log: leaf {i} (verdict {vid}) is missing")
         elif row[0] != vid:
-            report.problems.append(f"transparency log: leaf {i} is verdict {row[0]}, expected {vid} (reordered or removed)")
+            report.problems.append(
+                f"transparency log: leaf {i} is verdict {row[0]}, expected {vid} (reordered or removed)"
+            )
         elif row[1] != leaf.hex():
             report.problems.append(f"transparency log: leaf {i} does not hash verdict {vid} as stored (it was edited)")
         elif row[2] != b"".join(frontier).hex() or row[3] != roots[-1].hex():
@@ -77,8 +85,12 @@ def _check_checkpoints(db: Database, roots: list[bytes], log_key: NoteVerifier |
         if checkpoint.size != size or checkpoint.root.hex() != root_hex:
             report.problems.append(f"checkpoint of size {size}: its note says size {checkpoint.size}, another root")
         elif size >= len(roots):
-            report.problems.append(f"checkpoint of size {size}: the log has only {len(roots) - 1} verdicts "
-                                   "(verdicts it covered were removed)")
+            report.problems.append(
+                f"checkpoint of size {size}: the log has only {len(roots) - 1} verdicts "
+                "(verdicts it covered were removed)"
+            )
         elif roots[size] != checkpoint.root:
-            report.problems.append(f"checkpoint of size {size}: its signed root is not the recomputed root "
-                                   "(a verdict it covers was edited, removed or reordered)")
+            report.problems.append(
+                f"checkpoint of size {size}: its signed root is not the recomputed root "
+                "(a verdict it covers was edited, removed or reordered)"
+            )

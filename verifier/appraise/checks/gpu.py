@@ -23,9 +23,16 @@ def _over_gpus(f: Facts, rule: Callable[[GpuFacts], str]) -> Passed:
 
 
 def _appraise(g: GpuPolicy, gpus: list[VerifiedGpu], nras: NrasResult | None, *, expected_count: int | None) -> None:
-    appraise_gpus(gpus, nras, hwmodel_allowlist=g.allowed_hwmodels, driver_allowlist=g.allowed_drivers,
-                  min_driver=g.min_driver, vbios_allowlist=g.allowed_vbios, min_vbios=g.min_vbios,
-                  expected_count=expected_count)
+    appraise_gpus(
+        gpus,
+        nras,
+        hwmodel_allowlist=g.allowed_hwmodels,
+        driver_allowlist=g.allowed_drivers,
+        min_driver=g.min_driver,
+        vbios_allowlist=g.allowed_vbios,
+        min_vbios=g.min_vbios,
+        expected_count=expected_count,
+    )
 
 
 @check("gpu.evidence", "every GPU's SPDM report is signed by a device chain to NVIDIA's root", reuse=False)

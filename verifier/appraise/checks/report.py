@@ -20,8 +20,11 @@ def report_signer(f: Facts, a: Appraisal) -> Passed:
     return Passed(message, {"format": str(report.format), "paths": paths, "hops": [h.path for h in sel.hops]})
 
 
-@check("model.binding", "the model named by the signed text and the attestations is the requested model (or an alias)",
-       needs=("signature.valid", "report.signer"))
+@check(
+    "model.binding",
+    "the model named by the signed text and the attestations is the requested model (or an alias)",
+    needs=("signature.valid", "report.signer"),
+)
 def model_binding(f: Facts, a: Appraisal) -> Passed:
     """Every model name the evidence states must be one of the requested model's names.
 
@@ -42,14 +45,20 @@ def model_binding(f: Facts, a: Appraisal) -> Passed:
         raise CheckFailed(
             f"{'; '.join(f'{where} names {name!r}' for where, name in wrong)}: not the requested model {requested!r}"
             f" or its aliases {sorted(names - {requested.lower()})}",
-            reason="model_mismatch", details={"expected": sorted(names), "got": [n for _, n in wrong]},
+            reason="model_mismatch",
+            details={"expected": sorted(names), "got": [n for _, n in wrong]},
         )
     if not stated:
-        return Passed(f"nothing in the signature or the report names a model; {requested!r} is bound only by a "
-                      "pinned app identity, if any (see tdx.app)", {"stated": []})
-    return Passed(f"{', '.join(sorted({w for w, _ in stated}))} name{'s' if len(stated) == 1 else ''} "
-                  f"{', '.join(sorted({n for _, n in stated}))} (requested {requested!r})",
-                  {"stated": [{"by": w, "model": n} for w, n in stated]})
+        return Passed(
+            f"nothing in the signature or the report names a model; {requested!r} is bound only by a "
+            "pinned app identity, if any (see tdx.app)",
+            {"stated": []},
+        )
+    return Passed(
+        f"{', '.join(sorted({w for w, _ in stated}))} name{'s' if len(stated) == 1 else ''} "
+        f"{', '.join(sorted({n for _, n in stated}))} (requested {requested!r})",
+        {"stated": [{"by": w, "model": n} for w, n in stated]},
+    )
 
 
 @check("nonce.fresh", "the nonce bound by the report was minted by this verifier", needs=("report.signer",), reuse=True)
@@ -72,5 +81,6 @@ def nonce_fresh(f: Facts, a: Appraisal) -> Passed:
                 f"the attestation was reused from verdict {meta.reused_from}, fetched {age} s before this exchange; "
                 f"the policy allows {a.policy.max_attestation_age} s (attestation.max_attestation_age)",
                 reason="reused_attestation",
-                details={"got": age, "expected": f"0..{a.policy.max_attestation_age}", "reused_from": meta.reused_from})
+                details={"got": age, "expected": f"0..{a.policy.max_attestation_age}", "reused_from": meta.reused_from},
+            )
     return Passed(f"nonce {meta.nonce.hex()} minted by this verifier", {"nonce": meta.nonce.hex()})

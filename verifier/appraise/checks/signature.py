@@ -21,7 +21,11 @@ def _hash_rule(f: Facts, name: str, body: bytes | None, signed: str) -> Passed:
         raise Skip(f"no {name}.body in the bundle", reason="not_in_bundle")
     got = exchange.sha256_hex(body) if body is not None else retained
     assert got is not None
-    how = "exact bytes" if body is not None else "sha256 recorded when the bytes were received; the bytes were not retained"
+    how = (
+        "exact bytes"
+        if body is not None
+        else "sha256 recorded when the bytes were received; the bytes were not retained"
+    )
     if got == signed:
         return Passed(f"sha256 {got} ({how})", {"sha256": got})
     fallback = exchange.reserialized_sha256(body) if name == "response" and body is not None else None
@@ -33,8 +37,11 @@ def _hash_rule(f: Facts, name: str, body: bytes | None, signed: str) -> Passed:
             reason="hash_match_reserialized",
             details={"expected": signed, "got": got, "reserialized": fallback},
         )
-    raise CheckFailed(f"sha256 of the exact {name} bytes is {got}, signed text says {signed}", reason="hash_mismatch",
-                      details={"expected": signed, "got": got})
+    raise CheckFailed(
+        f"sha256 of the exact {name} bytes is {got}, signed text says {signed}",
+        reason="hash_mismatch",
+        details={"expected": signed, "got": got},
+    )
 
 
 @check("request.hash", "sha256 of the exact request bytes equals the signed request hash", needs=("signature.valid",))
@@ -42,6 +49,8 @@ def request_hash(f: Facts, a: Appraisal) -> Passed:
     return _hash_rule(f, "request", f.signature.request, f.signature.signature.get().signed.request_hash)
 
 
-@check("response.hash", "sha256 of the exact response bytes equals the signed response hash", needs=("signature.valid",))
+@check(
+    "response.hash", "sha256 of the exact response bytes equals the signed response hash", needs=("signature.valid",)
+)
 def response_hash(f: Facts, a: Appraisal) -> Passed:
     return _hash_rule(f, "response", f.signature.response, f.signature.signature.get().signed.response_hash)

@@ -38,17 +38,29 @@ def tdx_tcb(f: Facts, a: Appraisal) -> Passed:
 
     def rule(t: TdxFacts) -> str:
         result = t.dcap.get()
-        appraise_tcb(result, t.collateral.value, now=f.now, allowed_statuses=p.allowed_tcb_statuses,
-                     advisory_allowlist=p.advisory_allowlist, rejected_advisories=p.rejected_advisories,
-                     min_tcb_eval_data_number=p.min_tcb_eval_data_number, max_collateral_age=p.max_collateral_age)
+        appraise_tcb(
+            result,
+            t.collateral.value,
+            now=f.now,
+            allowed_statuses=p.allowed_tcb_statuses,
+            advisory_allowlist=p.advisory_allowlist,
+            rejected_advisories=p.rejected_advisories,
+            min_tcb_eval_data_number=p.min_tcb_eval_data_number,
+            max_collateral_age=p.max_collateral_age,
+        )
         advisories = f" (advisories {', '.join(result.advisory_ids)})" if result.advisory_ids else ""
         return f"TCB {result.status}{advisories} allowed"
 
     return over_quotes(f, rule)
 
 
-@check("tdx.binds_signer", "the quote's report_data binds the signing key", needs=("tdx.quote",),
-       rests_on=("report.signer",), reuse=True)
+@check(
+    "tdx.binds_signer",
+    "the quote's report_data binds the signing key",
+    needs=("tdx.quote",),
+    rests_on=("report.signer",),
+    reuse=True,
+)
 def tdx_binds_signer(f: Facts, a: Appraisal) -> Passed:
     sel = f.selection
     hops = {h.path for h in sel.hops}
@@ -64,15 +76,21 @@ def tdx_binds_signer(f: Facts, a: Appraisal) -> Passed:
         signer, algo = (att.signer(), att.algo) if att.path in hops else (sel.signer, sel.algo or "ecdsa")
         if signer is None:
             raise Indeterminate("no signer known", reason="no_signer")
-        layout = report_data.check_binds_signer(rd, signing_algo=algo, signing_address=signer,
-                                                tls_cert_fingerprint=att.tls_cert_fingerprint)
+        layout = report_data.check_binds_signer(
+            rd, signing_algo=algo, signing_address=signer, tls_cert_fingerprint=att.tls_cert_fingerprint
+        )
         return f"report_data[0:32] binds {signer} ({layout})"
 
     return over_quotes(f, rule)
 
 
-@check("tdx.binds_nonce", "the quote's report_data binds our nonce", needs=("tdx.quote",), rests_on=("report.signer",),
-       reuse=True)
+@check(
+    "tdx.binds_nonce",
+    "the quote's report_data binds our nonce",
+    needs=("tdx.quote",),
+    rests_on=("report.signer",),
+    reuse=True,
+)
 def tdx_binds_nonce(f: Facts, a: Appraisal) -> Passed:
     nonce = f.bundle.meta.nonce
     if nonce is None:
@@ -84,8 +102,11 @@ def tdx_binds_nonce(f: Facts, a: Appraisal) -> Passed:
             # the quote binds the instance nonce; it must be ours (gateways have substituted their own)
             claimed = (att.instance_nonce or "").lower()
             if not hmac.compare_digest(claimed.encode("ascii", "replace"), nonce.hex().encode()):
-                raise CheckFailed(f"Chutes instance nonce {claimed} is not our nonce {nonce.hex()}",
-                                  reason="nonce_mismatch", details={"expected": nonce.hex(), "got": claimed})
+                raise CheckFailed(
+                    f"Chutes instance nonce {claimed} is not our nonce {nonce.hex()}",
+                    reason="nonce_mismatch",
+                    details={"expected": nonce.hex(), "got": claimed},
+                )
             report_data.check_chutes_binding(rd, nonce_hex=claimed, e2e_pubkey_b64=att.e2e_pubkey or "")
             return f"instance nonce = our nonce {nonce.hex()}"
         report_data.check_binds_nonce(rd, nonce)
