@@ -26,6 +26,7 @@ from verifier.appraise.policy import default_policy
 from verifier.core.trust import production_anchors
 from verifier.engine.evaluate import Context, evaluate
 from verifier.evidence.bundle import Bundle
+from verifier.verify.memo import VerificationMemo
 
 CASES: dict[str, tuple[Bundle, int]] = {
     "Phala flat, 1 GPU, ecdsa signer": (phala_flat(), PHALA_FLAT_AT),
@@ -36,9 +37,10 @@ CASES: dict[str, tuple[Bundle, int]] = {
 async def bench(rounds: int) -> list[tuple[str, float, float, float, float]]:
     rows = []
     policy, anchors = default_policy(), production_anchors()
+    memo = VerificationMemo()  # as the running services keep one: validated chains and keys are remembered
     async with DcapPool(size=2) as pool:
         for name, (bundle, at) in CASES.items():
-            ctx = Context(policy=policy, now=at, anchors=anchors, quotes=pool, dcap_version=pool.version())
+            ctx = Context(policy=policy, now=at, anchors=anchors, quotes=pool, dcap_version=pool.version(), memo=memo)
             first = await evaluate(bundle, ctx)
             assert first.verdict.checks, name
             for _ in range(10):
