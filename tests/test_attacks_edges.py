@@ -180,13 +180,6 @@ async def test_a_url_encoded_echo_in_a_redirect_location_is_not_quoted_in_the_ve
     assert key not in unquote(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "FINDING: a malformed header line is echoed verbatim (with the gateway key and the API key) in "
-        "aiohttp's text/plain 400 body and in an ERROR log line with a traceback"
-    ),
-)
 async def test_a_malformed_header_does_not_echo_the_keys_in_the_answer_or_the_log(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:

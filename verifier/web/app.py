@@ -16,11 +16,14 @@ from aiohttp import web
 
 from verifier.app.services import open_services
 from verifier.app.settings import Settings
+from verifier.web import protocol_errors
 from verifier.web.access_log import access_log_middleware
 from verifier.web.auth import ROLES, auth_middleware
 from verifier.web.errors import SERVICES, SETTINGS, envelope_middleware
 from verifier.web.routes import ROUTES
 from verifier.web.ui import setup_ui, ui_middleware
+
+protocol_errors.install()  # malformed HTTP is answered and logged without the raw request text
 
 log = logging.getLogger("verifier.web")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
