@@ -47,6 +47,7 @@ def make_verdict(**overrides: Any) -> dict[str, Any]:
         "id": None,
         "status": "pass",
         "trust_profile": "production",
+        "simulator": False,
         "subject": {
             "model": "m1",
             "chat_id": "chat-1",
@@ -287,6 +288,7 @@ def test_migrations_idempotent_when_opened_twice(tmp_path: Path) -> None:
             "0003_reuse_key_gateway",
             "0004_jobs",
             "0005_tlog",
+            "0006_key_log",
         ]
         assert {
             "verdicts",

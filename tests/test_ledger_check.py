@@ -52,7 +52,7 @@ def test_an_untouched_ledger_checks_ok(db: Path) -> None:
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
 def test_every_ledger_table_refuses_updates_and_deletes(db: Path, table: str) -> None:
     with Ledger.open(db) as ledger:
-        if table in ("api_keys", "api_key_revocations"):
+        if table in ("api_keys", "api_key_revocations", "key_log"):
             from verifier.app.keys import KeyStore
 
             store = KeyStore(ledger)
@@ -129,6 +129,23 @@ def test_edits_around_the_triggers_are_reported(db: Path, statement: str, needle
     assert "trigger" in out  # the missing triggers are reported too
 
 
+def test_a_trigger_the_migrations_do_not_create_is_reported(db: Path) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TRIGGER rewrite_checks AFTER INSERT ON checks BEGIN UPDATE verdicts SET status = 'pass'; END")
+    conn.close()
+    code, out = check(db)
+    assert code == 2 and "trigger rewrite_checks is not one the migrations create" in out, out
+
+
+def test_a_trigger_with_the_right_name_and_other_sql_is_reported(db: Path) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP TRIGGER checks_no_delete")
+    conn.execute("CREATE TRIGGER checks_no_delete BEFORE DELETE ON checks WHEN 0 BEGIN SELECT RAISE(ABORT, 'x'); END")
+    conn.close()
+    code, out = check(db)
+    assert code == 2 and "trigger checks_no_delete is not the one the migrations create" in out, out
+
+
 def test_a_removed_verdict_breaks_the_hash_chain(db: Path) -> None:
     with Ledger.open(db) as ledger:
         middle = ledger.list()[0][1]["id"]
@@ -163,3 +180,44 @@ def test_a_ledger_from_before_the_chain_checks_ok_and_says_so(tmp_path: Path) ->
         report = check_ledger(ledger)
     assert report.unchained == 1
     assert [p for p in report.problems if "trigger" not in p] == []
+
+
+def test_a_key_inserted_outside_the_verifier_is_reported(db: Path) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(
+        "INSERT INTO api_keys (id, key_sha256, role, name, created_at) VALUES ('vk_evil', ?, 'admin', 'x', 1.0)",
+        ["0" * 64],
+    )
+    conn.close()
+    code, out = check(db)
+    assert code == 2 and "api key vk_evil: not in the key log" in out, out
+
+
+def test_an_edited_key_log_link_is_reported(db: Path) -> None:
+    from verifier.app.keys import KeyStore
+
+    with Ledger.open(db) as ledger:
+        KeyStore(ledger).create("read", "a")
+        KeyStore(ledger).create("read", "b")
+    edit(db, "UPDATE key_log SET role = 'admin' WHERE seq = 1", "UPDATE api_keys SET role = 'admin'")
+    code, out = check(db)
+    assert code == 2 and "key log: event 1's link does not follow" in out, out
+
+
+def test_keys_made_before_the_key_log_are_logged_by_its_migration(db: Path) -> None:
+    from verifier.app.keys import KeyStore
+
+    with Ledger.open(db) as ledger:
+        store = KeyStore(ledger)
+        kept, _ = store.create("submit", "kept")
+        gone, _ = store.create("admin", "gone")
+        store.revoke(gone.id)
+    conn = sqlite3.connect(db, isolation_level=None)  # the ledger as migration 0005 left it
+    conn.execute("DROP TABLE key_log")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0006_key_log'")
+    conn.close()
+    with Ledger.open(db) as ledger:
+        events = ledger.db.execute("SELECT event, key_id, role FROM key_log ORDER BY seq").fetchall()
+    assert events == [("create", kept.id, "submit"), ("create", gone.id, "admin"), ("revoke", gone.id, None)]
+    code, out = check(db)
+    assert code == 0 and "key log of 3 events (head " in out, out

@@ -23,6 +23,9 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+_CORRUPT = _error("ledger_corrupt: the stored verdict is not one the verifier wrote (edited outside it)")
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -402,6 +405,7 @@ def _signed_paths(readers: str) -> dict[str, Any]:
                     "responses": {
                         "200": _text("the EAR (compact JWT)", "application/jwt"),
                         "404": _error("unknown id"),
+                        "409": _CORRUPT,
                     },
                 },
                 readers,
@@ -538,7 +542,11 @@ def _api_document() -> dict[str, Any]:
                     {
                         "summary": "One verdict",
                         "parameters": [_ID],
-                        "responses": {"200": _json(_ref("Verdict"), "the verdict"), "404": _error("unknown id")},
+                        "responses": {
+                            "200": _json(_ref("Verdict"), "the verdict"),
+                            "404": _error("unknown id"),
+                            "409": _CORRUPT,
+                        },
                     },
                     readers,
                 ),
@@ -554,6 +562,7 @@ def _api_document() -> dict[str, Any]:
                                 "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
                             },
                             "404": _error("unknown id"),
+                            "409": _CORRUPT,
                         },
                     },
                     readers,
@@ -581,6 +590,7 @@ def _api_document() -> dict[str, Any]:
                         "responses": {
                             "201": _json(_ref("Verdict"), "the new verdict"),
                             "404": _error("unknown id"),
+                            "409": _CORRUPT,
                             "400": _error("bad input"),
                             "503": _error("the ledger is busy"),
                         },

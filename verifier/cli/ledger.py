@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from verifier.adapters.ledger import LedgerError
+from verifier.adapters.ledger import LedgerCorruptionError, LedgerError
 from verifier.app.records import UnknownVerdict, export_bundle, reproduce_command
 from verifier.app.services import open_services
 from verifier.cli.options import AT_RANGE, db_option, open_ledger
@@ -22,7 +22,10 @@ from verifier.table import render
 def show(verdict_id: str, db_path: str, as_json: bool) -> None:
     """Show a recorded verdict."""
     with open_ledger(db_path) as ledger:
-        verdict = ledger.get(verdict_id)
+        try:
+            verdict = ledger.get(verdict_id)
+        except LedgerCorruptionError as exc:
+            raise click.ClickException(f"{db_path}: {exc}") from None
     if verdict is None:
         raise click.ClickException(f"no verdict {verdict_id!r} in {db_path}")
     click.echo(json.dumps(verdict, indent=2, sort_keys=True) if as_json else render(verdict))

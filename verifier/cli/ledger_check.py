@@ -43,6 +43,9 @@ def check(db_path: str, log_key_file: Path | None) -> None:
     summary += f", log of {report.log_size} leaves" + (
         "" if report.checkpoint_size is None else f" (latest checkpoint: size {report.checkpoint_size})"
     )
+    summary += f", key log of {report.key_events} events" + (
+        "" if report.key_log_head is None else f" (head {report.key_log_head})"
+    )
     if report.unchained:
         summary += f" ({report.unchained} recorded before the hash chain existed)"
     if report.problems:

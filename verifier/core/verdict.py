@@ -12,6 +12,10 @@ from typing import Any
 from verifier.core.model import JSON, CheckResult, Status
 
 
+class MalformedVerdict(ValueError):
+    """A JSON document that is not a verdict as ``Verdict.to_json`` writes it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     model: str | None
@@ -131,6 +135,19 @@ class Verdict:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:
+        """The verdict ``to_json`` wrote; MalformedVerdict (naming what is wrong) for anything else, e.g. a stored
+        verdict edited outside the ledger."""
+        if not isinstance(data, dict):
+            raise MalformedVerdict(f"a verdict is a JSON object, not {type(data).__name__}")
+        try:
+            return cls._from_json(data)
+        except KeyError as exc:
+            raise MalformedVerdict(f"field {exc.args[0]!r} is missing") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise MalformedVerdict(f"a field has the wrong shape ({exc})") from None
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> Verdict:
         s, a, t = data["subject"], data["attestation"], data["times"]
         return cls(
             id=data.get("id"),

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from verifier.adapters.ledger import LedgerBusy
+from verifier.adapters.ledger import LedgerBusy, LedgerCorruptionError
 from verifier.app.limits import Limited
 from verifier.app.records import UnknownVerdict
 from verifier.app.services import Services
@@ -42,6 +42,8 @@ ERROR_CODES: dict[str, str] = {
     "upstream_budget_exhausted": "the gateway's upstream call budget is spent; nothing was called (429, Retry-After)",
     "overloaded": "too many bytes of evidence in flight; nothing was recorded (503, Retry-After)",
     "ledger_busy": "another process holds the ledger's write lock; nothing was recorded (503, Retry-After)",
+    "ledger_corrupt": "the stored record is not what the verifier wrote (edited outside it); `verifier ledger check` "
+    "lists every such edit (409)",
     "internal_error": "a bug; the log has it under the request id (500)",
     # the verifying proxy (`verifier proxy`)
     "upstream_unavailable": "proxy: the gateway could not be reached, or its answer was larger than the limit (502)",
@@ -114,6 +116,8 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
             "the ledger is locked by another writer; nothing was recorded, retry",
             headers={"Retry-After": retry},
         )
+    except LedgerCorruptionError as exc:
+        return envelope(request, 409, "ledger_corrupt", str(exc)[:500])
     except UnknownVerdict as exc:
         return envelope(request, 404, "not_found", f"no verification {str(exc.args[0])[:64]!r}", "id")
     except web.HTTPRequestEntityTooLarge:

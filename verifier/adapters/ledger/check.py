@@ -1,10 +1,11 @@
 """``verifier ledger check``: re-derive everything the ledger can vouch for and report each mismatch.
 
-Checked: SQLite's own ``PRAGMA integrity_check``; the append-only triggers are all present; every evidence
-blob decompresses to bytes of its size and sha256; for every verdict, in id order: its JSON names its own id,
-its index columns, check rows and attestation row are the ones its JSON and evidence give, its evidence
-references name stored blobs and hash to the manifest digest recorded with it, and its link of the hash chain
-follows from the previous verdict's. Rows that point at no verdict are reported too. A verdict recorded before
+Checked: SQLite's own ``PRAGMA integrity_check``; the triggers are exactly the migrations' (names and SQL); every
+evidence blob decompresses to bytes of its size and sha256; for every verdict, in id order: its JSON names its own
+id and is a verdict as the verifier writes it, its index columns, check rows and attestation row are the ones its
+JSON and evidence give, its evidence references name stored blobs and hash to the manifest digest recorded with
+it, and its link of the hash chain follows from the previous verdict's; the API-key log's chain, and the key
+tables against it (``key_log``). Rows that point at no verdict are reported too. A verdict recorded before
 migration 0002 has no digest or link: it is counted as unchained, a mismatch only once chained verdicts exist
 before it.
 """
@@ -18,6 +19,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
+from verifier.adapters.ledger.key_log import check_key_log
 from verifier.adapters.ledger.ledger import Ledger
 from verifier.adapters.ledger.rows import (
     attestation_row,
@@ -30,6 +32,7 @@ from verifier.adapters.ledger.rows import (
 from verifier.adapters.ledger.schema import expected_triggers
 from verifier.adapters.ledger.tlog_check import check_tlog
 from verifier.core.checkpoint import NoteVerifier
+from verifier.core.verdict import MalformedVerdict, Verdict
 
 _VERDICT_COLUMNS = (
     "id",
@@ -49,6 +52,19 @@ _VERDICT_COLUMNS = (
     "verdict_json",
 )
 
+# every column of the reuse index (``gateway`` since migration 0003: a row repointed to another gateway would let
+# that gateway's completions cite this attestation)
+_REUSE_COLUMNS = (
+    "signer",
+    "signing_algo",
+    "model",
+    "gateway",
+    "trust_profile",
+    "captured_at",
+    "report_sha256",
+    "nonce",
+)
+
 
 @dataclass(slots=True)
 class CheckReport:
@@ -58,6 +74,8 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     log_size: int = 0  # the transparency log, recomputed from the verdicts
     checkpoint_size: int | None = None  # the latest signed checkpoint's tree size (None: none issued)
+    key_events: int = 0  # the API-key log: its events and the head of its chain (compare with a copy kept elsewhere)
+    key_log_head: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,16 +89,30 @@ def check_ledger(ledger: Ledger, *, log_key: NoteVerifier | None = None) -> Chec
     integrity = [row[0] for row in db.execute("PRAGMA integrity_check")]
     if integrity != ["ok"]:
         report.problems += [f"integrity_check: {line}" for line in integrity[:20]]
-    triggers = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    for missing in sorted(expected_triggers() - triggers):
-        report.problems.append(f"trigger {missing} is missing: that table can be edited in place")
+    report.problems += _check_triggers(ledger)
     bad_blobs = _check_blobs(ledger, report)
     _check_verdicts(ledger, report, bad_blobs)
     _check_orphans(ledger, report)
+    key_log = check_key_log(ledger.db)
+    report.problems += key_log.problems
+    report.key_events, report.key_log_head = key_log.events, key_log.head
     tlog = check_tlog(ledger.db, log_key)
     report.problems += tlog.problems
     report.log_size, report.checkpoint_size = tlog.size, tlog.checkpoint_size
     return report
+
+
+def _check_triggers(ledger: Ledger) -> list[str]:
+    problems = []
+    stored = dict(ledger.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall())
+    for name, sql in sorted(expected_triggers().items()):
+        if name not in stored:
+            problems.append(f"trigger {name} is missing: that table can be edited in place")
+        elif " ".join(str(stored[name]).split()) != " ".join(sql.split()):
+            problems.append(f"trigger {name} is not the one the migrations create: that table may be editable")
+    for name in sorted(set(stored) - set(expected_triggers())):
+        problems.append(f"trigger {name} is not one the migrations create (a ledger write may run it)")
+    return problems
 
 
 def _check_blobs(ledger: Ledger, report: CheckReport) -> set[str]:
@@ -153,6 +185,10 @@ def _check_one(ledger: Ledger, row: dict[str, object], bad_blobs: set[str]) -> l
         return ["verdict_json is not JSON"]
     if not isinstance(verdict, dict) or verdict.get("id") != vid:
         return [f"verdict_json names id {verdict.get('id') if isinstance(verdict, dict) else None!r}, not its own"]
+    try:
+        Verdict.from_json(verdict)
+    except MalformedVerdict as exc:
+        return [f"verdict_json is not one the verifier wrote: {exc}"]
     expected = verdict_row(verdict, str(row["verdict_json"]), float(row["created_at"]))  # type: ignore[arg-type]
     differ = [k for k in _VERDICT_COLUMNS if expected.get(k) != row.get(k)]
     if differ:
@@ -195,8 +231,7 @@ def _check_attestation(
 ) -> list[str]:
     vid = str(verdict["id"])
     stored = ledger.db.execute(
-        "SELECT signer, signing_algo, model, trust_profile, captured_at, report_sha256, nonce"
-        " FROM attestations WHERE verdict_id = ?",
+        f"SELECT {', '.join(_REUSE_COLUMNS)} FROM attestations WHERE verdict_id = ?",  # noqa: S608 - constants
         [vid],
     ).fetchone()
     report_sha = manifest.get("report.json")
@@ -209,14 +244,7 @@ def _check_attestation(
             except (zlib.error, sqlite3.Error):
                 return []  # reported with the blob
     want = attestation_row(verdict, evidence)
-    want_tuple = (
-        None
-        if want is None
-        else tuple(
-            column_text(want[k])
-            for k in ("signer", "signing_algo", "model", "trust_profile", "captured_at", "report_sha256", "nonce")
-        )
-    )
+    want_tuple = None if want is None else tuple(column_text(want[k]) for k in _REUSE_COLUMNS)
     if (None if stored is None else tuple(stored)) != want_tuple:
         return ["its attestation row (the reuse index) differs from the one its verdict and evidence give"]
     return []

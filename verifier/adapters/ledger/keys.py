@@ -1,10 +1,12 @@
 """API-key rows in the ledger database: insert, find by id, list, revoke. Append-only like every ledger table:
-a revocation is a row of its own. Only hashes are stored (``verifier.app.keys`` makes and checks keys)."""
+a revocation is a row of its own, and both are logged in the key log (``key_log``). Only hashes are stored
+(``verifier.app.keys`` makes and checks keys)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from verifier.adapters.ledger.key_log import append_key_event
 from verifier.adapters.ledger.ledger import Ledger
 
 
@@ -34,6 +36,7 @@ def insert_key(ledger: Ledger, *, key_id: str, key_sha256: str, role: str, name:
             "INSERT INTO api_keys (id, key_sha256, role, name, created_at) VALUES (?, ?, ?, ?, ?)",
             [key_id, key_sha256, role, name, now],
         )
+        append_key_event(ledger.db, "create", key_id, now, key_sha256=key_sha256, role=role, name=name)
     return KeyRow(key_id, key_sha256, role, name, now, None)
 
 
@@ -58,9 +61,12 @@ def revoke_key(ledger: Ledger, key_id: str) -> KeyRow:
     with ledger.transaction():
         if find_key(ledger, key_id) is None:
             raise KeyError(key_id)
-        ledger.db.execute(
-            "INSERT OR IGNORE INTO api_key_revocations (key_id, revoked_at) VALUES (?, ?)", [key_id, ledger.now()]
+        now = ledger.now()
+        added = ledger.db.execute(
+            "INSERT OR IGNORE INTO api_key_revocations (key_id, revoked_at) VALUES (?, ?)", [key_id, now]
         )
+        if added.rowcount == 1:
+            append_key_event(ledger.db, "revoke", key_id, now)
     found = find_key(ledger, key_id)
     assert found is not None
     return found

@@ -30,6 +30,7 @@ from verifier.adapters.ledger.claims import claim_clauses
 from verifier.adapters.ledger.rows import (
     JSON,
     LedgerBusy,
+    LedgerCorruptionError,
     LedgerError,
     attestation_row,
     chain_digest,
@@ -51,6 +52,7 @@ from verifier.adapters.ledger.rows import (
 from verifier.adapters.ledger.schema import MIGRATIONS
 from verifier.adapters.ledger.tlog import append_leaf, sign_head
 from verifier.core.checkpoint import NoteSigner
+from verifier.core.verdict import MalformedVerdict, Verdict
 
 MAX_LIMIT = 500
 
@@ -262,7 +264,17 @@ class Ledger:
         if submitted_by is not None:
             sql, params = sql + " AND submitted_by = ?", [*params, submitted_by]
         row = self.db.execute(sql, params).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        if row is None:
+            return None
+        verdict = json.loads(row[0])
+        try:
+            Verdict.from_json(verdict)
+        except MalformedVerdict as exc:
+            raise LedgerCorruptionError(
+                f"verdict {verdict_id}: the stored verdict is not one the verifier wrote ({exc}); it was edited "
+                "outside the verifier (`verifier ledger check` lists every such edit)"
+            ) from None
+        return dict(verdict)
 
     def evidence(self, verdict_id: str, *, submitted_by: str | None = None) -> dict[str, bytes]:
         """The verdict's evidence bundle, each file checked against its sha256. KeyError if no such verdict

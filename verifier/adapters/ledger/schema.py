@@ -91,8 +91,12 @@ def _append_only_triggers(table: str) -> tuple[str, ...]:
     )
 
 
-def expected_triggers() -> frozenset[str]:
-    return frozenset(f"{t}_no_{op}" for t in APPEND_ONLY_TABLES for op in ("update", "delete"))
+def expected_triggers() -> dict[str, str]:
+    """Every trigger the migrations create, by name, with its exact SQL (``ledger check`` compares both: a no-op
+    trigger under the right name would leave its table editable)."""
+    statements = [sql for t in APPEND_ONLY_TABLES for sql in _append_only_triggers(t)]
+    statements.append(_CLAIMS_TRIGGER_0004)
+    return {sql.split()[2]: sql for sql in statements}
 
 
 @MIGRATIONS(name="0002_append_only_keys_chain")
@@ -224,3 +228,27 @@ def _m0005_tlog(db: Database) -> None:
             db.execute(statement)
     for verdict_id, verdict_json in db.execute("SELECT id, verdict_json FROM verdicts ORDER BY id").fetchall():
         append_leaf(db, verdict_id, json.loads(verdict_json))
+
+
+# 0006: the API-key log (``verifier.adapters.ledger.key_log``): every key creation and revocation as a hash chain,
+# appended with its row, so ``ledger check`` vouches for the key tables too. Keys made before it are logged by it
+# (creations by time, then revocations by time).
+APPEND_ONLY_TABLES = (*APPEND_ONLY_TABLES, "key_log")
+
+
+@MIGRATIONS(name="0006_key_log")
+def _m0006_key_log(db: Database) -> None:
+    from verifier.adapters.ledger.key_log import append_key_event
+
+    db.execute("""CREATE TABLE key_log (
+        seq INTEGER PRIMARY KEY, at REAL NOT NULL, event TEXT NOT NULL CHECK (event IN ('create', 'revoke')),
+        key_id TEXT NOT NULL, key_sha256 TEXT, role TEXT, name TEXT, chain_sha256 TEXT NOT NULL
+    ) STRICT""")
+    for statement in _append_only_triggers("key_log"):
+        db.execute(statement)
+    keys = db.execute("SELECT id, key_sha256, role, name, created_at FROM api_keys ORDER BY created_at, id")
+    for key_id, sha, role, name, at in keys.fetchall():
+        append_key_event(db, "create", key_id, at, key_sha256=sha, role=role, name=name)
+    revocations = db.execute("SELECT key_id, revoked_at FROM api_key_revocations ORDER BY revoked_at, key_id")
+    for key_id, at in revocations.fetchall():
+        append_key_event(db, "revoke", key_id, at)
