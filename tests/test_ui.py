@@ -20,7 +20,7 @@ from web_env import Env, start
 from verifier.adapters.ledger import Ledger, audit
 from verifier.app.keys import Role
 from verifier.web.ui.chart import daily_chart
-from verifier.web.ui.pages import _cell
+from verifier.web.ui.export import cell
 from verifier.web.ui.session import COOKIE, Signer
 
 
@@ -253,7 +253,7 @@ def test_facet_counts_are_bounded_by_the_sample(tmp_path: Path) -> None:
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_quoted_as_text() -> None:
-    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("+1") == "'+1" and _cell("sim/echo-1") == "sim/echo-1"
+    assert cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and cell("+1") == "'+1" and cell("sim/echo-1") == "sim/echo-1"
 
 
 def test_the_chart_stacks_each_days_statuses_to_its_total() -> None:

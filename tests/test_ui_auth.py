@@ -1,5 +1,6 @@
 """The dashboard's access matrix: every /ui/ route × (no cookie, a forged cookie, a logged-out cookie, a read
-session, an admin session) answers as its roles in ``UI_ROUTES`` say; forms need the session's CSRF token."""
+session, an admin session) answers as its roles in ``UI_ROUTES`` say; forms need the session's CSRF token. The job
+routes use two queued jobs made by the service's job code (one to cancel, one to resume)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_env import CSRF, seed
+from ui_env import CSRF, queued_job, seed
 from web_env import DOC, Env, start
 
 from verifier.app.keys import Role
@@ -20,6 +21,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     **{route: dict.fromkeys(("none", "forged", "ended", "read", "admin"), status) for route, status in OPEN.items()},
     ("POST", "/ui/logout"): {"none": 401, "forged": 401, "ended": 401, "read": 303, "admin": 303},
     ("POST", "/ui/verifications/{id}/reverify"): {"none": 401, "forged": 401, "ended": 401, "read": 403, "admin": 303},
+    ("POST", "/ui/jobs/{id}/cancel"): {"none": 401, "forged": 401, "ended": 401, "read": 403, "admin": 303},
+    ("POST", "/ui/jobs/{id}/resume"): {"none": 401, "forged": 401, "ended": 401, "read": 403, "admin": 303},
 }
 PAGES = (
     "/ui/",
@@ -29,6 +32,9 @@ PAGES = (
     "/ui/verifications/{id}/bundle",
     "/ui/signers",
     "/ui/signers/{address}",
+    "/ui/jobs",
+    "/ui/jobs.{fmt:(csv|json)}",
+    "/ui/jobs/{id}",
 )
 for _page in PAGES:
     EXPECTED[("GET", _page)] = {"none": 303, "forged": 303, "ended": 303, "read": 200, "admin": 200}
@@ -62,6 +68,7 @@ async def test_the_dashboard_matrix_every_route_times_each_kind_of_caller(env: E
     signer = (await (await env.client.get(f"/v1/verifications/{failed}", headers=env.auth(Role.READ))).json())[
         "subject"
     ]["signer"]
+    to_cancel, to_resume = (await queued_job(env))["id"], (await queued_job(env))["id"]
     read, admin = await _session(env, Role.READ), await _session(env, Role.ADMIN)
     ended = await _session(env, Role.ADMIN)
     token = await _csrf(env, ended)
@@ -74,7 +81,9 @@ async def test_the_dashboard_matrix_every_route_times_each_kind_of_caller(env: E
     cookies = {"none": None, "forged": forged, "ended": ended, "read": read, "admin": admin}
     got: dict[tuple[str, str, str], int] = {}
     for route in UI_ROUTES:
-        url = route.path.replace("{id}", failed).replace("{address}", signer).replace("{fmt:(csv|json)}", "csv")
+        job = to_resume if route.path.endswith("/resume") else to_cancel
+        url = route.path.replace("/ui/jobs/{id}", f"/ui/jobs/{job}").replace("{id}", failed)
+        url = url.replace("{address}", signer).replace("{fmt:(csv|json)}", "csv")
         for caller, value in cookies.items():
             if route.path == "/ui/logout" and caller in ("read", "admin"):
                 value = await _session(env, Role(caller))  # logging out ends a session: use a fresh one

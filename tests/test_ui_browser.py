@@ -21,8 +21,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
-from ui_env import seed
-from web_env import Env, start
+from ui_env import finished_job, seed
+from web_env import Env, post, start
 
 from verifier.app.keys import Role
 
@@ -163,4 +163,43 @@ async def test_the_browser_read_key_filters_opens_a_failing_verdict_prints_and_d
     assert zipfile.ZipFile(io.BytesIO(api)).namelist()
     assert seen["admin_form"][0] == "Error 403" and "a read key may not use this page" in seen["admin_form"][1]
     for name in ("overview.png", "list.png", "failing-verdict.png"):
+        assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _jobs_flow(driver: WebDriver, url: str, key: str, job_id: str, shots: Path) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    _log_in(driver, url, key)
+    WebDriverWait(driver, 10).until(expected_conditions.url_matches(r"/ui/$"))
+    find(driver, By.LINK_TEXT, "Jobs").click()  # the navigation
+    row = find(driver, By.CSS_SELECTOR, f'tr[data-job="{job_id}"]')
+    seen["listed"] = (
+        row.find_element(By.CSS_SELECTOR, "td.changed").text,
+        row.find_element(By.CSS_SELECTOR, "td.done").text,
+    )
+    driver.save_screenshot(str(shots / "jobs.png"))
+    row.find_element(By.CSS_SELECTOR, "a.job-link").click()
+    seen["changed"] = find(driver, By.ID, "job-changed").text
+    seen["progress"] = driver.find_element(By.ID, "job-progress").get_attribute("value")
+    seen["by_change"] = driver.find_element(By.ID, "by-change").text
+    seen["forms"] = driver.find_elements(By.CSS_SELECTOR, "form#cancel, form#resume")
+    driver.save_screenshot(str(shots / "job.png"))
+    driver.find_element(By.CSS_SELECTOR, "a.new-verdict").click()
+    seen["new_verdict"] = find(driver, By.CSS_SELECTOR, "p.verdict-status .status").text, driver.current_url
+    return seen
+
+
+async def test_the_browser_jobs_page_shows_a_finished_jobs_changed_count_and_leads_to_its_new_verdicts(
+    env: Env, browser: WebDriver, tmp_path: Path
+) -> None:
+    for _ in range(2):
+        await post(env)
+    job = await finished_job(env)  # the passes under a stricter policy: each one pass→fail
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    seen = await step(_jobs_flow, browser, base(env), env.keys[Role.READ], job["id"], shots)
+    assert seen["listed"] == ("2", "2") and seen["changed"] == "2"
+    assert float(seen["progress"]) == 100.0 and "pass→fail: 2" in seen["by_change"]
+    assert seen["forms"] == []  # a finished job can be neither cancelled nor resumed
+    assert seen["new_verdict"][0] == "fail" and "/ui/verifications/v_" in seen["new_verdict"][1]
+    for name in ("jobs.png", "job.png"):
         assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,14 +1,18 @@
-"""The dashboard under test: the service with a few verdicts (passes and a failure) and a logged-in client."""
+"""The dashboard under test: the service with a few verdicts (passes and a failure), re-verification jobs made by the
+service's job code, and a logged-in client."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 from web_env import Env, post
 
+from verifier.app.job_spec import parse_spec
 from verifier.app.keys import Role
 from verifier.simulator.gateway import SimulatorConfig
+from verifier.web.errors import SERVICES
 
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
@@ -35,3 +39,27 @@ async def csrf_of(env: Env, path: str) -> str:
     match = CSRF.search(page)
     assert match is not None, page[:500]
     return match.group(1)
+
+
+STRICT = '[policy]\nid = "no-old-drivers"\n[gpu]\nmin_driver = "600.0"\n'  # the simulator's GPU driver is older
+
+
+async def finished_job(env: Env, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A job over HTTP (by default: the passes under a stricter policy, so each one changes pass→fail), run to done."""
+    body = {"policy": STRICT, "filter": {"status": "pass"}} if body is None else body
+    resp = await env.client.post("/v1/jobs", json=body, headers=env.auth(Role.ADMIN))
+    assert resp.status == 202, await resp.text()
+    job_id = (await resp.json())["id"]
+    for _ in range(400):
+        job: dict[str, Any] = await (await env.client.get(f"/v1/jobs/{job_id}", headers=env.auth(Role.READ))).json()
+        if job["state"] == "done":
+            return job
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+async def queued_job(env: Env) -> dict[str, Any]:
+    """A job created by the service's job code and not started (as a service stopped right after accepting it)."""
+    job: dict[str, Any] = await env.client.app[SERVICES].jobs.create(parse_spec({"policy": STRICT}))
+    assert job["state"] == "queued"
+    return job

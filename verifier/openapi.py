@@ -255,6 +255,9 @@ SCHEMAS: dict[str, Any] = {
             "errors": {"type": "integer"},
             "rate": {"type": ["number", "null"], "description": "verdicts per second in the current run"},
             "eta_s": {"type": ["number", "null"]},
+            "created_at": {"type": "number"},
+            "started_at": {"type": ["number", "null"], "description": "when its first run started (unix seconds)"},
+            "finished_at": {"type": ["number", "null"], "description": "when it became done or cancelled"},
             "at": _NULLABLE_INT,
             "collateral": {"type": "string"},
             "by_change": {
@@ -742,6 +745,21 @@ UI_PAGES: tuple[tuple[str, str, str, str | None], ...] = (
     ),
     ("get", "/ui/signers", "Signers: first/last seen, verdicts per status, models", "read, admin"),
     ("get", "/ui/signers/{address}", "One signer: models, software identities, reuse, verdict history", "read, admin"),
+    (
+        "get",
+        "/ui/jobs",
+        "Re-verification jobs, newest first, with progress, rate and ETA (keyset paging)",
+        "read, admin",
+    ),
+    ("get", "/ui/jobs.{fmt}", "The job list as CSV or JSON (fmt: csv or json)", "read, admin"),
+    (
+        "get",
+        "/ui/jobs/{id}",
+        "One job: progress, changes by kind and reason, the changed verdicts with both clocks",
+        "read, admin",
+    ),
+    ("post", "/ui/jobs/{id}/cancel", "Cancel the job (form with the CSRF token); 303 to the job", "admin"),
+    ("post", "/ui/jobs/{id}/resume", "Resume a stopped job (form with the CSRF token); 303 to the job", "admin"),
 )
 
 

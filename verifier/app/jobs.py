@@ -175,6 +175,28 @@ class Jobs:
                 task.cancel()
         return await self.get(job_id)
 
+    async def _not_resumable(self, job_id: str) -> str | None:
+        """Why the job cannot be resumed (done, cancelled, running), or None."""
+        state, _, _ = await self._svc.recorder.read(lambda ledger: JobStore(ledger).state(job_id))
+        live = job_id in self._tasks and not self._tasks[job_id].done()  # started here, about to write `running`
+        if live or state not in ("queued", "interrupted"):
+            return f"job {job_id} is {'running' if live else state}: only a queued or interrupted job can be resumed"
+        return None
+
+    async def resumable(self, job_id: str) -> bool:
+        return await self._not_resumable(job_id) is None
+
+    async def resume(self, job_id: str) -> JSON:
+        """Run a stopped (queued or interrupted) job in the background from its last committed batch. ``JobError``
+        when it cannot run here: done, cancelled, running, another trust profile or policy; ``UnknownJob``."""
+        row = await self._svc.recorder.read(lambda ledger: JobStore(ledger).row(job_id))
+        why = await self._not_resumable(job_id)
+        if why is not None:
+            raise JobError(why)
+        self._prepare(row)  # refuses a job this verifier cannot run (profile, policy) before it is started
+        self.start(job_id)
+        return await self.get(job_id)
+
     def start(self, job_id: str) -> None:
         """Run the job in the background on this loop (the HTTP API); ``close`` stops it (it resumes later)."""
         if job_id not in self._tasks or self._tasks[job_id].done():

@@ -24,6 +24,7 @@ MAX_NAME = 256
 MAX_UPSTREAM_KEY = 1024
 UPSTREAM_KEY_HEADER = "X-Upstream-Authorization"
 VERDICT_ID = re.compile(r"v_[0-9A-HJKMNP-TV-Z]{26}")
+JOB_ID = re.compile(r"j_[0-9A-HJKMNP-TV-Z]{26}")
 
 
 async def json_object(request: web.Request, *, allowed: frozenset[str], optional: bool = False) -> dict[str, Any]:

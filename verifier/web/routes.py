@@ -4,7 +4,6 @@ test and the auth-matrix test. The HTTP status describes the request; the verdic
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -150,12 +149,9 @@ async def revoke_key(request: web.Request) -> web.Response:
     return web.json_response(key.to_json())
 
 
-_JOB_ID = re.compile(r"j_[0-9A-HJKMNP-TV-Z]{26}")
-
-
 def _job_id(request: web.Request) -> str:
     job_id = request.match_info["id"]
-    if not _JOB_ID.fullmatch(job_id):
+    if not inputs.JOB_ID.fullmatch(job_id):
         raise HTTPProblem(404, "not_found", "no such job", "id")
     return job_id
 

@@ -39,6 +39,7 @@ class AuditFilter:
     check: str | None = None
     since: float | None = None  # created_at >= since (unix seconds)
     until: float | None = None  # created_at < until
+    job: str | None = None  # a verdict a re-verification job recorded (``job_items.new_verdict_id``)
 
     def where(self, *, before: str | None = None) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -66,6 +67,9 @@ class AuditFilter:
         if self.until is not None:
             clauses.append("v.created_at < ?")
             params.append(self.until)
+        if self.job is not None:  # the job's items are read once (a list), not once per verdict
+            clauses.append("v.id IN (SELECT i.new_verdict_id FROM job_items i WHERE i.job_id = ?)")
+            params.append(self.job)
         if before is not None:
             clauses.append("v.id < ?")
             params.append(before)

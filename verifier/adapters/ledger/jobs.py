@@ -267,11 +267,16 @@ class JobStore:
             elapsed = max(now - since, 1e-3)
             rate = round(len(this_run) / elapsed, 3)
         eta = round((total - done) / rate, 1) if rate and state == "running" else None
+        started = self.db.execute(
+            "SELECT min(at) FROM job_events WHERE job_id = ? AND state = 'running'", [job_id]
+        ).fetchone()[0]
         return {
             "id": job_id,
             "kind": job["kind"],
             "state": state,
             "created_at": job["created_at"],
+            "started_at": started,  # its first run's start; None while queued
+            "finished_at": since if state in ("done", "cancelled") else None,
             "total": total,
             "done": done,
             "changed": changed,

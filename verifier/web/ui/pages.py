@@ -3,8 +3,6 @@ recorder's reader threads (``audit`` queries); the templates only format."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from importlib import resources
 from typing import Any
@@ -18,6 +16,7 @@ from verifier.web import inputs
 from verifier.web.errors import SERVICES, bad_request
 from verifier.web.ui.access import SIGNER, UI_KEY, UI_SESSION, banner, see_other
 from verifier.web.ui.chart import daily_chart
+from verifier.web.ui.export import stream
 from verifier.web.ui.params import STATUSES, active, audit_filter, before, iso, query_of
 
 EXPORT_COLUMNS = (
@@ -88,51 +87,13 @@ async def verifications(request: web.Request) -> web.Response:
 
 async def export(request: web.Request) -> web.StreamResponse:
     """Every verdict the URL's filter matches, as CSV or JSON, streamed in keyset pages (read on reader threads)."""
-    flt, fmt = audit_filter(request), request.match_info["fmt"]
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/json",
-            "Content-Disposition": f'attachment; filename="verifications.{fmt}"',
-        }
-    )
-    await response.prepare(request)
-    cursor: str | None = None
-    first = True
-    if fmt == "json":
-        await response.write(b'{"items": [')
-    while True:
-        items, cursor = await _read(request)(
-            lambda ledger, c=cursor: audit.page(ledger, flt, before=c, limit=audit.PAGE_MAX)
-        )
-        await response.write(_encode(items, fmt, header=first))
-        first = False
-        if cursor is None:
-            break
-    if fmt == "json":
-        await response.write(b"]}\n")
-    await response.write_eof()
-    return response
+    flt = audit_filter(request)
 
+    async def fetch(cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        items, nxt = await _read(request)(lambda ledger: audit.page(ledger, flt, before=cursor, limit=audit.PAGE_MAX))
+        return [{**item, "created_at": iso(item["created_at"])} for item in items], nxt
 
-def _encode(items: list[dict[str, Any]], fmt: str, *, header: bool) -> bytes:
-    rows = [{**{k: item.get(k) for k in EXPORT_COLUMNS}, "created_at": iso(item["created_at"])} for item in items]
-    if fmt == "json":
-        text = ", ".join(json.dumps(row, sort_keys=True) for row in rows)
-        return ((", " if not header and rows else "") + text).encode()
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\r\n")
-    if header:
-        writer.writeheader()
-    for row in rows:
-        # a cell a spreadsheet would run as a formula is quoted as text (CSV injection)
-        writer.writerow({k: _cell(", ".join(v) if isinstance(v, list) else v) for k, v in row.items()})
-    return out.getvalue().encode()
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return await stream(request, request.match_info["fmt"], "verifications", EXPORT_COLUMNS, fetch)
 
 
 async def verdict(request: web.Request) -> web.Response:

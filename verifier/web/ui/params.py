@@ -1,8 +1,8 @@
 """The dashboard's URL is its filter: query parameters to an ``AuditFilter`` (and back), ISO-8601 UTC times.
 
 ``since``/``until`` are ISO-8601 dates or UTC date-times (``2026-12-01``, ``2026-12-01T08:00:00Z``); names are
-bounded printable text; ``status`` is one of the verdict statuses; ``before`` is a verdict id (keyset paging).
-Anything else is a 400 naming the parameter.
+bounded printable text; ``status`` is one of the verdict statuses; ``job`` a job id (the verdicts that job recorded);
+``before`` is a verdict id (keyset paging). Anything else is a 400 naming the parameter.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from aiohttp import web
 
 from verifier.adapters.ledger.audit import AuditFilter
 from verifier.web.errors import bad_request
-from verifier.web.inputs import VERDICT_ID, name_field, printable
+from verifier.web.inputs import JOB_ID, VERDICT_ID, name_field, printable
 
 STATUSES = ("pass", "fail", "indeterminate")
 NAMES = ("model", "gateway", "signer", "trust_profile", "reason", "check")
-ALLOWED = frozenset({"status", *NAMES, "since", "until", "before", "limit"})
+ALLOWED = frozenset({"status", *NAMES, "since", "until", "job", "before", "limit"})
 
 
 def iso(seconds: float | None) -> str:
@@ -57,7 +57,15 @@ def audit_filter(request: web.Request) -> AuditFilter:
     for name in ("since", "until"):
         text = q.get(name) or None
         values[name] = None if text is None else parse_time(text, name)
+    values["job"] = job_param(request, "job")
     return AuditFilter(**values)  # type: ignore[arg-type]
+
+
+def job_param(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name) or None
+    if value is not None and not JOB_ID.fullmatch(value):
+        raise bad_request(name, f"{name}: not a job id (j_ and 26 characters), got {printable(value)[:40]!r}")
+    return value
 
 
 def before(request: web.Request) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from verifier.app.keys import Role
 from verifier.web.routes import Route
-from verifier.web.ui import access, pages
+from verifier.web.ui import access, jobs, pages
 
 READERS = access.DASHBOARD_ROLES
 ADMIN = frozenset({Role.ADMIN})
@@ -22,4 +22,9 @@ UI_ROUTES: tuple[Route, ...] = (
     Route("POST", "/ui/verifications/{id}/reverify", pages.reverify, ADMIN),
     Route("GET", "/ui/signers", pages.signers, READERS),
     Route("GET", "/ui/signers/{address}", pages.signer, READERS),
+    Route("GET", "/ui/jobs", jobs.job_list, READERS),
+    Route("GET", "/ui/jobs.{fmt:(csv|json)}", jobs.job_export, READERS),
+    Route("GET", "/ui/jobs/{id}", jobs.job_page, READERS),
+    Route("POST", "/ui/jobs/{id}/cancel", jobs.cancel, ADMIN),
+    Route("POST", "/ui/jobs/{id}/resume", jobs.resume, ADMIN),
 )
