@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python benchmarks/bench_proxy.py [--requests N]``. Three processes on loopback: a replay upstream
 (this file with ``--serve-upstream``: the simulated gateway whose completions and signatures are recorded once and
 replayed, so a request costs no signing; reports stay live and nonce-bound), ``verifier proxy --mode async`` with a
-600 s reuse window (so one report serves the run), and this client. For 1, 10 and 100 concurrent clients it sends
+600 s reuse window (so one report serves the run; ``--verify-workers N`` verifier processes, default 1, 0 = verify
+in the proxy's own process), and this client. For 1, 10 and 100 concurrent clients it sends
 the same requests direct and through the proxy in the same run and prints the added latency (p50/p99, JSON
 completions), the added time to first byte (p50/p99, streams), the verdicts/s the proxy sustained, and errors.
 """
@@ -167,7 +168,7 @@ def start(args: list[str], pattern: str, log: Path) -> tuple[subprocess.Popen[by
     raise SystemExit(f"{args[1:3]} did not listen within 120 s")
 
 
-async def client_main(levels: list[int], requests: int) -> None:
+async def client_main(levels: list[int], requests: int, workers: int, nice: int, backlog: int) -> None:
     here = Path(__file__).resolve()
     tmp = tempfile.mkdtemp(prefix="bench-proxy-")
     upstream, up_url = start(
@@ -204,6 +205,12 @@ async def client_main(levels: list[int], requests: int) -> None:
             "0",
             "--upstream-budget",
             "0",
+            "--verify-workers",
+            str(workers),
+            "--verify-nice",
+            str(nice),
+            "--verify-backlog",
+            str(backlog),
         ],
         r"listening on (http://\S+)",
         Path(tmp) / "proxy.log",
@@ -236,7 +243,10 @@ async def client_main(levels: list[int], requests: int) -> None:
         for proc in (proxy, upstream):
             proc.terminate()
             proc.wait(timeout=60)
-    print(f"replay upstream, `verifier proxy --mode async` (1 dcap worker, reuse window 600 s), {os.cpu_count()} cores")
+    print(
+        f"replay upstream, `verifier proxy --mode async` (1 dcap worker, reuse window 600 s, --verify-workers {workers}"
+        f" --verify-nice {nice} --verify-backlog {backlog}), {os.cpu_count()} cores"
+    )
     print(
         "\n| clients | requests per kind | JSON direct p50 / p99 ms | JSON added p50 / p99 ms | stream TTFB direct "
         "p50 / p99 ms | TTFB added p50 / p99 ms | verdicts/s | verdicts | errors |"
@@ -263,8 +273,23 @@ if __name__ == "__main__":
         "--requests", type=int, default=300, help="requests per kind and level (at least 10 per client)"
     )
     parser.add_argument("--levels", default="1,10,100")
+    parser.add_argument(
+        "--verify-workers", type=int, default=1, help="the proxy's verifier worker processes (0: verify in-process)"
+    )
+    parser.add_argument("--verify-nice", type=int, default=10, help="their CPU niceness")
+    parser.add_argument(
+        "--verify-backlog", type=int, default=10_000, help="completions not yet verified before a 503 (large: none)"
+    )
     args = parser.parse_args()
     if args.serve_upstream:
         asyncio.run(serve_upstream())
     else:
-        asyncio.run(client_main([int(x) for x in args.levels.split(",")], args.requests))
+        asyncio.run(
+            client_main(
+                [int(x) for x in args.levels.split(",")],
+                args.requests,
+                args.verify_workers,
+                args.verify_nice,
+                args.verify_backlog,
+            )
+        )

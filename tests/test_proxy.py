@@ -36,6 +36,7 @@ class Proxied:
     db: Path
     keys: dict[Role, str]
     seen: list[dict[str, str]] = field(default_factory=list)  # headers of every request the gateway received
+    app: web.Application | None = None  # the proxy's
 
     def sdk(self, role: Role = Role.SUBMIT) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
@@ -50,8 +51,18 @@ class Proxied:
 
 
 async def start(
-    aiohttp_server: Any, tmp_path: Path, *, mode: str = "sync", faults: frozenset[str] = frozenset(), **settings: Any
+    aiohttp_server: Any,
+    tmp_path: Path,
+    *,
+    mode: str = "sync",
+    faults: frozenset[str] = frozenset(),
+    verify_workers: int = 1,
+    backlog: int = 1000,
+    middlewares: tuple[Any, ...] = (),
+    **settings: Any,
 ) -> Proxied:
+    """The simulated gateway and the proxy in front of it; verification in ``verify_workers`` worker processes (the
+    CLI's default), or in-process with 0."""
     gateway = SimulatedGateway(SimulatorWorld(), SimulatorConfig(clock=clock, faults=faults))
     seen: list[dict[str, str]] = []
 
@@ -62,15 +73,22 @@ async def start(
 
     gateway_app = gateway.app()
     gateway_app.middlewares.append(record)
+    gateway_app.middlewares.extend(middlewares)
     gateway_server = await aiohttp_server(gateway_app)
     gateway_url = str(gateway_server.make_url("")).rstrip("/")
     db = tmp_path / "verifier.db"
     keys = make_keys(db)
     settings.setdefault("dcap_workers", 1)
     proxy = await aiohttp_server(
-        create_proxy_app(simulator_settings(db, gateway_url, **settings), mode=mode, clock=clock)
+        create_proxy_app(
+            simulator_settings(db, gateway_url, **settings),
+            mode=mode,
+            clock=clock,
+            verify_workers=verify_workers,
+            backlog=backlog,
+        )
     )
-    return Proxied(gateway, gateway_url, str(proxy.make_url("")).rstrip("/"), db, keys, seen)
+    return Proxied(gateway, gateway_url, str(proxy.make_url("")).rstrip("/"), db, keys, seen, proxy.app)
 
 
 @pytest.fixture

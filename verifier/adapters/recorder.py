@@ -156,17 +156,7 @@ class Recorder:
         )
         if row is None:
             return None
-        bundle = await self.bundle(row["verdict_id"])
-        if bundle is None or bundle.report is None or bundle.meta.nonce is None or bundle.meta.reused_from is not None:
-            return None
-        return PriorAttestation(
-            verdict_id=row["verdict_id"],
-            captured_at=int(row["captured_at"]),
-            nonce=bundle.meta.nonce,
-            report=bundle.report,
-            collateral=bundle.collateral,
-            nras=bundle.nras,
-        )
+        return prior_from(row, await self.bundle(row["verdict_id"]))
 
     async def close(self) -> None:
         close = getattr(self.ledger, "close", None)
@@ -179,3 +169,18 @@ class Recorder:
             for reader in self._opened:
                 reader.close()
             self._opened.clear()
+
+
+def prior_from(row: dict[str, Any], bundle: Bundle | None) -> PriorAttestation | None:
+    """The reuse source an ``attestations`` index row names, from its verdict's bundle: only a report this verifier
+    fetched itself with its own nonce (never one that was itself reused)."""
+    if bundle is None or bundle.report is None or bundle.meta.nonce is None or bundle.meta.reused_from is not None:
+        return None
+    return PriorAttestation(
+        verdict_id=row["verdict_id"],
+        captured_at=int(row["captured_at"]),
+        nonce=bundle.meta.nonce,
+        report=bundle.report,
+        collateral=bundle.collateral,
+        nras=bundle.nras,
+    )

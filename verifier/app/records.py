@@ -1,8 +1,10 @@
 """The record service: verify / re-verify / read / export, one code path for the CLI and the HTTP API.
 
-``_recorded`` is the ONE place that reads the verdict the engine returned: it turns an ``Evaluation`` into
-the JSON that is stored and served (redacting the caller's secrets, applying ``retain_bodies``) and assigns
-the ledger id. Everything else handles that JSON.
+``shaped`` is the ONE place that reads the verdict the engine returned: it turns an ``Evaluation`` into
+the JSON that is stored and served (redacting the caller's secrets, applying ``retain_bodies``); ``_commit``
+assigns the ledger id. Everything else handles that JSON. With verifier worker processes (``app.verify_pool``,
+the proxy's ``--verify-workers``) a worker runs the pipeline and ``shaped``; the verdict is committed here, by
+this process's single ledger writer.
 """
 
 from __future__ import annotations
@@ -51,8 +53,18 @@ class Records:
         Raises ``Limited`` when the gateway's call budget is spent (before any call) or the in-flight bytes stay
         over the limit; ``LedgerBusy`` if it cannot commit."""
         svc = self._svc
+        secrets = (api_key,) if api_key else ()
         ticket = svc.budget.ticket(exchange.gateway)
         try:
+            if svc.verifiers is not None:  # a verifier worker process runs it (app.verify_pool); we commit
+                verdict, bundle = await svc.verifiers.verify(
+                    exchange,
+                    api_key=api_key,
+                    now=int(svc.clock()),
+                    calls=ticket if svc.budget.enabled else None,
+                    reserve=lease.reserve if lease else None,
+                )
+                return await self._commit(verdict, bundle, secrets=secrets, submitted_by=submitted_by, save=record)
             gateway = svc.gateway(
                 exchange.gateway, api_key=api_key, calls=ticket, reserve=lease.reserve if lease else None
             )
@@ -61,9 +73,7 @@ class Records:
             )
         finally:
             ticket.release()
-        return await self._recorded(
-            evaluation, secrets=(api_key,) if api_key else (), submitted_by=submitted_by, save=record
-        )
+        return await self._recorded(evaluation, secrets=secrets, submitted_by=submitted_by, save=record)
 
     async def reverify(self, verdict_id: str, *, at: int | None = None, submitted_by: str | None = None) -> JSON:
         """Re-evaluate a recorded bundle offline (current policy) into a new verdict that supersedes it."""
@@ -94,20 +104,19 @@ class Records:
         submitted_by: str | None = None,
         save: bool = True,
     ) -> JSON:
-        # the only code that reads the engine's (typed, frozen) verdict: from here on it is the stored JSON
-        verdict: JSON = evaluation.verdict.to_json()
-        bundle = evaluation.bundle
-        verdict, bundle, redacted = _redact(verdict, bundle, secrets)
-        if redacted:
-            verdict.setdefault("notes", []).append(
-                {
-                    "code": "upstream_key_redacted",
-                    "message": "an upstream answer contained the caller's gateway API key; it was replaced by "
-                    f"{REDACTED} before storing (a bundle it was redacted from no longer re-verifies byte for byte)",
-                }
-            )
-        if self._svc.settings.retain_bodies == "hashes":
-            verdict, bundle = _without_bodies(verdict, bundle)
+        verdict, bundle = shaped(evaluation, secrets=secrets, retain_bodies=self._svc.settings.retain_bodies)
+        return await self._commit(verdict, bundle, secrets=secrets, submitted_by=submitted_by, save=save)
+
+    async def _commit(
+        self,
+        verdict: JSON,
+        bundle: Bundle,
+        *,
+        secrets: tuple[str, ...] = (),
+        submitted_by: str | None = None,
+        save: bool = True,
+    ) -> JSON:
+        """Record a ``shaped`` verdict through the ledger's one writer; its id is assigned here."""
         # the ledger refuses to store any remaining secret (defence in depth); a key short enough to occur by chance
         # in stored text (or in the redaction marker itself) is only redacted, not refused
         refuse = tuple(s for s in secrets if len(s.strip()) >= 8 and s.strip() not in REDACTED)
@@ -134,6 +143,26 @@ class Records:
 
     async def list(self, **filters: Any) -> tuple[list[JSON], str | None]:
         return await self._svc.recorder.list(**filters)
+
+
+def shaped(evaluation: Evaluation, *, secrets: tuple[str, ...], retain_bodies: str) -> tuple[JSON, Bundle]:
+    """The engine's verdict as the JSON that is stored and served, and the bundle to store with it: the caller's
+    secrets redacted (with a note when evidence had to change), the bodies dropped under ``retain_bodies = hashes``.
+    The only code that reads the engine's (typed, frozen) verdict; pure, so a verifier worker process runs it too."""
+    verdict: JSON = evaluation.verdict.to_json()
+    bundle = evaluation.bundle
+    verdict, bundle, redacted = _redact(verdict, bundle, secrets)
+    if redacted:
+        verdict.setdefault("notes", []).append(
+            {
+                "code": "upstream_key_redacted",
+                "message": "an upstream answer contained the caller's gateway API key; it was replaced by "
+                f"{REDACTED} before storing (a bundle it was redacted from no longer re-verifies byte for byte)",
+            }
+        )
+    if retain_bodies == "hashes":
+        verdict, bundle = _without_bodies(verdict, bundle)
+    return verdict, bundle
 
 
 def export_bundle(ledger: Ledger, verdict_id: str, *, submitted_by: str | None = None) -> tuple[Bundle, JSON]:

@@ -34,6 +34,7 @@ from verifier.app.profiles import anchors_for, refs_for
 from verifier.app.records import Records
 from verifier.app.settings import Settings
 from verifier.app.signing_keys import load_keys
+from verifier.app.verify_pool import VerifierPool
 from verifier.appraise.policy import Policy, default_policy, load_policy
 from verifier.appraise.refs import Refs
 from verifier.core.checkpoint import CheckpointError, NoteSigner
@@ -64,6 +65,7 @@ class Services:
     offloader: Offloader | None = None  # None: the engine runs on the caller's loop
     log_signer: NoteSigner | None = None  # the transparency log's checkpoint key (None: no checkpoints are signed)
     ear_keys: tuple[Ed25519PrivateKey, ...] = ()  # EAR signing keys, oldest first; the last signs (empty: no EARs)
+    verifiers: VerifierPool | None = None  # verifier worker processes (the proxy's --verify-workers); None: in-process
     records: Records = field(init=False)
     jobs: Jobs = field(init=False)  # batch re-verification jobs (app.jobs)
 

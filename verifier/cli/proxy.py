@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,27 @@ log = logging.getLogger("verifier.cli")
     help="dcap-qvl worker processes (default: cores).",
 )
 @click.option(
+    "--verify-workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Verifier worker processes (default: half the cores, at least 1); 0 = verify in the relaying process.",
+)
+@click.option(
+    "--verify-nice",
+    type=click.IntRange(0, 19),
+    default=10,
+    show_default=True,
+    help="CPU niceness of the verifier workers (and their dcap-qvl processes): relaying always comes first.",
+)
+@click.option(
+    "--verify-backlog",
+    type=click.IntRange(1, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="Completions accepted and not yet verified; beyond it a completion request is a 503 "
+    "verification_backlog_full and nothing is sent to the gateway.",
+)
+@click.option(
     "--upstream-timeout",
     type=click.FloatRange(0, 3600),
     default=None,
@@ -104,7 +126,16 @@ log = logging.getLogger("verifier.cli")
     help="No verifier keys at all (X-Verifier-Key not needed); only with a loopback --host.",
 )
 def proxy(
-    host: str, port: int, gateway: str, mode: str, admin_key_file: Path | None, insecure_no_auth: bool, **kw: Any
+    host: str,
+    port: int,
+    gateway: str,
+    mode: str,
+    admin_key_file: Path | None,
+    insecure_no_auth: bool,
+    verify_workers: int | None,
+    verify_nice: int,
+    verify_backlog: int,
+    **kw: Any,
 ) -> None:
     """Relay OpenAI-style chat completions to one gateway and verify every one.
 
@@ -128,16 +159,29 @@ def proxy(
         policy = load_policy_option(settings.policy_path)
     except ConfigError as exc:
         raise click.ClickException(exc.message) from None
+    if verify_workers is None:
+        verify_workers = max(1, (os.cpu_count() or 2) // 2)
+    if verify_workers > 0 and settings.db_path == ":memory:":
+        raise click.ClickException("--verify-workers needs a ledger file (--db), not :memory: (or --verify-workers 0)")
     bootstrap_admin_key(settings.db_path, admin_key_file, create=settings.auth)
     sock = listen(host, port)
     configure_json_logging()
     bound = sock.getsockname()
     click.echo(
         f"verifier {__version__} proxy ({mode}): gateway {settings.default_gateway}, policy {policy.id} "
-        f"sha256:{policy.sha256[:16]}…, trust {settings.trust_profile}, db {settings.db_path}"
+        f"sha256:{policy.sha256[:16]}…, trust {settings.trust_profile}, db {settings.db_path}, "
+        + (
+            f"{verify_workers} verifier worker(s) at nice {verify_nice}"
+            if verify_workers
+            else "verifying in this process"
+        )
+        + f", backlog {verify_backlog}"
     )
     click.echo(
         f"listening on http://{f'[{host}]' if ':' in host else host}:{bound[1]} "
         f"(OpenAI base_url http://{f'[{host}]' if ':' in host else host}:{bound[1]}/v1)"
     )
-    web.run_app(create_proxy_app(settings, mode=mode), sock=sock, shutdown_timeout=40, print=None, access_log=None)
+    app = create_proxy_app(
+        settings, mode=mode, verify_workers=verify_workers, verify_nice=verify_nice, backlog=verify_backlog
+    )
+    web.run_app(app, sock=sock, shutdown_timeout=40, print=None, access_log=None)

@@ -48,8 +48,10 @@ ERROR_CODES: dict[str, str] = {
     # the verifying proxy (`verifier proxy`)
     "upstream_unavailable": "proxy: the gateway could not be reached, or its answer was larger than the limit (502)",
     "upstream_timeout": "proxy: the gateway did not answer in time (504)",
-    "verification_failed": "proxy: a ticket's verification could not run (budget, admission, ledger); the completion "
-    "itself was relayed (502)",
+    "verification_failed": "proxy: a ticket's verification could not run (budget, admission, ledger, a verifier worker "
+    "that died); the completion itself was relayed (502)",
+    "verification_backlog_full": "proxy: `--verify-backlog` completions are already waiting for verification; nothing "
+    "was sent to the gateway (503, Retry-After)",
 }
 
 

@@ -5,6 +5,11 @@ A streamed completion (or any completion in ``async`` mode) leaves before its ve
 /v1/verifications/{ticket}`` on the proxy waits (bounded) for the verification and answers its verdict, whose
 ``id`` is the ledger id (for ``verifier show``). Tickets live in memory only, scoped to the key that caused them;
 at most ``MAX_TICKETS`` are kept (the oldest finished ones are forgotten first).
+
+``Backlog`` bounds the completions the proxy has accepted and not yet verified (relaying, queued, verifying):
+a slot is taken when a completion request arrives, before the gateway is contacted, and given back when its
+verification has ended (or when nothing is to be verified). When every slot is taken the request is refused
+with 503 ``verification_backlog_full``: a completion that could not be verified is never produced.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_TICKETS = 10_000
+BACKLOG = 1000  # default: completions accepted and not yet verified
 TICKET_PREFIX = "vt_"
 
 
@@ -69,3 +75,38 @@ class Pending:
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
+
+
+class Backlog:
+    """At most ``limit`` completions accepted and not yet verified."""
+
+    def __init__(self, limit: int = BACKLOG) -> None:
+        if limit < 1:
+            raise ValueError("the verification backlog needs at least one slot")
+        self.limit = limit
+        self.in_use = 0
+
+    def slot(self) -> Slot | None:
+        """A slot, or None when the backlog is full."""
+        if self.in_use >= self.limit:
+            return None
+        self.in_use += 1
+        return Slot(self)
+
+
+class Slot:
+    """One completion's place in the backlog; ``release`` is idempotent, ``hand_to`` makes a task release it."""
+
+    def __init__(self, backlog: Backlog) -> None:
+        self._backlog: Backlog | None = backlog
+        self.handed = False
+
+    def release(self, *_: object) -> None:
+        if self._backlog is not None:
+            self._backlog.in_use -= 1
+            self._backlog = None
+
+    def hand_to(self, task: asyncio.Task[Any]) -> None:
+        """The slot is released when ``task`` ends (however it ends), not by its first holder."""
+        self.handed = True
+        task.add_done_callback(self.release)

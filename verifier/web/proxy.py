@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -37,6 +38,7 @@ from verifier.app.keys import Role
 from verifier.app.limits import Limited
 from verifier.app.services import open_services
 from verifier.app.settings import Settings
+from verifier.app.verify_pool import VerifierPool
 from verifier.core.errors import Indeterminate, VerifierError
 from verifier.engine.pipeline import Exchange
 from verifier.evidence.served_model import RECORDED_HEADERS
@@ -44,7 +46,8 @@ from verifier.web import inputs
 from verifier.web.access_log import access_log_middleware
 from verifier.web.auth import API_KEY, INSECURE_KEY
 from verifier.web.errors import REQUEST_ID, SERVICES, SETTINGS, Handler, HTTPProblem, bad_request, envelope_middleware
-from verifier.web.pending import Pending
+from verifier.web.pending import BACKLOG as DEFAULT_BACKLOG
+from verifier.web.pending import Backlog, Pending, Slot
 
 log = logging.getLogger("verifier.proxy")
 MODES = ("sync", "async")
@@ -73,6 +76,8 @@ _NOT_RELAYED = frozenset(
 MODE: web.AppKey[str] = web.AppKey("proxy_mode", str)
 PENDING: web.AppKey[Pending] = web.AppKey("proxy_pending", Pending)
 UPSTREAM: web.AppKey[aiohttp.ClientSession] = web.AppKey("proxy_upstream", aiohttp.ClientSession)
+BACKLOG: web.AppKey[Backlog] = web.AppKey("proxy_backlog", Backlog)
+SLOT: web.RequestKey[Slot] = web.RequestKey("proxy_backlog_slot", Slot)
 VERDICT_WAIT = 60.0  # seconds GET on a ticket waits for its verification before answering 202
 
 
@@ -170,12 +175,36 @@ def _failure(exc: BaseException) -> str:
     return "ledger_busy" if isinstance(exc, LedgerError) else "internal_error"
 
 
+def _backlog_slot(request: web.Request) -> Slot:
+    """This completion's place among those not yet verified; refused before the gateway is contacted when full."""
+    slot = request.app[BACKLOG].slot()
+    if slot is None:
+        raise Limited(
+            503,
+            "verification_backlog_full",
+            f"{request.app[BACKLOG].limit} completions are waiting for verification; nothing was sent to the "
+            "gateway, retry shortly",
+            1,
+        )
+    return slot
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _chat_completions(request)
+    finally:
+        slot = request.get(SLOT)
+        if slot is not None and not slot.handed:
+            slot.release()  # verified inline, or nothing to verify
+
+
+async def _chat_completions(request: web.Request) -> web.StreamResponse:
     settings, mode = request.app[SETTINGS], request.app[MODE]
     raw = await request.read()
     model, _stream = _requested_model(raw)
     api_key = _gateway_key(request)
     owner = request[API_KEY].id
+    request[SLOT] = _backlog_slot(request)
     url = f"{settings.default_gateway}/v1/chat/completions"
     try:
         async with request.app[UPSTREAM].post(
@@ -256,7 +285,7 @@ async def _relay(
         work = _refuse(f"the response is larger than {MAX_RESPONSE_BYTES} bytes: relayed, not captured, not verified")
     else:
         work = _verify(request, _with_response(exchange, b"".join(chunks)), api_key, owner)
-    request.app[PENDING].start(ticket, owner, work)
+    request[SLOT].hand_to(request.app[PENDING].start(ticket, owner, work))
     if not client_gone:
         await resp.write_eof()
     return resp
@@ -308,15 +337,26 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_proxy_app(
-    settings: Settings, *, mode: str = "sync", clock: Callable[[], float] = time.time
+    settings: Settings,
+    *,
+    mode: str = "sync",
+    clock: Callable[[], float] = time.time,
+    verify_workers: int = 0,
+    verify_nice: int = 10,
+    backlog: int = DEFAULT_BACKLOG,
 ) -> web.Application:
+    """``verify_workers`` > 0: verification runs in that many worker processes at niceness ``verify_nice``
+    (``app.verify_pool``); 0: in this process (on the engine's worker thread). ``backlog``: completions accepted and
+    not yet verified, beyond which a completion request is a 503 ``verification_backlog_full``."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {MODES}")
+    if verify_workers > 0 and settings.db_path == ":memory:":
+        raise ValueError("verifier workers need a ledger file (they read its reuse index), not :memory:")
     app = web.Application(
         middlewares=[access_log_middleware, envelope_middleware, proxy_auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
-    app[SETTINGS], app[MODE], app[PENDING] = settings, mode, Pending()
+    app[SETTINGS], app[MODE], app[PENDING], app[BACKLOG] = settings, mode, Pending(), Backlog(backlog)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/v1/verifications/{id}", get_verification)
@@ -330,10 +370,29 @@ def create_proxy_app(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=settings.upstream_timeout),
             skip_auto_headers=("User-Agent",),
         )
-        async with open_services(settings, clock=clock) as services, relay as upstream:
+        # with workers, this process's own dcap pool only answers readiness: one dcap-qvl process is enough
+        own = replace(settings, dcap_workers=1) if verify_workers > 0 else settings
+        async with open_services(own, clock=clock) as services, relay as upstream:
             app[SERVICES], app[UPSTREAM] = services, upstream
-            yield
-            await app[PENDING].drain(timeout=30.0)
+            pool: VerifierPool | None = None
+            if verify_workers > 0:
+                pool = VerifierPool(
+                    settings,
+                    services.policy,
+                    services.refs,
+                    workers=verify_workers,
+                    nice=verify_nice,
+                    collateral_store=services.collateral.store,
+                )
+                await pool.start()  # ready before the first request; a worker that cannot start stops the proxy
+                services.verifiers = pool
+            try:
+                yield
+                await app[PENDING].drain(timeout=30.0)
+            finally:
+                if pool is not None:
+                    services.verifiers = None
+                    await pool.close()
 
     app.cleanup_ctx.append(services_ctx)
     return app
