@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from verifier.appraise.catalog import CHECK_IDS, CHECKS
+from verifier.appraise.policy_values import coerce, show, too_deep
 from verifier.appraise.registry import REGISTRY
 from verifier.core.errors import ConfigError
 from verifier.core.model import Severity
@@ -33,15 +33,11 @@ TCB_STATUSES = frozenset(
 )  # "Revoked" is never allowable (docs/dcap.md §4.2)
 _NEEDS_ADVISORY_ALLOWLIST = frozenset({"SWHardeningNeeded", "ConfigurationAndSWHardeningNeeded"})
 MAX_POLICY_BYTES = 1024 * 1024
-MAX_INT = 2**40  # every int key is seconds or a count: anything larger is a typo (and overflows SQLite's INTEGER)
 # The version forms appraise.gpu compares by dotted component: decimal for drivers, hex for VBIOS (docs/gpu.md §3)
 _VERSIONS = {
     "gpu.min_driver": (re.compile(r"[0-9]+(?:\.[0-9]+)*", re.ASCII), "dotted decimal", "570.172.08"),
     "gpu.min_vbios": (re.compile(r"[0-9A-Fa-f]+(?:\.[0-9A-Fa-f]+)*", re.ASCII), "dotted hex", "96.00.D0.00.03"),
 }
-_BARE_OR_QUOTED = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
-_ASSIGNMENT = re.compile(rf"\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
-_HEADER = re.compile(rf"\s*\[\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,12 +192,13 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
         text = data.decode("utf-8")
         doc = tomllib.loads(text)
     except RecursionError:
-        raise ConfigError(f"{source}: not valid TOML: {_too_deep(text)} nests too deeply for the TOML parser") from None
+        raise ConfigError(f"{source}: not valid TOML: {too_deep(text)} nests too deeply for the TOML parser") from None
     except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, and tomllib's int() over 4300 digits
         raise ConfigError(f"{source}: not valid TOML: {str(exc)[:200]}") from None
     values = _flatten(doc, source)
     v: dict[str, Any] = {
-        name: _coerce(name, values[name], source) if name in values else key.default for name, key in KEYS.items()
+        name: coerce(key.kind, name, values[name], source) if name in values else key.default
+        for name, key in KEYS.items()
     }
 
     statuses = frozenset(v["tdx.allowed_tcb_statuses"])
@@ -234,7 +231,7 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
             raise ConfigError(f"{source}: {name}: got {v[name]}, expected a number >= 0")
     for name, (pattern, form, example) in _VERSIONS.items():
         if v[name] and not pattern.fullmatch(v[name]):
-            raise ConfigError(f"{source}: {name}: got {_show(v[name])}, expected a {form} version (e.g. {example})")
+            raise ConfigError(f"{source}: {name}: got {show(v[name])}, expected a {form} version (e.g. {example})")
 
     severities = {check_id: Severity(v[f"checks.{check_id}"]) for check_id in CHECK_IDS}
     if v["gpu.nras"] != "required":
@@ -352,96 +349,3 @@ def _flatten(doc: dict[str, Any], source: str) -> dict[str, Any]:
                 raise ConfigError(f"{source}: unknown key {name!r}")
             out[name] = value
     return out
-
-
-def _too_deep(text: str) -> str:
-    """Where the nesting is (tomllib raises a bare RecursionError): the first line whose prefix of the file
-    recurses too deeply (found by bisection, each prefix parsed by tomllib again), and the key assigned there."""
-    lines = text.splitlines(keepends=True)
-    lo, hi = 1, len(lines)  # invariant: lines[:hi] recurses too deeply
-    while lo < hi:
-        mid = (lo + hi) // 2
-        try:
-            tomllib.loads("".join(lines[:mid]))
-        except RecursionError:
-            hi = mid
-            continue
-        except ValueError:
-            pass
-        lo = mid + 1
-    key = section = None
-    for line in reversed(lines[:hi]):
-        if key is None and (m := _ASSIGNMENT.match(line)):
-            key = m.group(1)
-        elif key is not None and (m := _HEADER.match(line)):
-            section = m.group(1)
-            break
-    name = f"{section}.{key}" if section and key else key
-    return f"line {hi}" + (f" (key {name!r:.80})" if name else "")
-
-
-def _show(value: Any) -> str:
-    """A bounded description of a value for a message: repr of a scalar, the type of an array or table."""
-    if isinstance(value, list | dict):
-        return "an array" if isinstance(value, list) else "a table"
-    return f"{value!r:.80}"
-
-
-def _hex_bytes(name: str, value: Any, size: int, source: str) -> bytes:
-    if not isinstance(value, str):
-        raise ConfigError(f"{source}: {name}: got {type(value).__name__}, expected a hex string of {size} bytes")
-    text = value.lower().removeprefix("0x")
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise ConfigError(f"{source}: {name}: {value!r} is not hex") from None
-    if len(raw) != size:
-        raise ConfigError(f"{source}: {name}: got {len(raw)} bytes, expected {size}")
-    return raw
-
-
-def _coerce(name: str, value: Any, source: str) -> Any:
-    kind = KEYS[name].kind
-    scalar: dict[str, Callable[[Any], bool]] = {
-        "str": lambda x: isinstance(x, str),
-        "int": lambda x: isinstance(x, int) and not isinstance(x, bool),
-        "bool": lambda x: isinstance(x, bool),
-    }
-    if kind in scalar:
-        if not scalar[kind](value):
-            raise ConfigError(f"{source}: {name}: got {_show(value)}, expected {kind}")
-        if kind == "int" and not -MAX_INT <= value <= MAX_INT:
-            raise ConfigError(f"{source}: {name}: got {value}, expected a number within ±{MAX_INT}")
-        return value
-    if kind == "severity":
-        if not isinstance(value, str) or value not in {s.value for s in Severity}:
-            raise ConfigError(f"{source}: {name}: got {_show(value)}, expected required | advisory | off")
-        return value
-    if kind == "str_list":
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise ConfigError(f"{source}: {name}: expected a list of strings")
-        return value
-    if kind.startswith("hex_list:"):
-        size = int(kind.split(":")[1])
-        if not isinstance(value, list):
-            raise ConfigError(f"{source}: {name}: expected a list of hex strings")
-        return [_hex_bytes(name, x, size, source) for x in value]
-    if kind == "table:str_list":
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(x, list) and all(isinstance(i, str) and i for i in x)
-            for k, x in value.items()
-        ):
-            raise ConfigError(f'{source}: {name}: expected a table of "model" = ["alias", ...]')
-        return value
-    if kind.startswith("table:hex_list:"):
-        size = int(kind.split(":")[2])
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {name}: expected a table of model = [hex, ...]")
-        return {model: _coerce_list(f"{name}.{model}", ids, size, source) for model, ids in value.items()}
-    raise AssertionError(f"unknown key kind {kind}")
-
-
-def _coerce_list(name: str, value: Any, size: int, source: str) -> list[bytes]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{source}: {name}: expected a list of hex strings")
-    return [_hex_bytes(name, x, size, source) for x in value]
