@@ -95,10 +95,6 @@ def _assert_reported(result: Any) -> None:
 # ============================================================================ findings: ledger check vs authentication
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: api_keys without its primary key: auth reads the first row (admin), the check the last",
-)
 def test_a_duplicate_api_key_row_that_makes_a_submit_key_admin_is_reported(tmp_path: Path) -> None:
     """api_keys rebuilt without its primary key: an admin copy of a submit key's row first, the original second.
     Authentication reads the first row (admin); the key-log replay kept only the last row per id (the original)."""
@@ -120,10 +116,6 @@ def test_a_duplicate_api_key_row_that_makes_a_submit_key_admin_is_reported(tmp_p
     _assert_reported(_check(db))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: attestations without its primary key: the check compares only the first reuse row",
-)
 def test_a_second_reuse_row_for_another_gateway_is_reported(tmp_path: Path) -> None:
     """attestations rebuilt without its primary key, a second row citing the verdict's attestation for another
     gateway: the check compared only the first row per verdict, the reuse lookup finds the second."""
@@ -224,9 +216,6 @@ def _loose(table: str, columns: str) -> str:
     return f"CREATE TABLE {table} ({columns})"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="FINDING: ledger check crashes with a traceback on a missing table or a wrongly typed key row"
-)
 @pytest.mark.parametrize(
     "tamper",
     [
