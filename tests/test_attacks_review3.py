@@ -137,9 +137,6 @@ def test_a_second_reuse_row_for_another_gateway_is_reported(tmp_path: Path) -> N
     _assert_reported(_check(db))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="FINDING: the key-log replay accepts a second create of the same key (the last one wins)"
-)
 def test_a_second_create_event_that_upgrades_a_key_is_reported(tmp_path: Path) -> None:
     """The key log is append-only, not insert-proof: a second ``create`` of an existing key with role admin (its link
     computed, no trigger needed) plus the api_keys row edited to match. The verifier never creates a key twice."""
