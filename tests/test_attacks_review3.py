@@ -159,7 +159,6 @@ def test_a_second_create_event_that_upgrades_a_key_is_reported(tmp_path: Path) -
 # ============================================================================ findings: ledger check vs the claim index
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING: ledger check does not re-derive the claim index (verdict_claims)")
 @pytest.mark.parametrize("edit", ["delete", "insert"])
 def test_an_edited_claim_index_is_reported(tmp_path: Path, edit: str) -> None:
     """``verdict_claims`` decides which verdicts a job ``--where advisory=…`` re-verifies and what

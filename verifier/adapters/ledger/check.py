@@ -37,7 +37,7 @@ from verifier.adapters.ledger.rows import (
     evidence_digest,
     verdict_row,
 )
-from verifier.adapters.ledger.schema import APPEND_ONLY_TABLES, MIGRATIONS, expected_triggers
+from verifier.adapters.ledger.schema import APPEND_ONLY_TABLES, MIGRATIONS, claims_select, expected_triggers
 from verifier.adapters.ledger.tlog_check import check_tlog
 from verifier.core.checkpoint import NoteVerifier
 from verifier.core.verdict import MalformedVerdict, Verdict
@@ -282,7 +282,21 @@ def _check_one(ledger: Ledger, row: dict[str, object], bad_blobs: set[str]) -> l
             "(a reference was added, removed or repointed)"
         )
     problems += _check_attestation(ledger, verdict, manifest, bad_blobs)
+    problems += _check_claims(ledger, vid, str(row["verdict_json"]))
     return problems
+
+
+def _check_claims(ledger: Ledger, vid: str, verdict_json: str) -> list[str]:
+    """The claim index rows (what job filters and ``?advisory=`` select by) are the ones the trigger derives."""
+    if ledger.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'verdict_claims'").fetchone():
+        want = Counter(tuple(r) for r in ledger.db.execute(CLAIMS_SQL, {"vid": vid, "vjson": verdict_json}))
+        stored = ledger.db.execute("SELECT verdict_id, name, value FROM verdict_claims WHERE verdict_id = ?", [vid])
+        if Counter(tuple(r) for r in stored) != want:
+            return ["its claim index rows (verdict_claims) differ from the claims in its verdict_json"]
+    return []
+
+
+CLAIMS_SQL = claims_select(":vid", ":vjson")
 
 
 def _check_attestation(
@@ -310,7 +324,7 @@ def _check_attestation(
 
 
 def _check_orphans(ledger: Ledger, report: CheckReport) -> None:
-    for table in ("checks", "verdict_evidence", "attestations"):
+    for table in ("checks", "verdict_evidence", "attestations", "verdict_claims"):
         n = ledger.db.execute(
             f"SELECT count(*) FROM {table} WHERE verdict_id NOT IN (SELECT id FROM verdicts)"  # noqa: S608 - constant names
         ).fetchone()[0]
