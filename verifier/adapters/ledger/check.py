@@ -1,13 +1,16 @@
 """``verifier ledger check``: re-derive everything the ledger can vouch for and report each mismatch.
 
-Checked: SQLite's own ``PRAGMA integrity_check``; the triggers are exactly the migrations' (names and SQL); every
+Checked: SQLite's own ``PRAGMA integrity_check``; the ledger tables are exactly the migrations' (their SQL: a table
+rebuilt without its primary key could hold two rows per key, one for the check and one for the reader, or without
+its types or constraints); the triggers are exactly the migrations' (names and SQL); every
 evidence blob decompresses to bytes of its size and sha256; for every verdict, in id order: its JSON names its own
 id and is a verdict as the verifier writes it, its index columns, check rows and attestation row are the ones its
 JSON and evidence give, its evidence references name stored blobs and hash to the manifest digest recorded with
 it, and its link of the hash chain follows from the previous verdict's; the API-key log's chain, and the key
 tables against it (``key_log``). Rows that point at no verdict are reported too. A verdict recorded before
 migration 0002 has no digest or link: it is counted as unchained, a mismatch only once chained verdicts exist
-before it.
+before it. A ledger too broken to check in part (a missing table, a value of the wrong type) is reported, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ import json
 import sqlite3
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from typing import TypeVar
+
+from sqlite_utils import Database
 
 from verifier.adapters.ledger.key_log import check_key_log
 from verifier.adapters.ledger.ledger import Ledger
@@ -29,7 +37,7 @@ from verifier.adapters.ledger.rows import (
     evidence_digest,
     verdict_row,
 )
-from verifier.adapters.ledger.schema import expected_triggers
+from verifier.adapters.ledger.schema import APPEND_ONLY_TABLES, MIGRATIONS, claims_select, expected_triggers
 from verifier.adapters.ledger.tlog_check import check_tlog
 from verifier.core.checkpoint import NoteVerifier
 from verifier.core.verdict import MalformedVerdict, Verdict
@@ -89,17 +97,65 @@ def check_ledger(ledger: Ledger, *, log_key: NoteVerifier | None = None) -> Chec
     integrity = [row[0] for row in db.execute("PRAGMA integrity_check")]
     if integrity != ["ok"]:
         report.problems += [f"integrity_check: {line}" for line in integrity[:20]]
+    report.problems += _check_tables(ledger)
     report.problems += _check_triggers(ledger)
-    bad_blobs = _check_blobs(ledger, report)
-    _check_verdicts(ledger, report, bad_blobs)
-    _check_orphans(ledger, report)
-    key_log = check_key_log(ledger.db)
-    report.problems += key_log.problems
-    report.key_events, report.key_log_head = key_log.events, key_log.head
-    tlog = check_tlog(ledger.db, log_key)
-    report.problems += tlog.problems
-    report.log_size, report.checkpoint_size = tlog.size, tlog.checkpoint_size
+    bad_blobs: set[str] = _guarded(report, "evidence blobs", lambda: _check_blobs(ledger, report), set())
+    _guarded(report, "verdicts", lambda: _check_verdicts(ledger, report, bad_blobs), None)
+    _guarded(report, "orphan rows", lambda: _check_orphans(ledger, report), None)
+
+    def keys() -> None:
+        key_log = check_key_log(ledger.db)
+        report.problems.extend(key_log.problems)
+        report.key_events, report.key_log_head = key_log.events, key_log.head
+
+    _guarded(report, "key log", keys, None)
+
+    def transparency_log() -> None:
+        tlog = check_tlog(ledger.db, log_key)
+        report.problems.extend(tlog.problems)
+        report.log_size, report.checkpoint_size = tlog.size, tlog.checkpoint_size
+
+    _guarded(report, "transparency log", transparency_log, None)
     return report
+
+
+# what a part of the check raises on a ledger edited into something the verifier never writes (a missing table, a
+# value of another type in a table rebuilt without STRICT, a number out of range)
+_BROKEN = (sqlite3.Error, TypeError, ValueError, KeyError, AttributeError, OverflowError, zlib.error)
+
+
+T = TypeVar("T")
+
+
+def _guarded(report: CheckReport, part: str, run: Callable[[], T], default: T) -> T:
+    try:
+        return run()
+    except _BROKEN as exc:
+        report.problems.append(f"{part}: could not be checked, the ledger is broken ({type(exc).__name__}: {exc})")
+        return default
+
+
+@cache
+def _expected_tables() -> dict[str, str]:
+    """Each ledger table's SQL as the migrations leave it (applied to an empty database)."""
+    db = Database(memory=True)
+    MIGRATIONS.apply(db)
+    rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name: " ".join(sql.split()) for name, sql in rows if name in APPEND_ONLY_TABLES}
+
+
+def _check_tables(ledger: Ledger) -> list[str]:
+    stored = dict(ledger.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
+    problems = []
+    for name, sql in sorted(_expected_tables().items()):
+        if name not in stored:
+            problems.append(f"table {name} is missing")
+        elif " ".join(str(stored[name]).split()) != sql:
+            problems.append(
+                f"table {name} is not the one the migrations create (its keys, types or constraints differ: two "
+                "rows may share a key, one read by the check and one by the service)"
+            )
+    return problems
 
 
 def _check_triggers(ledger: Ledger) -> list[str]:
@@ -151,7 +207,10 @@ def _check_verdicts(ledger: Ledger, report: CheckReport, bad_blobs: set[str]) ->
         report.verdicts += 1
         row = dict(zip((*_VERDICT_COLUMNS, "submitted_by", "evidence_sha256", "chain_sha256"), values, strict=False))
         vid = row["id"]
-        problems = _check_one(ledger, row, bad_blobs)
+        try:
+            problems = _check_one(ledger, row, bad_blobs)
+        except _BROKEN as exc:
+            problems = [f"could not be checked, the row is broken ({type(exc).__name__}: {exc})"]
         if not chained or row["chain_sha256"] is None:
             report.unchained += 1
             if seen_chained:
@@ -223,7 +282,21 @@ def _check_one(ledger: Ledger, row: dict[str, object], bad_blobs: set[str]) -> l
             "(a reference was added, removed or repointed)"
         )
     problems += _check_attestation(ledger, verdict, manifest, bad_blobs)
+    problems += _check_claims(ledger, vid, str(row["verdict_json"]))
     return problems
+
+
+def _check_claims(ledger: Ledger, vid: str, verdict_json: str) -> list[str]:
+    """The claim index rows (what job filters and ``?advisory=`` select by) are the ones the trigger derives."""
+    if ledger.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'verdict_claims'").fetchone():
+        want = Counter(tuple(r) for r in ledger.db.execute(CLAIMS_SQL, {"vid": vid, "vjson": verdict_json}))
+        stored = ledger.db.execute("SELECT verdict_id, name, value FROM verdict_claims WHERE verdict_id = ?", [vid])
+        if Counter(tuple(r) for r in stored) != want:
+            return ["its claim index rows (verdict_claims) differ from the claims in its verdict_json"]
+    return []
+
+
+CLAIMS_SQL = claims_select(":vid", ":vjson")
 
 
 def _check_attestation(
@@ -251,7 +324,7 @@ def _check_attestation(
 
 
 def _check_orphans(ledger: Ledger, report: CheckReport) -> None:
-    for table in ("checks", "verdict_evidence", "attestations"):
+    for table in ("checks", "verdict_evidence", "attestations", "verdict_claims"):
         n = ledger.db.execute(
             f"SELECT count(*) FROM {table} WHERE verdict_id NOT IN (SELECT id FROM verdicts)"  # noqa: S608 - constant names
         ).fetchone()[0]

@@ -3,10 +3,9 @@ both in keyset pages, and its errors. Synchronous: call them through the recorde
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from verifier.adapters.ledger.jobs import JobStore, UnknownJob, has_jobs
+from verifier.adapters.ledger.jobs import JobStore, UnknownJob, corrupt_job, has_jobs, reasons_of
 from verifier.adapters.ledger.ledger import Ledger
 
 JSON = dict[str, Any]
@@ -44,7 +43,10 @@ def detail(
             [job_id, *params, limit + 1],
         )
     )
-    changed = [{**r, "reasons": json.loads(r.pop("reasons_json"))} for r in rows[:limit]]
+    try:
+        changed = [{**r, "reasons": reasons_of(r.pop("reasons_json"))} for r in rows[:limit]]
+    except ValueError as exc:
+        raise corrupt_job(job_id, exc) from None
     failed = list(
         ledger.db.query(
             "SELECT verdict_id, error, done_at FROM job_items WHERE job_id = ? AND error IS NOT NULL"

@@ -18,7 +18,7 @@ from typing import Any
 
 from verifier.adapters.ledger.claims import claim_clauses
 from verifier.adapters.ledger.ledger import Ledger
-from verifier.adapters.ledger.rows import encode_id
+from verifier.adapters.ledger.rows import LedgerCorruptionError, encode_id
 
 JSON = dict[str, Any]
 STATES = ("queued", "running", "interrupted", "cancelled", "done")
@@ -27,6 +27,21 @@ _FILTER_COLUMNS = ("status", "model", "signer", "gateway")
 
 class UnknownJob(LookupError):
     """No job with that id."""
+
+
+def corrupt_job(job_id: str, exc: Exception) -> LedgerCorruptionError:
+    return LedgerCorruptionError(
+        f"job {job_id}: the stored job is not one the verifier wrote ({type(exc).__name__}: {exc}); it was edited "
+        "outside the verifier"
+    )
+
+
+def reasons_of(text: str) -> builtins.list[str]:
+    """An item's stored reason codes (a JSON list of strings); ValueError for anything else."""
+    reasons = json.loads(text)
+    if not isinstance(reasons, builtins.list) or not all(isinstance(r, str) for r in reasons):
+        raise ValueError("reasons_json is not a list of reason codes")
+    return reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +71,7 @@ def _alive(owner: str | None) -> bool:
         return True  # another host's process: we cannot tell, so it is taken as running
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: a pid no process can have
         return False
     except PermissionError:
         return True
@@ -228,20 +243,30 @@ class JobStore:
 
     def state(self, job_id: str) -> tuple[str, float, str | None]:
         """(state, since when, owner): the newest event; a running job whose process died is ``interrupted``."""
-        state, at, owner = self.db.execute(
+        row = self.db.execute(
             "SELECT state, at, owner FROM job_events WHERE job_id = ? ORDER BY rowid DESC LIMIT 1", [job_id]
         ).fetchone()
+        if row is None:
+            raise corrupt_job(job_id, LookupError("it has no state event"))
+        state, at, owner = row
         if state == "running" and not _alive(owner):
             state = "interrupted"
         return state, at, owner
 
     def items(self, job_id: str) -> builtins.list[JSON]:
         rows = self.db.query("SELECT * FROM job_items WHERE job_id = ? ORDER BY rowid", [job_id])
-        return [{**r, "reasons": json.loads(r.pop("reasons_json"))} for r in rows]
+        return [{**r, "reasons": reasons_of(r.pop("reasons_json"))} for r in rows]
 
     def describe(self, job_id: str, *, now: float) -> JSON:
-        """The job as served: spec, state, counts, both clocks summed, rate (items/s this run) and ETA (s)."""
+        """The job as served: spec, state, counts, both clocks summed, rate (items/s this run) and ETA (s).
+        ``LedgerCorruptionError`` for a job whose rows the verifier did not write (edited outside it)."""
         job = self.row(job_id)
+        try:
+            return self._describe(job_id, job, now)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise corrupt_job(job_id, exc) from None
+
+    def _describe(self, job_id: str, job: JSON, now: float) -> JSON:
         state, since, _ = self.state(job_id)
         items = self.items(job_id)
         done, total = len(items), int(job["total"])
@@ -283,7 +308,7 @@ class JobStore:
             "errors": errors,
             "rate": rate,
             "eta_s": eta,
-            "spec": json.loads(job["spec_json"]),
+            "spec": _object(json.loads(job["spec_json"])),
             "policy": {"id": job["policy_id"], "sha256": job["policy_sha256"]},
             "trust_profile": job["trust_profile"],
             "at": job["at"],
@@ -297,3 +322,9 @@ class JobStore:
         """Jobs, newest first."""
         ids = [r[0] for r in self.db.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT ?", [limit])]
         return [self.describe(i, now=now) for i in ids]
+
+
+def _object(value: Any) -> JSON:
+    if not isinstance(value, dict):
+        raise ValueError("spec_json is not a JSON object")
+    return value

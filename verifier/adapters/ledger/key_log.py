@@ -75,8 +75,12 @@ def check_key_log(db: Database) -> KeyLogCheck:
         previous = values[-1]
         key_id = str(row["key_id"])
         if row["event"] == "create":
+            if key_id in keys:  # the verifier never creates a key twice: a later create would rewrite its role
+                out.problems.append(f"key log: event {row['seq']} creates key {key_id} a second time")
             keys[key_id] = (row["key_sha256"], row["role"], row["name"], row["at"])
         elif row["event"] == "revoke":
+            if key_id not in keys or key_id in revoked:
+                out.problems.append(f"key log: event {row['seq']} revokes key {key_id}, which is not a live key")
             revoked.setdefault(key_id, float(row["at"]))
     out.head = previous
     rows = db.execute("SELECT id, key_sha256, role, name, created_at FROM api_keys")

@@ -184,6 +184,11 @@ def _claims_select(vid: str, vjson: str, source: str = "") -> str:
     return " UNION ".join(parts)
 
 
+def claims_select(vid: str, vjson: str) -> str:
+    """The claim rows of one verdict, as the 0004 trigger inserts them (``ledger check`` re-derives them)."""
+    return _claims_select(vid, vjson)
+
+
 _CLAIMS_TRIGGER_0004 = (
     "CREATE TRIGGER verdicts_claims_index AFTER INSERT ON verdicts BEGIN"
     " INSERT INTO verdict_claims (verdict_id, name, value) " + _claims_select("NEW.id", "NEW.verdict_json") + "; END"

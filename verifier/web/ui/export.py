@@ -16,7 +16,10 @@ Fetch = Callable[[str | None], Awaitable[tuple[list[Row], str | None]]]  # curso
 
 
 async def stream(request: web.Request, fmt: str, name: str, columns: Sequence[str], fetch: Fetch) -> web.StreamResponse:
-    """``{"items": [...]}`` or a CSV with a header line, of every row ``fetch`` pages through."""
+    """``{"items": [...]}`` or a CSV with a header line, of every row ``fetch`` pages through. The first page is read
+    before the answer starts, so an error there (a ledger edited outside the verifier) is an error status, not a 200
+    cut short."""
+    rows, cursor = await fetch(None)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/json",
@@ -24,16 +27,15 @@ async def stream(request: web.Request, fmt: str, name: str, columns: Sequence[st
         }
     )
     await response.prepare(request)
-    cursor: str | None = None
     first = True
     if fmt == "json":
         await response.write(b'{"items": [')
     while True:
-        rows, cursor = await fetch(cursor)
         await response.write(encode(rows, fmt, columns, header=first))
         first = False
         if cursor is None:
             break
+        rows, cursor = await fetch(cursor)
     if fmt == "json":
         await response.write(b"]}\n")
     await response.write_eof()

@@ -26,7 +26,10 @@ def iso(seconds: float | None) -> str:
     """Unix seconds as ISO-8601 UTC (``2026-12-02T07:15:08Z``); '' for None."""
     if seconds is None:
         return ""
-    return dt.datetime.fromtimestamp(float(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return dt.datetime.fromtimestamp(float(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError, TypeError):  # a time edited into the ledger out of range
+        return f"(not a time: {str(seconds)[:24]})"
 
 
 def parse_time(text: str, name: str) -> float:
