@@ -17,12 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 from test_attacks_edges import cli, untriggered
-from tests_support import EVIDENCE, save_one, verdict
+from tests_support import reverified, save_one
 from ui_env import csrf_of, finished_job, login
 from web_env import Env, post, start
 
 from verifier.adapters.ledger import Ledger
-from verifier.adapters.ledger.jobs import Item, JobStore
+from verifier.adapters.ledger.jobs import JobStore
 from verifier.adapters.ledger.key_log import key_link
 from verifier.app.keys import KeyStore, Role
 
@@ -50,9 +50,7 @@ def _ledger(tmp_path: Path) -> tuple[Path, str, str, str]:
             collateral="recorded",
         )
         store.event(job, "running", owner="elsewhere:1")
-        new = verdict(status="fail", supersedes=old)
-        item = Item(old, "pass", new, EVIDENCE, captured_status="fail", job_status="fail", reasons=("r",))
-        store.commit(job, [item])
+        store.commit(job, [reverified(job, old)])
         store.event(job, "done")
     assert _check(db).exit_code == 0
     return db, secret, old, job
@@ -175,7 +173,6 @@ def test_an_edited_claim_index_is_reported(tmp_path: Path, edit: str) -> None:
 # ============================================================================ findings: ledger check vs the job tables
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING: ledger check does not look at the job tables at all")
 @pytest.mark.parametrize(
     "table, edit",
     [
@@ -190,11 +187,6 @@ def test_an_edited_job_is_reported(tmp_path: Path, table: str, edit: str) -> Non
     _assert_reported(_check(db))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: INSERT OR REPLACE rewrites a row of an append-only table with every trigger in place (a REPLACE "
-    "deletes without firing DELETE triggers unless recursive_triggers is on), so ledger check sees intact triggers",
-)
 def test_insert_or_replace_cannot_rewrite_an_append_only_row(tmp_path: Path) -> None:
     db, _, _, _ = _ledger(tmp_path)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

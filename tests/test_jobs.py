@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from verifier.adapters.ledger import Ledger
+from verifier.adapters.ledger import Ledger, check_ledger
 from verifier.adapters.ledger.jobs import JobStore
 from verifier.app.job_spec import JobSpecError, parse_spec
 from verifier.app.jobs import JobError
@@ -52,6 +52,9 @@ def _exactly_once(db: Path, job_id: str) -> None:
         }
     assert sorted(items) == sorted(selection)
     assert successors == dict.fromkeys(selection, 1)
+    with Ledger.open_readonly(db) as ledger:  # and the job's rows are the ones its new verdicts give
+        problems = check_ledger(ledger).problems
+    assert problems == [], problems
 
 
 async def _job(

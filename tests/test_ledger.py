@@ -289,6 +289,7 @@ def test_migrations_idempotent_when_opened_twice(tmp_path: Path) -> None:
             "0004_jobs",
             "0005_tlog",
             "0006_key_log",
+            "0007_no_replace",
         ]
         assert {
             "verdicts",

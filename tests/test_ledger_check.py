@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tests_support import EVIDENCE, REPORT, save_one
 
 from verifier.adapters.ledger import Ledger, check_ledger
-from verifier.adapters.ledger.schema import APPEND_ONLY_TABLES
+from verifier.adapters.ledger.schema import APPEND_ONLY_TABLES, KEYED_TABLES
 from verifier.cli import main
 
 
@@ -93,7 +93,11 @@ def test_every_ledger_table_refuses_updates_and_deletes(db: Path, table: str) ->
                 collateral="recorded",
             )
             jobs.commit(job_id, [Item(head, "pass", None, error="test")])
-        for statement in (f"DELETE FROM {table}", f"UPDATE {table} SET rowid = rowid"):
+        statements = [f"DELETE FROM {table}", f"UPDATE {table} SET rowid = rowid"]
+        if table in KEYED_TABLES:  # a REPLACE would delete the row without firing the DELETE trigger
+            statements.append(f"INSERT OR REPLACE INTO {table} SELECT * FROM {table}")
+        assert ledger.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0
+        for statement in statements:
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 ledger.db.execute(statement)
 
@@ -214,7 +218,9 @@ def test_keys_made_before_the_key_log_are_logged_by_its_migration(db: Path) -> N
         store.revoke(gone.id)
     conn = sqlite3.connect(db, isolation_level=None)  # the ledger as migration 0005 left it
     conn.execute("DROP TABLE key_log")
-    conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0006_key_log'")
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '%_no_replace'").fetchall():
+        conn.execute(f"DROP TRIGGER {name}")  # and as it was before 0007
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name IN ('0006_key_log', '0007_no_replace')")
     conn.close()
     with Ledger.open(db) as ledger:
         events = ledger.db.execute("SELECT event, key_id, role FROM key_log ORDER BY seq").fetchall()

@@ -47,3 +47,32 @@ def verdict(**overrides: Any) -> dict[str, Any]:
 def save_one(path: Path, evidence: dict[str, bytes] | None = None, **overrides: Any) -> str:
     with Ledger.open(path) as ledger:
         return ledger.save(verdict(**overrides), EVIDENCE if evidence is None else evidence)
+
+
+def reverified(
+    job_id: str, old_id: str, *, old_status: str = "pass", status: str = "fail", at: int = 1_700_000_000
+) -> Any:
+    """The job item the job code commits for one re-verification: its new verdict supersedes ``old_id`` and carries
+    ``claims.reverification`` (the job, the previous status, both clocks) as ``app.jobs`` writes it."""
+    from verifier.adapters.ledger.jobs import Item
+
+    clock = {"at": at, "status": status, "reasons": ["r"], "collateral": "recorded"}
+    claims = {
+        "reverification": {
+            "job": job_id,
+            "previous": {"id": old_id, "status": old_status},
+            "clocks": {"captured": clock, "job": clock},
+        }
+    }
+    new = verdict(status=status, supersedes=old_id, claims=claims)
+    return Item(
+        old_id,
+        old_status,
+        new,
+        EVIDENCE,
+        captured_at=at,
+        captured_status=status,
+        job_at=at,
+        job_status=status,
+        reasons=("r",),
+    )

@@ -7,10 +7,10 @@ evidence blob decompresses to bytes of its size and sha256; for every verdict, i
 id and is a verdict as the verifier writes it, its index columns, check rows and attestation row are the ones its
 JSON and evidence give, its evidence references name stored blobs and hash to the manifest digest recorded with
 it, and its link of the hash chain follows from the previous verdict's; the API-key log's chain, and the key
-tables against it (``key_log``). Rows that point at no verdict are reported too. A verdict recorded before
-migration 0002 has no digest or link: it is counted as unchained, a mismatch only once chained verdicts exist
-before it. A ledger too broken to check in part (a missing table, a value of the wrong type) is reported, never a
-traceback.
+tables against it (``key_log``); the job tables against the verdicts (``job_check``). Rows that point at no
+verdict are reported too. A verdict recorded before migration 0002 has no digest or link: it is counted as
+unchained, a mismatch only once chained verdicts exist before it. A ledger too broken to check in part (a missing
+table, a value of the wrong type) is reported, never a traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from sqlite_utils import Database
 
+from verifier.adapters.ledger.job_check import check_jobs
 from verifier.adapters.ledger.key_log import check_key_log
 from verifier.adapters.ledger.ledger import Ledger
 from verifier.adapters.ledger.rows import (
@@ -109,6 +110,7 @@ def check_ledger(ledger: Ledger, *, log_key: NoteVerifier | None = None) -> Chec
         report.key_events, report.key_log_head = key_log.events, key_log.head
 
     _guarded(report, "key log", keys, None)
+    _guarded(report, "jobs", lambda: report.problems.extend(check_jobs(ledger.db)), None)
 
     def transparency_log() -> None:
         tlog = check_tlog(ledger.db, log_key)

@@ -61,11 +61,9 @@ def revoke_key(ledger: Ledger, key_id: str) -> KeyRow:
     with ledger.transaction():
         if find_key(ledger, key_id) is None:
             raise KeyError(key_id)
-        now = ledger.now()
-        added = ledger.db.execute(
-            "INSERT OR IGNORE INTO api_key_revocations (key_id, revoked_at) VALUES (?, ?)", [key_id, now]
-        )
-        if added.rowcount == 1:
+        if ledger.db.execute("SELECT 1 FROM api_key_revocations WHERE key_id = ?", [key_id]).fetchone() is None:
+            now = ledger.now()
+            ledger.db.execute("INSERT INTO api_key_revocations (key_id, revoked_at) VALUES (?, ?)", [key_id, now])
             append_key_event(ledger.db, "revoke", key_id, now)
     found = find_key(ledger, key_id)
     assert found is not None

@@ -96,6 +96,7 @@ def expected_triggers() -> dict[str, str]:
     trigger under the right name would leave its table editable)."""
     statements = [sql for t in APPEND_ONLY_TABLES for sql in _append_only_triggers(t)]
     statements.append(_CLAIMS_TRIGGER_0004)
+    statements += [_no_replace_trigger(t, key) for t, key in _KEYS_0007.items()]
     return {sql.split()[2]: sql for sql in statements}
 
 
@@ -257,3 +258,40 @@ def _m0006_key_log(db: Database) -> None:
     revocations = db.execute("SELECT key_id, revoked_at FROM api_key_revocations ORDER BY revoked_at, key_id")
     for key_id, at in revocations.fetchall():
         append_key_event(db, "revoke", key_id, at)
+
+
+# 0007: an INSERT OR REPLACE over an existing key deletes the old row without firing the DELETE triggers (SQLite
+# runs them for REPLACE only with recursive_triggers on, a per-connection setting): each append-only table with a
+# key refuses an insert whose key is taken, whatever the conflict clause, so a row is never rewritten in place.
+_KEYS_0007 = {
+    "verdicts": ("id",),
+    "evidence": ("sha256",),
+    "verdict_evidence": ("verdict_id", "name"),
+    "attestations": ("verdict_id",),
+    "api_keys": ("id",),
+    "api_key_revocations": ("key_id",),
+    "jobs": ("id",),
+    "job_selection": ("job_id", "seq"),
+    "job_items": ("job_id", "verdict_id"),
+    "tlog": ("idx",),
+    "tlog_checkpoints": ("size",),
+    "key_log": ("seq",),
+}
+
+
+def _no_replace_trigger(table: str, key: tuple[str, ...]) -> str:
+    taken = " AND ".join(f"{c} = NEW.{c}" for c in key)
+    if table == "tlog":  # verdict_id is UNIQUE too
+        taken = f"({taken}) OR verdict_id = NEW.verdict_id"
+    head = f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} WHEN EXISTS"
+    body = f"SELECT 1 FROM {table} WHERE {taken}"  # noqa: S608 - constant table and column names
+    return f"{head} ({body}) BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+
+
+KEYED_TABLES = frozenset(_KEYS_0007)
+
+
+@MIGRATIONS(name="0007_no_replace")
+def _m0007_no_replace(db: Database) -> None:
+    for table, key in _KEYS_0007.items():
+        db.execute(_no_replace_trigger(table, key))
