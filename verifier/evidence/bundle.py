@@ -11,6 +11,8 @@ A directory, or a .zip of one, holding (each part optional):
     report.json          body of GET /v1/attestation/report
     headers.json         allow-listed upstream response headers of the completion (the proxy records them;
                          never a key): a JSON object of lower-case name -> string value
+    tls.json             which TLS peer this verifier saw on each connection to the gateway (completion,
+                         signature, report): observer data, never a key (``verifier.evidence.tls_observation``)
     collateral/*.json    Intel TDX collateral, dcap-qvl QuoteCollateralV3 JSON
     nras/jwks.json       NVIDIA NRAS JWKS
     nras/*.json          NRAS response bodies
@@ -44,7 +46,7 @@ MAX_META_BYTES = 64 * 1024
 MAX_UNIX_SECONDS = 2**40  # year 36812: any time beyond is an input error, not a date
 _NAME = re.compile(
     r"^(meta\.json|request\.body|response\.body|request\.sha256|response\.sha256|signature\.json|report\.json"
-    r"|headers\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$"
+    r"|headers\.json|tls\.json|collateral/[A-Za-z0-9._-]+\.json|nras/[A-Za-z0-9._-]+\.json)$"
 )
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _META_KEYS = {
@@ -161,6 +163,8 @@ class Bundle:
     response_sha256: str | None = None
     # the proxy (issue 16): headers.json, the allow-listed upstream response headers, exact bytes (parsed by the checks)
     headers: bytes | None = None
+    # TLS channel binding: tls.json, the peers this verifier observed (exact bytes, parsed by the engine)
+    tls: bytes | None = None
 
     def files(self) -> dict[str, bytes]:
         out = {"meta.json": json.dumps(self.meta.to_json(), indent=2, sort_keys=True).encode() + b"\n"}
@@ -177,6 +181,8 @@ class Bundle:
                 out[name] = digest.encode() + b"\n"
         if self.headers is not None:
             out["headers.json"] = self.headers
+        if self.tls is not None:
+            out["tls.json"] = self.tls
         out.update({f"collateral/{n}": b for n, b in self.collateral.items()})
         out.update({f"nras/{n}": b for n, b in self.nras.items()})
         return out
@@ -230,6 +236,7 @@ class Bundle:
             signature=files.get("signature.json"),
             report=files.get("report.json"),
             headers=files.get("headers.json"),
+            tls=files.get("tls.json"),
             collateral={n.split("/", 1)[1]: b for n, b in files.items() if n.startswith("collateral/")},
             nras={n.split("/", 1)[1]: b for n, b in files.items() if n.startswith("nras/")},
         )

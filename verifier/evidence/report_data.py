@@ -80,6 +80,20 @@ def check_binds_signer(
     )
 
 
+def binds_tls_key(report_data: bytes, *, signing_algo: str, signing_address: str, spki_sha256: str) -> bool:
+    """True when report_data[0:32] == sha256(address_bytes || fingerprint_bytes) (§4 TLS-bound row): the quote
+    binds the TLS key whose SPKI hashes to ``spki_sha256`` together with the signer. Constant-time compare."""
+    rd = _report_data(report_data)
+    algo = str(signing_algo).lower()
+    if algo not in _ADDR_LEN:
+        raise CheckFailed(
+            f"signing_algo {str(signing_algo)[:40]!r} is neither ecdsa nor ed25519", reason="unsupported_signing_algo"
+        )
+    addr = _hex(signing_address, f"{algo} signing_address", _ADDR_LEN[algo])
+    fp = _hex(spki_sha256, "TLS SPKI fingerprint", 32)
+    return hmac.compare_digest(hashlib.sha256(addr + fp).digest(), rd[:32])
+
+
 def check_binds_nonce(report_data: bytes, nonce: bytes) -> None:
     """report_data[32:64] == our 32-byte nonce (§4: raw nonce in the second half)."""
     rd, nonce = _report_data(report_data), _nonce(nonce)

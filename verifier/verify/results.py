@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from verifier.core.errors import VerifierError
+from verifier.core.errors import Skip, VerifierError
 from verifier.core.ports import DcapResult
 from verifier.evidence.bundle import Bundle
 from verifier.evidence.collateral import Collateral
@@ -20,6 +20,7 @@ from verifier.evidence.gpu_payload import GpuPayload
 from verifier.evidence.quote import TdxQuote
 from verifier.evidence.report import Attestation, Report
 from verifier.evidence.signature import ResponseSignature
+from verifier.evidence.tls_observation import TlsObservations
 from verifier.verify.gpu_device import VerifiedGpu
 from verifier.verify.nras_token import NrasResult
 
@@ -112,3 +113,10 @@ class Facts:
     selection: Selection
     tdx: tuple[TdxFacts, ...]
     gpus: Outcome[tuple[GpuFacts, ...]]  # error: no or malformed GPU evidence for some attestation
+    # tls.json parsed: the TLS peers observed on the connections to the gateway (observer data, never authenticated)
+    tls: Outcome[TlsObservations] = field(
+        default_factory=lambda: failed(
+            Skip("the bundle holds no tls.json: no TLS peer was observed", reason="not_in_bundle")
+        )
+    )
+    tls_live: bool = False  # True: observed by this process just now (the online pipeline); False: read from a bundle
