@@ -24,15 +24,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
 import aiohttp
 
+from verifier.adapters.tls_peer import PeerLog
 from verifier.adapters.transport import BodyTooLarge, Observer, read_capped, redactor
 from verifier.core.errors import ConfigError, Indeterminate, UpstreamError
+from verifier.evidence.tls_observation import PeerObservation
 
 MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
 
@@ -98,7 +100,10 @@ class GatewayClient:
 
     ``calls`` limits how many upstream calls this client makes (the service's per-gateway budget);
     ``reserve(n)`` is awaited before an answer of up to ``n`` bytes is read (the service's admission control);
-    ``observe(endpoint, seconds, outcome)`` records each call's latency.
+    ``observe(endpoint, seconds, outcome)`` records each call's latency; ``peers`` records the TLS peer of the
+    connection each used answer arrived on (``tls.json``; shared with the proxy's ``Channel`` so that its labels say
+    whether the completion, the signature and the report travelled on one connection). ``decompress=False``: the
+    session does not decode bodies (the proxy's channel), so only identity-encoded answers are asked for and read.
     """
 
     def __init__(
@@ -112,6 +117,8 @@ class GatewayClient:
         calls: CallBudget | None = None,
         reserve: Callable[[int], Awaitable[None]] | None = None,
         observe: Observer | None = None,
+        peers: PeerLog | None = None,
+        decompress: bool = True,
     ) -> None:
         if api_key is not None and not all(32 <= ord(c) <= 126 for c in api_key):
             raise ConfigError("the gateway API key must be printable ASCII")
@@ -124,6 +131,10 @@ class GatewayClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry or Retry()
         self._calls, self._reserve, self._observe = calls, reserve, observe
+        self._peers = peers if peers is not None else PeerLog()
+        self._decompress = decompress
+        if not decompress:
+            self._headers = {**self._headers, "Accept-Encoding": "identity"}
 
     async def _get(self, what: str, path: str, params: dict[str, str]) -> bytes:
         url = f"{self._base}{path}"
@@ -143,8 +154,15 @@ class GatewayClient:
             async with self._session.get(
                 url, params=params, headers=self._headers, timeout=self._timeout, allow_redirects=False
             ) as resp:
+                seen = self._peers.observe(resp, what)  # while the connection is still ours
                 size = resp.content_length
                 if resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+                    if not self._decompress:
+                        raise UpstreamError(
+                            f"{what}: {url} answered with Content-Encoding "
+                            f"{self._redact(resp.headers['Content-Encoding'])[:40]!r} although identity was asked for",
+                            reason="upstream_garbled",
+                        )
                     size = None  # the length of the compressed body: the decoded one may be larger
                 if size is not None and size > MAX_EVIDENCE_BYTES:
                     raise BodyTooLarge(MAX_EVIDENCE_BYTES)
@@ -154,6 +172,7 @@ class GatewayClient:
                 classify(
                     resp.status, body, what=what, url=url, location=resp.headers.get("Location"), redact=self._redact
                 )
+                self._peers.record(seen)
                 return body
         except BodyTooLarge:
             raise UpstreamError(
@@ -192,12 +211,28 @@ class GatewayClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * self._retry.factor, self._retry.max_delay)
 
-    async def report(self, *, model: str, nonce: bytes, signing_address: str | None, signing_algo: str) -> bytes:
+    async def report(
+        self,
+        *,
+        model: str,
+        nonce: bytes,
+        signing_address: str | None,
+        signing_algo: str,
+        tls_params: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """GET /v1/attestation/report; ``tls_params`` ask for the TLS-fingerprint report_data layout (policy
+        ``tls.request_fingerprint``: ``include_tls_fingerprint=true``, ``version=2``), sent only over https."""
         self._spend_call("report")
         params = {"model": model, "nonce": nonce.hex(), "signing_algo": signing_algo}
         if signing_address:
             params["signing_address"] = signing_address
+        if tls_params and self._base.startswith("https://"):
+            params.update({k: v for k, v in tls_params.items() if k not in params})
         return await self._get("report", "/v1/attestation/report", params)
+
+    def peers(self) -> tuple[PeerObservation, ...]:
+        """The TLS peers of the connections this client's used answers (and the channel's completion) arrived on."""
+        return self._peers.observations()
 
     def _take_call(self) -> bool:
         return self._calls is None or self._calls.take()
