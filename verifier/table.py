@@ -54,6 +54,10 @@ def render(verdict: dict[str, Any]) -> str:
             f"  model bound by: {', '.join(binding.get('by') or ['nothing'])}"
             f"   (names {', '.join(binding.get('names') or []) or '-'})"
         )
+    tls = subject.get("tls_binding") or {}
+    if tls:
+        how = f"{tls.get('connection')} connection, {tls.get('observed')}" if tls.get("bound") else tls.get("reason")
+        lines.append(f"  TLS channel: {'bound' if tls.get('bound') else 'not bound'} ({_safe(how)})")
     vector = verdict.get("trust_vector") or {}
     if vector:
         lines.append("  trust vector: " + "   ".join(f"{aspect} {v['tier']}" for aspect, v in vector.items()))

@@ -139,4 +139,16 @@ REASONS: dict[str, str] = {
     # the verifying proxy: the model that served the completion (issue 16)
     "model_fallback": "the completion was served by another model than the one requested (x-model-used, fallback "
     "headers or the response's model), and the policy's [models] table does not alias it",
+    # TLS channel binding (tls.binds_peer; docs/protocol.md §12)
+    "no_tls": "the connection that served the completion was plain http: there is no TLS peer to bind",
+    "not_tls_layout": "the quote's report_data is not in the TLS-fingerprint layout, so it binds no TLS key",
+    "no_peer_certificate": "no peer certificate was observed on the https connection that served the completion",
+    "tls_peer_mismatch_replica": "the quote binds the TLS key of another connection of this exchange, not the one "
+    "that served the completion: the report came from another replica behind a load balancer",
+    "tls_peer_not_attested": "the quote binds a TLS key that no observed connection presented: TLS is not "
+    "terminated by the attested TD",
+    "tls_gateway_not_verified": "NEAR two-layer report signed by a model key: the gateway that terminates TLS is "
+    "not among the attestations verified for this signer",
+    "observation_not_upgraded": "a re-appraisal may not turn an observer check's recorded non-pass into a pass "
+    "(its evidence, e.g. tls.json, is unauthenticated)",
 }

@@ -112,7 +112,22 @@ KEYS: dict[str, Key] = {
     "gpu.allowed_vbios": Key("str_list", [], "allowed VBIOS versions (empty = any)"),
     "gpu.min_vbios": Key("str", "", "minimum VBIOS version, dotted hex (empty = any)"),
     "gpu.nras_leeway": Key("int", 60, "clock skew in seconds tolerated on NRAS token iat/nbf/exp"),
+    "tls.request_fingerprint": Key(
+        "str_list",
+        ["include_tls_fingerprint=true"],
+        "report query parameters asking for the TLS-fingerprint report_data layout, sent to https gateways only: "
+        "'include_tls_fingerprint=true' (NEAR), 'version=2' (Phala vllm-proxy, private-ai-gateway legacy alias); "
+        "empty = never ask",
+    ),
+    "tls.require_binding": Key(
+        "bool",
+        False,
+        "a pass requires tls.binds_peer: the attested TLS key is the live peer's of the connection that served the "
+        'completion (false: tls.binds_peer is advisory, reported only); same as checks."tls.binds_peer" = '
+        '"required"',
+    ),
 }
+TLS_REQUEST_PARAMS = ("include_tls_fingerprint=true", "version=2")
 for _spec in CHECKS:
     KEYS[f"checks.{_spec.id}"] = Key(
         "severity", str(_spec.default_severity), f"severity of {_spec.id}: required | advisory | off"
@@ -146,6 +161,12 @@ class GpuPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsPolicy:
+    request_params: tuple[tuple[str, str], ...] = (("include_tls_fingerprint", "true"),)  # sent with the report
+    require_binding: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     id: str
     sha256: str
@@ -161,6 +182,7 @@ class Policy:
     max_gpus_per_attestation: int = 8
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    tls: TlsPolicy = field(default_factory=TlsPolicy)
 
     def severity(self, check_id: str) -> Severity:
         return self.severities[check_id]
@@ -236,6 +258,7 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
     severities = {check_id: Severity(v[f"checks.{check_id}"]) for check_id in CHECK_IDS}
     if v["gpu.nras"] != "required":
         severities["gpu.nras"] = Severity.OFF
+    tls = _tls_policy(v, severities, "checks.tls.binds_peer" in values, source)
     _check_foundations(severities, source)
     if v["identity.require_pinned"]:
         weak = [c for c in ("tdx.app", "tdx.measurements") if severities[c] is not Severity.REQUIRED]
@@ -283,7 +306,31 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
         max_gpus_per_attestation=v["gpu.max_per_attestation"],
         description=v["policy.description"],
         raw=doc,
+        tls=tls,
     )
+
+
+def _tls_policy(v: dict[str, Any], severities: dict[str, Severity], explicit: bool, source: str) -> TlsPolicy:
+    """``tls.require_binding`` makes tls.binds_peer required (a severity set otherwise in the same file is a
+    contradiction); a required tls.binds_peer needs the report to be asked for the TLS-fingerprint layout."""
+    unknown = [p for p in v["tls.request_fingerprint"] if p not in TLS_REQUEST_PARAMS]
+    if unknown:
+        raise ConfigError(
+            f"{source}: tls.request_fingerprint: {show(unknown[0])} is not one of {', '.join(TLS_REQUEST_PARAMS)}"
+        )
+    params = tuple((k, val) for k, _, val in (p.partition("=") for p in dict.fromkeys(v["tls.request_fingerprint"])))
+    if v["tls.require_binding"]:
+        if explicit and severities["tls.binds_peer"] is not Severity.REQUIRED:
+            raise ConfigError(
+                f"{source}: tls.require_binding is true but checks.tls.binds_peer is {severities['tls.binds_peer']}"
+            )
+        severities["tls.binds_peer"] = Severity.REQUIRED
+    if severities["tls.binds_peer"] is Severity.REQUIRED and not params:
+        raise ConfigError(
+            f"{source}: tls.binds_peer is required but tls.request_fingerprint is empty: no report would be asked for "
+            "the TLS-fingerprint layout"
+        )
+    return TlsPolicy(request_params=params, require_binding=severities["tls.binds_peer"] is Severity.REQUIRED)
 
 
 def _check_foundations(severities: dict[str, Severity], source: str) -> None:

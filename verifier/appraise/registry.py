@@ -6,7 +6,9 @@
 - the policy foundation rule: a ``required`` check needs every check in ``needs`` and ``rests_on`` required
   too (``rests_on`` adds checks its meaning depends on without blocking it, e.g. ``report.signer`` for the
   report_data bindings: a binding of an unattested key proves nothing about the response);
-- the reuse requirement: checks declared ``reuse=True`` must all pass before an attestation may be reused.
+- the reuse requirement: checks declared ``reuse=True`` must all pass before an attestation may be reused;
+- observer checks (``observed=True``) judge what this verifier saw at capture time (the live TLS peer), which
+  nothing in the bundle authenticates: a re-appraisal never upgrades their recorded result (``engine.ceiling``).
 Check ids are stable public names (README); the README's table is generated from this registry.
 """
 
@@ -52,6 +54,7 @@ class CheckSpec:
     rests_on: tuple[str, ...]
     reuse: bool
     fn: CheckFn
+    observed: bool = False
 
     @property
     def foundations(self) -> tuple[str, ...]:
@@ -70,6 +73,7 @@ def check(
     rests_on: tuple[str, ...] = (),
     severity: Severity = Severity.REQUIRED,
     reuse: bool = False,
+    observed: bool = False,
 ) -> Callable[[CheckFn], CheckFn]:
     def register(fn: CheckFn) -> CheckFn:
         if check_id in REGISTRY:
@@ -77,7 +81,7 @@ def check(
         for dep in needs + rests_on:
             if dep not in REGISTRY:
                 raise AssertionError(f"check {check_id} depends on {dep}, which must be declared before it")
-        REGISTRY[check_id] = CheckSpec(check_id, title, severity, needs, rests_on, reuse, fn)
+        REGISTRY[check_id] = CheckSpec(check_id, title, severity, needs, rests_on, reuse, fn, observed)
         return fn
 
     return register

@@ -27,6 +27,9 @@ class Subject:
     response_sha256: str | None
     signed_text: str | None
     model_binding: dict[str, JSON] = field(default_factory=dict)  # what bound the model: by, names
+    # whether the TLS channel that served the completion is bound to the attested TD: bound, connection, observed,
+    # reason (tls.binds_peer)
+    tls_binding: dict[str, JSON] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class Verdict:
                 "response_sha256": s.response_sha256,
                 "signed_text": s.signed_text,
                 "model_binding": dict(s.model_binding),
+                "tls_binding": dict(s.tls_binding),
             },
             "nonce": {"value": self.nonce.value, "origin": self.nonce.origin},
             "times": {
@@ -164,6 +168,7 @@ class Verdict:
                 response_sha256=s.get("response_sha256"),
                 signed_text=s.get("signed_text"),
                 model_binding=dict(s.get("model_binding") or {}),
+                tls_binding=dict(s.get("tls_binding") or {}),
             ),
             nonce=NonceRef(value=data["nonce"].get("value"), origin=data["nonce"].get("origin")),
             times=Times(

@@ -9,7 +9,8 @@ It reads top-down as the checklist:
  3. per attestation, the TDX quote: collateral, dcap-qvl, event log   tdx.quote, tdx.tcb, tdx.binds_*, tdx.event_log,
                                                                       tdx.app, tdx.measurements, tdx.os_image, tdx.debug
  4. per attestation, the GPUs: SPDM to NVIDIA's root, NRAS tokens     gpu.evidence, gpu.nonce, gpu.nras
- 5. appraise: walk the check registry against the policy and refs
+    and the observed TLS peers (tls.json)                             tls.binds_peer
+ 5. appraise: walk the check registry against the policy and refs (a re-appraisal never upgrades an observer check)
  6. the verdict (default-deny), and the bundle plus what was fetched (the evidence to keep)
 """
 
@@ -20,8 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from verifier.appraise.registry import Appraisal
-from verifier.core.errors import VerifierError
+from verifier.core.errors import Skip, VerifierError
+from verifier.core.model import CheckResult
 from verifier.core.verdict import Verdict
+from verifier.engine.ceiling import no_upgrade
 from verifier.engine.checklist import appraise
 from verifier.engine.context import CollateralProvider, Context, NrasProvider
 from verifier.engine.gpus import FetchedNras, verify_gpus
@@ -30,7 +33,8 @@ from verifier.engine.selection import select
 from verifier.engine.signatures import verify_signature_stage
 from verifier.engine.verdict import build_verdict
 from verifier.evidence.bundle import Bundle
-from verifier.verify.results import Facts
+from verifier.evidence.tls_observation import TlsObservations, parse_tls_json
+from verifier.verify.results import Facts, Outcome, attempt, failed
 
 __all__ = ["CollateralProvider", "Context", "Evaluation", "NrasProvider", "evaluate", "gather"]
 
@@ -48,13 +52,19 @@ async def evaluate(
     fetch_errors: Mapping[str, VerifierError] | None = None,
     fetched_now: bool = False,
     supersedes: str | None = None,
+    observed_now: bool = False,
+    prior: Mapping[str, CheckResult] | None = None,
 ) -> Evaluation:
     """``fetch_errors``: why a part is missing when the pipeline could not fetch it ("signature", "report").
     ``fetched_now``: the report was fetched by this verifier just now with the bundle's freshly minted nonce.
-    ``supersedes``: the verdict this evaluation re-verifies (its evidence is recorded, never fetched now)."""
+    ``supersedes``: the verdict this evaluation re-verifies (its evidence is recorded, never fetched now).
+    ``observed_now``: the bundle's tls.json was observed by this process just now (the online pipeline).
+    ``prior``: the check rows of the verdict this re-appraisal re-checks; observer checks are never upgraded."""
     started = time.perf_counter()
     facts, kept = await gather(bundle, ctx, fetch_errors=fetch_errors)  # 1-4
+    facts = replace(facts, tls_live=observed_now and supersedes is None)
     results = appraise(facts, Appraisal(policy=ctx.policy, refs=ctx.refs))  # 5
+    results = no_upgrade(results, prior, prior_id=supersedes)
     origin = "reused" if bundle.meta.reused_from else "fetched" if fetched_now and supersedes is None else "recorded"
     verdict = build_verdict(facts, results, ctx, origin=origin, supersedes=supersedes, started=started)  # 6
     return Evaluation(verdict=verdict, bundle=kept)
@@ -72,9 +82,18 @@ async def gather(
     collateral, nras = FetchedCollateral(), FetchedNras()
     tdx = await verify_quotes(selection, bundle, ctx, collateral)  # 3
     gpus = await verify_gpus(selection, bundle, ctx, nras)  # 4
-    facts = Facts(bundle=bundle, now=ctx.now, signature=signature, selection=selection, tdx=tdx, gpus=gpus)
+    facts = Facts(
+        bundle=bundle, now=ctx.now, signature=signature, selection=selection, tdx=tdx, gpus=gpus, tls=_tls(bundle)
+    )
     kept = replace(bundle, collateral={**bundle.collateral, **collateral.files}, nras={**bundle.nras, **nras.files})
     return facts, kept
+
+
+def _tls(bundle: Bundle) -> Outcome[TlsObservations]:
+    if bundle.tls is None:
+        return failed(Skip("the bundle holds no tls.json: no TLS peer was observed", reason="not_in_bundle"))
+    raw = bundle.tls
+    return attempt(lambda: parse_tls_json(raw))
 
 
 def _names(bundle: Bundle, ctx: Context) -> frozenset[str]:

@@ -3,16 +3,16 @@
 1. hash the exact request/response bytes (the evaluation hashes them; here: the chat id)
 2. fetch the signature for the chat id (retried with backoff inside a deadline)
 3. mint a fresh 32-byte nonce (``secrets``) ...
-4. ... and fetch the attestation report bound to it and to the signer
-   (or, inside the policy's reuse window, cite an attestation this verifier fetched and verified)
-5. gather everything into an evidence bundle
+4. ... and fetch the attestation report bound to it and to the signer, in the TLS-fingerprint layout where the
+   policy asks for it (or, inside the policy's reuse window, cite an attestation this verifier fetched and verified)
+5. gather everything into an evidence bundle, with the TLS peers the gateway client observed (tls.json)
 6. evaluate it: select the attestation, TDX, GPU, appraise -> verdict
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +22,7 @@ from verifier.engine.evaluate import Context, Evaluation, evaluate
 from verifier.evidence.bundle import Bundle, BundleMeta
 from verifier.evidence.exchange import chat_id_from_response
 from verifier.evidence.signature import normalize_signer, parse_signature
+from verifier.evidence.tls_observation import PeerObservation, TlsObservations
 
 
 class InputError(VerifierError):
@@ -44,7 +45,19 @@ class Exchange:
 class Gateway(Protocol):
     async def signature(self, chat_id: str, *, model: str, signing_algo: str) -> bytes: ...
 
-    async def report(self, *, model: str, nonce: bytes, signing_address: str | None, signing_algo: str) -> bytes: ...
+    async def report(
+        self,
+        *,
+        model: str,
+        nonce: bytes,
+        signing_address: str | None,
+        signing_algo: str,
+        tls_params: Mapping[str, str] | None = None,
+    ) -> bytes: ...
+
+    def peers(self) -> tuple[PeerObservation, ...]:
+        """The TLS peers of the connections the used answers (and a relayed completion) arrived on."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +124,17 @@ async def verify_exchange(
         nonce = mint(32)
         try:
             report = await gateway.report(
-                model=ex.model, nonce=nonce, signing_address=signer, signing_algo=ex.signing_algo
+                model=ex.model,
+                nonce=nonce,
+                signing_address=signer,
+                signing_algo=ex.signing_algo,
+                tls_params=dict(ctx.policy.tls.request_params),
             )
         except Indeterminate as exc:
             errors["report"] = exc
 
     # 5. the evidence bundle: everything the verdict rests on, re-verifiable offline
+    peers = gateway.peers()
     bundle = Bundle(
         meta=BundleMeta(
             model=ex.model,
@@ -137,7 +155,10 @@ async def verify_exchange(
         headers=ex.headers,
         collateral=dict(reused.collateral) if reused else {},
         nras=dict(reused.nras) if reused else {},
+        tls=TlsObservations(calls=peers).to_json_bytes() if peers else None,
     )
 
     # 6. evaluate and appraise (reuse is an input: the bundle says where its attestation came from)
-    return await evaluate(bundle, ctx, fetch_errors=errors, fetched_now=reused is None and report is not None)
+    return await evaluate(
+        bundle, ctx, fetch_errors=errors, fetched_now=reused is None and report is not None, observed_now=True
+    )

@@ -45,6 +45,7 @@ def build_verdict(
             else bundle.response_sha256,
             signed_text=sig.text if sig else None,
             model_binding=_model_binding(checks, sorted(sel.names)),
+            tls_binding=_tls_binding(checks),
         ),
         nonce=NonceRef(
             value=meta.nonce.hex() if meta.nonce else None, origin=str(meta.nonce_origin) if meta.nonce_origin else None
@@ -90,6 +91,20 @@ def _model_binding(checks: dict[str, CheckResult], names: list[str]) -> dict[str
     return {"by": by or ["nothing"], "names": names}
 
 
+def _tls_binding(checks: dict[str, CheckResult]) -> dict[str, Any]:
+    """Whether tls.binds_peer bound the TLS channel: which connection, observed live or recorded, else why not."""
+    row = checks.get("tls.binds_peer")
+    if row is None:
+        return {"bound": False, "connection": None, "observed": None, "reason": "not_in_bundle"}
+    bound = row.status is Status.PASS
+    return {
+        "bound": bound,
+        "connection": row.details.get("served_by") if bound else None,
+        "observed": row.details.get("observed") if bound else None,
+        "reason": None if bound else row.reason,
+    }
+
+
 def _claims(facts: Facts, checks: dict[str, CheckResult]) -> dict[str, Any]:
     claims: dict[str, Any] = {}
     for t in facts.tdx:
@@ -114,6 +129,39 @@ def _claims(facts: Facts, checks: dict[str, CheckResult]) -> dict[str, Any]:
         if nras:
             claims["nras"] = nras
     return claims
+
+
+def _tls_notes(facts: Facts, row: CheckResult | None) -> list[dict[str, str]]:
+    """What the TLS channel binding proved, for every bundle that recorded a connection (tls.json)."""
+    if row is None or facts.bundle.tls is None:
+        return []
+    recorded = (
+        ""
+        if facts.tls_live
+        else "; the peer fingerprints are the bundle's tls.json, unauthenticated observer data: the binding is only "
+        "as trustworthy as whoever recorded the bundle"
+    )
+    if row.status is Status.PASS:
+        served = row.details.get("served_by")
+        scope = (
+            "the connection that carried the completion"
+            if served == "completion"
+            else f"the {served} connection this verifier opened (the completion was captured elsewhere: its own "
+            "channel was not observed)"
+        )
+        return [
+            {
+                "code": "tls_channel_bound",
+                "message": f"the attested TD holds the TLS key of {scope}: TLS terminates in the attested TD{recorded}",
+            }
+        ]
+    return [
+        {
+            "code": "tls_channel_not_bound",
+            "message": f"the TLS channel is not bound to the attested TD ({row.status}: {row.reason}): "
+            f"{row.message}{recorded}",
+        }
+    ]
 
 
 def _identity_claims(events: tuple[Event, ...]) -> dict[str, Any]:
@@ -206,6 +254,7 @@ def _notes(facts: Facts, checks: dict[str, CheckResult], origin: str, ctx: Conte
                 ),
             }
         )
+    notes += _tls_notes(facts, checks.get("tls.binds_peer"))
     if origin == "reused" and meta.report_fetched_at is not None:
         notes.append(
             {

@@ -111,6 +111,23 @@ SCHEMAS: dict[str, Any] = {
                             "names": {"type": "array", "items": {"type": "string"}},
                         },
                     },
+                    "tls_binding": {
+                        "type": "object",
+                        "required": ["bound", "connection", "observed", "reason"],
+                        "additionalProperties": False,
+                        "description": "whether tls.binds_peer bound the TLS channel that served the completion to the "
+                        "attested TD: the connection (completion, or the report/signature connection when the "
+                        "completion was captured elsewhere), observed live or recorded (tls.json), else the reason",
+                        "properties": {
+                            "bound": {"type": "boolean"},
+                            "connection": {
+                                "type": ["string", "null"],
+                                "enum": ["completion", "signature", "report", None],
+                            },
+                            "observed": {"type": ["string", "null"], "enum": ["live", "recorded", None]},
+                            "reason": NULLABLE_STR,
+                        },
+                    },
                 },
             },
             "nonce": {"type": "object", "properties": {"value": NULLABLE_STR, "origin": NULLABLE_STR}},

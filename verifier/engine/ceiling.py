@@ -1,0 +1,63 @@
+"""A re-appraisal never upgrades an observer check (registry ``observed=True``, e.g. ``tls.binds_peer``).
+
+An observer check judges what the verifier saw at capture time (the TLS peer of a live connection), recorded in
+the bundle as observer data that nothing authenticates (``tls.json``): editing it is as easy as editing a text file.
+Re-appraising the bundle later (``reverify``, a job, ``verify-bundle --prior``) recomputes the check from that
+record, so its result may be no better than the one the verdict it re-checks reached: a recorded ``fail``,
+``indeterminate`` or ``skipped`` stays what it was (status and reason), with a message saying why; one the live
+appraisal never judged (``policy_off``, ``blocked``) becomes ``indeterminate`` ``observation_not_upgraded`` — a
+re-appraisal cannot be the first to pass an observation. A downgrade (a recorded pass the recomputation no longer
+reaches) is kept: it can only make the verdict stricter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from verifier.appraise.catalog import CHECKS
+from verifier.core.model import CheckResult, Status
+
+OBSERVED: frozenset[str] = frozenset(c.id for c in CHECKS if c.observed)
+
+
+def no_upgrade(
+    results: Iterable[CheckResult], prior: Mapping[str, CheckResult] | None, *, prior_id: str | None
+) -> tuple[CheckResult, ...]:
+    """``results`` with every observer check that now passes but did not pass in ``prior`` held at its prior row."""
+    if not prior:
+        return tuple(results)
+    out = []
+    for r in results:
+        before = prior.get(r.id)
+        if r.id in OBSERVED and r.status is Status.PASS and before is not None and before.status is not Status.PASS:
+            source = f"verdict {prior_id}" if prior_id else "the prior verdict"
+            unjudged = before.status is Status.SKIPPED and before.reason in ("policy_off", "blocked")
+            r = CheckResult(
+                id=r.id,
+                status=Status.INDETERMINATE if unjudged else before.status,
+                severity=r.severity,
+                reason="observation_not_upgraded" if unjudged else before.reason or "observation_not_upgraded",
+                message=(
+                    f"not upgraded: {source} recorded {before.status} ({before.reason}); a re-appraisal recomputes "
+                    "this check from unauthenticated observer data (tls.json) and may not turn that into a pass "
+                    f"(recomputed: {r.message})"
+                ),
+                details={"recomputed": "pass", "prior": {"status": str(before.status), "reason": before.reason}},
+            )
+        out.append(r)
+    return tuple(out)
+
+
+def prior_checks(verdict: Mapping[str, object]) -> dict[str, CheckResult]:
+    """The check rows of a recorded verdict (JSON), by id; ValueError naming the first row that is not one."""
+    rows = verdict.get("checks")
+    if not isinstance(rows, list):
+        raise ValueError("the verdict has no list of checks")
+    out: dict[str, CheckResult] = {}
+    for i, row in enumerate(rows):
+        try:
+            result = CheckResult.from_json(row)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ValueError(f"checks[{i}] is not a check row (id, status, severity, reason)") from None
+        out[result.id] = result
+    return out
