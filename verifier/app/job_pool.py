@@ -16,6 +16,7 @@ from typing import Any
 from verifier.adapters.dcap.pool import DcapPool
 from verifier.app.profiles import anchors_for, refs_for
 from verifier.appraise.policy import Policy
+from verifier.core.model import CheckResult
 from verifier.engine.context import Context
 from verifier.engine.evaluate import evaluate
 from verifier.evidence.bundle import Bundle
@@ -55,8 +56,15 @@ def _start(trust_profile: str, refs_path: str | None, dcap_timeout: float) -> No
     )
 
 
-def evaluate_files(files: dict[str, bytes], policy: Policy, at: int, supersedes: str) -> tuple[JSON, dict[str, bytes]]:
-    """(verdict JSON, kept bundle files) of one recorded bundle evaluated at ``at`` in this worker process."""
+def evaluate_files(
+    files: dict[str, bytes],
+    policy: Policy,
+    at: int,
+    supersedes: str,
+    prior: dict[str, CheckResult] | None = None,
+) -> tuple[JSON, dict[str, bytes]]:
+    """(verdict JSON, kept bundle files) of one recorded bundle evaluated at ``at`` in this worker process;
+    ``prior``: the superseded verdict's check rows (observer checks are never upgraded over them)."""
     w = _WORKER
     pool: DcapPool = w["pool"]
     ctx = Context(
@@ -68,5 +76,7 @@ def evaluate_files(files: dict[str, bytes], policy: Policy, at: int, supersedes:
         refs=w["refs"],
         memo=w["memo"],
     )
-    evaluation = w["loop"].run_until_complete(evaluate(Bundle.from_files(files), ctx, supersedes=supersedes))
+    evaluation = w["loop"].run_until_complete(
+        evaluate(Bundle.from_files(files), ctx, supersedes=supersedes, prior=prior)
+    )
     return evaluation.verdict.to_json(), evaluation.bundle.files()

@@ -28,6 +28,8 @@ from verifier.app.offload import bridge
 from verifier.app.records import _without_bodies
 from verifier.appraise.policy import Policy, parse_policy
 from verifier.core.errors import ConfigError, UpstreamError, VerifierError
+from verifier.core.model import CheckResult
+from verifier.engine.ceiling import prior_checks
 from verifier.engine.context import Context
 from verifier.engine.evaluate import evaluate
 from verifier.evidence.bundle import Bundle
@@ -333,10 +335,11 @@ class Jobs:
         times = old.get("times") or {}
         captured_at = int(times.get("captured_at") or times["verified_at"])
         job_at = captured_at if run.at is None else run.at
-        captured = await self._evaluate(bundle, run, captured_at, verdict_id, refresh=False)
+        prior = prior_checks(old)  # observer checks (tls.binds_peer) are never upgraded over the recorded verdict
+        captured = await self._evaluate(bundle, run, captured_at, verdict_id, refresh=False, prior=prior)
         now = captured
         if run.refresh is not None or job_at != captured_at:
-            now = await self._evaluate(bundle, run, job_at, verdict_id, refresh=run.refresh is not None)
+            now = await self._evaluate(bundle, run, job_at, verdict_id, refresh=run.refresh is not None, prior=prior)
         verdict, cap_json = now[0], captured[0]
         reasons = failing_reasons(verdict)
         verdict["claims"] = {
@@ -377,14 +380,21 @@ class Jobs:
         )
 
     async def _evaluate(
-        self, bundle: Bundle, run: _Run, at: int, supersedes: str, *, refresh: bool
+        self,
+        bundle: Bundle,
+        run: _Run,
+        at: int,
+        supersedes: str,
+        *,
+        refresh: bool,
+        prior: dict[str, CheckResult] | None = None,
     ) -> tuple[JSON, Bundle]:
         """(verdict JSON, kept bundle): in a worker process when the run has them, else on the engine's thread."""
         svc = self._svc
         if run.processes is not None and not refresh:
             loop = asyncio.get_running_loop()
             verdict, files = await loop.run_in_executor(
-                run.processes, evaluate_files, bundle.files(), run.policy, at, supersedes
+                run.processes, evaluate_files, bundle.files(), run.policy, at, supersedes, prior
             )
             return verdict, Bundle.from_files(files)
         ctx: Context = replace(svc.offline_context(now=at), policy=run.policy)
@@ -393,8 +403,8 @@ class Jobs:
             bundle = replace(bundle, collateral={})  # the quote stage fetches (through ``run.refresh``) and keeps it
         offloader = svc.offloader
         if offloader is None:
-            evaluation = await evaluate(bundle, ctx, supersedes=supersedes)
+            evaluation = await evaluate(bundle, ctx, supersedes=supersedes, prior=prior)
         else:
             home = asyncio.get_running_loop()
-            evaluation = await offloader.run(evaluate, bundle, bridge(ctx, home), supersedes=supersedes)
+            evaluation = await offloader.run(evaluate, bundle, bridge(ctx, home), supersedes=supersedes, prior=prior)
         return evaluation.verdict.to_json(), evaluation.bundle

@@ -15,10 +15,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from verifier.adapters.channel import Channel
 from verifier.adapters.ledger import Ledger
 from verifier.adapters.transport import REDACTED, redactor, secret_forms
 from verifier.app.limits import Lease
 from verifier.app.offload import bridge
+from verifier.engine.ceiling import prior_checks
 from verifier.engine.evaluate import Evaluation, evaluate
 from verifier.engine.pipeline import Exchange, verify_exchange
 from verifier.evidence.bundle import Bundle
@@ -47,8 +49,10 @@ class Records:
         submitted_by: str | None = None,
         lease: Lease | None = None,
         record: bool = True,
+        channel: Channel | None = None,
     ) -> JSON:
         """The online pipeline for one completion, recorded (unless ``record`` is False: then its id is None).
+        ``channel``: the proxy's connection that carried the completion (its signature and report go on it too).
 
         Raises ``Limited`` when the gateway's call budget is spent (before any call) or the in-flight bytes stay
         over the limit; ``LedgerBusy`` if it cannot commit."""
@@ -66,7 +70,11 @@ class Records:
                 )
                 return await self._commit(verdict, bundle, secrets=secrets, submitted_by=submitted_by, save=record)
             gateway = svc.gateway(
-                exchange.gateway, api_key=api_key, calls=ticket, reserve=lease.reserve if lease else None
+                exchange.gateway,
+                api_key=api_key,
+                calls=ticket,
+                reserve=lease.reserve if lease else None,
+                channel=channel,
             )
             evaluation = await self._engine(
                 verify_exchange, exchange, gateway=gateway, ctx=svc.context(), prior=svc.recorder
@@ -79,10 +87,13 @@ class Records:
         """Re-evaluate a recorded bundle offline (current policy) into a new verdict that supersedes it."""
         svc = self._svc
         bundle = await svc.recorder.bundle(verdict_id)
-        if bundle is None:
+        old = await svc.recorder.get(verdict_id)
+        if bundle is None or old is None:
             raise UnknownVerdict(verdict_id)
         now = at if at is not None else int(svc.clock())
-        evaluation = await self._engine(evaluate, bundle, svc.offline_context(now=now), supersedes=verdict_id)
+        evaluation = await self._engine(
+            evaluate, bundle, svc.offline_context(now=now), supersedes=verdict_id, prior=prior_checks(old)
+        )
         return await self._recorded(evaluation, submitted_by=submitted_by)
 
     async def _engine(
@@ -246,6 +257,7 @@ def _redact(verdict: JSON, bundle: Bundle, secrets: tuple[str, ...]) -> tuple[JS
         signature=scrub(bundle.signature),
         report=scrub(bundle.report),
         headers=scrub(bundle.headers),
+        tls=scrub(bundle.tls),
         collateral={n: scrub(b) or b"" for n, b in bundle.collateral.items()},
         nras={n: scrub(b) or b"" for n, b in bundle.nras.items()},
     )

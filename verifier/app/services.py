@@ -10,6 +10,7 @@ Closing happens in reverse. The limits
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -19,12 +20,14 @@ from dataclasses import dataclass, field
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from verifier.adapters.channel import Channel
 from verifier.adapters.collateral_cache import CollateralCache
 from verifier.adapters.dcap.pool import DcapPool
 from verifier.adapters.gateway import CallBudget, GatewayClient, Retry
 from verifier.adapters.nras_client import NrasClient
 from verifier.adapters.pcs import PcsClient
 from verifier.adapters.recorder import Recorder
+from verifier.adapters.tls_peer import ObservedResponse
 from verifier.app.jobs import Jobs
 from verifier.app.keys import ApiKey, KeyStore
 from verifier.app.limits import ByteAdmission, RateLimiter, UpstreamBudget
@@ -66,6 +69,7 @@ class Services:
     log_signer: NoteSigner | None = None  # the transparency log's checkpoint key (None: no checkpoints are signed)
     ear_keys: tuple[Ed25519PrivateKey, ...] = ()  # EAR signing keys, oldest first; the last signs (empty: no EARs)
     verifiers: VerifierPool | None = None  # verifier worker processes (the proxy's --verify-workers); None: in-process
+    ssl_context: ssl.SSLContext | None = None  # upstream TLS trust (``Settings.ca_file``); None: the system store
     records: Records = field(init=False)
     jobs: Jobs = field(init=False)  # batch re-verification jobs (app.jobs)
 
@@ -107,10 +111,13 @@ class Services:
         api_key: str | None,
         calls: CallBudget | None = None,
         reserve: Callable[[int], Awaitable[None]] | None = None,
+        channel: Channel | None = None,
     ) -> GatewayClient:
+        """A gateway client on the shared session, or on ``channel`` (the proxy's: the completion's connection, whose
+        peer log it shares, so that the signature and report are fetched on that connection when it is still open)."""
         s = self.settings
         return GatewayClient(
-            self.session,
+            channel.session if channel is not None else self.session,
             base_url,
             api_key=api_key,
             timeout=s.upstream_timeout,
@@ -118,11 +125,27 @@ class Services:
             calls=calls,
             reserve=reserve,
             observe=self.metrics.upstream,
+            peers=channel.peers if channel is not None else None,
+            decompress=channel is None,
         )
+
+    def channel(self) -> Channel:
+        """A new one-connection channel to the gateway (close it when the exchange's verification is done)."""
+        return Channel(ssl_context=self.ssl_context, read_timeout=self.settings.upstream_timeout)
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The active API key this secret is (looked up on a ledger reader thread), or None."""
         return await self.recorder.read(lambda ledger: KeyStore(ledger).authenticate(secret))
+
+
+def upstream_ssl_context(ca_file: str | None) -> ssl.SSLContext | None:
+    """Certificate verification against exactly the CAs of ``ca_file`` (None: aiohttp's default, the system store)."""
+    if ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"ca_file {ca_file}: cannot load CA certificates ({exc})") from None
 
 
 @asynccontextmanager
@@ -130,6 +153,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
     anchors = anchors_for(settings.trust_profile)
     refs = refs_for(settings.trust_profile, settings.refs_path)
+    ssl_context = upstream_ssl_context(settings.ca_file)  # every upstream: gateway, PCS/PCCS, NRAS
     metrics = Metrics()
     try:
         log_signer = NoteSigner(settings.log_origin, load_keys(settings.log_key_path, create=True)[-1])
@@ -149,7 +173,12 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         recorder.ledger.log_signer = log_signer  # before any write: every save signs the new tree head
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout, connect=min(10.0, settings.upstream_timeout))
         session = await stack.enter_async_context(
-            aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "attestation-verifier"})
+            aiohttp.ClientSession(
+                timeout=timeout,
+                headers={"User-Agent": "attestation-verifier"},
+                connector=aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else True),
+                response_class=ObservedResponse,  # tls.json: the peer of each gateway answer
+            )
         )
         fetcher = PcsClient(
             session,
@@ -189,6 +218,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
             offloader=offloader,
             log_signer=log_signer,
             ear_keys=ear_keys,
+            ssl_context=ssl_context,
         )
         stack.push_async_callback(services.jobs.close)  # running jobs stop (resumable) before anything they use closes
         yield services

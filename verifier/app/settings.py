@@ -76,6 +76,9 @@ class Settings:
     log_key_path: str | None = None
     ear_key_path: str | None = None
     log_origin: str = "attestation-verifier/verdict-log"  # the checkpoints' origin line and the log key's name
+    # upstream TLS: a PEM file of the CA certificates to trust INSTEAD of the system store (e.g. the simulator's);
+    # None: the system store. Verification is never switched off.
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.retain_bodies not in RETAIN_BODIES:

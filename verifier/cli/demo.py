@@ -34,20 +34,33 @@ from verifier.cli.options import emit
     "until Ctrl-C; prints its URL and a read key.",
 )
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="With --serve: the port.")
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve the simulated gateway over loopback TLS with TLS-fingerprint reports: shows tls.binds_peer (the "
+    "service fetches the report itself, so the binding covers its report connection).",
+)
 def demo(
-    report_format: str, signing_algo: str, stream: bool, unpinned: bool, as_json: bool, serve_dashboard: bool, port: int
+    report_format: str,
+    signing_algo: str,
+    stream: bool,
+    unpinned: bool,
+    as_json: bool,
+    serve_dashboard: bool,
+    port: int,
+    tls: bool,
 ) -> None:
     """Start the simulator and the service on loopback and verify one completion end to end."""
     from verifier.demo import run_demo  # the demo wires the simulator: an edge, never the core
+    from verifier.simulator.gateway import SimulatorConfig
 
     if serve_dashboard:
         asyncio.run(_serve_dashboard(port))
         return
 
     model = "sim/plain-1" if unpinned else "sim/echo-1"
-    (result,) = asyncio.run(
-        run_demo(report_format=report_format, signing_algo=signing_algo, stream=stream, model=model)
-    )
+    config = SimulatorConfig(report_format=report_format, three_part_text=report_format == "near_two_layer", tls=tls)
+    (result,) = asyncio.run(run_demo(config=config, signing_algo=signing_algo, stream=stream, model=model))
     if result.http_status != 201:
         raise click.ClickException(f"the verifier answered {result.http_status}: {result.verdict}")
     if not as_json:

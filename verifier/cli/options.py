@@ -32,6 +32,15 @@ def emit(verdict: dict[str, Any], as_json: bool) -> None:
 db_option = click.option(
     "--db", "db_path", default="verifier.db", envvar="VERIFIER_DB", show_default=True, help="SQLite ledger file."
 )
+ca_file_option = click.option(
+    "--ca-file",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    envvar="VERIFIER_CA_FILE",
+    help="PEM file of the CA certificates upstream TLS is verified against, instead of the system store "
+    "(e.g. the one `verifier simulator --tls` writes); verification is never switched off.",
+)
 
 
 def settings_from(**kw: Any) -> Settings:

@@ -11,7 +11,7 @@ import click
 
 from verifier import __version__
 from verifier.cli.keys import bootstrap_admin_key
-from verifier.cli.options import db_option, load_policy_option, settings_from
+from verifier.cli.options import ca_file_option, db_option, load_policy_option, settings_from
 from verifier.cli.service import is_loopback, listen
 from verifier.core.errors import ConfigError
 from verifier.core.trust import PRODUCTION, SIMULATOR
@@ -52,6 +52,7 @@ log = logging.getLogger("verifier.cli")
 @click.option("--pcs-url", default=None, help="Intel PCS or PCCS base URL for collateral.")
 @click.option("--pccs", is_flag=True, default=None, help="--pcs-url is a PCCS (root CA CRL served as hex).")
 @click.option("--nras-url", default=None, help="NVIDIA NRAS base URL.")
+@ca_file_option
 @click.option(
     "--workers",
     "dcap_workers",

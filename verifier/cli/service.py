@@ -16,7 +16,7 @@ from verifier import __version__
 from verifier.app.services import open_services
 from verifier.app.settings import Settings, normalize_gateway
 from verifier.cli.keys import bootstrap_admin_key
-from verifier.cli.options import db_option, emit, load_policy_option, settings_from
+from verifier.cli.options import ca_file_option, db_option, emit, load_policy_option, settings_from
 from verifier.core.errors import ConfigError
 from verifier.core.trust import PRODUCTION, SIMULATOR
 from verifier.engine.pipeline import Exchange, InputError
@@ -67,6 +67,7 @@ def listen(host: str, port: int) -> socket.socket:
 @click.option("--pcs-url", default=None, help="Intel PCS or PCCS base URL for collateral.")
 @click.option("--pccs", is_flag=True, default=None, help="--pcs-url is a PCCS (root CA CRL served as hex).")
 @click.option("--nras-url", default=None, help="NVIDIA NRAS base URL.")
+@ca_file_option
 @click.option("--offline", is_flag=True, default=None, help="Never fetch collateral or NRAS answers.")
 @click.option(
     "--workers",
@@ -228,6 +229,7 @@ def serve(
 @click.option("--pcs-url", default=None)
 @click.option("--pccs", is_flag=True, default=None)
 @click.option("--nras-url", default=None)
+@ca_file_option
 @click.option("--offline", is_flag=True, default=None)
 @click.option(
     "--signature-deadline",
