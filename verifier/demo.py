@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import ssl
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -43,14 +44,14 @@ class DemoResult:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    """Run `app` on an ephemeral loopback port; yields its base URL."""
+async def serve(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+    """Run `app` on an ephemeral loopback port (over TLS with ``ssl_context``); yields its base URL."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
 
@@ -80,18 +81,23 @@ async def run_demo(
     world: SimulatorWorld | None = None,
     **settings: Any,
 ) -> list[DemoResult]:
-    """Simulated gateway + service; `rounds` concurrent completions, each verified through HTTP."""
+    """Simulated gateway + service; `rounds` concurrent completions, each verified through HTTP. With
+    ``config.tls`` the gateway is served over loopback TLS, and the client and the service trust its test CA."""
     workdir = db_dir or Path(tempfile.mkdtemp(prefix="verifier-demo-"))
     db_path = workdir / "verifier.db"
     config = config or SimulatorConfig(report_format=report_format, three_part_text=report_format == "near_two_layer")
     gateway = SimulatedGateway(world or SimulatorWorld(), config)
     settings.setdefault("dcap_workers", 1)
+    client_ssl: ssl.SSLContext | bool = True
+    if gateway.tls is not None:
+        settings.setdefault("ca_file", str(gateway.tls.write_ca(workdir / "simulator-ca.pem")))
+        client_ssl = gateway.tls.client_context()
     with Ledger.open(db_path) as ledger:
         _, api_key = KeyStore(ledger).create(Role.SUBMIT, "verifier demo")
     auth = {"Authorization": f"Bearer {api_key}"}
     async with (
-        serve(gateway.app()) as gateway_url,
-        aiohttp.ClientSession() as client,
+        serve(gateway.app(), gateway.ssl_context() if gateway.tls else None) as gateway_url,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl)) as client,
         serve(create_app(simulator_settings(db_path, gateway_url, **settings), clock=config.clock)) as service_url,
     ):
 

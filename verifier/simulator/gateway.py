@@ -8,6 +8,11 @@ formats ``phala_flat``, ``near_two_layer``, ``aci_legacy``), ``GET /v1/models`` 
 (``verifier.simulator.pcs``) and an NRAS (``/v3/attest/gpu``, ``/.well-known/jwks.json``).
 
 Fault knobs (``FAULTS``) make it misbehave the ways real gateways do, per run.
+
+``SimulatorConfig(tls=True)``: served over loopback TLS (``verifier.simulator.tls``; serve ``app()`` with
+``ssl_context()``), by ``tls_replicas`` replicas that each hold their own TLS key behind one listener (round robin per
+connection). Asked with ``include_tls_fingerprint=true`` or ``version=2`` over TLS, a report is in the TLS-fingerprint
+layout (protocol.md §4): it attests the key of the replica that terminated the connection it was fetched on.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from verifier.simulator.eth_key import EthKey
 from verifier.simulator.event_log import ATTACKS
 from verifier.simulator.pcs import add_pcs_routes
+from verifier.simulator.tls import SimulatorTls
 from verifier.simulator.world import SimulatorWorld
 
 FORMATS = ("phala_flat", "near_two_layer", "aci_legacy")
@@ -52,7 +59,12 @@ FAULTS = {
     "signed_other_model": "the signed text names another (cheaper) model than the one requested (3-part texts)",
     "attested_other_model": "the model attestation is for another model than the one requested (NEAR two-layer)",
     "fallback_model": "the completion is served by a fallback model (x-model-used, x-fallback-from, the body's model)",
+    "tls_other_replica": "(with --tls) two replicas behind a load balancer, and the completion's connection is closed: "
+    "the signature and report come from the other replica, whose report attests its own TLS key",
+    "tls_wrong_fingerprint": "(with --tls) the report attests a TLS key that no replica presents",
 }
+TLS_FAULTS = frozenset({"tls_other_replica", "tls_wrong_fingerprint"})
+TLS_LAYOUT_PARAMS = (("include_tls_fingerprint", "true"), ("version", "2"))  # what asks for the TLS layout
 FALLBACK_MODEL = "sim/fallback-1"
 
 
@@ -67,6 +79,9 @@ class SimulatorConfig:
     # the CVM's dstack boot: GPU boot events for gpu_count GPUs, and event-log attacks (simulator.event_log.ATTACKS)
     dstack_gpu_events: bool = False
     event_log_attacks: frozenset[str] = frozenset()
+    # loopback TLS (``SimulatedGateway.ssl_context``): replicas behind one listener, each with its own TLS key
+    tls: bool = False
+    tls_replicas: int = 1
 
     def __post_init__(self) -> None:
         if self.report_format not in FORMATS:
@@ -77,6 +92,10 @@ class SimulatorConfig:
         unknown = set(self.event_log_attacks) - set(ATTACKS)
         if unknown:
             raise ValueError(f"unknown event-log attacks {sorted(unknown)}; known: {sorted(ATTACKS)}")
+        if self.faults & TLS_FAULTS and not self.tls:
+            raise ValueError(f"faults {sorted(self.faults & TLS_FAULTS)} need tls=True (--tls)")
+        if self.tls_replicas < 1:
+            raise ValueError("tls_replicas: at least 1")
 
 
 @dataclass(slots=True)
@@ -98,10 +117,13 @@ def _ed25519_signer(secret: bytes) -> _Signer:
     return _Signer("ed25519", pub, pub, lambda text: key.sign(text.encode()).hex())
 
 
-def _report_data(signer: _Signer, nonce: bytes) -> bytes:
-    """docs/protocol.md §4: ecdsa = address right-padded to 32 bytes; ed25519 = the 32-byte key; then the nonce."""
-    head = bytes.fromhex(signer.address.removeprefix("0x")).ljust(32, b"\0")
-    return head + nonce
+def _report_data(signer: _Signer, nonce: bytes, tls_fingerprint: str | None = None) -> bytes:
+    """docs/protocol.md §4: ecdsa = address right-padded to 32 bytes; ed25519 = the 32-byte key; TLS-bound =
+    sha256(address bytes || SPKI fingerprint bytes); then the nonce."""
+    address = bytes.fromhex(signer.address.removeprefix("0x"))
+    if tls_fingerprint is not None:
+        return hashlib.sha256(address + bytes.fromhex(tls_fingerprint)).digest() + nonce
+    return address.ljust(32, b"\0") + nonce
 
 
 @dataclass(slots=True)
@@ -114,6 +136,7 @@ class SimulatedGateway:
     _rogue: dict[str, _Signer] = field(default_factory=dict)
     _gateway_signer: _Signer | None = None
     _recorded: bytes | None = None
+    tls: SimulatorTls | None = None  # the replicas' TLS identities when config.tls
 
     def __post_init__(self) -> None:
         if self.config.dstack_gpu_events or self.config.event_log_attacks:
@@ -136,6 +159,15 @@ class SimulatedGateway:
             "ed25519": _ed25519_signer(secret("rogue-ed25519")),
         }
         self._gateway_signer = _ed25519_signer(secret("near-gateway-ed25519"))
+        if self.config.tls:
+            replicas = max(self.config.tls_replicas, 2 if self.fault("tls_other_replica") else 1)
+            self.tls = SimulatorTls(seed, replicas=replicas)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The listener's TLS context (``config.tls``): each connection is terminated by the next replica."""
+        if self.tls is None:
+            raise ValueError("the simulator was configured without tls")
+        return self.tls.server_context()
 
     def signer(self, algo: str) -> _Signer:
         return self._signers[algo]
@@ -222,6 +254,8 @@ class SimulatedGateway:
             payload = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
             content_type = "application/json"
         self.chats[chat_id] = (raw, payload, body["model"])
+        if self.fault("tls_other_replica"):
+            headers["Connection"] = "close"  # the next call opens a new connection: the load balancer's next replica
         return web.Response(body=payload, content_type=content_type, headers=headers)
 
     async def signature(self, request: web.Request) -> web.Response:
@@ -307,7 +341,7 @@ class SimulatedGateway:
         if self.fault("replayed_report") and self._recorded is not None:
             body = self._recorded
         else:
-            body = json.dumps(self._build_report(nonce, algo, model)).encode()
+            body = json.dumps(self._build_report(nonce, algo, model, self._tls_identity(request))).encode()
             self._recorded = self._recorded or body
         if self.fault("report_slow_body"):
             resp = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -318,10 +352,25 @@ class SimulatedGateway:
             return resp
         return web.Response(body=body, content_type="application/json")
 
-    def _attestation(self, signer: _Signer, nonce: bytes, *, gpus: bool) -> dict[str, Any]:
+    def _tls_identity(self, request: web.Request) -> tuple[str, str] | None:
+        """(SPKI sha256 to attest, the leaf PEM) when the report is asked for the TLS layout over TLS, else None:
+        the key of the replica that terminated this connection (a wrong one under ``tls_wrong_fingerprint``)."""
+        asked = any(request.query.get(k) == v for k, v in TLS_LAYOUT_PARAMS)
+        if self.tls is None or not asked or request.transport is None:
+            return None
+        index = self.tls.replica_of(request.transport.get_extra_info("ssl_object"))
+        if index is None:
+            return None
+        replica = self.tls.replicas[index]
+        attested = self.tls.rogue_spki_sha256 if self.fault("tls_wrong_fingerprint") else replica.spki_sha256
+        return attested, replica.cert_pem.decode()
+
+    def _attestation(
+        self, signer: _Signer, nonce: bytes, *, gpus: bool, tls_fingerprint: str | None = None
+    ) -> dict[str, Any]:
         bound = secrets.token_bytes(32) if self.fault("substituted_nonce") else nonce
         world = self.world
-        quote = world.tdx_quote(_report_data(signer, bound), debug=self.fault("debug_td"))
+        quote = world.tdx_quote(_report_data(signer, bound, tls_fingerprint), debug=self.fault("debug_td"))
         entry: dict[str, Any] = {
             "signing_address": signer.address,
             "signing_algo": signer.algo,
@@ -331,27 +380,38 @@ class SimulatedGateway:
             "event_log": json.dumps(world.event_log),
             "info": world.info(),
         }
+        if tls_fingerprint is not None:
+            entry["tls_cert_fingerprint"] = tls_fingerprint
         if gpus:
             entry["nvidia_payload"] = world.gpu_payload(
                 bound, self.config.gpu_count, wrong_nonce=self.fault("gpu_nonce_mismatch")
             )
         return entry
 
-    def _build_report(self, nonce: bytes, algo: str, model: str) -> dict[str, Any]:
+    def _build_report(self, nonce: bytes, algo: str, model: str, tls: tuple[str, str] | None) -> dict[str, Any]:
         signer = self._signers[algo]
         fmt = self.config.report_format
+        fp = tls[0] if tls else None
         if fmt == "phala_flat":
-            flat = self._attestation(signer, nonce, gpus=True)
+            flat = self._attestation(signer, nonce, gpus=True, tls_fingerprint=fp)
             flat["quote"] = flat["intel_quote"]
             return {**flat, "all_attestations": [dict(flat)]}
         if fmt == "near_two_layer":
             assert self._gateway_signer is not None
-            gateway = self._attestation(self._gateway_signer, nonce, gpus=False)
+            # the gateway terminates our TLS; each model node attests its own node's key (the gateway's upstream hop)
+            gateway = self._attestation(self._gateway_signer, nonce, gpus=False, tls_fingerprint=fp)
             attested = "cheap/llama-8b" if self.fault("attested_other_model") else model
-            model_entry = {"model_name": attested, **self._attestation(signer, nonce, gpus=True)}
-            return {"gateway_attestation": gateway, "model_attestations": [model_entry]}
+            node_fp = self.tls.model_node_spki_sha256 if tls and self.tls else None
+            model_entry = {
+                "model_name": attested,
+                **self._attestation(signer, nonce, gpus=True, tls_fingerprint=node_fp),
+            }
+            doc: dict[str, Any] = {"gateway_attestation": gateway, "model_attestations": [model_entry]}
+            if tls:
+                doc["tls_certificate"] = tls[1]
+            return doc
         # aci_legacy: the gateway's own TDX attestation; the GPU evidence is the upstream model node's (§3.3)
-        legacy = self._attestation(signer, nonce, gpus=True)
+        legacy = self._attestation(signer, nonce, gpus=True, tls_fingerprint=fp)
         keyset = {"keys": [{"alg": algo, "public_key": signer.public_key}]}
         return {
             "api_version": "aci/1",
