@@ -388,7 +388,7 @@ class SimulatedGateway:
             )
         return entry
 
-    def _build_report(self, nonce: bytes, algo: str, model: str, tls: tuple[str, str] | None) -> dict[str, Any]:
+    def _build_report(self, nonce: bytes, algo: str, model: str, tls: tuple[str, str] | None = None) -> dict[str, Any]:
         signer = self._signers[algo]
         fmt = self.config.report_format
         fp = tls[0] if tls else None
