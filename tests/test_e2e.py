@@ -54,8 +54,18 @@ async def test_fresh_nonce_verification_passes_every_required_check(
     assert result.http_status == 201
     verdict = result.verdict
     not_passed = {cid: sr for cid, sr in checks(result).items() if sr[0] != "pass"}
-    # every required check passes against the shipped simulator refs; the advisory GPU-boot check has nothing to judge
-    assert not_passed == {"tdx.gpu_boot": ("indeterminate", "not_applicable")}
+    # every required check passes against the shipped simulator refs; the advisory GPU-boot check has nothing to judge,
+    # and over plain http the advisory TLS channel binding has no peer to bind (tests/test_tls_binding.py: over TLS)
+    assert not_passed == {
+        "tdx.gpu_boot": ("indeterminate", "not_applicable"),
+        "tls.binds_peer": ("skipped", "no_tls"),
+    }
+    assert verdict["subject"]["tls_binding"] == {
+        "bound": False,
+        "connection": None,
+        "observed": None,
+        "reason": "no_tls",
+    }
     assert verdict["status"] == "pass"
     assert verdict["refs"]["id"] == "simulator" and "app_id_pin" in verdict["subject"]["model_binding"]["by"]
     assert verdict["trust_profile"] == "simulator" and verdict["simulator"] is True
@@ -101,12 +111,15 @@ async def test_fault_knob_gives_its_check_and_reason(
 
 
 def test_every_fault_knob_is_in_the_table() -> None:
-    # the model-substitution faults need 3-part texts / NEAR reports: tests/test_integrity.py
+    # the model-substitution faults need 3-part texts / NEAR reports: tests/test_integrity.py; the TLS faults need the
+    # simulator served over TLS: tests/test_tls_binding.py
     tested = {row[0] for row in FAULT_TABLE} | {
         "reserialized_response",
         "replayed_report",
         "signed_other_model",
         "attested_other_model",
+        "tls_other_replica",
+        "tls_wrong_fingerprint",
     }
     assert tested == set(FAULTS)
 

@@ -372,6 +372,8 @@ def test_the_real_near_gateway_signed_response_fails_nothing_with_its_hop_and_pi
         "tdx.gpu_boot": ("indeterminate", "not_applicable"),
         # advisory: no reviewed reference value says whether the fixture's OS image is a production image
         "tdx.os_image": ("indeterminate", "not_applicable"),
+        # advisory: the recording holds no live peer observation (tls.json), so the TLS channel is never bound
+        "tls.binds_peer": ("skipped", "not_in_bundle"),
     }
     assert "app_id_pin" in verdict["subject"]["model_binding"]["by"]
 
