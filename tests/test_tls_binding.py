@@ -93,6 +93,7 @@ async def proxied(
     report_format: str = "phala_flat",
     policy: bytes | None = None,
     mode: str = "sync",
+    verify_workers: int = 0,
 ) -> AsyncIterator[Proxied]:
     config = SimulatorConfig(
         clock=clock,
@@ -111,7 +112,9 @@ async def proxied(
     db = tmp_path / "verifier.db"
     keys = make_keys(db)
     async with serve(gateway.app(), gateway.ssl_context() if tls else None) as gateway_url:
-        app = create_proxy_app(simulator_settings(db, gateway_url, **settings), mode=mode, clock=clock)
+        app = create_proxy_app(
+            simulator_settings(db, gateway_url, **settings), mode=mode, clock=clock, verify_workers=verify_workers
+        )
         async with serve(app) as proxy_url:
             yield Proxied(gateway, gateway_url, proxy_url, db, keys)
 
@@ -187,6 +190,19 @@ async def test_a_streamed_completion_is_bound_on_its_own_connection_too(tmp_path
         verdict = await env.complete(stream=True)
     assert check(verdict)["status"] == "pass"
     assert check(verdict)["details"]["report_on_same_connection"] is True
+
+
+async def test_with_verifier_workers_the_completion_peer_travels_with_the_exchange(tmp_path: Path) -> None:
+    # a worker process fetches on its own connection: never labelled the completion's, and still compared with it
+    async with proxied(tmp_path, verify_workers=1) as env:
+        verdict = await env.complete()
+        bundle = env.bundle(verdict)
+    row = check(verdict)
+    assert row["status"] == "pass" and row["details"]["served_by"] == "completion"
+    assert row["details"]["report_on_same_connection"] is False
+    calls = {c.role: c for c in parse_tls_json(bundle.tls or b"").calls}
+    assert calls["completion"].connection == "c1" and calls["report"].connection != "c1"
+    assert calls["completion"].peer_spki_sha256 == calls["report"].peer_spki_sha256  # one replica: the same key
 
 
 async def test_a_report_from_another_replica_is_indeterminate_never_a_silent_pass(tmp_path: Path) -> None:

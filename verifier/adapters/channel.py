@@ -19,13 +19,14 @@ from types import TracebackType
 import aiohttp
 
 from verifier.adapters.tls_peer import ObservedResponse, PeerLog
+from verifier.adapters.tls_trust import connector_ssl
 
 
 class Channel:
     def __init__(self, *, ssl_context: ssl.SSLContext | None, read_timeout: float, connect_timeout: float = 30.0):
         self.peers = PeerLog()
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1, ssl=ssl_context if ssl_context is not None else True),
+            connector=aiohttp.TCPConnector(limit=1, ssl=connector_ssl(ssl_context)),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout),

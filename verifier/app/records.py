@@ -61,8 +61,10 @@ class Records:
         ticket = svc.budget.ticket(exchange.gateway)
         try:
             if svc.verifiers is not None:  # a verifier worker process runs it (app.verify_pool); we commit
+                # it fetches on its own connections: the completion's peer travels with the exchange (tls.json)
+                observed = channel.peers.observations() if channel is not None else ()
                 verdict, bundle = await svc.verifiers.verify(
-                    exchange,
+                    replace(exchange, peers=exchange.peers + observed),
                     api_key=api_key,
                     now=int(svc.clock()),
                     calls=ticket if svc.budget.enabled else None,

@@ -28,6 +28,7 @@ from verifier.adapters.nras_client import NrasClient
 from verifier.adapters.pcs import PcsClient
 from verifier.adapters.recorder import Recorder
 from verifier.adapters.tls_peer import ObservedResponse
+from verifier.adapters.tls_trust import connector_ssl, upstream_ssl_context
 from verifier.app.jobs import Jobs
 from verifier.app.keys import ApiKey, KeyStore
 from verifier.app.limits import ByteAdmission, RateLimiter, UpstreamBudget
@@ -138,16 +139,6 @@ class Services:
         return await self.recorder.read(lambda ledger: KeyStore(ledger).authenticate(secret))
 
 
-def upstream_ssl_context(ca_file: str | None) -> ssl.SSLContext | None:
-    """Certificate verification against exactly the CAs of ``ca_file`` (None: aiohttp's default, the system store)."""
-    if ca_file is None:
-        return None
-    try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"ca_file {ca_file}: cannot load CA certificates ({exc})") from None
-
-
 @asynccontextmanager
 async def open_services(settings: Settings, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Services]:
     policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
@@ -176,7 +167,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
             aiohttp.ClientSession(
                 timeout=timeout,
                 headers={"User-Agent": "attestation-verifier"},
-                connector=aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else True),
+                connector=aiohttp.TCPConnector(ssl=connector_ssl(ssl_context)),
                 response_class=ObservedResponse,  # tls.json: the peer of each gateway answer
             )
         )

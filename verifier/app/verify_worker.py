@@ -31,6 +31,8 @@ from verifier.adapters.ledger import Ledger
 from verifier.adapters.nras_client import NrasClient
 from verifier.adapters.pcs import PcsClient
 from verifier.adapters.recorder import prior_from
+from verifier.adapters.tls_peer import ObservedResponse
+from verifier.adapters.tls_trust import connector_ssl, upstream_ssl_context
 from verifier.adapters.transport import redactor
 from verifier.app.limits import Limited
 from verifier.app.profiles import anchors_for
@@ -191,7 +193,12 @@ async def _serve(channel: socket.socket, budget: socket.socket, config: WorkerCo
     timeout = aiohttp.ClientTimeout(total=s.upstream_timeout, connect=min(10.0, s.upstream_timeout))
     tasks: dict[int, asyncio.Task[None]] = {}
     async with (
-        aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "attestation-verifier"}) as session,
+        aiohttp.ClientSession(
+            timeout=timeout,
+            headers={"User-Agent": "attestation-verifier"},
+            connector=aiohttp.TCPConnector(ssl=connector_ssl(upstream_ssl_context(s.ca_file))),
+            response_class=ObservedResponse,  # tls.json: the peer of each gateway answer
+        ) as session,
         DcapPool(size=config.dcap_workers, timeout=s.dcap_timeout) as pool,
     ):
         fetcher = PcsClient(

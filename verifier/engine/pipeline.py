@@ -22,7 +22,7 @@ from verifier.engine.evaluate import Context, Evaluation, evaluate
 from verifier.evidence.bundle import Bundle, BundleMeta
 from verifier.evidence.exchange import chat_id_from_response
 from verifier.evidence.signature import normalize_signer, parse_signature
-from verifier.evidence.tls_observation import PeerObservation, TlsObservations
+from verifier.evidence.tls_observation import PeerObservation, TlsObservations, combine
 
 
 class InputError(VerifierError):
@@ -40,6 +40,9 @@ class Exchange:
     chat_id: str | None = None  # default: the response's id (first SSE chunk for streams)
     signing_algo: str = "ecdsa"
     headers: bytes | None = None  # headers.json: allow-listed upstream response headers (the proxy records them)
+    # the TLS peers the caller observed, when its gateway client does not share its peer log: the proxy's completion
+    # connection, handed to a verifier worker process (app.verify_pool) with the exchange
+    peers: tuple[PeerObservation, ...] = ()
 
 
 class Gateway(Protocol):
@@ -134,7 +137,7 @@ async def verify_exchange(
             errors["report"] = exc
 
     # 5. the evidence bundle: everything the verdict rests on, re-verifiable offline
-    peers = gateway.peers()
+    peers = combine(ex.peers, gateway.peers())
     bundle = Bundle(
         meta=BundleMeta(
             model=ex.model,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography import x509
@@ -77,6 +77,26 @@ class TlsObservations:
     def to_json_bytes(self) -> bytes:
         doc = {"calls": [c.to_json() for c in self.calls]}
         return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def combine(caller: tuple[PeerObservation, ...], own: tuple[PeerObservation, ...]) -> tuple[PeerObservation, ...]:
+    """The caller's observations (the proxy's completion, made in another process) and the gateway client's own,
+    whose connection labels are renumbered past the caller's: they were observed on other connections (another
+    process cannot reuse a connection), so no label may say they were the same."""
+    if not caller:
+        return own
+    taken = {c.connection for c in caller}
+    renamed: dict[str, str] = {}
+    n = len(taken)
+    for c in own:
+        if c.connection not in renamed:
+            n += 1
+            while f"c{n}" in taken:
+                n += 1
+            renamed[c.connection] = f"c{n}"
+    mine = tuple(replace(c, connection=renamed[c.connection]) for c in own)
+    roles = {c.role for c in mine}
+    return tuple(c for c in caller if c.role not in roles) + mine
 
 
 def spki_sha256(cert_der: bytes) -> str:

@@ -37,10 +37,11 @@ from multidict import CIMultiDict
 
 from verifier.adapters.channel import Channel
 from verifier.adapters.ledger import LedgerError
+from verifier.adapters.tls_trust import connector_ssl, upstream_ssl_context
 from verifier.adapters.transport import BodyTooLarge, read_capped
 from verifier.app.keys import Role
 from verifier.app.limits import Limited
-from verifier.app.services import open_services, upstream_ssl_context
+from verifier.app.services import open_services
 from verifier.app.settings import Settings
 from verifier.app.verify_pool import VerifierPool
 from verifier.core.errors import Indeterminate, VerifierError
@@ -401,7 +402,7 @@ def create_proxy_app(
         # as sent), no cookies kept, the services' TLS trust
         ssl_context = upstream_ssl_context(settings.ca_file)
         relay = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else True),
+            connector=aiohttp.TCPConnector(ssl=connector_ssl(ssl_context)),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=settings.upstream_timeout),
