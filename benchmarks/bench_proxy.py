@@ -4,7 +4,9 @@ Run: ``.venv/bin/python benchmarks/bench_proxy.py [--requests N]``. Three proces
 (this file with ``--serve-upstream``: the simulated gateway whose completions and signatures are recorded once and
 replayed, so a request costs no signing; reports stay live and nonce-bound), ``verifier proxy --mode async`` with a
 600 s reuse window (so one report serves the run; ``--verify-workers N`` verifier processes, default 1, 0 = verify
-in the proxy's own process), and this client. For 1, 10 and 100 concurrent clients it sends
+in the proxy's own process), and this client. ``--tls``: the upstream serves loopback TLS with the simulator's test CA
+(the proxy and this client trust it by ``--ca-file`` / an SSL context), and its reports are in the TLS-fingerprint
+layout, so every verdict also judges ``tls.binds_peer``. For 1, 10 and 100 concurrent clients it sends
 the same requests direct and through the proxy in the same run and prints the added latency (p50/p99, JSON
 completions), the added time to first byte (p50/p99, streams), the verdicts/s the proxy sustained, and errors.
 """
@@ -17,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import statistics
 import subprocess
 import sys
@@ -46,12 +49,12 @@ def request_bytes(i: int, stream: bool) -> bytes:
     ).encode()
 
 
-async def serve_upstream() -> None:
+async def serve_upstream(tls: bool) -> None:
     from verifier.evidence.exchange import chat_id_from_response
     from verifier.simulator import SimulatorWorld
     from verifier.simulator.gateway import SimulatedGateway, SimulatorConfig
 
-    gateway = SimulatedGateway(SimulatorWorld(), SimulatorConfig())
+    gateway = SimulatedGateway(SimulatorWorld(), SimulatorConfig(tls=tls))
     live = gateway.app()
     completions: dict[str, tuple[bytes, str]] = {}  # sha256(request) -> (response, content type)
     signatures: dict[str, bytes] = {}
@@ -72,11 +75,17 @@ async def serve_upstream() -> None:
     live.middlewares.append(replay)
     runner = web.AppRunner(live, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024, ssl_context=gateway.ssl_context() if tls else None)
     await site.start()
     port = runner.addresses[0][1]
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as client:  # record: one live completion and signature per prompt and kind
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    trust: Any = True
+    if gateway.tls is not None:
+        ca = gateway.tls.write_ca(Path(tempfile.mkdtemp(prefix="bench-proxy-ca-")) / "ca.pem")
+        print(f"ca {ca}", flush=True)
+        trust = gateway.tls.client_context()
+    connector = aiohttp.TCPConnector(ssl=trust)
+    async with aiohttp.ClientSession(connector=connector) as client:  # record: one live completion, one signature
         for stream in (False, True):
             for i in range(PROMPTS):
                 raw = request_bytes(i, stream)
@@ -168,12 +177,20 @@ def start(args: list[str], pattern: str, log: Path) -> tuple[subprocess.Popen[by
     raise SystemExit(f"{args[1:3]} did not listen within 120 s")
 
 
-async def client_main(levels: list[int], requests: int, workers: int, nice: int, backlog: int) -> None:
+async def client_main(levels: list[int], requests: int, workers: int, nice: int, backlog: int, tls: bool) -> None:
     here = Path(__file__).resolve()
     tmp = tempfile.mkdtemp(prefix="bench-proxy-")
     upstream, up_url = start(
-        [sys.executable, str(here), "--serve-upstream"], r"upstream (http://\S+)", Path(tmp) / "upstream.log"
+        [sys.executable, str(here), "--serve-upstream", *(["--tls"] if tls else [])],
+        r"upstream (https?://\S+)",
+        Path(tmp) / "upstream.log",
     )
+    ca_args: list[str] = []
+    trust: Any = True
+    if tls:
+        ca_file = re.search(r"ca (\S+)", (Path(tmp) / "upstream.log").read_text()).group(1)  # type: ignore[union-attr]
+        ca_args = ["--ca-file", ca_file]
+        trust = ssl.create_default_context(cafile=ca_file)
     policy = Path(tmp) / "reuse.toml"
     policy.write_text('[policy]\nid = "bench-reuse-600"\n[attestation]\nmax_attestation_age = 600\n')
     verifier = str(Path(sys.executable).with_name("verifier"))
@@ -211,13 +228,14 @@ async def client_main(levels: list[int], requests: int, workers: int, nice: int,
             str(nice),
             "--verify-backlog",
             str(backlog),
+            *ca_args,
         ],
         r"listening on (http://\S+)",
         Path(tmp) / "proxy.log",
     )
     rows = []
     try:
-        connector = aiohttp.TCPConnector(limit=0)
+        connector = aiohttp.TCPConnector(limit=0, ssl=trust)
         async with aiohttp.ClientSession(connector=connector) as session:
             headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
             warm: list[str] = []
@@ -246,6 +264,7 @@ async def client_main(levels: list[int], requests: int, workers: int, nice: int,
     print(
         f"replay upstream, `verifier proxy --mode async` (1 dcap worker, reuse window 600 s, --verify-workers {workers}"
         f" --verify-nice {nice} --verify-backlog {backlog}), {os.cpu_count()} cores"
+        + (", upstream over loopback TLS (tls.binds_peer judged)" if tls else "")
     )
     print(
         "\n| clients | requests per kind | JSON direct p50 / p99 ms | JSON added p50 / p99 ms | stream TTFB direct "
@@ -273,6 +292,7 @@ if __name__ == "__main__":
         "--requests", type=int, default=300, help="requests per kind and level (at least 10 per client)"
     )
     parser.add_argument("--levels", default="1,10,100")
+    parser.add_argument("--tls", action="store_true", help="the upstream over loopback TLS, TLS-layout reports")
     parser.add_argument(
         "--verify-workers", type=int, default=1, help="the proxy's verifier worker processes (0: verify in-process)"
     )
@@ -282,7 +302,7 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     if args.serve_upstream:
-        asyncio.run(serve_upstream())
+        asyncio.run(serve_upstream(args.tls))
     else:
         asyncio.run(
             client_main(
@@ -291,5 +311,6 @@ if __name__ == "__main__":
                 args.verify_workers,
                 args.verify_nice,
                 args.verify_backlog,
+                args.tls,
             )
         )
