@@ -14,28 +14,47 @@ cookies, the connect and read timeouts of the proxy; TLS verified by ``ssl_conte
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable
 from types import TracebackType
+from typing import TypeVar
 
 import aiohttp
 
 from verifier.adapters.tls_peer import ObservedResponse, PeerLog
 from verifier.adapters.tls_trust import connector_ssl
 
+T = TypeVar("T")
+
+
+def relay_session(
+    ssl_context: ssl.SSLContext | None, *, read_timeout: float, limit: int = 100
+) -> aiohttp.ClientSession:
+    """A session relaying bytes as sent: no decompression, no cookies, the proxy's timeouts, our TLS trust; each
+    response notes the connection it arrived on (``ObservedResponse``)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, ssl=connector_ssl(ssl_context)),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout),
+        skip_auto_headers=("User-Agent",),
+        response_class=ObservedResponse,
+    )
+
 
 class Channel:
-    def __init__(self, *, ssl_context: ssl.SSLContext | None, read_timeout: float, connect_timeout: float = 30.0):
+    def __init__(self, *, ssl_context: ssl.SSLContext | None, read_timeout: float):
         self.peers = PeerLog()
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1, ssl=connector_ssl(ssl_context)),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout),
-            skip_auto_headers=("User-Agent",),
-            response_class=ObservedResponse,
-        )
+        self.session = relay_session(ssl_context, read_timeout=read_timeout, limit=1)
 
     async def close(self) -> None:
         await self.session.close()
+
+    async def closing_after(self, work: Awaitable[T]) -> T:
+        """``work``'s result, then the channel closed: how a background verification owns it."""
+        try:
+            return await work
+        finally:
+            await self.close()
 
     async def __aenter__(self) -> Channel:
         return self

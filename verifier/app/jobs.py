@@ -28,7 +28,6 @@ from verifier.app.offload import bridge
 from verifier.app.records import _without_bodies
 from verifier.appraise.policy import Policy, parse_policy
 from verifier.core.errors import ConfigError, UpstreamError, VerifierError
-from verifier.core.model import CheckResult
 from verifier.engine.ceiling import prior_checks
 from verifier.engine.context import Context
 from verifier.engine.evaluate import evaluate
@@ -335,11 +334,10 @@ class Jobs:
         times = old.get("times") or {}
         captured_at = int(times.get("captured_at") or times["verified_at"])
         job_at = captured_at if run.at is None else run.at
-        prior = prior_checks(old)  # observer checks (tls.binds_peer) are never upgraded over the recorded verdict
-        captured = await self._evaluate(bundle, run, captured_at, verdict_id, refresh=False, prior=prior)
+        captured = await self._evaluate(bundle, run, captured_at, old, refresh=False)
         now = captured
         if run.refresh is not None or job_at != captured_at:
-            now = await self._evaluate(bundle, run, job_at, verdict_id, refresh=run.refresh is not None, prior=prior)
+            now = await self._evaluate(bundle, run, job_at, old, refresh=run.refresh is not None)
         verdict, cap_json = now[0], captured[0]
         reasons = failing_reasons(verdict)
         verdict["claims"] = {
@@ -379,18 +377,10 @@ class Jobs:
             reasons=reasons,
         )
 
-    async def _evaluate(
-        self,
-        bundle: Bundle,
-        run: _Run,
-        at: int,
-        supersedes: str,
-        *,
-        refresh: bool,
-        prior: dict[str, CheckResult] | None = None,
-    ) -> tuple[JSON, Bundle]:
-        """(verdict JSON, kept bundle): in a worker process when the run has them, else on the engine's thread."""
-        svc = self._svc
+    async def _evaluate(self, bundle: Bundle, run: _Run, at: int, old: JSON, *, refresh: bool) -> tuple[JSON, Bundle]:
+        """(verdict JSON, kept bundle): in a worker process when the run has them, else on the engine's thread. It
+        supersedes ``old``; observer checks (tls.binds_peer) are never upgraded over ``old``'s."""
+        svc, supersedes, prior = self._svc, old["id"], prior_checks(old)
         if run.processes is not None and not refresh:
             loop = asyncio.get_running_loop()
             verdict, files = await loop.run_in_executor(

@@ -8,10 +8,8 @@ used for the signature and report calls, never stored or logged); ``X-Verifier-K
 
 The request bytes are forwarded exactly; the response's bytes are returned exactly (a stream chunk by chunk as
 they arrive) and captured for verification through ``Records.verify``, with the allow-listed response headers
-(``headers.json``, for ``model.served``). Each completion travels on its own one-connection ``Channel``: the TLS peer
-of that connection is recorded (``tls.json``), and the signature and report are fetched on the same connection while
-the gateway keeps it alive, so ``tls.binds_peer`` compares the attested TLS key with the replica that served the
-completion. Modes:
+(``headers.json``, for ``model.served``). Each completion has a one-connection ``Channel``: its TLS peer is recorded
+(``tls.json``), its signature and report fetched on it while the gateway keeps it alive (``tls.binds_peer``). Modes:
 
 - ``sync``: a JSON completion is held until its verdict is recorded; the answer carries ``X-Verification-Id``
   (the ledger id) and ``X-Verification-Status``. A stream is relayed at once with a ticket id; its verdict follows
@@ -27,7 +25,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -35,9 +33,9 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from verifier.adapters.channel import Channel
+from verifier.adapters.channel import Channel, relay_session
 from verifier.adapters.ledger import LedgerError
-from verifier.adapters.tls_trust import connector_ssl, upstream_ssl_context
+from verifier.adapters.tls_trust import upstream_ssl_context
 from verifier.adapters.transport import BodyTooLarge, read_capped
 from verifier.app.keys import Role
 from verifier.app.limits import Limited
@@ -83,6 +81,7 @@ PENDING: web.AppKey[Pending] = web.AppKey("proxy_pending", Pending)
 UPSTREAM: web.AppKey[aiohttp.ClientSession] = web.AppKey("proxy_upstream", aiohttp.ClientSession)
 BACKLOG: web.AppKey[Backlog] = web.AppKey("proxy_backlog", Backlog)
 SLOT: web.RequestKey[Slot] = web.RequestKey("proxy_backlog_slot", Slot)
+CHANNEL: web.RequestKey[Channel] = web.RequestKey("proxy_channel", Channel)  # closed by whoever verifies
 VERDICT_WAIT = 60.0  # seconds GET on a ticket waits for its verification before answering 202
 
 
@@ -165,21 +164,11 @@ def recorded_headers(headers: Any) -> bytes:
     return json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
 
 
-async def _verify(
-    request: web.Request, exchange: Exchange, api_key: str | None, owner: str, channel: Channel
-) -> dict[str, Any]:
-    svc = request.app[SERVICES]
+async def _verify(request: web.Request, exchange: Exchange, api_key: str | None, owner: str) -> dict[str, Any]:
+    svc, channel = request.app[SERVICES], request[CHANNEL]
     async with svc.admission.lease() as lease:
         await lease.reserve(len(exchange.request) + len(exchange.response))
         return await svc.records.verify(exchange, api_key=api_key, submitted_by=owner, lease=lease, channel=channel)
-
-
-async def _closing(work: Coroutine[Any, Any, dict[str, Any]], channel: Channel) -> dict[str, Any]:
-    """``work``, then the exchange's channel closed (a background verification owns it)."""
-    try:
-        return await work
-    finally:
-        await channel.close()
 
 
 def _failure(exc: BaseException) -> str:
@@ -208,9 +197,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         return await _chat_completions(request)
     finally:
-        slot = request.get(SLOT)
+        slot, channel = request.get(SLOT), request.get(CHANNEL)
         if slot is not None and not slot.handed:
             slot.release()  # verified inline, or nothing to verify
+        if channel is not None and not (slot is not None and slot.handed):
+            await channel.close()
 
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
@@ -221,53 +212,43 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     owner = request[API_KEY].id
     request[SLOT] = _backlog_slot(request)
     url = f"{settings.default_gateway}/v1/chat/completions"
-    # one connection for the exchange: the completion, then its signature and report (TLS channel binding)
-    channel = request.app[SERVICES].channel()
-    owned = True  # False once a background verification owns (and closes) the channel
+    channel = request[CHANNEL] = request.app[SERVICES].channel()  # the completion, then its signature and report
     try:
-        try:
-            async with channel.session.post(
-                url, data=raw, headers=_upstream_headers(request), allow_redirects=False
-            ) as up:
-                seen = channel.peers.observe(up, "completion")  # while the connection is ours
-                headers = _relayed(up.headers)
-                headers["X-Request-Id"] = request[REQUEST_ID]
-                if not 200 <= up.status < 300:  # relayed unchanged; nothing was signed, nothing is verified
-                    body = await read_capped(up, MAX_RESPONSE_BYTES)
-                    return web.Response(body=body, status=up.status, headers=headers)
-                channel.peers.record(seen)
-                exchange = Exchange(
-                    request=raw,
-                    response=b"",
-                    model=model,
-                    gateway=settings.default_gateway,
-                    headers=recorded_headers(up.headers),
-                )
-                streamed = mode == "async" or up.content_type == "text/event-stream"
-                if streamed:
-                    owned = False
-                    return await _relay(request, up, headers, exchange, api_key, owner, channel)
+        async with channel.session.post(url, data=raw, headers=_upstream_headers(request), allow_redirects=False) as up:
+            headers = _relayed(up.headers)
+            headers["X-Request-Id"] = request[REQUEST_ID]
+            if not 200 <= up.status < 300:  # relayed unchanged; nothing was signed, nothing is verified
+                return web.Response(body=await read_capped(up, MAX_RESPONSE_BYTES), status=up.status, headers=headers)
+            channel.peers.record(channel.peers.observe(up, "completion"))  # the verification then owns the channel
+            exchange = Exchange(
+                request=raw,
+                response=b"",
+                model=model,
+                gateway=settings.default_gateway,
+                headers=recorded_headers(up.headers),
+            )
+            streamed = mode == "async" or up.content_type == "text/event-stream"
+            if not streamed:
                 body = await read_capped(up, MAX_RESPONSE_BYTES)
-        except BodyTooLarge:
-            raise HTTPProblem(
-                502, "upstream_unavailable", f"the gateway's answer is larger than {MAX_RESPONSE_BYTES} bytes"
-            ) from None
-        except TimeoutError:
-            raise HTTPProblem(504, "upstream_timeout", "the gateway did not answer in time") from None
-        except aiohttp.ClientError as exc:
-            raise HTTPProblem(
-                502, "upstream_unavailable", f"the gateway could not be reached ({type(exc).__name__})"
-            ) from None
-        exchange = _with_response(exchange, body)
-        try:
-            verdict = await _verify(request, exchange, api_key, owner, channel)
-            headers[ID_HEADER], headers[STATUS_HEADER] = str(verdict["id"]), str(verdict["status"])
-        except (VerifierError, Limited, LedgerError) as exc:
-            headers[STATUS_HEADER], headers[ERROR_HEADER] = "not_verified", _failure(exc)
-        return web.Response(body=body, status=up.status, headers=headers)
-    finally:
-        if owned:
-            await channel.close()
+            else:
+                return await _relay(request, up, headers, exchange, api_key, owner)
+    except BodyTooLarge:
+        raise HTTPProblem(
+            502, "upstream_unavailable", f"the gateway's answer is larger than {MAX_RESPONSE_BYTES} bytes"
+        ) from None
+    except TimeoutError:
+        raise HTTPProblem(504, "upstream_timeout", "the gateway did not answer in time") from None
+    except aiohttp.ClientError as exc:
+        raise HTTPProblem(
+            502, "upstream_unavailable", f"the gateway could not be reached ({type(exc).__name__})"
+        ) from None
+    exchange = _with_response(exchange, body)
+    try:
+        verdict = await _verify(request, exchange, api_key, owner)
+        headers[ID_HEADER], headers[STATUS_HEADER] = str(verdict["id"]), str(verdict["status"])
+    except (VerifierError, Limited, LedgerError) as exc:
+        headers[STATUS_HEADER], headers[ERROR_HEADER] = "not_verified", _failure(exc)
+    return web.Response(body=body, status=up.status, headers=headers)
 
 
 def _with_response(exchange: Exchange, body: bytes) -> Exchange:
@@ -287,40 +268,30 @@ async def _relay(
     exchange: Exchange,
     api_key: str | None,
     owner: str,
-    channel: Channel,
 ) -> web.StreamResponse:
-    """Relay the body chunk by chunk as it arrives, capture it, then verify it under a ticket minted up front.
-    The verification owns ``channel`` (it waits for the connection this response still holds, then reuses it)."""
-    started = False
-    try:
-        ticket = Pending.mint()
-        headers[ID_HEADER] = ticket
-        resp = web.StreamResponse(status=up.status, headers=headers)
-        if up.content_length is not None:
-            resp.content_length = up.content_length
-        await resp.prepare(request)
-        chunks: list[bytes] = []
-        size, client_gone = 0, False
-        async for chunk in up.content.iter_any():
-            size += len(chunk)
-            if size <= MAX_RESPONSE_BYTES:
-                chunks.append(chunk)
-            if not client_gone:
-                try:
-                    await resp.write(chunk)
-                except (ConnectionError, RuntimeError):
-                    client_gone = True  # keep reading: the completion was generated, and it is verified all the same
-        if size > MAX_RESPONSE_BYTES:
-            work = _refuse(
-                f"the response is larger than {MAX_RESPONSE_BYTES} bytes: relayed, not captured, not verified"
-            )
-        else:
-            work = _verify(request, _with_response(exchange, b"".join(chunks)), api_key, owner, channel)
-        request[SLOT].hand_to(request.app[PENDING].start(ticket, owner, _closing(work, channel)))
-        started = True
-    finally:
-        if not started:
-            await channel.close()
+    """Relay the body chunk by chunk as it arrives, capture it, then verify it under a ticket minted up front."""
+    ticket = Pending.mint()
+    headers[ID_HEADER] = ticket
+    resp = web.StreamResponse(status=up.status, headers=headers)
+    if up.content_length is not None:
+        resp.content_length = up.content_length
+    await resp.prepare(request)
+    chunks: list[bytes] = []
+    size, client_gone = 0, False
+    async for chunk in up.content.iter_any():
+        size += len(chunk)
+        if size <= MAX_RESPONSE_BYTES:
+            chunks.append(chunk)
+        if not client_gone:
+            try:
+                await resp.write(chunk)
+            except (ConnectionError, RuntimeError):
+                client_gone = True  # keep reading: the completion was generated, and it is verified all the same
+    if size > MAX_RESPONSE_BYTES:
+        work = _refuse(f"the response is larger than {MAX_RESPONSE_BYTES} bytes: relayed, not captured, not verified")
+    else:
+        work = _verify(request, _with_response(exchange, b"".join(chunks)), api_key, owner)
+    request[SLOT].hand_to(request.app[PENDING].start(ticket, owner, request[CHANNEL].closing_after(work)))
     if not client_gone:
         await resp.write_eof()
     return resp
@@ -398,16 +369,8 @@ def create_proxy_app(
     app.router.add_get("/healthz", healthz)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        # the relay's own session (model lists; each completion has its own channel): no decompression (bytes relayed
-        # as sent), no cookies kept, the services' TLS trust
-        ssl_context = upstream_ssl_context(settings.ca_file)
-        relay = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=connector_ssl(ssl_context)),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=settings.upstream_timeout),
-            skip_auto_headers=("User-Agent",),
-        )
+        # the relay's own session (model lists; each completion has a channel of its own)
+        relay = relay_session(upstream_ssl_context(settings.ca_file), read_timeout=settings.upstream_timeout)
         # with workers, this process's own dcap pool only answers readiness: one dcap-qvl process is enough
         own = replace(settings, dcap_workers=1) if verify_workers > 0 else settings
         async with open_services(own, clock=clock) as services, relay as upstream:
