@@ -185,6 +185,16 @@ async def test_proxy_over_tls_binds_the_connection_that_served_the_completion(tm
     assert b"sk-test-tls" not in bundle.tls  # observer data only: never a key
 
 
+async def test_the_next_exchange_reuses_the_kept_alive_channel_with_a_log_of_its_own(tmp_path: Path) -> None:
+    async with proxied(tmp_path) as env:
+        first, second = await env.complete(), await env.complete()
+        logs = [parse_tls_json(env.bundle(v).tls or b"").calls for v in (first, second)]
+    assert [check(v)["status"] for v in (first, second)] == ["pass", "pass"]
+    assert [len(calls) for calls in logs] == [3, 3]  # each bundle records its own exchange only
+    ports = {c.local_port for calls in logs for c in calls}
+    assert len(ports) == 1  # one TLS connection served both exchanges: no handshake per completion
+
+
 async def test_a_streamed_completion_is_bound_on_its_own_connection_too(tmp_path: Path) -> None:
     async with proxied(tmp_path, mode="async") as env:
         verdict = await env.complete(stream=True)

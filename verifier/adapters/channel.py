@@ -3,19 +3,22 @@
 A gateway behind a load balancer has one TLS key per replica; the report that attests a TLS key must come from the
 replica whose connection served the completion, or the comparison says nothing (nearai-cloud-verifier fetches the
 report and reads the live certificate on one connection for this reason, ``py/tls_verifier.py``). A ``Channel`` is
-a session whose connector holds at most ONE connection: every call of the exchange waits for it and reuses it while
-the gateway keeps it alive. When the gateway closes it (``Connection: close``, an idle timeout), the next call opens
-a new one — possibly to another replica — and ``tls.json`` records that it was another connection.
+a session whose connector holds at most ONE connection, lent to one exchange at a time: every call of the exchange
+waits for that connection and reuses it while the gateway keeps it alive. When the gateway closes it
+(``Connection: close``, an idle timeout), the next call opens a new one — possibly to another replica — and
+``tls.json`` records that it was another connection.
 
-Like the relay session it replaces for completions: no decompression (the captured bytes are the bytes sent), no
-cookies, the connect and read timeouts of the proxy; TLS verified by ``ssl_context`` (or the system store).
+``Channels`` lends them out and takes them back, so a kept-alive connection serves exchange after exchange (no TLS
+handshake per completion); each loan starts a fresh ``PeerLog``, the observations of that exchange only.
+
+Like the relay session: no decompression (the captured bytes are the bytes sent), no cookies, the connect and read
+timeouts of the proxy; TLS verified by ``ssl_context`` (or the system store).
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable
-from types import TracebackType
 from typing import TypeVar
 
 import aiohttp
@@ -24,6 +27,7 @@ from verifier.adapters.tls_peer import ObservedResponse, PeerLog
 from verifier.adapters.tls_trust import connector_ssl
 
 T = TypeVar("T")
+IDLE_CHANNELS = 64  # kept-alive channels kept for the next exchanges; more are closed when returned
 
 
 def relay_session(
@@ -42,24 +46,49 @@ def relay_session(
 
 
 class Channel:
-    def __init__(self, *, ssl_context: ssl.SSLContext | None, read_timeout: float):
+    """One exchange's loan of a one-connection session, with that exchange's peer log."""
+
+    def __init__(self, session: aiohttp.ClientSession, owner: Channels) -> None:
+        self.session = session
         self.peers = PeerLog()
-        self.session = relay_session(ssl_context, read_timeout=read_timeout, limit=1)
+        self._owner: Channels | None = owner
 
-    async def close(self) -> None:
-        await self.session.close()
+    async def release(self) -> None:
+        """Give the connection back for the next exchange (once; later calls do nothing)."""
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            await owner.give_back(self.session)
 
-    async def closing_after(self, work: Awaitable[T]) -> T:
-        """``work``'s result, then the channel closed: how a background verification owns it."""
+    async def releasing_after(self, work: Awaitable[T]) -> T:
+        """``work``'s result, then the channel released: how a background verification owns it."""
         try:
             return await work
         finally:
-            await self.close()
+            await self.release()
 
-    async def __aenter__(self) -> Channel:
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+class Channels:
+    def __init__(self, *, ssl_context: ssl.SSLContext | None, read_timeout: float, idle: int = IDLE_CHANNELS):
+        self._ssl, self._read_timeout, self._max_idle = ssl_context, read_timeout, idle
+        self._idle: list[aiohttp.ClientSession] = []
+        self._closed = False
+
+    def lend(self) -> Channel:
+        """A channel for one exchange: the most recently returned one (its connection likely still open), or new."""
+        while self._idle:
+            session = self._idle.pop()
+            if not session.closed:
+                return Channel(session, self)
+        return Channel(relay_session(self._ssl, read_timeout=self._read_timeout, limit=1), self)
+
+    async def give_back(self, session: aiohttp.ClientSession) -> None:
+        if self._closed or session.closed or len(self._idle) >= self._max_idle:
+            await session.close()
+        else:
+            self._idle.append(session)
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for session in idle:
+            await session.close()

@@ -103,7 +103,8 @@ class GatewayClient:
     ``observe(endpoint, seconds, outcome)`` records each call's latency; ``peers`` records the TLS peer of the
     connection each used answer arrived on (``tls.json``; shared with the proxy's ``Channel`` so that its labels say
     whether the completion, the signature and the report travelled on one connection). ``decompress=False``: the
-    session does not decode bodies (the proxy's channel), so only identity-encoded answers are asked for and read.
+    session does not decode bodies (the proxy's channel), so only identity-encoded answers are asked for and read;
+    ``on_finished`` runs when the pipeline says it makes no more calls (``finished``).
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class GatewayClient:
         observe: Observer | None = None,
         peers: PeerLog | None = None,
         decompress: bool = True,
+        on_finished: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if api_key is not None and not all(32 <= ord(c) <= 126 for c in api_key):
             raise ConfigError("the gateway API key must be printable ASCII")
@@ -132,7 +134,7 @@ class GatewayClient:
         self._retry = retry or Retry()
         self._calls, self._reserve, self._observe = calls, reserve, observe
         self._peers = peers if peers is not None else PeerLog()
-        self._decompress = decompress
+        self._decompress, self._on_finished = decompress, on_finished
         if not decompress:
             self._headers = {**self._headers, "Accept-Encoding": "identity"}
 
@@ -229,6 +231,11 @@ class GatewayClient:
         if tls_params and self._base.startswith("https://"):
             params.update({k: v for k, v in tls_params.items() if k not in params})
         return await self._get("report", "/v1/attestation/report", params)
+
+    async def finished(self) -> None:
+        """The exchange makes no more calls: ``on_finished`` (the proxy's channel goes back for the next exchange)."""
+        if self._on_finished is not None:
+            await self._on_finished()
 
     def peers(self) -> tuple[PeerObservation, ...]:
         """The TLS peers of the connections this client's used answers (and the channel's completion) arrived on."""

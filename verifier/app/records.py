@@ -61,8 +61,11 @@ class Records:
         ticket = svc.budget.ticket(exchange.gateway)
         try:
             if svc.verifiers is not None:  # a verifier worker process runs it (app.verify_pool); we commit
-                # it fetches on its own connections: the completion's peer travels with the exchange (tls.json)
+                # it fetches on its own connections: the completion's peer travels with the exchange (tls.json), and
+                # the channel serves the next exchange at once
                 observed = channel.peers.observations() if channel is not None else ()
+                if channel is not None:
+                    await channel.release()
                 verdict, bundle = await svc.verifiers.verify(
                     replace(exchange, peers=exchange.peers + observed),
                     api_key=api_key,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from verifier.adapters.channel import Channel
+from verifier.adapters.channel import Channel, Channels
 from verifier.adapters.collateral_cache import CollateralCache
 from verifier.adapters.dcap.pool import DcapPool
 from verifier.adapters.gateway import CallBudget, GatewayClient, Retry
@@ -72,10 +72,12 @@ class Services:
     verifiers: VerifierPool | None = None  # verifier worker processes (the proxy's --verify-workers); None: in-process
     ssl_context: ssl.SSLContext | None = None  # upstream TLS trust (``Settings.ca_file``); None: the system store
     records: Records = field(init=False)
+    channels: Channels = field(init=False)  # the proxy's one-connection channels, lent per exchange
     jobs: Jobs = field(init=False)  # batch re-verification jobs (app.jobs)
 
     def __post_init__(self) -> None:
         self.records = Records(self)
+        self.channels = Channels(ssl_context=self.ssl_context, read_timeout=self.settings.upstream_timeout)
         self.jobs = Jobs(self)
 
     def context(self, *, now: int | None = None) -> Context:
@@ -128,11 +130,12 @@ class Services:
             observe=self.metrics.upstream,
             peers=channel.peers if channel is not None else None,
             decompress=channel is None,
+            on_finished=channel.release if channel is not None else None,
         )
 
     def channel(self) -> Channel:
-        """A new one-connection channel to the gateway (close it when the exchange's verification is done)."""
-        return Channel(ssl_context=self.ssl_context, read_timeout=self.settings.upstream_timeout)
+        """A one-connection channel to the gateway for one exchange (release it when its verification is done)."""
+        return self.channels.lend()
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The active API key this secret is (looked up on a ledger reader thread), or None."""
@@ -211,5 +214,6 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
             ear_keys=ear_keys,
             ssl_context=ssl_context,
         )
+        stack.push_async_callback(services.channels.close)
         stack.push_async_callback(services.jobs.close)  # running jobs stop (resumable) before anything they use closes
         yield services

@@ -62,6 +62,10 @@ class Gateway(Protocol):
         """The TLS peers of the connections the used answers (and a relayed completion) arrived on."""
         ...
 
+    async def finished(self) -> None:
+        """No more upstream calls for this exchange (the proxy's channel may serve the next one)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PriorAttestation:
@@ -137,6 +141,7 @@ async def verify_exchange(
             errors["report"] = exc
 
     # 5. the evidence bundle: everything the verdict rests on, re-verifiable offline
+    await gateway.finished()
     peers = combine(ex.peers, gateway.peers())
     bundle = Bundle(
         meta=BundleMeta(

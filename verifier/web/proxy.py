@@ -81,7 +81,7 @@ PENDING: web.AppKey[Pending] = web.AppKey("proxy_pending", Pending)
 UPSTREAM: web.AppKey[aiohttp.ClientSession] = web.AppKey("proxy_upstream", aiohttp.ClientSession)
 BACKLOG: web.AppKey[Backlog] = web.AppKey("proxy_backlog", Backlog)
 SLOT: web.RequestKey[Slot] = web.RequestKey("proxy_backlog_slot", Slot)
-CHANNEL: web.RequestKey[Channel] = web.RequestKey("proxy_channel", Channel)  # closed by whoever verifies
+CHANNEL: web.RequestKey[Channel] = web.RequestKey("proxy_channel", Channel)  # released by whoever verifies
 VERDICT_WAIT = 60.0  # seconds GET on a ticket waits for its verification before answering 202
 
 
@@ -201,7 +201,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if slot is not None and not slot.handed:
             slot.release()  # verified inline, or nothing to verify
         if channel is not None and not (slot is not None and slot.handed):
-            await channel.close()
+            await channel.release()
 
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
@@ -291,7 +291,7 @@ async def _relay(
         work = _refuse(f"the response is larger than {MAX_RESPONSE_BYTES} bytes: relayed, not captured, not verified")
     else:
         work = _verify(request, _with_response(exchange, b"".join(chunks)), api_key, owner)
-    request[SLOT].hand_to(request.app[PENDING].start(ticket, owner, request[CHANNEL].closing_after(work)))
+    request[SLOT].hand_to(request.app[PENDING].start(ticket, owner, request[CHANNEL].releasing_after(work)))
     if not client_gone:
         await resp.write_eof()
     return resp
