@@ -22,10 +22,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from verifier.adapters.ledger.jobs import Item, JobStore, UnknownJob, has_jobs, owner_tag
-from verifier.app.job_pool import evaluate_files, process_pool
+from verifier.app.job_item import captured_time, failing_reasons, superseding_item
+from verifier.app.job_pool import StoredJob, evaluate_files, process_pool, reverify_stored
 from verifier.app.job_spec import JobSpec, JobSpecError
 from verifier.app.offload import bridge
-from verifier.app.records import _without_bodies
 from verifier.appraise.policy import Policy, parse_policy
 from verifier.core.errors import ConfigError, UpstreamError, VerifierError
 from verifier.engine.context import Context
@@ -46,16 +46,6 @@ __all__ = ["BATCH", "JobError", "Jobs", "UnknownJob", "describe_job", "failing_r
 
 class JobError(RuntimeError):
     """A job that cannot run as stored (its policy is no longer the service's, its trust profile differs)."""
-
-
-def failing_reasons(verdict: JSON) -> tuple[str, ...]:
-    """The reason codes of the required checks that did not pass (what made the verdict fail or indeterminate)."""
-    reasons = [
-        c.get("reason")
-        for c in verdict.get("checks", [])
-        if c.get("severity") == "required" and c.get("status") in ("fail", "indeterminate")
-    ]
-    return tuple(sorted({r for r in reasons if isinstance(r, str)}))
 
 
 def describe_job(ledger: Any, job_id: str) -> JSON:
@@ -115,6 +105,7 @@ class _Run:
     at: int | None  # None: each verdict's capture time
     refresh: RefreshedCollateral | None
     processes: ProcessPoolExecutor | None = None  # worker processes for recorded evidence (``app.job_pool``)
+    by_id: bool = False  # the workers read each verdict from the ledger themselves (``job_pool.reverify_stored``)
 
 
 class Jobs:
@@ -235,13 +226,27 @@ class Jobs:
             return job
         run = self._prepare(row)
         if processes > 0:
+            # recorded evidence only, and a ledger the workers can open: then they read their items by id
+            by_id = run.refresh is None and svc.recorder.path != ":memory:"
+            stored = (
+                StoredJob(
+                    db_path=svc.recorder.path,
+                    job_id=run.job_id,
+                    policy=run.policy,
+                    at=run.at,
+                    retain_bodies=svc.settings.retain_bodies,
+                )
+                if by_id
+                else None
+            )
             pool = process_pool(
                 processes,
                 trust_profile=svc.anchors.name,
                 refs_path=svc.settings.refs_path,
                 dcap_timeout=svc.settings.dcap_timeout,
+                stored=stored,
             )
-            run = replace(run, processes=pool)
+            run = replace(run, processes=pool, by_id=by_id)
             try:
                 return await self._run(run, concurrency=concurrency, batch=batch, progress=progress)
             finally:
@@ -301,6 +306,8 @@ class Jobs:
 
     async def _item(self, run: _Run, verdict_id: str) -> Item:
         svc = self._svc
+        if run.processes is not None and run.by_id:
+            return await asyncio.get_running_loop().run_in_executor(run.processes, reverify_stored, verdict_id)
         try:
             old = await svc.recorder.get(verdict_id)
             bundle = await svc.recorder.bundle(verdict_id)
@@ -308,50 +315,22 @@ class Jobs:
                 raise UnknownJob(f"verdict {verdict_id} vanished from the ledger")
         except (VerifierError, LookupError) as exc:
             return Item(verdict_id, "indeterminate", None, error=str(exc)[:500])
-        times = old.get("times") or {}
-        captured_at = int(times.get("captured_at") or times["verified_at"])
+        captured_at = captured_time(old)
         job_at = captured_at if run.at is None else run.at
         captured = await self._evaluate(bundle, run, captured_at, verdict_id, refresh=False)
         now = captured
         if run.refresh is not None or job_at != captured_at:
             now = await self._evaluate(bundle, run, job_at, verdict_id, refresh=run.refresh is not None)
-        verdict, cap_json = now[0], captured[0]
-        reasons = failing_reasons(verdict)
-        verdict["claims"] = {
-            **verdict.get("claims", {}),
-            "reverification": {
-                "job": run.job_id,
-                "previous": {"id": verdict_id, "status": old["status"]},
-                "clocks": {
-                    "captured": {
-                        "at": captured_at,
-                        "status": cap_json["status"],
-                        "reasons": list(failing_reasons(cap_json)),
-                        "collateral": "recorded",
-                    },
-                    "job": {
-                        "at": job_at,
-                        "status": verdict["status"],
-                        "reasons": list(reasons),
-                        "collateral": run.refresh.kind if run.refresh is not None else "recorded",
-                    },
-                },
-            },
-        }
-        kept = now[1]
-        if svc.settings.retain_bodies == "hashes":
-            verdict, kept = _without_bodies(verdict, kept)
-        verdict["id"] = None
-        return Item(
-            verdict_id,
-            old["status"],
-            verdict,
-            kept.files(),
+        return superseding_item(
+            job_id=run.job_id,
+            verdict_id=verdict_id,
+            old=old,
+            captured=captured,
+            now=now,
             captured_at=captured_at,
-            captured_status=cap_json["status"],
             job_at=job_at,
-            job_status=verdict["status"],
-            reasons=reasons,
+            collateral=run.refresh.kind if run.refresh is not None else "recorded",
+            retain_bodies=svc.settings.retain_bodies,
         )
 
     async def _evaluate(

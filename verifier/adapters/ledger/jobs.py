@@ -43,6 +43,7 @@ class Item:
     job_status: str | None = None
     reasons: tuple[str, ...] = ()
     error: str | None = None
+    stored: dict[str, str] = field(default_factory=dict)  # more evidence the ledger already holds: name -> sha256
 
 
 def owner_tag() -> str:
@@ -187,7 +188,9 @@ class JobStore:
                 new_id = None
                 verdict = item.new_verdict
                 if verdict is not None:
-                    new_id = self.ledger.save(verdict, item.evidence, submitted_by=submitted_by)
+                    new_id = self.ledger.save(
+                        verdict, item.evidence, submitted_by=submitted_by, stored_evidence=item.stored
+                    )
                     verdict = {**verdict, "id": new_id}
                 self.db.table("job_items").insert(
                     {
@@ -204,7 +207,7 @@ class JobStore:
                         "error": item.error,
                     }
                 )
-                committed.append(replace(item, new_verdict=verdict, evidence={}))
+                committed.append(replace(item, new_verdict=verdict, evidence={}, stored={}))
         return committed
 
     # --- reads -------------------------------------------------------------------------------
