@@ -271,11 +271,14 @@ class Jobs:
                 for item in committed:
                     if item.new_verdict is not None:
                         svc.metrics.verdict(item.new_verdict)
-                job = await self.get(job_id)
                 if progress is not None:
+                    job = await self.get(job_id)
                     progress(job)
-                if job["state"] == "cancelled":
-                    return job
+                    state = job["state"]
+                else:  # only the state (a cancel): describing the job reads every item, batch after batch
+                    state = (await svc.recorder.read(lambda ledger: JobStore(ledger).state(job_id)))[0]
+                if state == "cancelled":
+                    return await self.get(job_id)
         except asyncio.CancelledError:  # stopped (service shutdown): resumable; a job cancelled meanwhile stays so
             await asyncio.shield(svc.recorder.write(lambda ledger: _interrupted(ledger, job_id)))
             raise

@@ -67,7 +67,7 @@ async def _collateral(
     quote = q.value
 
     async def find() -> Collateral:
-        fmspc, ca = pck_identity(quote.pck_chain_pem)
+        fmspc, ca = remembered(ctx.memo.pck if ctx.memo else None, pck_identity)(quote.pck_chain_pem)
         parse = remembered(ctx.memo.collateral if ctx.memo else None, parse_bundle_file)
         found = collateral_from_bundle({**bundle.collateral, **fetched.files}, fmspc=fmspc, parse=parse)
         if found is not None:

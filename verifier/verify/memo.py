@@ -40,6 +40,7 @@ class VerificationMemo:
     gpu_chains: Memo = field(default_factory=lambda: Memo(4096))  # GPU device chains validated to the root
     nras_keys: Memo = field(default_factory=lambda: Memo(256))  # NRAS JWKS keys whose x5c validated
     collateral: Memo = field(default_factory=lambda: Memo(256))  # bundle collateral files parsed, by sha256 of bytes
+    pck: Memo = field(default_factory=lambda: Memo(1024))  # (FMSPC, CA) of a PCK chain, by sha256 of its PEM bytes
 
 
 def remembered(memo: Memo | None, parse: Callable[[bytes], T]) -> Callable[[bytes], T]:
