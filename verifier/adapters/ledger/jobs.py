@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from verifier.adapters.ledger.claims import claim_clauses
-from verifier.adapters.ledger.ledger import Ledger
+from verifier.adapters.ledger.ledger import Ledger, insert_rows
 from verifier.adapters.ledger.rows import encode_id
 
 JSON = dict[str, Any]
@@ -192,20 +192,24 @@ class JobStore:
                         verdict, item.evidence, submitted_by=submitted_by, stored_evidence=item.stored
                     )
                     verdict = {**verdict, "id": new_id}
-                self.db.table("job_items").insert(
-                    {
-                        "job_id": job_id,
-                        "verdict_id": item.verdict_id,
-                        "new_verdict_id": new_id,
-                        "done_at": self.ledger.now(),
-                        "old_status": item.old_status,
-                        "captured_at": item.captured_at,
-                        "captured_status": item.captured_status,
-                        "job_at": item.job_at,
-                        "job_status": item.job_status,
-                        "reasons_json": json.dumps(list(item.reasons)),
-                        "error": item.error,
-                    }
+                insert_rows(
+                    self.db,
+                    "job_items",
+                    [
+                        {
+                            "job_id": job_id,
+                            "verdict_id": item.verdict_id,
+                            "new_verdict_id": new_id,
+                            "done_at": self.ledger.now(),
+                            "old_status": item.old_status,
+                            "captured_at": item.captured_at,
+                            "captured_status": item.captured_status,
+                            "job_at": item.job_at,
+                            "job_status": item.job_status,
+                            "reasons_json": json.dumps(list(item.reasons)),
+                            "error": item.error,
+                        }
+                    ],
                 )
                 committed.append(replace(item, new_verdict=verdict, evidence={}, stored={}))
         return committed

@@ -61,6 +61,30 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_TABLE = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def insert_rows(db: Database, table: str, rows: builtins.list[dict[str, Any]], *, ignore: bool = False) -> None:
+    """``INSERT`` rows that share their keys (plain column values: text, numbers, bytes, None) into ``table``: what
+    ``sqlite_utils``' ``insert_all`` does for an existing table, without its per-call schema look-ups."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    if not _TABLE.fullmatch(table) or not all(_TABLE.fullmatch(c) for c in columns):
+        raise ValueError(f"not a plain table or column name: {table!r} {columns!r}")
+    for row in rows:
+        if list(row) != columns:
+            raise ValueError(f"rows for {table} do not share their columns")
+        for value in row.values():
+            if value is not None and not isinstance(value, str | int | float | bytes):
+                raise TypeError(f"{table}: a column value must be text, a number, bytes or null, got {type(value)}")
+    sql = (
+        f"INSERT {'OR IGNORE ' if ignore else ''}INTO [{table}] ({', '.join(f'[{c}]' for c in columns)})"  # noqa: S608
+        f" VALUES ({', '.join('?' * len(columns))})"
+    )
+    db.conn.executemany(sql, [list(row.values()) for row in rows])
+
+
 SUMMARY_COLUMNS = ("id", "status", "model", "signer", "created_at", "verified_at", "trust_profile", "supersedes")
 
 
@@ -232,19 +256,20 @@ class Ledger:
                     submitted_by=column_text(submitted_by),
                 ),
             )
-            self.db.table("verdicts").insert(row)
-            self.db.table("checks").insert_all(check_rows(stored))
+            insert_rows(self.db, "verdicts", [row])
+            insert_rows(self.db, "checks", list(check_rows(stored)))
             for name, data in evidence.items():
                 sha = manifest[name]
                 if self.db.execute("SELECT 1 FROM evidence WHERE sha256 = ?", [sha]).fetchone() is None:  # stored once:
-                    self.db.table(
-                        "evidence"
-                    ).insert(  # compressed only when new (re-verifications share their evidence)
-                        {"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}, ignore=True
+                    insert_rows(  # compressed only when new (re-verifications share their evidence)
+                        self.db,
+                        "evidence",
+                        [{"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}],
+                        ignore=True,
                     )
-                self.db.table("verdict_evidence").insert({"verdict_id": verdict_id, "name": name, "sha256": sha})
-            for name, sha in known.items():
-                self.db.table("verdict_evidence").insert({"verdict_id": verdict_id, "name": name, "sha256": sha})
+            links = [{"verdict_id": verdict_id, "name": name, "sha256": manifest[name]} for name in evidence]
+            links += [{"verdict_id": verdict_id, "name": name, "sha256": sha} for name, sha in known.items()]
+            insert_rows(self.db, "verdict_evidence", links)
             attestation = attestation_row(stored, evidence)
             if attestation is not None:
                 self.db.table("attestations").insert({k: column_text(v) for k, v in attestation.items()})
