@@ -441,3 +441,32 @@ def test_the_inline_executor_runs_each_call_at_once_and_hands_errors_to_the_awai
             await loop.run_in_executor(InlineExecutor(), divmod, 1, 0)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_cancel_seen_after_a_batch_commits_drops_the_batch_evaluated_ahead(tmp_path: Path, processes: int) -> None:
+    db = _record(tmp_path, 5)
+    seen: list[int] = []
+
+    def cancel_after_the_first_batch(job: dict[str, Any]) -> None:
+        seen.append(job["done"])
+        if len(seen) == 1:  # another process cancels: seen once the batch being evaluated now has committed
+            with Ledger.open(db) as ledger:
+                JobStore(ledger).event(job["id"], "cancelled")
+
+    job = asyncio.run(
+        _job(db, {"policy": BANNED_DRIVER}, processes=processes, batch=2, progress=cancel_after_the_first_batch)
+    )
+    assert (job["state"], job["done"], seen) == ("cancelled", 4, [2, 4])
+    with Ledger.open_readonly(db) as ledger:
+        items = JobStore(ledger).items(job["id"])
+        selection = [
+            r[0] for r in ledger.db.execute("SELECT verdict_id FROM job_selection WHERE job_id = ?", [job["id"]])
+        ]
+        successors = {
+            v: ledger.db.execute("SELECT count(*) FROM verdicts WHERE supersedes = ?", [v]).fetchone()[0]
+            for v in selection
+        }
+    assert [i["verdict_id"] for i in items] == selection[:4]
+    # the third batch was evaluated while the second committed, then dropped: nothing of it was stored
+    assert successors == {v: int(v in selection[:4]) for v in selection}

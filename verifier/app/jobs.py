@@ -247,41 +247,56 @@ class Jobs:
                 stored=stored,
             )
             run = replace(run, processes=pool, by_id=by_id)
-            try:
-                return await self._run(run, concurrency=concurrency, batch=batch, progress=progress)
+            try:  # two items in flight per worker process: one evaluating, one queued behind it
+                return await self._run(run, concurrency=max(concurrency, 2 * processes), batch=batch, progress=progress)
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
         return await self._run(run, concurrency=concurrency, batch=batch, progress=progress)
 
     async def _run(self, run: _Run, *, concurrency: int, batch: int, progress: Progress | None) -> JSON:
+        """Batch after batch: the next batch is evaluated while the previous one commits (on the writer thread), so
+        the workers never wait for the ledger; a batch is committed whole or not at all (exactly once)."""
         svc, job_id = self._svc, run.job_id
         row = await svc.recorder.read(lambda ledger: JobStore(ledger).row(job_id))
         await svc.recorder.write(lambda ledger: JobStore(ledger).event(job_id, "running", owner=owner_tag()))
         pending = await svc.recorder.read(lambda ledger: JobStore(ledger).pending(job_id))
         gate = asyncio.Semaphore(max(1, concurrency))
+        batches = [pending[i : i + max(1, batch)] for i in range(0, len(pending), max(1, batch))]
 
         async def one(verdict_id: str) -> Item:
             async with gate:
                 return await self._item(run, verdict_id)
 
+        async def evaluated(ids: list[str]) -> list[Item]:
+            return list(await asyncio.gather(*(one(v) for v in ids)))
+
+        async def commit(items: list[Item]) -> str:
+            """Commit one batch; the job's state afterwards (a cancel is seen here)."""
+            committed = await svc.recorder.write(partial(_commit, job_id, items, row["created_by"]))
+            for item in committed:
+                if item.new_verdict is not None:
+                    svc.metrics.verdict(item.new_verdict)
+            if progress is not None:
+                job = await self.get(job_id)
+                progress(job)
+                return str(job["state"])
+            # only the state (a cancel): describing the job reads every item, batch after batch
+            return (await svc.recorder.read(lambda ledger: JobStore(ledger).state(job_id)))[0]
+
+        ahead: asyncio.Future[list[Item]] | None = None  # the next batch, evaluating while this one commits
         try:
-            for start in range(0, len(pending), max(1, batch)):
-                items = list(await asyncio.gather(*(one(v) for v in pending[start : start + batch])))
-                committed = await svc.recorder.write(partial(_commit, job_id, items, row["created_by"]))
-                for item in committed:
-                    if item.new_verdict is not None:
-                        svc.metrics.verdict(item.new_verdict)
-                if progress is not None:
-                    job = await self.get(job_id)
-                    progress(job)
-                    state = job["state"]
-                else:  # only the state (a cancel): describing the job reads every item, batch after batch
-                    state = (await svc.recorder.read(lambda ledger: JobStore(ledger).state(job_id)))[0]
-                if state == "cancelled":
-                    return await self.get(job_id)
+            for n, ids in enumerate(batches):
+                items = await ahead if ahead is not None else await evaluated(ids)
+                ahead = asyncio.ensure_future(evaluated(batches[n + 1])) if n + 1 < len(batches) else None
+                if await commit(items) == "cancelled":
+                    return await self.get(job_id)  # the batch evaluated ahead is dropped (below), never committed
         except asyncio.CancelledError:  # stopped (service shutdown): resumable; a job cancelled meanwhile stays so
             await asyncio.shield(svc.recorder.write(lambda ledger: _interrupted(ledger, job_id)))
             raise
+        finally:
+            if ahead is not None:  # a batch evaluated ahead and not committed: dropped (its items stay pending)
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
         await svc.recorder.write(lambda ledger: JobStore(ledger).event(job_id, "done"))
         return await self.get(job_id)
 
