@@ -189,8 +189,9 @@ _MAIN = (
 )  # ``python -m verifier`` that also reports its own CPU (the main process alone) on its last stderr line
 
 
-def _job(db: Path, processes: int, *where: str) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds of the command and every process it waited for, CPU seconds of the main process)."""
+def _job(db: Path, processes: int, *where: str, cores: set[int] | None = None) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of the command and every process it waited for, CPU seconds of the main process).
+    ``cores``: run the command (and so every process it starts) on these CPUs only (``sched_setaffinity``)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     select = [arg for w in where for arg in ("--where", w)] or ["--all"]
@@ -213,6 +214,7 @@ def _job(db: Path, processes: int, *where: str) -> tuple[float, float, float]:
         capture_output=True,
         text=True,
         cwd=db.parent,  # imports come from the environment (PYTHONPATH), never from the current directory
+        preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -227,6 +229,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--rounds", type=int, default=50, help="evaluations / primitive rounds per fixture")
+    parser.add_argument(
+        "--one-core", type=int, default=2, help="also run this process count pinned to one core (0: skip)"
+    )
     args = parser.parse_args()
     verdicts, engine_cpu = asyncio.run(_verdicts(args.rounds))
     primitive_cpu, notes = asyncio.run(_primitives(args.rounds))
@@ -244,6 +249,7 @@ def main() -> None:
         )
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         base: float | None = None
+        walls: dict[int, float] = {}
         for p in (int(x) for x in args.processes.split(",")):
             # start-up: a job that selects nothing (the command, its worker processes and their dcap-qvl workers)
             idle_wall, idle_cpu, idle_main = _job(db, p, "status=indeterminate", "model=none")
@@ -255,6 +261,17 @@ def main() -> None:
                 f"| {p} | {wall:.1f} | {args.count / wall:,.0f} | {per * 1e3:.2f} | "
                 f"{main_cpu / args.count * 1e3:.2f} ({main_cpu / cpu:.0%}) | {base / wall:.2f}× | "
                 f"{per / engine_cpu:.2f} | {per / primitive_cpu:.2f} |"
+            )
+            walls[p] = wall
+        if args.one_core and args.one_core in walls:
+            p, one = args.one_core, {min(os.sched_getaffinity(0))}
+            idle_wall, _, _ = _job(db, p, "status=indeterminate", "model=none", cores=one)
+            wall, cpu, main_cpu = _job(db, p, cores=one)
+            wall -= idle_wall
+            print(
+                f"\nthe same {p}-process job pinned to one core (CPU {min(one)}): {wall:.1f} s, "
+                f"{args.count / wall:,.0f} verdicts/s; on {len(os.sched_getaffinity(0))} cores it took "
+                f"{walls[p]:.1f} s: core scaling {wall / walls[p]:.2f}×"
             )
         print(
             "\nengine alone (evaluate in one process and its dcap-qvl worker, sequential, with a memo): "
