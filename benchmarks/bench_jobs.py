@@ -1,12 +1,15 @@
 """Throughput of a batch re-verification job: ``verifier reverify --all --jobs P`` over N stored verdicts.
 
-Run: ``.venv/bin/python benchmarks/bench_jobs.py [--count N] [--processes 1,2]``. Builds a ledger of N verdicts
-(alternately the real Phala 1-GPU/ecdsa and NEAR 8-GPU/ed25519 fixture bundles, each evaluated once and stored
-N/2 times), then runs the job command once per process count and prints a Markdown table: wall time, verdicts/s,
-CPU per verdict (the command and every process it waited for: worker processes and their dcap-qvl workers), the
-speed-up over one process, and the CPU per verdict of ``evaluate()`` itself measured in this process in the same
-run (the engine alone, sequentially, with a memo as the services have, no ledger). A job over no verdicts is run first
-and subtracted (start-up).
+Run: ``.venv/bin/python benchmarks/bench_jobs.py [--count N] [--processes 1,2] [--rounds R] [--one-core P]``.
+Builds a ledger of N verdicts (alternately the real Phala 1-GPU/ecdsa and NEAR 8-GPU/ed25519 fixture bundles, each
+evaluated once and stored N/2 times), then runs the job command once per process count and prints a Markdown table:
+wall time, verdicts/s, CPU per verdict (the command and every process it waited for: worker processes and their
+dcap-qvl workers), the main process's own CPU per verdict and its share, the speed-up over the first process count,
+and the ratios to the CPU per verdict of ``evaluate()`` itself measured in this process in the same run (the engine
+alone, sequentially, with a memo as the services have, no ledger; its dcap-qvl worker's CPU included) and to the
+primitive sum (below). A job over no verdicts is run first and subtracted (start-up; worker processes start only
+with the first item, so their own start-up is not subtracted). Then the ``--one-core`` process count runs once more
+pinned to one CPU: wall time on one core over wall time on all of them is the core scaling of one configuration.
 
 In the same run it times the bare cryptographic primitives each verdict cannot avoid, with the libraries the product
 uses, on the inputs the engine verifies (extracted untimed with the product's parsers): dcap-qvl
