@@ -17,8 +17,9 @@ from aiohttp import web
 from verifier.adapters.collateral_cache import CollateralCache, SqliteCollateralStore
 from verifier.adapters.pcs import PcsClient
 from verifier.core.errors import EvidenceError, UpstreamError
-from verifier.evidence.collateral import Collateral, collateral_from_bundle
+from verifier.evidence.collateral import Collateral, collateral_from_bundle, parse_bundle_file
 from verifier.simulator.pcs import add_pcs_routes
+from verifier.verify.memo import VerificationMemo, remembered
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 TDX = FIX / "tdx"
@@ -175,6 +176,33 @@ def test_bundle_broken_and_no_match_names_the_file() -> None:
         EvidenceError, match=r"tdx-90C06F000000\.json: collateral: field 'pck_crl_issuer_chain' is missing"
     ):
         collateral_from_bundle(files, fmspc="90C06F000000")
+
+
+def test_remembered_collateral_is_keyed_by_content_so_other_bytes_under_the_same_fmspc_are_not_confused() -> None:
+    memo = VerificationMemo().collateral
+    parse = remembered(memo, parse_bundle_file)
+    name = "tdx-90C06F000000.json"
+    june10 = collateral_from_bundle({name: text(JUNE10).encode()}, fmspc="90C06F000000", parse=parse)
+    assert june10 is not None and june10.json_text == text(JUNE10) and len(memo) == 1
+    # the same file name and FMSPC, other bytes: parsed afresh, never the remembered June-10 document
+    june29 = collateral_from_bundle({name: text(JUNE29).encode()}, fmspc="90C06F000000", parse=parse)
+    assert june29 is not None and june29.json_text == text(JUNE29) and june29.sha256 != june10.sha256
+    assert june29.tcb_info_issue_date != june10.tcb_info_issue_date and len(memo) == 2
+    # the June-10 document with another TCB evaluation number (same FMSPC, same name): its own parse
+    doc = json.loads(text(JUNE10))
+    tcb = json.loads(doc["tcb_info"])
+    tcb["tcbEvaluationDataNumber"] += 1
+    edited = json.dumps({**doc, "tcb_info": json.dumps(tcb)})
+    got = collateral_from_bundle({name: edited.encode()}, fmspc="90C06F000000", parse=parse)
+    assert got is not None and got.json_text == edited and got.sha256 not in (june10.sha256, june29.sha256)
+    assert got.fmspc == june10.fmspc and got.tcb_eval_data_number == june10.tcb_eval_data_number + 1
+    # a broken file under the same name is refused every time (a failure is never remembered as a document)
+    for _ in range(2):
+        with pytest.raises(EvidenceError, match=r"tdx-90C06F000000\.json: collateral"):
+            collateral_from_bundle({name: b"{}"}, fmspc="90C06F000000", parse=parse)
+    assert len(memo) == 3
+    # a remembered parse is the plain parse
+    assert parse(text(JUNE10).encode()) == parse_bundle_file(text(JUNE10).encode())
 
 
 # ---------------------------------------------------------------- fetching

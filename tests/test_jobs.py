@@ -19,9 +19,11 @@ from aiohttp import web
 
 from verifier.adapters.ledger import Ledger, check_ledger
 from verifier.adapters.ledger.jobs import JobStore
+from verifier.app.job_pool import InlineExecutor, StoredJob, process_pool, reverify_stored
 from verifier.app.job_spec import JobSpecError, parse_spec
 from verifier.app.jobs import JobError
 from verifier.app.services import open_services
+from verifier.appraise.policy import parse_policy
 from verifier.demo import run_demo, serve, simulator_settings
 from verifier.simulator import SimulatorWorld
 from verifier.simulator.gateway import SimulatedGateway, SimulatorConfig
@@ -390,3 +392,84 @@ def test_a_job_in_two_worker_processes_gives_the_same_verdicts_as_in_process(tmp
     with Ledger.open_readonly(db) as ledger:
         made = [ledger.get(i["new_verdict_id"]) for i in JobStore(ledger).items(job["id"])]
     assert all(v is not None and v["claims"]["reverification"]["job"] == job["id"] for v in made)
+
+
+def test_workers_read_their_items_by_id_each_exactly_once_and_name_the_kept_evidence_by_digest(tmp_path: Path) -> None:
+    db = _record(tmp_path, 3)
+    policy = parse_policy(BANNED_DRIVER.encode(), source="test")
+    with Ledger.open(db) as ledger:
+        store = JobStore(ledger)
+        selection = store.select(trust_profile="simulator")
+        job_id = store.create(
+            spec={},
+            selection=selection,
+            policy_text=BANNED_DRIVER,
+            policy_id=policy.id,
+            policy_sha256=policy.sha256,
+            trust_profile="simulator",
+            at=None,
+            collateral="recorded",
+        )
+        recorded = {v: ledger.evidence_with_digests(v) for v in selection}
+    missing = "v_00000000000000000000000000"
+    stored = StoredJob(db_path=str(db), job_id=job_id, policy=policy, at=None, retain_bodies="full")
+    with process_pool(2, trust_profile="simulator", refs_path=None, dcap_timeout=10.0, stored=stored) as pool:
+        items = list(pool.map(reverify_stored, [*selection, missing]))
+    assert [i.verdict_id for i in items] == [*selection, missing]
+    *made, lost = items
+    assert lost.new_verdict is None and lost.error is not None and "vanished" in lost.error
+    for item in made:
+        assert item.new_verdict is not None and item.new_verdict["supersedes"] == item.verdict_id
+        assert (item.old_status, item.job_status, item.error) == ("pass", "fail", None)
+        # nothing new with recorded collateral: every kept file is named by the digest the worker read, no bytes
+        assert item.evidence == {}
+        assert item.stored == {name: sha for name, (sha, _) in recorded[item.verdict_id].items()}
+    with Ledger.open(db) as ledger:
+        first = JobStore(ledger).commit(job_id, made)
+        again = JobStore(ledger).commit(job_id, made)  # a batch committed twice is stored once
+        assert [i.verdict_id for i in first] == selection and again == []
+        for item in first:
+            assert item.new_verdict is not None
+            kept = ledger.evidence_with_digests(item.new_verdict["id"])
+            assert kept == recorded[item.verdict_id]
+        assert check_ledger(ledger).ok
+    _exactly_once(db, job_id)
+
+
+def test_the_inline_executor_runs_each_call_at_once_and_hands_errors_to_the_awaiting_caller() -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(InlineExecutor(), sum, [1, 2]) == 3
+        with pytest.raises(ZeroDivisionError):
+            await loop.run_in_executor(InlineExecutor(), divmod, 1, 0)
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_cancel_seen_after_a_batch_commits_drops_the_batch_evaluated_ahead(tmp_path: Path, processes: int) -> None:
+    db = _record(tmp_path, 5)
+    seen: list[int] = []
+
+    def cancel_after_the_first_batch(job: dict[str, Any]) -> None:
+        seen.append(job["done"])
+        if len(seen) == 1:  # another process cancels: seen once the batch being evaluated now has committed
+            with Ledger.open(db) as ledger:
+                JobStore(ledger).event(job["id"], "cancelled")
+
+    job = asyncio.run(
+        _job(db, {"policy": BANNED_DRIVER}, processes=processes, batch=2, progress=cancel_after_the_first_batch)
+    )
+    assert (job["state"], job["done"], seen) == ("cancelled", 4, [2, 4])
+    with Ledger.open_readonly(db) as ledger:
+        items = JobStore(ledger).items(job["id"])
+        selection = [
+            r[0] for r in ledger.db.execute("SELECT verdict_id FROM job_selection WHERE job_id = ?", [job["id"]])
+        ]
+        successors = {
+            v: ledger.db.execute("SELECT count(*) FROM verdicts WHERE supersedes = ?", [v]).fetchone()[0]
+            for v in selection
+        }
+    assert [i["verdict_id"] for i in items] == selection[:4]
+    # the third batch was evaluated while the second committed, then dropped: nothing of it was stored
+    assert successors == {v: int(v in selection[:4]) for v in selection}

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from verifier.adapters.ledger import MAX_LIMIT, REUSE_REQUIRES, Ledger, LedgerCorruptionError
+from verifier.adapters.ledger import MAX_LIMIT, REUSE_REQUIRES, Ledger, LedgerCorruptionError, check_ledger
 
 REPORT = b'{"signing_address": "0xabc", "intel_quote": "04000200"}'
 BUNDLE = {
@@ -588,3 +588,40 @@ def test_strings_with_lone_surrogates_round_trip_and_index_columns_stay_storable
     assert ledger.get(verdict_id) == {**verdict, "id": verdict_id}
     row = next(ledger.db.query("SELECT model FROM verdicts WHERE id = ?", [verdict_id]))
     assert row["model"] == "m\\ud800"
+
+
+def test_stored_evidence_is_referenced_by_digest_and_reads_back_the_same_bytes(ledger: Ledger) -> None:
+    earlier = ledger.save(make_verdict(), BUNDLE)
+    recorded = ledger.evidence_with_digests(earlier)
+    assert {n: d for n, (_, d) in recorded.items()} == BUNDLE
+    assert all(sha == hashlib.sha256(d).hexdigest() for sha, d in recorded.values())
+    blobs = ledger.db.table("evidence").count
+    later = ledger.save(
+        make_verdict(supersedes=earlier),
+        {"collateral/new.json": b"{}"},
+        stored_evidence={n: sha for n, (sha, _) in recorded.items()},
+    )
+    assert ledger.evidence(later) == {**BUNDLE, "collateral/new.json": b"{}"}
+    assert ledger.db.table("evidence").count == blobs + 1
+    assert check_ledger(ledger).ok
+
+
+@pytest.mark.parametrize(
+    ("evidence", "stored", "secrets", "message"),
+    [
+        ({}, {"report.json": "ab" * 32}, (), "holds no blob"),
+        ({}, {"report.json": "AB" * 32}, (), "expected a sha256"),
+        ({}, {"report.json": "ab"}, (), "expected a sha256"),
+        ({}, {"../x": hashlib.sha256(REPORT).hexdigest()}, (), "relative path"),
+        ({"report.json": REPORT}, {"report.json": hashlib.sha256(REPORT).hexdigest()}, (), "both as bytes"),
+        ({}, {"report.json": hashlib.sha256(REPORT).hexdigest()}, ("sk-secret",), "cannot be searched"),
+    ],
+)
+def test_stored_evidence_that_is_not_held_or_not_checkable_is_refused_and_nothing_written(
+    ledger: Ledger, evidence: dict[str, bytes], stored: dict[str, str], secrets: tuple[str, ...], message: str
+) -> None:
+    ledger.save(make_verdict(), BUNDLE)
+    verdicts, links = ledger.db.table("verdicts").count, ledger.db.table("verdict_evidence").count
+    with pytest.raises(ValueError, match=message):
+        ledger.save(make_verdict(), evidence, stored_evidence=stored, secrets=secrets)
+    assert (ledger.db.table("verdicts").count, ledger.db.table("verdict_evidence").count) == (verdicts, links)

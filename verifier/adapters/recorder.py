@@ -78,6 +78,11 @@ class Recorder:
             observe_write=observe_write,
         )
 
+    @property
+    def path(self) -> str:
+        """The ledger's path (":memory:" for an in-memory ledger, which no other process can open)."""
+        return self._path
+
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 

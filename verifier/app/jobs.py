@@ -22,10 +22,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from verifier.adapters.ledger.jobs import Item, JobStore, UnknownJob, has_jobs, owner_tag
-from verifier.app.job_pool import evaluate_files, process_pool
+from verifier.app.job_item import captured_time, failing_reasons, superseding_item
+from verifier.app.job_pool import StoredJob, evaluate_files, process_pool, reverify_stored
 from verifier.app.job_spec import JobSpec, JobSpecError
 from verifier.app.offload import bridge
-from verifier.app.records import _without_bodies
 from verifier.appraise.policy import Policy, parse_policy
 from verifier.core.errors import ConfigError, UpstreamError, VerifierError
 from verifier.engine.ceiling import prior_checks
@@ -47,16 +47,6 @@ __all__ = ["BATCH", "JobError", "Jobs", "UnknownJob", "describe_job", "failing_r
 
 class JobError(RuntimeError):
     """A job that cannot run as stored (its policy is no longer the service's, its trust profile differs)."""
-
-
-def failing_reasons(verdict: JSON) -> tuple[str, ...]:
-    """The reason codes of the required checks that did not pass (what made the verdict fail or indeterminate)."""
-    reasons = [
-        c.get("reason")
-        for c in verdict.get("checks", [])
-        if c.get("severity") == "required" and c.get("status") in ("fail", "indeterminate")
-    ]
-    return tuple(sorted({r for r in reasons if isinstance(r, str)}))
 
 
 def describe_job(ledger: Any, job_id: str) -> JSON:
@@ -116,6 +106,7 @@ class _Run:
     at: int | None  # None: each verdict's capture time
     refresh: RefreshedCollateral | None
     processes: ProcessPoolExecutor | None = None  # worker processes for recorded evidence (``app.job_pool``)
+    by_id: bool = False  # the workers read each verdict from the ledger themselves (``job_pool.reverify_stored``)
 
 
 class Jobs:
@@ -258,45 +249,77 @@ class Jobs:
             return job
         run = self._prepare(row)
         if processes > 0:
+            # recorded evidence only, and a ledger the workers can open: then they read their items by id
+            by_id = run.refresh is None and svc.recorder.path != ":memory:"
+            stored = (
+                StoredJob(
+                    db_path=svc.recorder.path,
+                    job_id=run.job_id,
+                    policy=run.policy,
+                    at=run.at,
+                    retain_bodies=svc.settings.retain_bodies,
+                )
+                if by_id
+                else None
+            )
             pool = process_pool(
                 processes,
                 trust_profile=svc.anchors.name,
                 refs_path=svc.settings.refs_path,
                 dcap_timeout=svc.settings.dcap_timeout,
+                stored=stored,
             )
-            run = replace(run, processes=pool)
-            try:
-                return await self._run(run, concurrency=concurrency, batch=batch, progress=progress)
+            run = replace(run, processes=pool, by_id=by_id)
+            try:  # two items in flight per worker process: one evaluating, one queued behind it
+                return await self._run(run, concurrency=max(concurrency, 2 * processes), batch=batch, progress=progress)
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
         return await self._run(run, concurrency=concurrency, batch=batch, progress=progress)
 
     async def _run(self, run: _Run, *, concurrency: int, batch: int, progress: Progress | None) -> JSON:
+        """Batch after batch: the next batch is evaluated while the previous one commits (on the writer thread), so
+        the workers never wait for the ledger; a batch is committed whole or not at all (exactly once)."""
         svc, job_id = self._svc, run.job_id
         row = await svc.recorder.read(lambda ledger: JobStore(ledger).row(job_id))
         await svc.recorder.write(lambda ledger: JobStore(ledger).event(job_id, "running", owner=owner_tag()))
         pending = await svc.recorder.read(lambda ledger: JobStore(ledger).pending(job_id))
         gate = asyncio.Semaphore(max(1, concurrency))
+        batches = [pending[i : i + max(1, batch)] for i in range(0, len(pending), max(1, batch))]
 
         async def one(verdict_id: str) -> Item:
             async with gate:
                 return await self._item(run, verdict_id)
 
-        try:
-            for start in range(0, len(pending), max(1, batch)):
-                items = list(await asyncio.gather(*(one(v) for v in pending[start : start + batch])))
-                committed = await svc.recorder.write(partial(_commit, job_id, items, row["created_by"]))
-                for item in committed:
-                    if item.new_verdict is not None:
-                        svc.metrics.verdict(item.new_verdict)
+        async def evaluated(ids: list[str]) -> list[Item]:
+            return list(await asyncio.gather(*(one(v) for v in ids)))
+
+        async def commit(items: list[Item]) -> str:
+            """Commit one batch; the job's state afterwards (a cancel is seen here)."""
+            committed = await svc.recorder.write(partial(_commit, job_id, items, row["created_by"]))
+            for item in committed:
+                if item.new_verdict is not None:
+                    svc.metrics.verdict(item.new_verdict)
+            if progress is not None:
                 job = await self.get(job_id)
-                if progress is not None:
-                    progress(job)
-                if job["state"] == "cancelled":
-                    return job
+                progress(job)
+                return str(job["state"])
+            # only the state (a cancel): describing the job reads every item, batch after batch
+            return (await svc.recorder.read(lambda ledger: JobStore(ledger).state(job_id)))[0]
+
+        ahead: asyncio.Future[list[Item]] | None = None  # the next batch, evaluating while this one commits
+        try:
+            for n, ids in enumerate(batches):
+                items = await ahead if ahead is not None else await evaluated(ids)
+                ahead = asyncio.ensure_future(evaluated(batches[n + 1])) if n + 1 < len(batches) else None
+                if await commit(items) == "cancelled":
+                    return await self.get(job_id)  # the batch evaluated ahead is dropped (below), never committed
         except asyncio.CancelledError:  # stopped (service shutdown): resumable; a job cancelled meanwhile stays so
             await asyncio.shield(svc.recorder.write(lambda ledger: _interrupted(ledger, job_id)))
             raise
+        finally:
+            if ahead is not None:  # a batch evaluated ahead and not committed: dropped (its items stay pending)
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
         await svc.recorder.write(lambda ledger: JobStore(ledger).event(job_id, "done"))
         return await self.get(job_id)
 
@@ -324,6 +347,8 @@ class Jobs:
 
     async def _item(self, run: _Run, verdict_id: str) -> Item:
         svc = self._svc
+        if run.processes is not None and run.by_id:
+            return await asyncio.get_running_loop().run_in_executor(run.processes, reverify_stored, verdict_id)
         try:
             old = await svc.recorder.get(verdict_id)
             bundle = await svc.recorder.bundle(verdict_id)
@@ -331,50 +356,22 @@ class Jobs:
                 raise UnknownJob(f"verdict {verdict_id} vanished from the ledger")
         except (VerifierError, LookupError) as exc:
             return Item(verdict_id, "indeterminate", None, error=str(exc)[:500])
-        times = old.get("times") or {}
-        captured_at = int(times.get("captured_at") or times["verified_at"])
+        captured_at = captured_time(old)
         job_at = captured_at if run.at is None else run.at
         captured = await self._evaluate(bundle, run, captured_at, old, refresh=False)
         now = captured
         if run.refresh is not None or job_at != captured_at:
             now = await self._evaluate(bundle, run, job_at, old, refresh=run.refresh is not None)
-        verdict, cap_json = now[0], captured[0]
-        reasons = failing_reasons(verdict)
-        verdict["claims"] = {
-            **verdict.get("claims", {}),
-            "reverification": {
-                "job": run.job_id,
-                "previous": {"id": verdict_id, "status": old["status"]},
-                "clocks": {
-                    "captured": {
-                        "at": captured_at,
-                        "status": cap_json["status"],
-                        "reasons": list(failing_reasons(cap_json)),
-                        "collateral": "recorded",
-                    },
-                    "job": {
-                        "at": job_at,
-                        "status": verdict["status"],
-                        "reasons": list(reasons),
-                        "collateral": run.refresh.kind if run.refresh is not None else "recorded",
-                    },
-                },
-            },
-        }
-        kept = now[1]
-        if svc.settings.retain_bodies == "hashes":
-            verdict, kept = _without_bodies(verdict, kept)
-        verdict["id"] = None
-        return Item(
-            verdict_id,
-            old["status"],
-            verdict,
-            kept.files(),
+        return superseding_item(
+            job_id=run.job_id,
+            verdict_id=verdict_id,
+            old=old,
+            captured=captured,
+            now=now,
             captured_at=captured_at,
-            captured_status=cap_json["status"],
             job_at=job_at,
-            job_status=verdict["status"],
-            reasons=reasons,
+            collateral=run.refresh.kind if run.refresh is not None else "recorded",
+            retain_bodies=svc.settings.retain_bodies,
         )
 
     async def _evaluate(self, bundle: Bundle, run: _Run, at: int, old: JSON, *, refresh: bool) -> tuple[JSON, Bundle]:

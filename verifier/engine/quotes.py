@@ -17,10 +17,11 @@ from verifier.core.ports import DcapResult
 from verifier.engine.context import Context
 from verifier.evidence import event_log as evlog
 from verifier.evidence.bundle import Bundle
-from verifier.evidence.collateral import Collateral, collateral_from_bundle
+from verifier.evidence.collateral import Collateral, collateral_from_bundle, parse_bundle_file
 from verifier.evidence.pck import pck_identity
 from verifier.evidence.quote import TdxQuote, decode_quote_text, parse_quote
 from verifier.evidence.report import Attestation
+from verifier.verify.memo import remembered
 from verifier.verify.pck_chain import check_chain_root
 from verifier.verify.results import Outcome, Selection, TdxFacts, attempt, attempt_async, failed
 
@@ -66,8 +67,9 @@ async def _collateral(
     quote = q.value
 
     async def find() -> Collateral:
-        fmspc, ca = pck_identity(quote.pck_chain_pem)
-        found = collateral_from_bundle({**bundle.collateral, **fetched.files}, fmspc=fmspc)
+        fmspc, ca = remembered(ctx.memo.pck if ctx.memo else None, pck_identity)(quote.pck_chain_pem)
+        parse = remembered(ctx.memo.collateral if ctx.memo else None, parse_bundle_file)
+        found = collateral_from_bundle({**bundle.collateral, **fetched.files}, fmspc=fmspc, parse=parse)
         if found is not None:
             return found
         if ctx.collateral is None:

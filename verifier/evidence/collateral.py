@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -148,11 +149,19 @@ def _date(obj: dict[str, Any], where: str, key: str) -> int:
     return int(parsed.timestamp())
 
 
-def collateral_from_bundle(files: dict[str, bytes], *, fmspc: str) -> Collateral | None:
+def parse_bundle_file(data: bytes) -> Collateral:
+    """One bundle collateral file; EvidenceError (or UnicodeDecodeError) when it is not QuoteCollateralV3 JSON."""
+    return Collateral.parse(data.decode("utf-8"), source="bundle")
+
+
+def collateral_from_bundle(
+    files: dict[str, bytes], *, fmspc: str, parse: Callable[[bytes], Collateral] = parse_bundle_file
+) -> Collateral | None:
     """The bundle's collateral for ``fmspc`` (most recently issued if several), None if there is none.
 
     Files that do not parse are skipped; if no file matches and some did not parse, EvidenceError
-    names them (the collateral for this platform may be the broken one).
+    names them (the collateral for this platform may be the broken one). ``parse``: how a file's bytes become a
+    ``Collateral`` (``parse_bundle_file``, or one that remembers results by the bytes' digest).
     """
     want = fmspc.upper()
     found: list[Collateral] = []
@@ -161,7 +170,7 @@ def collateral_from_bundle(files: dict[str, bytes], *, fmspc: str) -> Collateral
         if not name.endswith(".json"):
             continue
         try:
-            c = Collateral.parse(files[name].decode("utf-8"), source="bundle")
+            c = parse(files[name])
         except (UnicodeDecodeError, EvidenceError) as exc:
             broken.append(f"{name}: {exc}")
             continue

@@ -30,7 +30,49 @@ def _no_constant(name: str) -> Any:
 
 
 def shape_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> str | None:
-    """Why a decoded JSON value may not be used, naming where (``$.a[0].b: ...``), or None. Iterative (no recursion)."""
+    """Why a decoded JSON value may not be used, naming where (``$.a[0].b: ...``), or None. Iterative (no recursion).
+
+    A quick pass (``_plainly_fine``) clears the common case; anything it does not clear gets the walk that names
+    the place, so the answer is the walk's in every case."""
+    if _plainly_fine(value, max_depth):
+        return None
+    return _walk(value, max_depth)
+
+
+_SCALARS = (int, float, bool, type(None))
+
+
+def _plainly_fine(value: Any, max_depth: int) -> bool:
+    """True only if ``_walk`` finds nothing: every container nests less than ``max_depth`` deep, no string or key holds
+    a surrogate, and every value is exactly a dict, list, str, int, float, bool or None (anything else, or a
+    non-str key: False, and the walk decides). One pass per nesting level, no paths built."""
+    level = [value]
+    depth = 0
+    while level:
+        containers = []
+        for item in level:
+            kind = type(item)
+            if kind is str:
+                if not item.isascii() and _SURROGATE.search(item):
+                    return False
+            elif kind is dict or kind is list:
+                if depth >= max_depth:
+                    return False
+                if kind is dict:
+                    for k in item:
+                        if type(k) is not str or (not k.isascii() and _SURROGATE.search(k)):
+                            return False
+                    containers.extend(item.values())
+                else:
+                    containers.extend(item)
+            elif kind not in _SCALARS:
+                return False
+        level = containers
+        depth += 1
+    return True
+
+
+def _walk(value: Any, max_depth: int) -> str | None:
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         item, path = stack.pop()

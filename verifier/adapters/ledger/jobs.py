@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from verifier.adapters.ledger.claims import claim_clauses
-from verifier.adapters.ledger.ledger import Ledger
+from verifier.adapters.ledger.ledger import Ledger, insert_rows
 from verifier.adapters.ledger.rows import LedgerCorruptionError, encode_id
 
 JSON = dict[str, Any]
@@ -58,6 +58,7 @@ class Item:
     job_status: str | None = None
     reasons: tuple[str, ...] = ()
     error: str | None = None
+    stored: dict[str, str] = field(default_factory=dict)  # more evidence the ledger already holds: name -> sha256
 
 
 def owner_tag() -> str:
@@ -202,24 +203,30 @@ class JobStore:
                 new_id = None
                 verdict = item.new_verdict
                 if verdict is not None:
-                    new_id = self.ledger.save(verdict, item.evidence, submitted_by=submitted_by)
+                    new_id = self.ledger.save(
+                        verdict, item.evidence, submitted_by=submitted_by, stored_evidence=item.stored
+                    )
                     verdict = {**verdict, "id": new_id}
-                self.db.table("job_items").insert(
-                    {
-                        "job_id": job_id,
-                        "verdict_id": item.verdict_id,
-                        "new_verdict_id": new_id,
-                        "done_at": self.ledger.now(),
-                        "old_status": item.old_status,
-                        "captured_at": item.captured_at,
-                        "captured_status": item.captured_status,
-                        "job_at": item.job_at,
-                        "job_status": item.job_status,
-                        "reasons_json": json.dumps(list(item.reasons)),
-                        "error": item.error,
-                    }
+                insert_rows(
+                    self.db,
+                    "job_items",
+                    [
+                        {
+                            "job_id": job_id,
+                            "verdict_id": item.verdict_id,
+                            "new_verdict_id": new_id,
+                            "done_at": self.ledger.now(),
+                            "old_status": item.old_status,
+                            "captured_at": item.captured_at,
+                            "captured_status": item.captured_status,
+                            "job_at": item.job_at,
+                            "job_status": item.job_status,
+                            "reasons_json": json.dumps(list(item.reasons)),
+                            "error": item.error,
+                        }
+                    ],
                 )
-                committed.append(replace(item, new_verdict=verdict, evidence={}))
+                committed.append(replace(item, new_verdict=verdict, evidence={}, stored={}))
         return committed
 
     # --- reads -------------------------------------------------------------------------------

@@ -17,10 +17,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,31 @@ MAX_LIMIT = 500
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_TABLE = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def insert_rows(db: Database, table: str, rows: builtins.list[dict[str, Any]], *, ignore: bool = False) -> None:
+    """``INSERT`` rows that share their keys (plain column values: text, numbers, bytes, None) into ``table``: what
+    ``sqlite_utils``' ``insert_all`` does for an existing table, without its per-call schema look-ups."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    if not _TABLE.fullmatch(table) or not all(_TABLE.fullmatch(c) for c in columns):
+        raise ValueError(f"not a plain table or column name: {table!r} {columns!r}")
+    for row in rows:
+        if list(row) != columns:
+            raise ValueError(f"rows for {table} do not share their columns")
+        for value in row.values():
+            if value is not None and not isinstance(value, str | int | float | bytes):
+                raise TypeError(f"{table}: a column value must be text, a number, bytes or null, got {type(value)}")
+    sql = (
+        f"INSERT {'OR IGNORE ' if ignore else ''}INTO [{table}] ({', '.join(f'[{c}]' for c in columns)})"  # noqa: S608
+        f" VALUES ({', '.join('?' * len(columns))})"
+    )
+    db.conn.executemany(sql, [list(row.values()) for row in rows])
 
 
 SUMMARY_COLUMNS = ("id", "status", "model", "signer", "created_at", "verified_at", "trust_profile", "supersedes")
@@ -176,27 +202,45 @@ class Ledger:
         *,
         secrets: Iterable[str] = (),
         submitted_by: str | None = None,
+        stored_evidence: Mapping[str, str] | None = None,
     ) -> str:
         """Store a new verdict and its evidence bundle in one transaction; return the new id.
 
         ``verdict["id"]`` must be None: ids are assigned here. The caller's dict is not modified.
-        Raises ValueError for an unknown ``supersedes``, a bad evidence name, or any of ``secrets``
-        appearing in the verdict or the evidence; ``LedgerBusy`` when another writer holds the lock
-        past the busy timeout (nothing is written).
+        ``stored_evidence``: more evidence of this verdict that the ledger already holds, name -> sha256 of its
+        bytes (a re-verification keeps the evidence it read; its bytes need not travel back); each blob must exist.
+        Raises ValueError for an unknown ``supersedes``, a bad evidence name, a ``stored_evidence`` blob the ledger
+        does not hold, or any of ``secrets`` appearing in the verdict or the evidence (stored evidence cannot be
+        searched for secrets, so the two do not combine); ``LedgerBusy`` when another writer holds the lock past
+        the busy timeout (nothing is written).
         """
         check_new_verdict(verdict)
         for name, data in evidence.items():
             check_evidence_name(name)
             if not isinstance(data, bytes):
                 raise TypeError(f"evidence {name!r} must be bytes, got {type(data).__name__}")
+        known = dict(stored_evidence or {})
+        for name, sha in known.items():
+            check_evidence_name(name)
+            if name in evidence:
+                raise ValueError(f"evidence {name!r} is given both as bytes and as stored")
+            if not _SHA256_HEX.fullmatch(str(sha)):
+                raise ValueError(f"stored evidence {name!r}: expected a sha256 (64 lower-case hex digits), got {sha!r}")
+        secrets = tuple(secrets)
+        if known and secrets:
+            raise ValueError("stored evidence cannot be searched for secrets: pass its bytes")
         refuse_secrets(verdict, evidence, secrets)
         manifest = {name: hashlib.sha256(data).hexdigest() for name, data in evidence.items()}
+        manifest.update(known)
         evidence_sha = evidence_digest(manifest)
 
         supersedes = verdict.get("supersedes")
         with self._write():
             if supersedes is not None and not self._exists(supersedes):
                 raise ValueError(f"supersedes: no verdict with id {supersedes!r}")
+            for name, sha in known.items():
+                if self.db.execute("SELECT 1 FROM evidence WHERE sha256 = ?", [sha]).fetchone() is None:
+                    raise ValueError(f"stored evidence {name!r}: the ledger holds no blob {sha}")
             now = self._clock()
             verdict_id, previous_link = self._next_id(now)
             stored = {**verdict, "id": verdict_id}
@@ -214,17 +258,20 @@ class Ledger:
                     submitted_by=column_text(submitted_by),
                 ),
             )
-            self.db.table("verdicts").insert(row)
-            self.db.table("checks").insert_all(check_rows(stored))
+            insert_rows(self.db, "verdicts", [row])
+            insert_rows(self.db, "checks", list(check_rows(stored)))
             for name, data in evidence.items():
                 sha = manifest[name]
                 if self.db.execute("SELECT 1 FROM evidence WHERE sha256 = ?", [sha]).fetchone() is None:  # stored once:
-                    self.db.table(
-                        "evidence"
-                    ).insert(  # compressed only when new (re-verifications share their evidence)
-                        {"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}, ignore=True
+                    insert_rows(  # compressed only when new (re-verifications share their evidence)
+                        self.db,
+                        "evidence",
+                        [{"sha256": sha, "size": len(data), "encoding": "zlib", "data": zlib.compress(data)}],
+                        ignore=True,
                     )
-                self.db.table("verdict_evidence").insert({"verdict_id": verdict_id, "name": name, "sha256": sha})
+            links = [{"verdict_id": verdict_id, "name": name, "sha256": manifest[name]} for name in evidence]
+            links += [{"verdict_id": verdict_id, "name": name, "sha256": sha} for name, sha in known.items()]
+            insert_rows(self.db, "verdict_evidence", links)
             attestation = attestation_row(stored, evidence)
             if attestation is not None:
                 self.db.table("attestations").insert({k: column_text(v) for k, v in attestation.items()})
@@ -283,12 +330,21 @@ class Ledger:
             submitted_by is not None and self.get(verdict_id, submitted_by=submitted_by) is None
         ):
             raise KeyError(verdict_id)
+        return {name: data for name, (_, data) in self.evidence_with_digests(verdict_id).items()}
+
+    def evidence_with_digests(self, verdict_id: str) -> dict[str, tuple[str, bytes]]:
+        """The verdict's evidence as name -> (sha256, bytes), each file checked against its sha256; KeyError if
+        no such verdict."""
+        if not self._exists(verdict_id):
+            raise KeyError(verdict_id)
         rows = self.db.execute(
             "SELECT ve.name, e.sha256, e.size, e.encoding, e.data FROM verdict_evidence ve"
             " JOIN evidence e ON e.sha256 = ve.sha256 WHERE ve.verdict_id = ? ORDER BY ve.name",
             [verdict_id],
         ).fetchall()
-        return {name: unpack(verdict_id, name, sha, size, encoding, blob) for name, sha, size, encoding, blob in rows}
+        return {
+            name: (sha, unpack(verdict_id, name, sha, size, encoding, blob)) for name, sha, size, encoding, blob in rows
+        }
 
     def list(
         self,
