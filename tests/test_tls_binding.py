@@ -397,7 +397,11 @@ def test_a_reappraisal_never_upgrades_an_observer_check_but_may_downgrade_it() -
     assert (held[0].status, held[0].reason) == (Status.FAIL, "tls_peer_not_attested") and held[1] == now[1]
     unjudged = no_upgrade(now, {"tls.binds_peer": row(Status.SKIPPED, "blocked")}, prior_id=None)
     assert (unjudged[0].status, unjudged[0].reason) == (Status.INDETERMINATE, "observation_not_upgraded")
-    other = no_upgrade(now, {"tdx.quote": row(Status.FAIL, "x", check_id="tdx.quote")}, prior_id=None)
+    other = no_upgrade(
+        now,
+        {"tls.binds_peer": row(Status.PASS), "tdx.quote": row(Status.FAIL, "x", check_id="tdx.quote")},
+        prior_id=None,
+    )
     assert other == now  # only observer checks are held
     down = (row(Status.INDETERMINATE, "tls_peer_mismatch_replica"),)
     assert no_upgrade(down, {"tls.binds_peer": row(Status.PASS)}, prior_id=None) == down

@@ -6,8 +6,9 @@ Re-appraising the bundle later (``reverify``, a job, ``verify-bundle --prior``) 
 record, so its result may be no better than the one the verdict it re-checks reached: a recorded ``fail``,
 ``indeterminate`` or ``skipped`` stays what it was (status and reason), with a message saying why; one the live
 appraisal never judged (``policy_off``, ``blocked``) becomes ``indeterminate`` ``observation_not_upgraded`` — a
-re-appraisal cannot be the first to pass an observation. A downgrade (a recorded pass the recomputation no longer
-reaches) is kept: it can only make the verdict stricter.
+re-appraisal cannot be the first to pass an observation. So does one the recorded verdict has no row for at all (a
+verdict recorded before the check existed, or a prior with no check rows): nothing live ever judged it. A downgrade
+(a recorded pass the recomputation no longer reaches) is kept: it can only make the verdict stricter.
 """
 
 from __future__ import annotations
@@ -24,25 +25,32 @@ def no_upgrade(
     results: Iterable[CheckResult], prior: Mapping[str, CheckResult] | None, *, prior_id: str | None
 ) -> tuple[CheckResult, ...]:
     """``results`` with every observer check that now passes but did not pass in ``prior`` held at its prior row."""
-    if not prior:
+    if prior is None:
         return tuple(results)
     out = []
     for r in results:
         before = prior.get(r.id)
-        if r.id in OBSERVED and r.status is Status.PASS and before is not None and before.status is not Status.PASS:
+        if r.id in OBSERVED and r.status is Status.PASS and (before is None or before.status is not Status.PASS):
             source = f"verdict {prior_id}" if prior_id else "the prior verdict"
-            unjudged = before.status is Status.SKIPPED and before.reason in ("policy_off", "blocked")
+            if before is None or (before.status is Status.SKIPPED and before.reason in ("policy_off", "blocked")):
+                status, reason = Status.INDETERMINATE, "observation_not_upgraded"  # never judged live
+            else:
+                status, reason = before.status, before.reason or "observation_not_upgraded"
+            recorded = "no result for it" if before is None else f"{before.status} ({before.reason})"
             r = CheckResult(
                 id=r.id,
-                status=Status.INDETERMINATE if unjudged else before.status,
+                status=status,
                 severity=r.severity,
-                reason="observation_not_upgraded" if unjudged else before.reason or "observation_not_upgraded",
+                reason=reason,
                 message=(
-                    f"not upgraded: {source} recorded {before.status} ({before.reason}); a re-appraisal recomputes "
+                    f"not upgraded: {source} recorded {recorded}; a re-appraisal recomputes "
                     "this check from unauthenticated observer data (tls.json) and may not turn that into a pass "
                     f"(recomputed: {r.message})"
                 ),
-                details={"recomputed": "pass", "prior": {"status": str(before.status), "reason": before.reason}},
+                details={
+                    "recomputed": "pass",
+                    "prior": None if before is None else {"status": str(before.status), "reason": before.reason},
+                },
             )
         out.append(r)
     return tuple(out)

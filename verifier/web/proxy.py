@@ -277,28 +277,42 @@ async def _relay(
         resp.content_length = up.content_length
     await resp.prepare(request)
     chunks: list[bytes] = []
-    size, client_gone = 0, False
-    async for chunk in up.content.iter_any():
-        size += len(chunk)
-        if size <= MAX_RESPONSE_BYTES:
-            chunks.append(chunk)
-        if not client_gone:
-            try:
-                await resp.write(chunk)
-            except (ConnectionError, RuntimeError):
-                client_gone = True  # keep reading: the completion was generated, and it is verified all the same
-    if size > MAX_RESPONSE_BYTES:
+    size, client_gone, cut = 0, False, None
+    try:
+        async for chunk in up.content.iter_any():
+            size += len(chunk)
+            if size <= MAX_RESPONSE_BYTES:
+                chunks.append(chunk)
+            if not client_gone:
+                try:
+                    await resp.write(chunk)
+                except (ConnectionError, RuntimeError):
+                    client_gone = True  # keep reading: the completion was generated, and it is verified all the same
+    except (aiohttp.ClientError, TimeoutError) as exc:  # the gateway reset or stalled mid-stream: the headers are sent
+        cut = type(exc).__name__
+    if cut is not None:
+        work = _refuse(
+            f"the gateway's stream was cut ({cut}) after {size} bytes: relayed in part, not verified",
+            reason="upstream_unavailable",
+        )
+    elif size > MAX_RESPONSE_BYTES:
         work = _refuse(f"the response is larger than {MAX_RESPONSE_BYTES} bytes: relayed, not captured, not verified")
     else:
         work = _verify(request, _with_response(exchange, b"".join(chunks)), api_key, owner)
     request[SLOT].hand_to(request.app[PENDING].start(ticket, owner, request[CHANNEL].releasing_after(work)))
-    if not client_gone:
+    if cut is not None:
+        # never a clean end for a truncated stream (and never a second answer after these headers): the client sees
+        # the connection close before the last chunk, and the ticket names why
+        resp.force_close()
+        if request.transport is not None:
+            request.transport.close()
+    elif not client_gone:
         await resp.write_eof()
     return resp
 
 
-async def _refuse(message: str) -> dict[str, Any]:
-    raise Indeterminate(message, reason="upstream_garbled")
+async def _refuse(message: str, reason: str = "upstream_garbled") -> dict[str, Any]:
+    raise Indeterminate(message, reason=reason)
 
 
 async def models(request: web.Request) -> web.Response:
