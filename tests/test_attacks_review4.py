@@ -100,12 +100,6 @@ def test_verify_bundle_prior_without_a_binding_row_does_not_pass_a_forged_tls_js
 # ------------------------------------------------------------------- headers.json is observer data too (model.served)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: headers.json (x-model-used, x-fallback-*) is unauthenticated observer data like tls.json, but "
-    "model.served (required) is not an observer check: verify-bundle --prior / reverify / jobs recompute it from an "
-    "edited headers.json and upgrade a recorded model_fallback fail to pass (overall fail -> pass)",
-)
 def test_an_edited_headers_json_cannot_upgrade_a_recorded_model_fallback(tmp_path: Path) -> None:
     at, bundle = recorded(tmp_path)
     assert bundle.headers is not None
@@ -289,3 +283,20 @@ def test_no_source_outside_the_simulator_switches_tls_verification_off() -> None
         if weakening.search(line)
     ]
     assert hits == []
+
+
+def test_a_model_served_pass_from_the_signed_body_alone_is_not_held_over_a_verdict_without_the_check() -> None:
+    """A verdict recorded before model.served existed (no row) and a bundle without headers.json: the recomputed pass
+    rests on no observer data, so a re-verification keeps it (no observation_not_upgraded for old ledgers)."""
+    from verifier.core.model import CheckResult, Severity, Status
+    from verifier.engine.ceiling import no_upgrade
+
+    body_only = CheckResult("model.served", Status.PASS, Severity.REQUIRED, None, "m", {"observed": False})
+    with_headers = CheckResult("model.served", Status.PASS, Severity.REQUIRED, None, "m", {"observed": True})
+    failed = CheckResult("model.served", Status.FAIL, Severity.REQUIRED, "model_fallback", "m", {})
+    assert no_upgrade([body_only], {}, prior_id="v")[0].status is Status.PASS
+    held = no_upgrade([with_headers], {}, prior_id="v")[0]
+    assert (held.status, held.reason) == (Status.INDETERMINATE, "observation_not_upgraded")
+    # a recorded fail is held whatever the recomputation rests on (edited or removed headers.json)
+    kept = no_upgrade([body_only], {"model.served": failed}, prior_id="v")[0]
+    assert (kept.status, kept.reason) == (Status.FAIL, "model_fallback")

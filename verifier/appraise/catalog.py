@@ -150,5 +150,5 @@ REASONS: dict[str, str] = {
     "tls_gateway_not_verified": "NEAR two-layer report signed by a model key: the gateway that terminates TLS is "
     "not among the attestations verified for this signer",
     "observation_not_upgraded": "a re-appraisal may not turn an observer check's recorded non-pass into a pass "
-    "(its evidence, e.g. tls.json, is unauthenticated)",
+    "(its evidence, tls.json or headers.json, is unauthenticated)",
 }

@@ -7,8 +7,9 @@
   too (``rests_on`` adds checks its meaning depends on without blocking it, e.g. ``report.signer`` for the
   report_data bindings: a binding of an unattested key proves nothing about the response);
 - the reuse requirement: checks declared ``reuse=True`` must all pass before an attestation may be reused;
-- observer checks (``observed=True``) judge what this verifier saw at capture time (the live TLS peer), which
-  nothing in the bundle authenticates: a re-appraisal never upgrades their recorded result (``engine.ceiling``).
+- observer checks (``observed=True``) judge what this verifier saw at capture time (the live TLS peer, the
+  response headers), which nothing in the bundle authenticates: a re-appraisal never upgrades their recorded
+  result (``engine.ceiling``).
 Check ids are stable public names (README); the README's table is generated from this registry.
 """
 

@@ -1,4 +1,4 @@
-"""A re-appraisal never upgrades an observer check (registry ``observed=True``, e.g. ``tls.binds_peer``).
+"""A re-appraisal never upgrades an observer check (registry ``observed=True``: ``tls.binds_peer``, ``model.served``).
 
 An observer check judges what the verifier saw at capture time (the TLS peer of a live connection), recorded in
 the bundle as observer data that nothing authenticates (``tls.json``): editing it is as easy as editing a text file.
@@ -7,7 +7,9 @@ record, so its result may be no better than the one the verdict it re-checks rea
 ``indeterminate`` or ``skipped`` stays what it was (status and reason), with a message saying why; one the live
 appraisal never judged (``policy_off``, ``blocked``) becomes ``indeterminate`` ``observation_not_upgraded`` — a
 re-appraisal cannot be the first to pass an observation. So does one the recorded verdict has no row for at all (a
-verdict recorded before the check existed, or a prior with no check rows): nothing live ever judged it. A downgrade
+verdict recorded before the check existed, or a prior with no check rows): nothing live ever judged it — unless
+the recomputed pass says it rests on no observer data (``details.observed`` false: ``model.served`` with no
+recorded headers judges the signed body alone); a recorded non-pass is held either way. A downgrade
 (a recorded pass the recomputation no longer reaches) is kept: it can only make the verdict stricter.
 """
 
@@ -30,6 +32,10 @@ def no_upgrade(
     out = []
     for r in results:
         before = prior.get(r.id)
+        unobserved = r.details.get("observed") is False  # this pass rests on no observer data at all
+        if before is None and unobserved:
+            out.append(r)  # e.g. model.served from the signed body alone, for a verdict recorded before the check
+            continue
         if r.id in OBSERVED and r.status is Status.PASS and (before is None or before.status is not Status.PASS):
             source = f"verdict {prior_id}" if prior_id else "the prior verdict"
             if before is None or (before.status is Status.SKIPPED and before.reason in ("policy_off", "blocked")):
@@ -44,7 +50,8 @@ def no_upgrade(
                 reason=reason,
                 message=(
                     f"not upgraded: {source} recorded {recorded}; a re-appraisal recomputes "
-                    "this check from unauthenticated observer data (tls.json) and may not turn that into a pass "
+                    "this check from unauthenticated observer data (tls.json, headers.json) and may not turn that "
+                    "into a pass "
                     f"(recomputed: {r.message})"
                 ),
                 details={
