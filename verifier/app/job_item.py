@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from verifier.adapters.ledger.jobs import Item
-from verifier.app.records import _without_bodies
+from verifier.app.records import without_bodies
 from verifier.evidence.bundle import Bundle
 
 JSON = dict[str, Any]
@@ -66,7 +66,7 @@ def superseding_item(
     }
     kept = now[1]
     if retain_bodies == "hashes":
-        verdict, kept = _without_bodies(verdict, kept)
+        verdict, kept = without_bodies(verdict, kept)
     verdict["id"] = None
     files, known = kept.files(), {}
     if stored:

@@ -177,7 +177,7 @@ def shaped(evaluation: Evaluation, *, secrets: tuple[str, ...], retain_bodies: s
             }
         )
     if retain_bodies == "hashes":
-        verdict, bundle = _without_bodies(verdict, bundle)
+        verdict, bundle = without_bodies(verdict, bundle)
     return verdict, bundle
 
 
@@ -269,7 +269,7 @@ def _redact(verdict: JSON, bundle: Bundle, secrets: tuple[str, ...]) -> tuple[JS
     return verdict, bundle, found
 
 
-def _without_bodies(verdict: JSON, bundle: Bundle) -> tuple[JSON, Bundle]:
+def without_bodies(verdict: JSON, bundle: Bundle) -> tuple[JSON, Bundle]:
     """``retain_bodies = hashes``: the bundle keeps the sha256 of the request/response bytes, not the bytes."""
     digests = {
         part: hashlib.sha256(body).hexdigest() if body is not None else None
