@@ -252,3 +252,18 @@ async def test_the_call_budget_stays_the_relays_with_workers(aiohttp_server: Any
         "upstream_budget_exhausted",
     )
     assert len(env.seen) == calls + 1  # the completion only: no signature or report call
+
+
+def test_a_result_that_does_not_pickle_still_answers_its_job() -> None:
+    import pickle
+
+    from verifier.app.verify_worker import result_frame
+
+    deep: list[Any] = []
+    for _ in range(200_000):  # deeper than pickle's recursion limit
+        deep = [deep]
+    for unsendable in ((lambda: None), deep):
+        data = result_frame(7, ("done", 7, {"v": unsendable}, None))
+        kind, jid, error = pickle.loads(data[8:])
+        assert (kind, jid) == ("internal", 7) and error in ("PicklingError", "AttributeError", "RecursionError")
+    assert pickle.loads(result_frame(8, ("done", 8, {"v": 1}, None))[8:]) == ("done", 8, {"v": 1}, None)

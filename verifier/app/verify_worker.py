@@ -178,6 +178,16 @@ class _LedgerReader:
         self._thread.shutdown(wait=False)
 
 
+def result_frame(jid: int, message: tuple[Any, ...]) -> bytes:
+    """The frame answering job ``jid``; one naming the error class when ``message`` does not pickle (a verdict too
+    deep for pickle, an object that cannot be sent), so every job is answered and none waits forever."""
+    try:
+        return frame(message)
+    except Exception as exc:
+        log.error("verification job %d: its result cannot be sent: %s", jid, type(exc).__name__)
+        return frame(("internal", jid, type(exc).__name__))
+
+
 async def _serve(channel: socket.socket, budget: socket.socket, config: WorkerConfig) -> None:
     from verifier.app.records import shaped
 
@@ -249,7 +259,7 @@ async def _serve(channel: socket.socket, budget: socket.socket, config: WorkerCo
             finally:
                 tasks.pop(jid, None)
             with contextlib.suppress(ConnectionError, RuntimeError):
-                writer.write(frame(message))
+                writer.write(result_frame(jid, message))
                 await writer.drain()
 
         writer.write(frame(("ready", os.getpid())))
