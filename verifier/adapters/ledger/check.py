@@ -38,7 +38,7 @@ from verifier.adapters.ledger.rows import (
     evidence_digest,
     verdict_row,
 )
-from verifier.adapters.ledger.schema import APPEND_ONLY_TABLES, MIGRATIONS, claims_select, expected_triggers
+from verifier.adapters.ledger.schema import APPEND_ONLY_TABLES, MIGRATIONS, claims_select
 from verifier.adapters.ledger.tlog_check import check_tlog
 from verifier.core.checkpoint import NoteVerifier
 from verifier.core.verdict import MalformedVerdict, Verdict
@@ -138,12 +138,18 @@ def _guarded(report: CheckReport, part: str, run: Callable[[], T], default: T) -
 
 
 @cache
-def _expected_tables() -> dict[str, str]:
-    """Each ledger table's SQL as the migrations leave it (applied to an empty database)."""
+def _migrated_schema() -> dict[str, dict[str, str]]:
+    """Each table's and trigger's SQL (white space folded) as the migrations leave an empty database, by type."""
     db = Database(memory=True)
     MIGRATIONS.apply(db)
-    rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
-    return {name: " ".join(sql.split()) for name, sql in rows if name in APPEND_ONLY_TABLES}
+    out: dict[str, dict[str, str]] = {"table": {}, "trigger": {}}
+    for kind, name, sql in db.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'trigger')"):
+        out[kind][name] = " ".join(sql.split())
+    return out
+
+
+def _expected_tables() -> dict[str, str]:
+    return {name: sql for name, sql in _migrated_schema()["table"].items() if name in APPEND_ONLY_TABLES}
 
 
 def _check_tables(ledger: Ledger) -> list[str]:
@@ -163,12 +169,13 @@ def _check_tables(ledger: Ledger) -> list[str]:
 def _check_triggers(ledger: Ledger) -> list[str]:
     problems = []
     stored = dict(ledger.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall())
-    for name, sql in sorted(expected_triggers().items()):
+    expected = _migrated_schema()["trigger"]
+    for name, sql in sorted(expected.items()):
         if name not in stored:
             problems.append(f"trigger {name} is missing: that table can be edited in place")
-        elif " ".join(str(stored[name]).split()) != " ".join(sql.split()):
+        elif " ".join(str(stored[name]).split()) != sql:
             problems.append(f"trigger {name} is not the one the migrations create: that table may be editable")
-    for name in sorted(set(stored) - set(expected_triggers())):
+    for name in sorted(set(stored) - set(expected)):
         problems.append(f"trigger {name} is not one the migrations create (a ledger write may run it)")
     return problems
 

@@ -91,15 +91,6 @@ def _append_only_triggers(table: str) -> tuple[str, ...]:
     )
 
 
-def expected_triggers() -> dict[str, str]:
-    """Every trigger the migrations create, by name, with its exact SQL (``ledger check`` compares both: a no-op
-    trigger under the right name would leave its table editable)."""
-    statements = [sql for t in APPEND_ONLY_TABLES for sql in _append_only_triggers(t)]
-    statements.append(_CLAIMS_TRIGGER_0004)
-    statements += [_no_replace_trigger(t, key) for t, key in _KEYS_0007.items()]
-    return {sql.split()[2]: sql for sql in statements}
-
-
 @MIGRATIONS(name="0002_append_only_keys_chain")
 def _m0002_append_only_keys_chain(db: Database) -> None:
     for statement in _SCHEMA_0002:
